@@ -1,0 +1,59 @@
+#include "core/config/parameters.h"
+
+#include <array>
+
+namespace postgate::config {
+namespace {
+
+using K = ValueKind;
+
+// Computed defaults (myhostname, config_directory) are filled in by MainCf.
+constexpr std::array kParameters = {
+    // Identity, as in Postfix.
+    ParameterSpec{"mail_name", "Postgate", K::kString},
+    ParameterSpec{"myhostname", "", K::kString},
+    ParameterSpec{"mydomain", "", K::kString},
+    ParameterSpec{"myorigin", "$myhostname", K::kString},
+    ParameterSpec{"mydestination", "$myhostname, localhost.$mydomain, localhost", K::kList},
+    ParameterSpec{"mynetworks", "127.0.0.0/8 [::1]/128", K::kList},
+    ParameterSpec{"inet_interfaces", "all", K::kList},
+    ParameterSpec{"inet_protocols", "all", K::kList},
+    ParameterSpec{"config_directory", "", K::kString},
+    ParameterSpec{"smtpd_banner", "$myhostname ESMTP $mail_name", K::kString},
+    // Limits, as in Postfix.
+    ParameterSpec{"message_size_limit", "10240000", K::kInteger},
+    ParameterSpec{"mailbox_size_limit", "51200000", K::kInteger},
+    ParameterSpec{"line_length_limit", "2048", K::kInteger},
+    ParameterSpec{"smtpd_recipient_limit", "1000", K::kInteger},
+    ParameterSpec{"smtpd_timeout", "300s", K::kTime, 's'},
+    ParameterSpec{"local_destination_concurrency_limit", "2", K::kInteger},
+    // Addressing and delivery, as in Postfix.
+    ParameterSpec{"recipient_delimiter", "", K::kString},
+    ParameterSpec{"alias_maps", "", K::kList},
+    ParameterSpec{"defer_transports", "", K::kList},
+    // Postgate's own: what Postfix keeps in master.cf, in the passwd file, or lacks.
+    ParameterSpec{"postgate_local_users", "", K::kList},
+    ParameterSpec{"postgate_data_directory", "var", K::kString},
+    ParameterSpec{"postgate_mailbox_format", "maildir", K::kString},
+    ParameterSpec{"postgate_smtpd_port", "25", K::kInteger},
+    ParameterSpec{"postgate_queue_listen", "127.0.0.1:50051", K::kString},
+    ParameterSpec{"postgate_queue_address", "$postgate_queue_listen", K::kString},
+    ParameterSpec{"postgate_queue_timeout", "30s", K::kTime, 's'},
+    ParameterSpec{"postgate_smtpd_metrics_listen", "127.0.0.1:9101", K::kString},
+    ParameterSpec{"postgate_queue_metrics_listen", "127.0.0.1:9102", K::kString},
+    ParameterSpec{"postgate_smtpd_threads", "0", K::kInteger},
+    ParameterSpec{"postgate_done_retention", "7d", K::kTime, 'd'},
+};
+
+}  // namespace
+
+std::span<const ParameterSpec> KnownParameters() { return kParameters; }
+
+const ParameterSpec* FindParameter(absl::string_view name) {
+  for (const ParameterSpec& spec : kParameters) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+}  // namespace postgate::config

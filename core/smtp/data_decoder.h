@@ -1,0 +1,35 @@
+// Decodes the DATA phase (RFC 5321 §4.1.1.4, §4.5.2): removes dot-stuffing, turns CRLF into the
+// LF line ends the queue stores, and finds the end of the message. The end is only CRLF "." CRLF
+// (or "." CRLF as the very first line): "\n.\n", "\r.\r", "\n.\r\n" and "\r\n.\n" are content,
+// so one message can never smuggle a second one past a stricter peer. A bare LF or bare CR is
+// kept as content and does not start a line for dot-unstuffing.
+// Pure and incremental: feed any split of the input; state is a few bytes.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include "absl/strings/string_view.h"
+
+namespace postgate::smtp {
+
+class DataDecoder {
+ public:
+  // Appends decoded content to *out and returns how many bytes of `input` were used. Stops right
+  // after the end-of-data line, so bytes a client pipelined after it stay with the caller.
+  size_t Decode(absl::string_view input, std::string* out);
+
+  bool done() const { return state_ == State::kDone; }
+
+ private:
+  enum class State {
+    kLineStart,  // Start of the message or just after CRLF.
+    kMidLine,
+    kCr,         // Saw CR in a line; not yet known whether CRLF follows.
+    kDot,        // Saw "." at a line start.
+    kDotCr,      // Saw "." CR at a line start.
+    kDone,
+  };
+  State state_ = State::kLineStart;
+};
+
+}  // namespace postgate::smtp

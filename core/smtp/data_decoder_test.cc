@@ -1,0 +1,77 @@
+#include "core/smtp/data_decoder.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace postgate::smtp {
+namespace {
+
+struct Decoded {
+  std::string content;
+  bool done = false;
+  size_t consumed = 0;
+};
+
+// Feeds `input` `step` bytes at a time, the way a socket may split it.
+Decoded DecodeInSteps(absl::string_view input, size_t step) {
+  DataDecoder decoder;
+  Decoded result;
+  for (size_t i = 0; i < input.size() && !decoder.done(); i += step) {
+    absl::string_view piece = input.substr(i, step);
+    size_t used = decoder.Decode(piece, &result.content);
+    result.consumed += used;
+    if (used < piece.size()) break;
+  }
+  result.done = decoder.done();
+  return result;
+}
+
+class DataDecoderTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(DataDecoderTest, ReferenceMessage) {
+  Decoded d = DecodeInSteps("MOREAU--THOMAS, MARY, alphacassiopeabetagruis, 169\r\n.\r\nQUIT\r\n",
+                            GetParam());
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.content, "MOREAU--THOMAS, MARY, alphacassiopeabetagruis, 169\n");
+  EXPECT_EQ(d.consumed, 55u);  // Stops before the pipelined QUIT.
+}
+
+TEST_P(DataDecoderTest, DotUnstuffing) {
+  Decoded d = DecodeInSteps("..leading\r\n...\r\n.x\r\nend.\r\n.\r\n", GetParam());
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.content, ".leading\n..\nx\nend.\n");
+}
+
+TEST_P(DataDecoderTest, EmptyMessage) {
+  Decoded d = DecodeInSteps(".\r\n", GetParam());
+  EXPECT_TRUE(d.done);
+  EXPECT_EQ(d.content, "");
+}
+
+TEST_P(DataDecoderTest, OnlyCrLfDotCrLfEndsTheMessage) {
+  // Each of these must stay content; the real end comes after.
+  for (absl::string_view fake : {"a\n.\nb", "a\r.\rb", "a\n.\r\nb", "a\r\n.\nb", "a\r.\r\nb"}) {
+    std::string input = std::string(fake) + "\r\n.\r\n";
+    Decoded d = DecodeInSteps(input, GetParam());
+    EXPECT_TRUE(d.done) << fake;
+    EXPECT_EQ(d.consumed, input.size()) << fake;
+    EXPECT_NE(d.content.find('b'), std::string::npos) << fake;
+  }
+}
+
+TEST_P(DataDecoderTest, BareCrAndLfAreKept) {
+  Decoded d = DecodeInSteps("a\rb\nc\r\r\nd\r\n.\r\n", GetParam());
+  EXPECT_EQ(d.content, "a\rb\nc\r\nd\n");
+}
+
+TEST_P(DataDecoderTest, NotDoneWithoutTerminator) {
+  Decoded d = DecodeInSteps("line\r\n.", GetParam());
+  EXPECT_FALSE(d.done);
+  EXPECT_EQ(d.content, "line\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Splits, DataDecoderTest, ::testing::Values(1, 2, 3, 5, 1024));
+
+}  // namespace
+}  // namespace postgate::smtp

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Postgate needs to build, run and test, skipping what is present.
+# Usage: scripts/deps.sh [build|test]   (test = build + the real SMTP/gRPC/Prometheus peers the tests use)
+set -euo pipefail
+
+build_pkgs=(
+  cmake ninja-build g++ pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libasio-dev libssl-dev
+  librocksdb-dev libspdlog-dev libfmt-dev libcli11-dev
+  openssl netcat-openbsd
+)
+test_pkgs=(
+  python3 python3-grpcio python3-protobuf
+  swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus
+)
+
+want=("${build_pkgs[@]}")
+[ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "postgate: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+# --no-install-recommends: mail tools recommend default-mta (exim4), which would fight any Postfix here.
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
