@@ -70,10 +70,8 @@ absl::StatusOr<MainCf> MainCf::Parse(absl::string_view text, std::string filenam
   }
   cf.values_["myhostname"].raw = system_hostname;
   cf.values_["mydomain"].raw = DefaultDomain(system_hostname);
-  cf.values_["config_directory"].raw =
-      std::filesystem::path(filename).parent_path().string().empty()
-          ? "."
-          : std::filesystem::path(filename).parent_path().string();
+  cf.values_["config_directory"].raw = std::filesystem::path(filename).parent_path().string();
+  if (cf.values_["config_directory"].raw.empty()) cf.values_["config_directory"].raw = ".";
 
   // Join continuation lines into logical lines, remembering where each began.
   struct Logical {
@@ -240,7 +238,10 @@ absl::StatusOr<MainCf> LoadMainCf(const std::string& path) {
   buffer << in.rdbuf();
   char host[256] = {};
   if (gethostname(host, sizeof(host) - 1) != 0) std::strcpy(host, "localhost");
-  return MainCf::Parse(buffer.str(), path, host);
+  // Absolute, so $config_directory/... stays valid whatever the working directory becomes.
+  std::error_code ignored;
+  std::string absolute = std::filesystem::absolute(path, ignored).lexically_normal().string();
+  return MainCf::Parse(buffer.str(), absolute.empty() ? path : absolute, host);
 }
 
 }  // namespace postgate::config

@@ -168,6 +168,7 @@ ParsedPath ParsePathArgument(absl::string_view argument, absl::string_view prefi
       result.error = PathError::kBadParameter;
       return result;
     }
+    parameter.text = std::string(word);
     parameter.keyword = absl::AsciiStrToUpper(keyword);
     if (eq != absl::string_view::npos) {
       parameter.value = std::string(word.substr(eq + 1));

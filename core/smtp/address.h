@@ -12,6 +12,7 @@
 namespace postgate::smtp {
 
 struct EsmtpParameter {
+  std::string text;     // As the client sent it, e.g. "body=9bit" (Postfix echoes it in errors).
   std::string keyword;  // Upper-cased.
   std::string value;    // "" when there was no "=".
   bool has_value = false;

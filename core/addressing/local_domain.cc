@@ -1,0 +1,61 @@
+#include "core/addressing/local_domain.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "core/smtp/address.h"
+
+namespace postgate::addressing {
+namespace {
+
+std::string NormalizeDomain(absl::string_view domain) {
+  std::string lower = absl::AsciiStrToLower(domain);
+  while (!lower.empty() && lower.back() == '.') lower.pop_back();
+  return lower;
+}
+
+}  // namespace
+
+LocalDomain::LocalDomain(const config::MainCf& cf, config::AliasTable aliases)
+    : aliases_(std::move(aliases)),
+      myorigin_(cf.Get("myorigin")),
+      delimiter_(cf.Get("recipient_delimiter")) {
+  for (const std::string& domain : cf.GetList("mydestination")) domains_.insert(NormalizeDomain(domain));
+  for (const std::string& user : cf.GetList("postgate_local_users")) {
+    users_.insert(absl::AsciiStrToLower(user));
+  }
+}
+
+std::string LocalDomain::Qualify(absl::string_view address) const {
+  if (address.empty()) return "";
+  if (!smtp::SplitMailbox(address).domain.empty()) return std::string(address);
+  return absl::StrCat(address, "@", myorigin_);
+}
+
+ClassifiedAddress LocalDomain::Classify(absl::string_view address) const {
+  smtp::MailboxParts parts = smtp::SplitMailbox(Qualify(address));
+  ClassifiedAddress result;
+  result.domain = NormalizeDomain(parts.domain);
+  result.local = domains_.contains(result.domain);
+  result.local_part = absl::AsciiStrToLower(parts.local_part);
+  result.routing_syntax =
+      result.local_part.find_first_of("%!@\"") != std::string::npos;
+  result.base = result.local_part;
+  if (!delimiter_.empty()) {
+    size_t split = result.local_part.find_first_of(delimiter_);
+    if (split != std::string::npos && split > 0) {
+      result.base = result.local_part.substr(0, split);
+      result.extension = result.local_part.substr(split + 1);
+    }
+  }
+  return result;
+}
+
+bool LocalDomain::IsKnownRecipient(const ClassifiedAddress& address) const {
+  if (!address.local || address.routing_syntax) return false;
+  for (const std::string* name : {&address.local_part, &address.base}) {
+    if (users_.contains(*name) || aliases_.Contains(*name)) return true;
+  }
+  return false;
+}
+
+}  // namespace postgate::addressing

@@ -1,0 +1,35 @@
+// Who may send where, Postfix's defaults for smtpd_relay_restrictions and local_recipient_maps:
+// clients in mynetworks may relay anywhere; every other client may only send to mydestination;
+// at mydestination only local users and aliases exist. Decisions only: each answer is a Verdict
+// carrying Postfix's reply; nothing here touches a socket. Thread-safe after construction.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/addressing/local_domain.h"
+#include "smtp-gateway/policy/network.h"
+#include "smtp-gateway/protocol/session_machine.h"
+
+namespace postgate::gateway::policy {
+
+class RelayPolicy {
+ public:
+  RelayPolicy(const addressing::LocalDomain& local_domain, NetworkList mynetworks)
+      : local_domain_(local_domain), mynetworks_(std::move(mynetworks)) {}
+
+  bool RelayPermitted(absl::string_view client_address) const;
+
+  // The Decider for one session from `client_address`.
+  std::unique_ptr<protocol::Decider> ForClient(absl::string_view client_address) const;
+
+  protocol::Verdict CheckRecipient(bool relay_permitted, const std::string& address) const;
+  protocol::Verdict Verify(const std::string& address) const;
+  std::string QualifySender(const std::string& address) const { return local_domain_.Qualify(address); }
+
+ private:
+  const addressing::LocalDomain& local_domain_;
+  NetworkList mynetworks_;
+};
+
+}  // namespace postgate::gateway::policy

@@ -1,0 +1,71 @@
+#include "smtp-gateway/policy/relay_policy.h"
+
+#include "gtest/gtest.h"
+
+namespace postgate::gateway::policy {
+namespace {
+
+class RelayPolicyTest : public ::testing::Test {
+ protected:
+  RelayPolicyTest()
+      : cf_(*config::MainCf::Parse("myhostname = mail169.com\nmydomain = mail169.com\n"
+                                   "mydestination = mail169.com, localhost.localdomain, localhost\n"
+                                   "recipient_delimiter = +\npostgate_local_users = foo bar\n",
+                                   "main.cf", "host")),
+        domain_(cf_, Aliases()),
+        policy_(domain_, *NetworkList::Parse({"127.0.0.0/8", "192.168.0.0/24"})) {}
+
+  static config::AliasTable Aliases() {
+    config::AliasTable aliases;
+    EXPECT_TRUE(aliases.Parse("postmaster: bar\n", "aliases").ok());
+    return aliases;
+  }
+
+  // The wire reply for a RCPT from `client`, or "accept <address>".
+  std::string Rcpt(const std::string& client, const std::string& address) {
+    protocol::Verdict verdict = policy_.ForClient(client)->CheckRecipient(address);
+    return verdict.accepted ? "accept " + verdict.address : verdict.reply.Format();
+  }
+
+  config::MainCf cf_;
+  addressing::LocalDomain domain_;
+  RelayPolicy policy_;
+};
+
+TEST_F(RelayPolicyTest, MynetworksMayRelayOthersMayNot) {
+  EXPECT_EQ(Rcpt("192.168.0.10", "x@example.org"), "accept x@example.org");
+  EXPECT_EQ(Rcpt("127.0.0.1", "x@example.org"), "accept x@example.org");
+  EXPECT_EQ(Rcpt("10.9.9.9", "x@example.org"), "554 5.7.1 <x@example.org>: Relay access denied\r\n");
+  EXPECT_EQ(Rcpt("10.9.9.9", "x@[127.0.0.1]"), "554 5.7.1 <x@[127.0.0.1]>: Relay access denied\r\n");
+}
+
+TEST_F(RelayPolicyTest, AnyClientReachesLocalUsers) {
+  EXPECT_EQ(Rcpt("10.9.9.9", "bar@mail169.com"), "accept bar@mail169.com");
+  EXPECT_EQ(Rcpt("10.9.9.9", "bar+tag@mail169.com"), "accept bar+tag@mail169.com");
+  EXPECT_EQ(Rcpt("10.9.9.9", "postmaster@localhost"), "accept postmaster@localhost");
+  EXPECT_EQ(Rcpt("10.9.9.9", "bar"), "accept bar@mail169.com");
+  EXPECT_EQ(Rcpt("10.9.9.9", "nobody@mail169.com"),
+            "550 5.1.1 <nobody@mail169.com>: Recipient address rejected: User unknown in local "
+            "recipient table\r\n");
+}
+
+TEST_F(RelayPolicyTest, RoutingTricksAtLocalDomainAreRelayAttempts) {
+  EXPECT_EQ(Rcpt("10.9.9.9", "bar%example.org@mail169.com"),
+            "554 5.7.1 <bar%example.org@mail169.com>: Relay access denied\r\n");
+  EXPECT_EQ(Rcpt("10.9.9.9", "example.org!bar@mail169.com"),
+            "554 5.7.1 <example.org!bar@mail169.com>: Relay access denied\r\n");
+  // From mynetworks they are not relayed either: there is no such local user.
+  EXPECT_EQ(Rcpt("127.0.0.1", "bar%example.org@mail169.com").substr(0, 9), "550 5.1.1");
+}
+
+TEST_F(RelayPolicyTest, SenderIsQualifiedAndVrfyChecksLocalUsers) {
+  auto decider = policy_.ForClient("10.9.9.9");
+  EXPECT_EQ(decider->CheckSender("foo").address, "foo@mail169.com");
+  EXPECT_EQ(decider->CheckSender("").address, "");
+  EXPECT_TRUE(decider->Verify("bar").accepted);
+  EXPECT_FALSE(decider->Verify("nosuch").accepted);
+  EXPECT_TRUE(decider->Verify("someone@example.org").accepted);
+}
+
+}  // namespace
+}  // namespace postgate::gateway::policy

@@ -1,0 +1,20 @@
+#include "smtp-gateway/protocol/received_header.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace postgate::gateway::protocol {
+
+std::string FormatReceivedHeader(const ReceivedFields& f) {
+  std::string header = absl::StrCat("Received: from ", f.helo.empty() ? f.client_hostname : f.helo,
+                                    " (", f.client_hostname, " [", f.client_address, "])\n",
+                                    "\tby ", f.by_hostname, " (", f.mail_name, ") with ", f.protocol,
+                                    " id ", f.queue_id);
+  if (f.recipients.size() == 1) {
+    absl::StrAppend(&header, "\n\tfor <", f.recipients.front(), ">; ", f.date, "\n");
+  } else {
+    absl::StrAppend(&header, ";\n\t", f.date, "\n");
+  }
+  return header;
+}
+
+}  // namespace postgate::gateway::protocol

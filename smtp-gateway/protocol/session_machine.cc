@@ -1,0 +1,205 @@
+#include "smtp-gateway/protocol/session_machine.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/smtp/address.h"
+
+namespace postgate::gateway::protocol {
+namespace {
+
+using smtp::Reply;
+
+Step Say(int code, absl::string_view enhanced, absl::string_view text) {
+  return Step{Reply::Make(code, enhanced, text), Action::kNone};
+}
+
+Step UnsupportedOption(const smtp::EsmtpParameter& parameter) {
+  return Say(555, "5.5.4", absl::StrCat("Unsupported option: ", parameter.text));
+}
+
+}  // namespace
+
+SessionMachine::SessionMachine(ProtocolLimits limits, Decider& decider)
+    : limits_(std::move(limits)), decider_(decider) {}
+
+Reply SessionMachine::Greeting() const { return Reply::Plain(220, limits_.banner); }
+
+void SessionMachine::ResetTransaction() {
+  in_transaction_ = false;
+  any_recipient_tried_ = false;
+  transaction_ = Transaction{};
+}
+
+Step SessionMachine::OnLine(const smtp::CommandLine& line) {
+  if (line.too_long) {
+    last_verb_ = smtp::Verb::kUnknown;
+    return Say(500, "5.5.2", "Error: line too long");
+  }
+  smtp::Command command = smtp::ParseCommand(line.text);
+  last_verb_ = command.verb;
+  switch (command.verb) {
+    case smtp::Verb::kHelo:
+      return OnHelo(command, false);
+    case smtp::Verb::kEhlo:
+      return OnHelo(command, true);
+    case smtp::Verb::kMail:
+      return OnMail(command);
+    case smtp::Verb::kRcpt:
+      return OnRcpt(command);
+    case smtp::Verb::kData:
+      return OnData(command);
+    case smtp::Verb::kRset:
+      if (!command.argument.empty()) return Say(501, "5.5.4", "Syntax: RSET");
+      ResetTransaction();
+      return Say(250, "2.0.0", "Ok");
+    case smtp::Verb::kNoop:
+      return Say(250, "2.0.0", "Ok");
+    case smtp::Verb::kQuit:
+      return Step{Reply::Make(221, "2.0.0", "Bye"), Action::kClose};
+    case smtp::Verb::kHelp:
+      return Step{Reply{214,
+                        {"2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY",
+                         "2.0.0 See RFC 5321; extensions are listed in the EHLO reply"}},
+                  Action::kNone};
+    case smtp::Verb::kVrfy:
+      return OnVrfy(command);
+    case smtp::Verb::kUnknown:
+      if (command.verb_text.empty()) return Say(500, "5.5.2", "Error: bad syntax");
+      return Say(500, "5.5.2", "Error: command not recognized");
+  }
+  return Say(500, "5.5.2", "Error: command not recognized");
+}
+
+Step SessionMachine::OnHelo(const smtp::Command& command, bool extended) {
+  if (command.argument.empty()) {
+    return Step{Reply::Plain(501, extended ? "Syntax: EHLO hostname" : "Syntax: HELO hostname"),
+                Action::kNone};
+  }
+  helo_ = std::string(command.argument);
+  esmtp_ = extended;
+  ResetTransaction();
+  if (!extended) return Step{Reply::Plain(250, limits_.hostname), Action::kNone};
+  Reply reply{250, {limits_.hostname, "PIPELINING"}};
+  reply.lines.push_back(limits_.message_size_limit > 0
+                            ? absl::StrCat("SIZE ", limits_.message_size_limit)
+                            : std::string("SIZE"));
+  reply.lines.insert(reply.lines.end(), {"VRFY", "ENHANCEDSTATUSCODES", "8BITMIME"});
+  return Step{std::move(reply), Action::kNone};
+}
+
+Step SessionMachine::OnMail(const smtp::Command& command) {
+  // Like Postfix with smtpd_helo_required = no, MAIL is accepted before HELO/EHLO.
+  if (in_transaction_) return Say(503, "5.5.1", "Error: nested MAIL command");
+  smtp::ParsedPath parsed = smtp::ParsePathArgument(command.argument, "FROM:");
+  switch (parsed.error) {
+    case smtp::PathError::kNone:
+      break;
+    case smtp::PathError::kMissingPrefix:
+      return Say(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+    case smtp::PathError::kBadAddress:
+    case smtp::PathError::kBadParameter:
+      return Say(501, "5.1.7", "Bad sender address syntax");
+  }
+  Transaction transaction;
+  for (const smtp::EsmtpParameter& parameter : parsed.path.parameters) {
+    if (parameter.keyword == "SIZE" && parameter.has_value) {
+      uint64_t size = 0;
+      if (!absl::SimpleAtoi(parameter.value, &size) || !absl::ascii_isdigit(parameter.value[0])) {
+        return Say(501, "5.5.4", "Bad message size syntax");
+      }
+      if (limits_.message_size_limit > 0 && size > limits_.message_size_limit) {
+        return Say(552, "5.3.4", "Message size exceeds fixed limit");
+      }
+      transaction.declared_size = size;
+    } else if (parameter.keyword == "BODY" && parameter.has_value) {
+      std::string body = absl::AsciiStrToUpper(parameter.value);
+      if (body == "7BIT") {
+        transaction.body_type = BodyType::k7Bit;
+      } else if (body == "8BITMIME") {
+        transaction.body_type = BodyType::k8BitMime;
+      } else {
+        return UnsupportedOption(parameter);
+      }
+    } else {
+      return UnsupportedOption(parameter);
+    }
+  }
+  Verdict verdict = decider_.CheckSender(parsed.path.address);
+  if (!verdict.accepted) return Step{verdict.reply, Action::kNone};
+  transaction.sender = verdict.address;
+  transaction_ = std::move(transaction);
+  in_transaction_ = true;
+  return Say(250, "2.1.0", "Ok");
+}
+
+Step SessionMachine::OnRcpt(const smtp::Command& command) {
+  if (!in_transaction_) return Say(503, "5.5.1", "Error: need MAIL command");
+  smtp::ParsedPath parsed = smtp::ParsePathArgument(command.argument, "TO:");
+  switch (parsed.error) {
+    case smtp::PathError::kNone:
+      break;
+    case smtp::PathError::kMissingPrefix:
+      return Say(501, "5.5.4", "Syntax: RCPT TO:<address>");
+    case smtp::PathError::kBadAddress:
+    case smtp::PathError::kBadParameter:
+      return Say(501, "5.1.3", "Bad recipient address syntax");
+  }
+  if (parsed.path.address.empty()) return Say(501, "5.1.3", "Bad recipient address syntax");
+  if (!parsed.path.parameters.empty()) return UnsupportedOption(parsed.path.parameters.front());
+  if (transaction_.recipients.size() >= limits_.recipient_limit) {
+    return Say(452, "4.5.3", "Error: too many recipients");
+  }
+  any_recipient_tried_ = true;
+  Verdict verdict = decider_.CheckRecipient(parsed.path.address);
+  if (!verdict.accepted) return Step{verdict.reply, Action::kNone};
+  transaction_.recipients.push_back(verdict.address);
+  return Say(250, "2.1.5", "Ok");
+}
+
+Step SessionMachine::OnData(const smtp::Command& command) {
+  if (!command.argument.empty()) return Say(501, "5.5.4", "Syntax: DATA");
+  if (!in_transaction_) return Say(503, "5.5.1", "Error: need RCPT command");
+  if (transaction_.recipients.empty()) {
+    return any_recipient_tried_ ? Say(554, "5.5.1", "Error: no valid recipients")
+                                : Say(503, "5.5.1", "Error: need RCPT command");
+  }
+  return Step{std::nullopt, Action::kOpenQueue};
+}
+
+Step SessionMachine::QueueOpened(bool ok) {
+  if (!ok) {
+    ResetTransaction();
+    return Say(451, "4.3.0", "Error: queue file write error");
+  }
+  return Step{Reply::Plain(354, "End data with <CR><LF>.<CR><LF>"), Action::kReadData};
+}
+
+Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_id) {
+  ResetTransaction();
+  switch (outcome) {
+    case DataOutcome::kQueued:
+      return Say(250, "2.0.0", absl::StrCat("Ok: queued as ", queue_id));
+    case DataOutcome::kTooBig:
+      return Say(552, "5.3.4", "Message size exceeds fixed limit");
+    case DataOutcome::kQueueError:
+      break;
+  }
+  return Say(451, "4.3.0", "Error: queue file write error");
+}
+
+Step SessionMachine::OnVrfy(const smtp::Command& command) {
+  if (command.argument.empty()) return Say(501, "5.5.4", "Syntax: VRFY address");
+  absl::string_view address = command.argument;
+  if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {
+    address = address.substr(1, address.size() - 2);
+  }
+  if (address.empty() || !smtp::IsValidMailbox(address)) {
+    return Say(501, "5.1.3", "Bad recipient address syntax");
+  }
+  Verdict verdict = decider_.Verify(std::string(address));
+  if (!verdict.accepted) return Step{verdict.reply, Action::kNone};
+  return Say(252, "2.0.0", command.argument);
+}
+
+}  // namespace postgate::gateway::protocol

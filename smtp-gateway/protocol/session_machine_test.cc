@@ -1,0 +1,157 @@
+#include "smtp-gateway/protocol/session_machine.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+
+namespace postgate::gateway::protocol {
+namespace {
+
+using smtp::Reply;
+
+// Accepts foo and bar at mail169.com, refuses other local users and every other domain.
+class FakeDecider : public Decider {
+ public:
+  Verdict CheckSender(const std::string& address) override { return Verdict::Accept(address); }
+  Verdict CheckRecipient(const std::string& address) override {
+    if (address == "foo@mail169.com" || address == "bar@mail169.com") {
+      return Verdict::Accept(address);
+    }
+    if (absl::EndsWith(address, "@mail169.com")) return Verify(address);
+    return Verdict::Reject(Reply::Make(554, "5.7.1", "<" + address + ">: Relay access denied"));
+  }
+  Verdict Verify(const std::string& address) override {
+    if (absl::StartsWith(address, "bar")) return Verdict::Accept(address);
+    return Verdict::Reject(Reply::Make(
+        550, "5.1.1",
+        "<" + address + ">: Recipient address rejected: User unknown in local recipient table"));
+  }
+};
+
+class SessionMachineTest : public ::testing::Test {
+ protected:
+  SessionMachineTest() : machine_({"mail169.com", "mail169.com ESMTP Postgate", 10240000, 3}, decider_) {}
+
+  // Sends one line and returns the reply as it would go on the wire ("" when there is none).
+  std::string Send(const std::string& line) {
+    last_ = machine_.OnLine({line, false});
+    return last_.reply ? last_.reply->Format() : "";
+  }
+
+  // Plays a transcript: each pair is (client line, expected wire reply).
+  void Play(const std::vector<std::pair<std::string, std::string>>& transcript) {
+    for (const auto& [line, expected] : transcript) EXPECT_EQ(Send(line), expected) << line;
+  }
+
+  FakeDecider decider_;
+  SessionMachine machine_;
+  Step last_;
+};
+
+TEST_F(SessionMachineTest, ReferenceSession) {
+  EXPECT_EQ(machine_.Greeting().Format(), "220 mail169.com ESMTP Postgate\r\n");
+  Play({{"ehlo 172.20.169.6",
+         "250-mail169.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n"
+         "250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n"},
+        {"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"data", ""}});
+  EXPECT_EQ(last_.action, Action::kOpenQueue);
+  Step opened = machine_.QueueOpened(true);
+  EXPECT_EQ(opened.reply->Format(), "354 End data with <CR><LF>.<CR><LF>\r\n");
+  EXPECT_EQ(opened.action, Action::kReadData);
+  EXPECT_EQ(machine_.transaction().sender, "foo@mail169.com");
+  EXPECT_EQ(machine_.transaction().recipients, std::vector<std::string>{"bar@mail169.com"});
+  EXPECT_EQ(machine_.DataFinished(DataOutcome::kQueued, "4F1A09C2B7").reply->Format(),
+            "250 2.0.0 Ok: queued as 4F1A09C2B7\r\n");
+  Play({{"quit", "221 2.0.0 Bye\r\n"}});
+  EXPECT_EQ(last_.action, Action::kClose);
+}
+
+TEST_F(SessionMachineTest, CommandOrderErrorsAsPostfix) {
+  Play({{"rcpt to:<bar@mail169.com>", "503 5.5.1 Error: need MAIL command\r\n"},
+        {"data", "503 5.5.1 Error: need RCPT command\r\n"},
+        {"helo", "501 Syntax: HELO hostname\r\n"},
+        {"ehlo", "501 Syntax: EHLO hostname\r\n"},
+        {"helo client", "250 mail169.com\r\n"},
+        {"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"mail from:<foo@mail169.com>", "503 5.5.1 Error: nested MAIL command\r\n"},
+        {"data", "503 5.5.1 Error: need RCPT command\r\n"},
+        {"rcpt to:<nobody@mail169.com>",
+         "550 5.1.1 <nobody@mail169.com>: Recipient address rejected: User unknown in local "
+         "recipient table\r\n"},
+        {"data", "554 5.5.1 Error: no valid recipients\r\n"},
+        {"rset", "250 2.0.0 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "503 5.5.1 Error: need MAIL command\r\n"}});
+}
+
+TEST_F(SessionMachineTest, SyntaxErrorsAsPostfix) {
+  Play({{"", "500 5.5.2 Error: bad syntax\r\n"},
+        {"foo", "500 5.5.2 Error: command not recognized\r\n"},
+        {"mail", "501 5.5.4 Syntax: MAIL FROM:<address>\r\n"},
+        {"mail from:<a", "501 5.1.7 Bad sender address syntax\r\n"},
+        {"mail from:<foo@mail169.com> size=abc", "501 5.5.4 Bad message size syntax\r\n"},
+        {"mail from:<foo@mail169.com> size=99999999", "552 5.3.4 Message size exceeds fixed limit\r\n"},
+        {"mail from:<foo@mail169.com> body=9bit", "555 5.5.4 Unsupported option: body=9bit\r\n"},
+        {"mail from:<foo@mail169.com> xyz=1", "555 5.5.4 Unsupported option: xyz=1\r\n"},
+        {"mail from:<foo@mail169.com> SIZE=100 BODY=8BITMIME", "250 2.1.0 Ok\r\n"},
+        {"rcpt", "501 5.5.4 Syntax: RCPT TO:<address>\r\n"},
+        {"rcpt to:<a b>", "501 5.1.3 Bad recipient address syntax\r\n"},
+        {"rcpt to:<bar@mail169.com> foo=bar", "555 5.5.4 Unsupported option: foo=bar\r\n"},
+        {"data x", "501 5.5.4 Syntax: DATA\r\n"},
+        {"rset x", "501 5.5.4 Syntax: RSET\r\n"},
+        {"noop x", "250 2.0.0 Ok\r\n"}});
+  EXPECT_EQ(machine_.transaction().body_type, BodyType::k8BitMime);
+  EXPECT_EQ(machine_.transaction().declared_size, 100u);
+  EXPECT_EQ(machine_.OnLine({"", true}).reply->Format(), "500 5.5.2 Error: line too long\r\n");
+}
+
+TEST_F(SessionMachineTest, RelayAndRecipientLimit) {
+  Play({{"ehlo x", Send("ehlo x")},
+        {"mail from:<>", "250 2.1.0 Ok\r\n"},
+        {"rcpt to:<x@example.org>", "554 5.7.1 <x@example.org>: Relay access denied\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"rcpt to:<foo@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"rcpt to:<foo@mail169.com>", "452 4.5.3 Error: too many recipients\r\n"}});
+  EXPECT_EQ(machine_.transaction().recipients.size(), 3u);
+}
+
+TEST_F(SessionMachineTest, VrfyAndHelp) {
+  Play({{"vrfy", "501 5.5.4 Syntax: VRFY address\r\n"},
+        {"vrfy bar", "252 2.0.0 bar\r\n"},
+        {"vrfy <bar+x@mail169.com>", "252 2.0.0 <bar+x@mail169.com>\r\n"},
+        {"vrfy nosuch",
+         "550 5.1.1 <nosuch>: Recipient address rejected: User unknown in local recipient "
+         "table\r\n"},
+        {"vrfy a b", "501 5.1.3 Bad recipient address syntax\r\n"}});
+  EXPECT_EQ(Send("help").substr(0, 8), "214-2.0.");
+}
+
+TEST_F(SessionMachineTest, QueueFailuresAndSizeResetTheTransaction) {
+  Play({{"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"data", ""}});
+  EXPECT_EQ(machine_.QueueOpened(false).reply->Format(), "451 4.3.0 Error: queue file write error\r\n");
+  Play({{"rcpt to:<bar@mail169.com>", "503 5.5.1 Error: need MAIL command\r\n"},
+        {"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"data", ""}});
+  machine_.QueueOpened(true);
+  EXPECT_EQ(machine_.DataFinished(DataOutcome::kTooBig, "").reply->Format(),
+            "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_EQ(Send("mail from:<foo@mail169.com>"), "250 2.1.0 Ok\r\n");
+}
+
+TEST_F(SessionMachineTest, EhloResetsTransaction) {
+  Play({{"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"}});
+  Send("EHLO again");
+  EXPECT_EQ(Send("rcpt to:<bar@mail169.com>"), "503 5.5.1 Error: need MAIL command\r\n");
+  EXPECT_TRUE(machine_.esmtp());
+  EXPECT_EQ(machine_.helo(), "again");
+}
+
+}  // namespace
+}  // namespace postgate::gateway::protocol
