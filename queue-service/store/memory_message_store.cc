@@ -1,0 +1,102 @@
+#include "queue-service/store/memory_message_store.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace postgate::queue {
+
+absl::Status MemoryMessageStore::PutChunk(const std::string& id, uint32_t index,
+                                          absl::string_view data) {
+  absl::MutexLock lock(&mu_);
+  chunks_[{id, index}] = std::string(data);
+  return absl::OkStatus();
+}
+
+absl::Status MemoryMessageStore::Commit(const StoredMessage& record) {
+  absl::MutexLock lock(&mu_);
+  records_[record.message().queue_id()] = record;
+  return absl::OkStatus();
+}
+
+absl::Status MemoryMessageStore::Discard(const std::string& id, uint32_t chunk_count) {
+  absl::MutexLock lock(&mu_);
+  for (uint32_t i = 0; i < chunk_count; ++i) chunks_.erase({id, i});
+  return absl::OkStatus();
+}
+
+absl::Status MemoryMessageStore::Update(const StoredMessage& record) { return Commit(record); }
+
+absl::Status MemoryMessageStore::UpdateAndDropContent(const StoredMessage& record) {
+  absl::MutexLock lock(&mu_);
+  records_[record.message().queue_id()] = record;
+  for (uint32_t i = 0; i < record.chunk_count(); ++i) {
+    chunks_.erase({record.message().queue_id(), i});
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredMessage> MemoryMessageStore::Get(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = records_.find(id);
+  if (it == records_.end()) return absl::NotFoundError(absl::StrCat("message ", id));
+  return it->second;
+}
+
+absl::Status MemoryMessageStore::ReadContent(
+    const StoredMessage& record, const std::function<absl::Status(absl::string_view)>& sink) {
+  for (uint32_t i = 0; i < record.chunk_count(); ++i) {
+    std::string chunk;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = chunks_.find({record.message().queue_id(), i});
+      if (it == chunks_.end()) {
+        return absl::DataLossError(
+            absl::StrCat("message ", record.message().queue_id(), ": content chunk ", i, " missing"));
+      }
+      chunk = it->second;
+    }
+    if (absl::Status sunk = sink(chunk); !sunk.ok()) return sunk;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryMessageStore::Delete(const StoredMessage& record) {
+  absl::MutexLock lock(&mu_);
+  records_.erase(record.message().queue_id());
+  for (uint32_t i = 0; i < record.chunk_count(); ++i) {
+    chunks_.erase({record.message().queue_id(), i});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MemoryMessageStore::Scan(const std::string& after,
+                                      const std::function<bool(const StoredMessage&)>& visit) {
+  std::vector<StoredMessage> snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = records_.upper_bound(after); it != records_.end(); ++it) {
+      snapshot.push_back(it->second);
+    }
+  }
+  for (const StoredMessage& record : snapshot) {
+    if (!visit(record)) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> MemoryMessageStore::RemoveOrphans() {
+  absl::MutexLock lock(&mu_);
+  uint64_t removed = 0;
+  for (auto it = chunks_.begin(); it != chunks_.end();) {
+    if (!records_.contains(it->first.first)) {
+      it = chunks_.erase(it);
+      ++removed;
+    } else {
+      ++it;
+    }
+  }
+  return removed;
+}
+
+}  // namespace postgate::queue

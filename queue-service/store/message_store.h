@@ -1,0 +1,54 @@
+// Where queued messages live: one record per message (envelope and recipient states, the
+// StoredMessage proto) and its content as numbered chunks. Bodies and records are separate so
+// status changes never rewrite a body, and content can be streamed in and out in bounded memory.
+//
+// Durability contract, which every implementation's Commit/Update must meet: when they return OK
+// the record – and every chunk written before it – survives a crash or power loss. Chunks alone
+// are invisible: a message exists only once committed, and Discard/RemoveOrphans drop the rest.
+// Implementations are thread-safe; concurrent Commits may share one fsync (group commit).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "postgate/queue/v1/store_record.pb.h"
+
+namespace postgate::queue {
+
+using StoredMessage = ::postgate::queue::v1::StoredMessage;
+
+class MessageStore {
+ public:
+  virtual ~MessageStore() = default;
+
+  // Content chunk `index` of message `id` (not durable, not visible until Commit).
+  virtual absl::Status PutChunk(const std::string& id, uint32_t index, absl::string_view data) = 0;
+  // Makes the message exist, durably. record.chunk_count tells how many chunks it has.
+  virtual absl::Status Commit(const StoredMessage& record) = 0;
+  // Drops the chunks of a message that will never be committed.
+  virtual absl::Status Discard(const std::string& id, uint32_t chunk_count) = 0;
+
+  // Replaces the record of a committed message, durably.
+  virtual absl::Status Update(const StoredMessage& record) = 0;
+  // Replaces the record and drops the content in one durable step (the message is done).
+  virtual absl::Status UpdateAndDropContent(const StoredMessage& record) = 0;
+  virtual absl::StatusOr<StoredMessage> Get(const std::string& id) = 0;  // NotFound if absent.
+  // Calls `sink` with each chunk in order; stops at the first error it returns.
+  virtual absl::Status ReadContent(const StoredMessage& record,
+                                   const std::function<absl::Status(absl::string_view)>& sink) = 0;
+  // Removes record and content.
+  virtual absl::Status Delete(const StoredMessage& record) = 0;
+
+  // Every record with an ID greater than `after` ("" for all), in ID (= arrival) order, until
+  // `visit` returns false.
+  virtual absl::Status Scan(const std::string& after,
+                            const std::function<bool(const StoredMessage&)>& visit) = 0;
+  // Chunks whose message was never committed (a crash mid-upload); returns how many were dropped.
+  virtual absl::StatusOr<uint64_t> RemoveOrphans() = 0;
+};
+
+}  // namespace postgate::queue

@@ -1,0 +1,156 @@
+// One contract, every MessageStore: the same typed tests run against RocksDB and memory.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "queue-service/store/memory_message_store.h"
+#include "queue-service/store/rocksdb_message_store.h"
+
+namespace postgate::queue {
+namespace {
+
+std::string TempDir() {
+  std::string path = (std::filesystem::temp_directory_path() /
+                      ("postgate-store-" + std::to_string(getpid()) + "-" +
+                       std::to_string(reinterpret_cast<uintptr_t>(&path))))
+                         .string();
+  std::filesystem::remove_all(path);
+  return path;
+}
+
+StoredMessage Record(const std::string& id, uint32_t chunks) {
+  StoredMessage record;
+  record.mutable_message()->set_queue_id(id);
+  record.mutable_message()->mutable_envelope()->set_sender("foo@mail169.com");
+  record.mutable_message()->mutable_envelope()->add_recipients("bar@mail169.com");
+  record.set_chunk_count(chunks);
+  return record;
+}
+
+std::string Content(MessageStore& store, const StoredMessage& record) {
+  std::string content;
+  absl::Status status = store.ReadContent(record, [&](absl::string_view chunk) {
+    content.append(chunk.data(), chunk.size());
+    return absl::OkStatus();
+  });
+  EXPECT_TRUE(status.ok()) << status;
+  return content;
+}
+
+std::vector<std::string> Ids(MessageStore& store, const std::string& after = "") {
+  std::vector<std::string> ids;
+  EXPECT_TRUE(store.Scan(after, [&](const StoredMessage& r) {
+    ids.push_back(r.message().queue_id());
+    return true;
+  }).ok());
+  return ids;
+}
+
+class RocksDbFactory {
+ public:
+  std::unique_ptr<MessageStore> Make() {
+    dir_ = TempDir();
+    return std::move(RocksDbMessageStore::Open(dir_).value());
+  }
+  ~RocksDbFactory() { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+};
+
+class MemoryFactory {
+ public:
+  std::unique_ptr<MessageStore> Make() { return std::make_unique<MemoryMessageStore>(); }
+};
+
+template <typename Factory>
+class MessageStoreContractTest : public ::testing::Test {
+ protected:
+  void SetUp() override { store_ = factory_.Make(); }
+  Factory factory_;
+  std::unique_ptr<MessageStore> store_;
+};
+
+using Factories = ::testing::Types<RocksDbFactory, MemoryFactory>;
+TYPED_TEST_SUITE(MessageStoreContractTest, Factories);
+
+TYPED_TEST(MessageStoreContractTest, CommitMakesChunksAndRecordVisible) {
+  MessageStore& store = *this->store_;
+  ASSERT_TRUE(store.PutChunk("0000000000001", 0, "Subject: hi\n\n").ok());
+  ASSERT_TRUE(store.PutChunk("0000000000001", 1, "body\n").ok());
+  EXPECT_EQ(store.Get("0000000000001").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(Ids(store).empty());
+  ASSERT_TRUE(store.Commit(Record("0000000000001", 2)).ok());
+  absl::StatusOr<StoredMessage> got = store.Get("0000000000001");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->message().envelope().sender(), "foo@mail169.com");
+  EXPECT_EQ(Content(store, *got), "Subject: hi\n\nbody\n");
+}
+
+TYPED_TEST(MessageStoreContractTest, DiscardAndOrphansLeaveNothing) {
+  MessageStore& store = *this->store_;
+  ASSERT_TRUE(store.PutChunk("0000000000002", 0, "a").ok());
+  ASSERT_TRUE(store.Discard("0000000000002", 1).ok());
+  ASSERT_TRUE(store.PutChunk("0000000000003", 0, "b").ok());
+  ASSERT_TRUE(store.PutChunk("0000000000003", 1, "c").ok());
+  ASSERT_TRUE(store.PutChunk("0000000000004", 0, "kept").ok());
+  ASSERT_TRUE(store.Commit(Record("0000000000004", 1)).ok());
+  EXPECT_EQ(store.RemoveOrphans().value(), 2u);
+  EXPECT_EQ(store.RemoveOrphans().value(), 0u);
+  EXPECT_EQ(Content(store, *store.Get("0000000000004")), "kept");
+}
+
+TYPED_TEST(MessageStoreContractTest, UpdateDropContentAndDelete) {
+  MessageStore& store = *this->store_;
+  ASSERT_TRUE(store.PutChunk("0000000000005", 0, "x").ok());
+  StoredMessage record = Record("0000000000005", 1);
+  ASSERT_TRUE(store.Commit(record).ok());
+  record.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
+  ASSERT_TRUE(store.UpdateAndDropContent(record).ok());
+  EXPECT_EQ(store.Get("0000000000005")->message().state(), v1::MESSAGE_STATE_DONE);
+  EXPECT_EQ(store.ReadContent(record, [](absl::string_view) { return absl::OkStatus(); }).code(),
+            absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(store.Delete(record).ok());
+  EXPECT_EQ(store.Get("0000000000005").status().code(), absl::StatusCode::kNotFound);
+}
+
+TYPED_TEST(MessageStoreContractTest, ScanIsInIdOrderAndResumesAfterAnId) {
+  MessageStore& store = *this->store_;
+  for (const char* id : {"000000000000B", "000000000000A", "000000000000C"}) {
+    ASSERT_TRUE(store.Commit(Record(id, 0)).ok());
+  }
+  EXPECT_EQ(Ids(store), (std::vector<std::string>{"000000000000A", "000000000000B", "000000000000C"}));
+  EXPECT_EQ(Ids(store, "000000000000A"), (std::vector<std::string>{"000000000000B", "000000000000C"}));
+}
+
+// A committed message survives the process dying without any shutdown.
+TEST(RocksDbMessageStoreTest, CommittedMessageSurvivesAbruptExit) {
+  std::string dir = TempDir();
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto store = RocksDbMessageStore::Open(dir);
+    if (!store.ok()) _exit(2);
+    if (!(*store)->PutChunk("00000000000AA", 0, "durable\n").ok()) _exit(3);
+    if (!(*store)->Commit(Record("00000000000AA", 1)).ok()) _exit(4);
+    (void)(*store)->PutChunk("00000000000AB", 0, "never committed\n");
+    _exit(0);  // No destructor, no flush: like SIGKILL right after the 250.
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  auto reopened = RocksDbMessageStore::Open(dir);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  absl::StatusOr<StoredMessage> record = (*reopened)->Get("00000000000AA");
+  ASSERT_TRUE(record.ok()) << record.status();
+  EXPECT_EQ(Content(**reopened, *record), "durable\n");
+  EXPECT_EQ((*reopened)->Get("00000000000AB").status().code(), absl::StatusCode::kNotFound);
+  reopened->reset();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace postgate::queue

@@ -1,0 +1,45 @@
+// MessageStore on RocksDB. Keys: "m/<id>" → StoredMessage, "c/<id>/<index:08x>" → content chunk.
+// Chunks are written without sync (they reach the WAL in order); Commit/Update write with
+// sync = true, which fsyncs the WAL up to and including them – so a committed record's chunks are
+// durable too. RocksDB's write group turns concurrent sync writes into one fsync (group commit).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "queue-service/store/message_store.h"
+
+namespace rocksdb {
+class DB;
+}
+
+namespace postgate::queue {
+
+class RocksDbMessageStore : public MessageStore {
+ public:
+  // Opens (creating if needed) the database in `directory`.
+  static absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> Open(const std::string& directory);
+  ~RocksDbMessageStore() override;
+
+  absl::Status PutChunk(const std::string& id, uint32_t index, absl::string_view data) override;
+  absl::Status Commit(const StoredMessage& record) override;
+  absl::Status Discard(const std::string& id, uint32_t chunk_count) override;
+  absl::Status Update(const StoredMessage& record) override;
+  absl::Status UpdateAndDropContent(const StoredMessage& record) override;
+  absl::StatusOr<StoredMessage> Get(const std::string& id) override;
+  absl::Status ReadContent(const StoredMessage& record,
+                           const std::function<absl::Status(absl::string_view)>& sink) override;
+  absl::Status Delete(const StoredMessage& record) override;
+  absl::Status Scan(const std::string& after,
+                    const std::function<bool(const StoredMessage&)>& visit) override;
+  absl::StatusOr<uint64_t> RemoveOrphans() override;
+
+ private:
+  explicit RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db);
+  absl::Status WriteRecord(const StoredMessage& record, bool drop_content);
+
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace postgate::queue
