@@ -1,0 +1,44 @@
+// The gRPC face of queue-service: the gateway's Enqueue stream and the status API. Proto ↔ store
+// mapping lives here; delivery and storage are behind their interfaces. Runs on gRPC's
+// synchronous server threads: a commit blocks its thread while RocksDB groups concurrent fsyncs.
+#pragma once
+
+#include <cstdint>
+
+#include "postgate/queue/v1/queue.grpc.pb.h"
+#include "queue-service/delivery/delivery_agent.h"
+#include "queue-service/metrics/queue_metrics.h"
+#include "queue-service/model/queue_id.h"
+#include "queue-service/scheduler/queue_index.h"
+#include "queue-service/store/message_store.h"
+
+namespace postgate::queue {
+
+class QueueApiService final : public v1::QueueService::Service {
+ public:
+  QueueApiService(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
+                  DeliveryAgent& agent, QueueMetrics& metrics, uint64_t max_message_bytes)
+      : store_(store), index_(index), ids_(ids), agent_(agent), metrics_(metrics),
+        max_message_bytes_(max_message_bytes) {}
+
+  grpc::Status Enqueue(grpc::ServerContext* context,
+                       grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) override;
+  grpc::Status GetQueueStatus(grpc::ServerContext* context, const v1::GetQueueStatusRequest* request,
+                              v1::QueueStatus* response) override;
+  grpc::Status ListMessages(grpc::ServerContext* context, const v1::ListMessagesRequest* request,
+                            v1::ListMessagesResponse* response) override;
+  grpc::Status GetMessage(grpc::ServerContext* context, const v1::GetMessageRequest* request,
+                          v1::Message* response) override;
+
+ private:
+  grpc::Status Fail(const std::string& id, uint32_t chunks, const char* reason, grpc::Status status);
+
+  MessageStore& store_;
+  QueueIndex& index_;
+  QueueIdGenerator& ids_;
+  DeliveryAgent& agent_;
+  QueueMetrics& metrics_;
+  uint64_t max_message_bytes_;  // 0: no limit.
+};
+
+}  // namespace postgate::queue

@@ -1,0 +1,68 @@
+// Works the queue: a small pool of workers takes message IDs, attempts every recipient still
+// waiting (local mailboxes now; remote recipients are deferred with a clear reason until the SMTP
+// client exists), and records each result durably before moving on. A periodic queue run
+// (queue_run_delay) retries deferred messages, and completed messages' records are purged after
+// postgate_done_retention. Like Postfix's qmgr + local, minus remote transport.
+// Thread-safe; Submit may be called from any thread.
+#pragma once
+
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "queue-service/delivery/local_delivery.h"
+#include "queue-service/metrics/queue_metrics.h"
+#include "queue-service/scheduler/queue_index.h"
+#include "queue-service/store/message_store.h"
+
+namespace postgate::queue {
+
+struct DeliveryAgentOptions {
+  int workers = 2;                               // local_destination_concurrency_limit
+  absl::Duration queue_run_delay = absl::Seconds(300);
+  absl::Duration done_retention = absl::Hours(24 * 7);
+  std::string remote_defer_reason;               // Why non-local recipients wait.
+};
+
+class DeliveryAgent {
+ public:
+  DeliveryAgent(MessageStore& store, QueueIndex& index, const addressing::LocalDomain& domain,
+                const LocalDelivery& local, QueueMetrics& metrics, DeliveryAgentOptions options);
+  ~DeliveryAgent();
+
+  // Rebuilds the index from the store and queues every unfinished message (crash recovery).
+  absl::Status Recover();
+  void Start();
+  void Stop();
+  // Queues `id` for an attempt now.
+  void Submit(const std::string& id);
+
+ private:
+  struct Work {
+    std::string id;
+    bool recovered = false;
+  };
+  void Enqueue(Work work);
+  void WorkerLoop();
+  void MaintenanceLoop();
+  void Process(const Work& work);
+
+  MessageStore& store_;
+  QueueIndex& index_;
+  const addressing::LocalDomain& domain_;
+  const LocalDelivery& local_;
+  QueueMetrics& metrics_;
+  DeliveryAgentOptions options_;
+
+  absl::Mutex mu_;
+  std::deque<Work> pending_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> queued_or_running_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace postgate::queue

@@ -1,0 +1,113 @@
+#include "queue-service/delivery/local_delivery.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace postgate::queue {
+namespace {
+
+constexpr int kMaxAliasDepth = 20;
+
+DeliveryOutcome Outcome(v1::RecipientState state, uint32_t code, absl::string_view dsn,
+                        std::string reason) {
+  return DeliveryOutcome{state, code, std::string(dsn), std::move(reason), "local"};
+}
+
+}  // namespace
+
+Expansion LocalDelivery::Expand(const std::string& address) const {
+  Expansion expansion;
+  std::vector<std::string> chain;
+  ExpandInto(address, 0, chain, expansion);
+  if (expansion.error) expansion.targets.clear();
+  return expansion;
+}
+
+void LocalDelivery::ExpandInto(const std::string& address, int depth, std::vector<std::string>& chain,
+                               Expansion& out) const {
+  if (out.error) return;
+  if (depth > kMaxAliasDepth) {
+    out.error = Outcome(v1::RECIPIENT_STATE_BOUNCED, 554, "5.4.6",
+                        absl::StrCat("alias expansion of <", address, "> is too deep"));
+    return;
+  }
+  addressing::ClassifiedAddress classified = domain_.Classify(address);
+  if (!classified.local) {
+    out.error = Outcome(v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2",
+                        absl::StrCat("alias target <", address,
+                                     ">: remote delivery is not available in this version"));
+    return;
+  }
+  if (!classified.routing_syntax) {
+    for (const std::string* name : {&classified.local_part, &classified.base}) {
+      const std::vector<std::string>* targets = domain_.aliases().Find(*name);
+      if (targets == nullptr || std::find(chain.begin(), chain.end(), *name) != chain.end()) continue;
+      chain.push_back(*name);
+      for (const std::string& target : *targets) ExpandInto(target, depth + 1, chain, out);
+      chain.pop_back();
+      return;
+    }
+    if (domain_.IsUser(classified.base)) {
+      std::string delivered_to = absl::StrCat(classified.local_part, "@", classified.domain);
+      for (const LocalTarget& existing : out.targets) {
+        if (existing.user == classified.base && existing.delivered_to == delivered_to) return;
+      }
+      out.targets.push_back({classified.base, std::move(delivered_to)});
+      return;
+    }
+  }
+  out.error = Outcome(v1::RECIPIENT_STATE_BOUNCED, 550, "5.1.1",
+                      absl::StrCat("unknown user: \"", classified.local_part, "\""));
+}
+
+DeliveryOutcome LocalDelivery::Deliver(const v1::Message& message, int index,
+                                       const ContentSource& content, bool recovered) const {
+  const std::string& address = message.recipients(index).address();
+  Expansion expansion = Expand(address);
+  if (expansion.error) return *expansion.error;
+
+  const std::string& sender = message.envelope().sender();
+  const absl::Time arrival = absl::FromUnixSeconds(message.arrival_time().seconds());
+  for (size_t t = 0; t < expansion.targets.size(); ++t) {
+    const LocalTarget& target = expansion.targets[t];
+    MailboxWrite write;
+    write.headers = absl::StrCat("Return-Path: <", sender, ">\nX-Original-To: ", address,
+                                 "\nDelivered-To: ", target.delivered_to, "\n");
+    write.content = content;
+    write.content_size = message.size();
+    write.size_limit = options_.mailbox_size_limit;
+    absl::Status status;
+    if (options_.format == MailboxFormat::kMaildir) {
+      std::string maildir = absl::StrCat(options_.mail_directory, "/", target.user);
+      // <arrival seconds>.Q<queue id>R<recipient>T<target>.<host>: unique and the same on retry.
+      std::string name = absl::StrCat(absl::ToUnixSeconds(arrival), ".Q", message.queue_id(), "R",
+                                      index, "T", t, ".", options_.myhostname);
+      if (MaildirHasMessage(maildir, name, recovered)) continue;
+      status = WriteMaildir(maildir, name, write);
+    } else {
+      std::string from_line =
+          absl::StrCat("From ", sender.empty() ? "MAILER-DAEMON" : sender, "  ",
+                       absl::FormatTime("%a %b %e %H:%M:%S %Y", arrival, absl::LocalTimeZone()));
+      status = AppendMbox(absl::StrCat(options_.mail_directory, "/", target.user, ".mbox"),
+                          from_line, write);
+    }
+    if (status.code() == absl::StatusCode::kFailedPrecondition) {
+      return Outcome(v1::RECIPIENT_STATE_BOUNCED, 552, "5.2.2",
+                     absl::StrCat("cannot update mailbox for user ", target.user, ": ",
+                                  status.message()));
+    }
+    if (!status.ok()) {
+      return Outcome(v1::RECIPIENT_STATE_DEFERRED, 451, "4.3.0",
+                     absl::StrCat("cannot update mailbox for user ", target.user, ": ",
+                                  status.message()));
+    }
+  }
+  return Outcome(v1::RECIPIENT_STATE_DELIVERED, 250, "2.0.0",
+                 options_.format == MailboxFormat::kMaildir ? "delivered to maildir"
+                                                            : "delivered to mailbox");
+}
+
+}  // namespace postgate::queue

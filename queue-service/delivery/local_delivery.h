@@ -1,0 +1,69 @@
+// Final delivery to local users, like Postfix's local(8): alias expansion (alias_maps, recursive,
+// loop-safe), recipient_delimiter extensions (bar+tag → bar), mailbox_size_limit, and the
+// Return-Path:, X-Original-To: and Delivered-To: headers. Maildir or mbox per
+// postgate_mailbox_format, under <data_directory>/mail/. Each (message, recipient, target) has a
+// deterministic Maildir file name, so a delivery retried after a crash is not made twice.
+// Thread-safe: concurrent deliveries to the same mbox serialise on its lock.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/addressing/local_domain.h"
+#include "postgate/queue/v1/queue.pb.h"
+#include "queue-service/delivery/mailbox_writer.h"
+
+namespace postgate::queue {
+
+// What one delivery attempt for one recipient came to.
+struct DeliveryOutcome {
+  v1::RecipientState state = v1::RECIPIENT_STATE_DEFERRED;
+  uint32_t smtp_code = 0;
+  std::string dsn_status;
+  std::string reason;
+  std::string relay;
+};
+
+enum class MailboxFormat { kMaildir, kMbox };
+
+struct LocalDeliveryOptions {
+  std::string mail_directory;  // <data_directory>/mail
+  MailboxFormat format = MailboxFormat::kMaildir;
+  uint64_t mailbox_size_limit = 0;
+  std::string myhostname;
+};
+
+// One mailbox a recipient address leads to after alias expansion.
+struct LocalTarget {
+  std::string user;           // Mailbox owner, e.g. "bar".
+  std::string delivered_to;   // Address written to Delivered-To:, e.g. "bar+tag@mail169.com".
+};
+
+// Either targets (all local) or a final error outcome (unknown user, alias loop, remote target).
+struct Expansion {
+  std::vector<LocalTarget> targets;
+  std::optional<DeliveryOutcome> error;
+};
+
+class LocalDelivery {
+ public:
+  LocalDelivery(const addressing::LocalDomain& domain, LocalDeliveryOptions options)
+      : domain_(domain), options_(std::move(options)) {}
+
+  Expansion Expand(const std::string& address) const;
+
+  // Delivers recipient `index` of `message`. `recovered` widens the already-delivered check to
+  // cur/ (a reader may have moved the file since the crash).
+  DeliveryOutcome Deliver(const v1::Message& message, int index, const ContentSource& content,
+                          bool recovered) const;
+
+ private:
+  void ExpandInto(const std::string& address, int depth, std::vector<std::string>& chain,
+                  Expansion& out) const;
+
+  const addressing::LocalDomain& domain_;
+  LocalDeliveryOptions options_;
+};
+
+}  // namespace postgate::queue

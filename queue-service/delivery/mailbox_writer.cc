@@ -1,0 +1,162 @@
+#include "queue-service/delivery/mailbox_writer.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace postgate::queue {
+namespace {
+
+absl::Status Errno(absl::string_view what, const std::string& path) {
+  int error = errno;
+  std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(error));
+  if (error == ENOSPC || error == EDQUOT || error == EFBIG) return absl::ResourceExhaustedError(message);
+  return absl::UnavailableError(message);
+}
+
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Errno("write", path);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", dir);
+  int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? absl::OkStatus() : Errno("fsync", dir);
+}
+
+absl::Status SizeCheck(const MailboxWrite& write, uint64_t existing) {
+  uint64_t total = existing + write.headers.size() + write.content_size;
+  if (write.size_limit > 0 && total > write.size_limit) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("message would exceed mailbox_size_limit (", write.size_limit, " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool MaildirHasMessage(const std::string& maildir, const std::string& name, bool check_cur) {
+  struct stat st;
+  if (::stat((maildir + "/new/" + name).c_str(), &st) == 0) return true;
+  if (!check_cur) return false;
+  std::string prefix = name + ":";
+  DIR* dir = ::opendir((maildir + "/cur").c_str());
+  if (dir == nullptr) return false;
+  bool found = false;
+  while (dirent* entry = ::readdir(dir)) {
+    absl::string_view file(entry->d_name);
+    if (file == name || absl::StartsWith(file, prefix)) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
+absl::Status WriteMaildir(const std::string& maildir, const std::string& name,
+                          const MailboxWrite& write) {
+  if (absl::Status fits = SizeCheck(write, 0); !fits.ok()) return fits;
+  std::error_code error;
+  for (const char* sub : {"tmp", "new", "cur"}) {
+    std::filesystem::create_directories(maildir + "/" + sub, error);
+    if (error) return absl::UnavailableError(absl::StrCat("create ", maildir, "/", sub, ": ", error.message()));
+  }
+  std::string tmp_path = absl::StrCat(maildir, "/tmp/", name);
+  std::string new_path = absl::StrCat(maildir, "/new/", name);
+  int fd = ::open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno("create", tmp_path);
+  absl::Status status = WriteAll(fd, write.headers, tmp_path);
+  if (status.ok()) {
+    status = write.content([&](absl::string_view chunk) { return WriteAll(fd, chunk, tmp_path); });
+  }
+  if (status.ok() && ::fsync(fd) != 0) status = Errno("fsync", tmp_path);
+  if (::close(fd) != 0 && status.ok()) status = Errno("close", tmp_path);
+  if (status.ok() && ::link(tmp_path.c_str(), new_path.c_str()) != 0 && errno != EEXIST) {
+    status = Errno("link", new_path);
+  }
+  ::unlink(tmp_path.c_str());
+  if (!status.ok()) return status;
+  return SyncDirectory(maildir + "/new");
+}
+
+absl::Status AppendMbox(const std::string& path, const std::string& from_line,
+                        const MailboxWrite& write) {
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno("open", path);
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  while (::fcntl(fd, F_SETLKW, &lock) != 0) {
+    if (errno != EINTR) {
+      absl::Status status = Errno("lock", path);
+      ::close(fd);
+      return status;
+    }
+  }
+  struct stat st {};
+  ::fstat(fd, &st);
+  const off_t original_size = st.st_size;
+  absl::Status status = SizeCheck(write, static_cast<uint64_t>(original_size));
+  // Quote "From " at line starts (mboxo, as Postfix), across chunk boundaries.
+  bool at_line_start = true;
+  std::string pending;  // A possible "From " prefix split over chunks.
+  auto quote_and_write = [&](absl::string_view chunk) -> absl::Status {
+    std::string out;
+    out.reserve(chunk.size() + 16);
+    for (char c : chunk) {
+      if (at_line_start || !pending.empty()) {
+        pending.push_back(c);
+        if (absl::string_view("From ").substr(0, pending.size()) == pending) {
+          if (pending.size() == 5) {
+            out += ">From ";
+            pending.clear();
+            at_line_start = false;
+          }
+          continue;
+        }
+        out += pending;
+        at_line_start = pending.back() == '\n';
+        pending.clear();
+        continue;
+      }
+      out.push_back(c);
+      at_line_start = c == '\n';
+    }
+    return WriteAll(fd, out, path);
+  };
+  if (status.ok()) status = WriteAll(fd, from_line + "\n", path);
+  if (status.ok()) status = quote_and_write(write.headers);
+  if (status.ok()) status = write.content(quote_and_write);
+  // End with an empty line, so the next "From " line starts a message.
+  const bool ends_with_newline = pending.empty() && at_line_start;
+  if (status.ok()) status = WriteAll(fd, pending + (ends_with_newline ? "\n" : "\n\n"), path);
+  if (status.ok() && ::fsync(fd) != 0) status = Errno("fsync", path);
+  if (!status.ok() && ::ftruncate(fd, original_size) != 0) {
+    // The error reported is the first one; the mailbox may keep a fragment, as Postfix warns.
+  }
+  ::close(fd);  // Releases the lock.
+  return status;
+}
+
+}  // namespace postgate::queue

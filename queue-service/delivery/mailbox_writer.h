@@ -1,0 +1,40 @@
+// Writes one message into a mailbox, durably, the way Postfix's local(8) does:
+//  - Maildir: write tmp/NAME, fsync, link to new/NAME (atomic appearance), fsync new/.
+//    NAME is chosen by the caller and deterministic, so a retry after a crash finds the file and
+//    does not deliver twice.
+//  - mbox: append under an fcntl lock with a "From " line and ">From " quoting, fsync; on any
+//    error the file is truncated back to its old size, so a failed delivery leaves no fragment.
+// Content arrives through a callback that streams chunks, so memory stays bounded.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace postgate::queue {
+
+// Calls the given sink with each content chunk in order.
+using ContentSource =
+    std::function<absl::Status(const std::function<absl::Status(absl::string_view)>& sink)>;
+
+// A mailbox write fails with kFailedPrecondition when mailbox_size_limit forbids it (permanent),
+// other codes for I/O trouble (temporary).
+struct MailboxWrite {
+  std::string headers;        // Prepended lines (Return-Path, Delivered-To…), LF ends.
+  ContentSource content;
+  uint64_t content_size = 0;  // For the size limit check before writing.
+  uint64_t size_limit = 0;    // mailbox_size_limit; 0 = none.
+};
+
+// True if NAME already sits in new/ or (with check_cur) in cur/ as "NAME:2,…".
+bool MaildirHasMessage(const std::string& maildir, const std::string& name, bool check_cur);
+
+absl::Status WriteMaildir(const std::string& maildir, const std::string& name, const MailboxWrite& write);
+
+// `from_line` is the mbox separator without newline, e.g. "From foo@x  Thu Nov 26 16:23:51 2026".
+absl::Status AppendMbox(const std::string& path, const std::string& from_line, const MailboxWrite& write);
+
+}  // namespace postgate::queue

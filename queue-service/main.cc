@@ -1,0 +1,156 @@
+// queue-service: flags → main.cf → store, index, delivery, gRPC API, metrics → run until SIGINT or
+// SIGTERM. The only place concrete classes are chosen.
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "core/addressing/local_domain.h"
+#include "core/config/aliases.h"
+#include "core/config/main_cf.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/grpcpp.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+#include "queue-service/api/queue_api_service.h"
+#include "queue-service/delivery/delivery_agent.h"
+#include "queue-service/delivery/local_delivery.h"
+#include "queue-service/metrics/queue_metrics.h"
+#include "queue-service/store/rocksdb_message_store.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+using namespace postgate;
+
+// Exits with "queue-service: fatal: <why>" like Postfix's daemons.
+[[noreturn]] void Fatal(const absl::Status& status) {
+  std::cerr << "queue-service: fatal: " << status.message() << std::endl;
+  std::exit(1);
+}
+
+struct Flags {
+  std::string config = "/etc/postgate/main.cf";
+  std::string data_dir;
+  std::string listen;
+  std::string metrics;
+};
+
+void Override(config::MainCf& cf, const std::string& value, const char* name, const char* flag) {
+  if (value.empty()) return;
+  if (absl::Status status = cf.Override(name, value, flag); !status.ok()) Fatal(status);
+}
+
+int Run(const Flags& flags) {
+  absl::StatusOr<config::MainCf> loaded = config::LoadMainCf(flags.config);
+  if (!loaded.ok()) Fatal(loaded.status());
+  config::MainCf& cf = *loaded;
+  Override(cf, flags.data_dir, "postgate_data_directory", "--data-dir");
+  Override(cf, flags.listen, "postgate_queue_listen", "--listen");
+  Override(cf, flags.metrics, "postgate_queue_metrics_listen", "--metrics");
+
+  absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
+  if (!aliases.ok()) Fatal(aliases.status());
+  addressing::LocalDomain domain(cf, *std::move(aliases));
+
+  queue::MailboxFormat format = queue::MailboxFormat::kMaildir;
+  if (cf.Get("postgate_mailbox_format") == "mbox") {
+    format = queue::MailboxFormat::kMbox;
+  } else if (cf.Get("postgate_mailbox_format") != "maildir") {
+    Fatal(cf.Error("postgate_mailbox_format", "use maildir or mbox"));
+  }
+
+  const std::string data_dir = cf.Get("postgate_data_directory");
+  std::error_code error;
+  std::filesystem::create_directories(data_dir, error);
+  if (error) Fatal(cf.Error("postgate_data_directory", absl::StrCat(data_dir, ": ", error.message())));
+  absl::StatusOr<std::unique_ptr<queue::RocksDbMessageStore>> store =
+      queue::RocksDbMessageStore::Open(data_dir + "/queue");
+  if (!store.ok()) Fatal(store.status());
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  queue::QueueIndex index;
+  queue::QueueMetrics metrics(*registry);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(cf.Get("postgate_queue_metrics_listen"));
+  } catch (const std::exception& e) {
+    Fatal(cf.Error("postgate_queue_metrics_listen", absl::StrCat("cannot listen: ", e.what())));
+  }
+  exposer->RegisterCollectable(registry);
+  exposer->RegisterCollectable(queue::QueueMetrics::QueueDepthCollector(index));
+
+  queue::LocalDelivery local(domain, {data_dir + "/mail", format,
+                                      static_cast<uint64_t>(cf.GetInteger("mailbox_size_limit")),
+                                      cf.Get("myhostname")});
+  bool smtp_deferred = false;
+  for (const std::string& transport : cf.GetList("defer_transports")) smtp_deferred |= transport == "smtp";
+  queue::DeliveryAgentOptions options;
+  options.workers = static_cast<int>(cf.GetInteger("local_destination_concurrency_limit"));
+  options.queue_run_delay = cf.GetTime("queue_run_delay");
+  options.done_retention = cf.GetTime("postgate_done_retention");
+  options.remote_defer_reason = smtp_deferred ? "deferred transport"
+                                              : "remote SMTP delivery is not available in this version";
+  queue::DeliveryAgent agent(**store, index, domain, local, metrics, options);
+  if (absl::Status recovered = agent.Recover(); !recovered.ok()) Fatal(recovered);
+  queue::QueueIdGenerator ids(index.NewestId());
+
+  const uint64_t size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
+  // Room for the trace header the gateway adds on top of the client's bytes.
+  queue::QueueApiService service(**store, index, ids, agent, metrics,
+                                 size_limit == 0 ? 0 : size_limit + 64 * 1024);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(cf.Get("postgate_queue_listen"), grpc::InsecureServerCredentials(), &grpc_port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || grpc_port == 0) {
+    Fatal(cf.Error("postgate_queue_listen", "cannot listen on " + cf.Get("postgate_queue_listen")));
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  agent.Start();
+
+  std::string grpc_host = std::vector<std::string>(absl::StrSplit(cf.Get("postgate_queue_listen"), ':'))[0];
+  spdlog::info("queue-service listening grpc={}:{} metrics=127.0.0.1:{} data={}", grpc_host, grpc_port,
+               exposer->GetListeningPorts().front(), data_dir);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  spdlog::info("queue-service stopping on signal {}", signal_number);
+  server->GetHealthCheckService()->SetServingStatus(false);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  agent.Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken with sigwait; block them before any thread exists so all threads inherit it.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  Flags flags;
+  CLI::App app{"Postgate queue-service: durable queue, local delivery and the queue status API"};
+  app.add_option("--config", flags.config, "main.cf to read")->capture_default_str();
+  app.add_option("--data-dir", flags.data_dir, "data directory (overrides postgate_data_directory)");
+  app.add_option("--listen", flags.listen, "gRPC host:port (overrides postgate_queue_listen)");
+  app.add_option("--metrics", flags.metrics,
+                 "Prometheus host:port (overrides postgate_queue_metrics_listen)");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e postgate/queue[%P]: %^%l%$: %v");
+  return Run(flags);
+}

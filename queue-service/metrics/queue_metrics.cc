@@ -1,0 +1,90 @@
+#include "queue-service/metrics/queue_metrics.h"
+
+#include "prometheus/client_metric.h"
+#include "prometheus/metric_family.h"
+
+namespace postgate::queue {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+class DepthCollector : public prometheus::Collectable {
+ public:
+  explicit DepthCollector(const QueueIndex& index) : index_(index) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    QueueIndex::Summary summary = index_.Summarize();
+    prometheus::MetricFamily messages{"postgate_queue_messages",
+                                      "Messages in the queue by state (done: kept for the status API).",
+                                      prometheus::MetricType::Gauge, {}};
+    prometheus::MetricFamily bytes{"postgate_queue_bytes", "Content bytes in the queue by state.",
+                                   prometheus::MetricType::Gauge, {}};
+    const std::pair<v1::MessageState, const char*> states[] = {
+        {v1::MESSAGE_STATE_ACTIVE, "active"},
+        {v1::MESSAGE_STATE_DEFERRED, "deferred"},
+        {v1::MESSAGE_STATE_DONE, "done"}};
+    for (const auto& [state, name] : states) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"state", name}};
+      metric.gauge.value = static_cast<double>(summary.messages[state]);
+      messages.metric.push_back(metric);
+      metric.gauge.value = static_cast<double>(summary.bytes[state]);
+      bytes.metric.push_back(metric);
+    }
+    prometheus::MetricFamily oldest{"postgate_queue_oldest_message_age_seconds",
+                                    "Age of the oldest message not yet done; 0 when none.",
+                                    prometheus::MetricType::Gauge, {}};
+    prometheus::ClientMetric age;
+    age.gauge.value = summary.oldest_pending
+                          ? absl::ToDoubleSeconds(absl::Now() - *summary.oldest_pending)
+                          : 0.0;
+    oldest.metric.push_back(age);
+    return {messages, bytes, oldest};
+  }
+
+ private:
+  const QueueIndex& index_;
+};
+
+}  // namespace
+
+QueueMetrics::QueueMetrics(prometheus::Registry& registry)
+    : messages_stored(BuildCounter()
+                          .Name("postgate_queue_messages_stored_total")
+                          .Help("Messages committed to the store (fsync'd) from the gateway.")
+                          .Register(registry)
+                          .Add({})),
+      stored_bytes(BuildCounter()
+                       .Name("postgate_queue_stored_bytes_total")
+                       .Help("Content bytes of committed messages.")
+                       .Register(registry)
+                       .Add({})),
+      enqueue_failures(BuildCounter()
+                           .Name("postgate_queue_enqueue_failures_total")
+                           .Help("Enqueue streams that ended without a stored message, by reason.")
+                           .Register(registry)),
+      commit_seconds(BuildHistogram()
+                         .Name("postgate_queue_commit_duration_seconds")
+                         .Help("Time to commit a message durably (the fsync'd write).")
+                         .Register(registry)
+                         .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                              0.025, 0.05, 0.1, 0.25, 0.5, 1})),
+      deliveries(BuildCounter()
+                     .Name("postgate_queue_deliveries_total")
+                     .Help("Delivery attempts per recipient, by transport and result.")
+                     .Register(registry)),
+      delivery_seconds(BuildHistogram()
+                           .Name("postgate_queue_delivery_duration_seconds")
+                           .Help("Time from arrival to final delivery of a recipient.")
+                           .Register(registry)
+                           .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                0.5, 1, 2.5, 5, 10, 30, 60, 300,
+                                                                900, 3600})) {}
+
+std::shared_ptr<prometheus::Collectable> QueueMetrics::QueueDepthCollector(const QueueIndex& index) {
+  return std::make_shared<DepthCollector>(index);
+}
+
+}  // namespace postgate::queue

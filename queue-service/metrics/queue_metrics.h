@@ -1,0 +1,31 @@
+// queue-service's Prometheus metrics in one place. Labels are bounded: states, transports and
+// results from fixed sets – never queue IDs or addresses. Queue depth is computed from the
+// QueueIndex at scrape time, so it can never drift from the truth.
+#pragma once
+
+#include <memory>
+
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "queue-service/scheduler/queue_index.h"
+
+namespace postgate::queue {
+
+class QueueMetrics {
+ public:
+  explicit QueueMetrics(prometheus::Registry& registry);
+
+  prometheus::Counter& messages_stored;
+  prometheus::Counter& stored_bytes;
+  prometheus::Family<prometheus::Counter>& enqueue_failures;  // {reason}
+  prometheus::Histogram& commit_seconds;                      // fsync'd commit latency
+  prometheus::Family<prometheus::Counter>& deliveries;        // {transport, result}
+  prometheus::Histogram& delivery_seconds;                    // arrival → final delivery
+
+  // A collector reporting queue depth and oldest age from `index`; register it with the Exposer.
+  static std::shared_ptr<prometheus::Collectable> QueueDepthCollector(const QueueIndex& index);
+};
+
+}  // namespace postgate::queue

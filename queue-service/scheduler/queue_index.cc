@@ -1,0 +1,80 @@
+#include "queue-service/scheduler/queue_index.h"
+
+#include "google/protobuf/util/time_util.h"
+
+namespace postgate::queue {
+namespace {
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+}  // namespace
+
+v1::MessageState DeriveState(const v1::Message& message) {
+  bool deferred = false;
+  for (const v1::RecipientStatus& recipient : message.recipients()) {
+    if (recipient.state() == v1::RECIPIENT_STATE_QUEUED) return v1::MESSAGE_STATE_ACTIVE;
+    if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) deferred = true;
+  }
+  return deferred ? v1::MESSAGE_STATE_DEFERRED : v1::MESSAGE_STATE_DONE;
+}
+
+void QueueIndex::Upsert(const std::string& id, const Entry& entry) {
+  absl::MutexLock lock(&mu_);
+  entries_[id] = entry;
+}
+
+void QueueIndex::Upsert(const v1::Message& message) {
+  Upsert(message.queue_id(), Entry{message.state(), message.size(), FromProto(message.arrival_time()),
+                                   FromProto(message.completion_time())});
+}
+
+void QueueIndex::Remove(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  entries_.erase(id);
+}
+
+QueueIndex::Summary QueueIndex::Summarize() const {
+  Summary summary;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : entries_) {
+    size_t slot = static_cast<size_t>(entry.state) < 4 ? static_cast<size_t>(entry.state) : 0;
+    summary.messages[slot]++;
+    summary.bytes[slot] += entry.size;
+    if (entry.state != v1::MESSAGE_STATE_DONE &&
+        (!summary.oldest_pending || entry.arrival < *summary.oldest_pending)) {
+      summary.oldest_pending = entry.arrival;
+    }
+  }
+  return summary;
+}
+
+std::vector<std::string> QueueIndex::List(v1::MessageState state, const std::string& after,
+                                          size_t limit) const {
+  std::vector<std::string> ids;
+  absl::MutexLock lock(&mu_);
+  for (auto it = entries_.upper_bound(after); it != entries_.end() && ids.size() < limit; ++it) {
+    bool wanted = state == v1::MESSAGE_STATE_UNSPECIFIED ? it->second.state != v1::MESSAGE_STATE_DONE
+                                                         : it->second.state == state;
+    if (wanted) ids.push_back(it->first);
+  }
+  return ids;
+}
+
+std::string QueueIndex::NewestId() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.empty() ? std::string() : entries_.rbegin()->first;
+}
+
+std::vector<std::string> QueueIndex::Older(v1::MessageState state, absl::Time before) const {
+  std::vector<std::string> ids;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : entries_) {
+    absl::Time when = state == v1::MESSAGE_STATE_DONE ? entry.completion : entry.arrival;
+    if (entry.state == state && when < before) ids.push_back(id);
+  }
+  return ids;
+}
+
+}  // namespace postgate::queue
