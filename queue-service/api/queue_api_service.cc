@@ -99,8 +99,6 @@ grpc::Status QueueApiService::Enqueue(
   metrics_.messages_stored.Increment();
   metrics_.stored_bytes.Increment(static_cast<double>(size));
   index_.Upsert(message);
-  const v1::ClientInfo& client = message.envelope().client();
-  spdlog::info("{}: client={}[{}]", id, client.hostname(), client.address());
   spdlog::info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, message.envelope().sender(),
                size, message.recipients_size());
 

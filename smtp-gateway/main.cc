@@ -1,0 +1,206 @@
+// smtp-gateway: flags → main.cf → policy, queue client, metrics → listeners → run until SIGINT or
+// SIGTERM. The only place concrete classes are chosen.
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "asio/co_spawn.hpp"
+#include "asio/detached.hpp"
+#include "asio/io_context.hpp"
+#include "asio/ip/tcp.hpp"
+#include "asio/ip/v6_only.hpp"
+#include "asio/signal_set.hpp"
+#include "core/addressing/local_domain.h"
+#include "core/config/aliases.h"
+#include "core/config/main_cf.h"
+#include "prometheus/exposer.h"
+#include "prometheus/registry.h"
+#include "smtp-gateway/metrics/gateway_metrics.h"
+#include "smtp-gateway/policy/network.h"
+#include "smtp-gateway/policy/relay_policy.h"
+#include "smtp-gateway/queue_client/grpc_queue_client.h"
+#include "smtp-gateway/session/smtp_server.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+using namespace postgate;
+using asio::ip::tcp;
+
+[[noreturn]] void Fatal(const absl::Status& status) {
+  std::cerr << "smtp-gateway: fatal: " << status.message() << std::endl;
+  std::exit(1);
+}
+
+struct Flags {
+  std::string config = "/etc/postgate/main.cf";
+  std::string listen;
+  std::string queue;
+  std::string metrics;
+};
+
+// "host:port", "[v6]:port" → endpoint.
+absl::StatusOr<tcp::endpoint> ParseEndpoint(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return absl::InvalidArgumentError("expected host:port");
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("bad port in \"", text, "\""));
+  }
+  std::error_code error;
+  asio::ip::address address = asio::ip::make_address(host, error);
+  if (error) return absl::InvalidArgumentError(absl::StrCat("\"", host, "\" is not an IP address"));
+  return tcp::endpoint(address, static_cast<uint16_t>(port));
+}
+
+// The SMTP listen addresses, from --listen or inet_interfaces × inet_protocols × the port.
+std::vector<tcp::endpoint> ListenEndpoints(const config::MainCf& cf, const std::string& listen_flag) {
+  if (!listen_flag.empty()) {
+    absl::StatusOr<tcp::endpoint> endpoint = ParseEndpoint(listen_flag);
+    if (!endpoint.ok()) Fatal(absl::InvalidArgumentError(absl::StrCat("--listen: ", endpoint.status().message())));
+    return {*endpoint};
+  }
+  bool v4 = false, v6 = false;
+  for (const std::string& protocol : cf.GetList("inet_protocols")) {
+    if (protocol == "all") v4 = v6 = true;
+    else if (protocol == "ipv4") v4 = true;
+    else if (protocol == "ipv6") v6 = true;
+    else Fatal(cf.Error("inet_protocols", absl::StrCat("unknown protocol \"", protocol, "\" (use ipv4, ipv6 or all)")));
+  }
+  const uint16_t port = static_cast<uint16_t>(cf.GetInteger("postgate_smtpd_port"));
+  std::vector<tcp::endpoint> endpoints;
+  for (const std::string& interface : cf.GetList("inet_interfaces")) {
+    if (interface == "all") {
+      if (v4) endpoints.emplace_back(asio::ip::address_v4::any(), port);
+      if (v6) endpoints.emplace_back(asio::ip::address_v6::any(), port);
+    } else if (interface == "loopback-only" || interface == "localhost") {
+      if (v4) endpoints.emplace_back(asio::ip::address_v4::loopback(), port);
+      if (v6) endpoints.emplace_back(asio::ip::address_v6::loopback(), port);
+    } else {
+      std::error_code error;
+      asio::ip::address address = asio::ip::make_address(interface, error);
+      if (error) Fatal(cf.Error("inet_interfaces", absl::StrCat("\"", interface, "\" is not an IP address")));
+      if ((address.is_v4() && v4) || (address.is_v6() && v6)) endpoints.emplace_back(address, port);
+    }
+  }
+  if (endpoints.empty()) Fatal(cf.Error("inet_interfaces", "no address to listen on"));
+  return endpoints;
+}
+
+int Run(const Flags& flags) {
+  absl::StatusOr<config::MainCf> loaded = config::LoadMainCf(flags.config);
+  if (!loaded.ok()) Fatal(loaded.status());
+  config::MainCf& cf = *loaded;
+  if (!flags.queue.empty()) {
+    if (absl::Status s = cf.Override("postgate_queue_address", flags.queue, "--queue"); !s.ok()) Fatal(s);
+  }
+  if (!flags.metrics.empty()) {
+    if (absl::Status s = cf.Override("postgate_smtpd_metrics_listen", flags.metrics, "--metrics"); !s.ok()) Fatal(s);
+  }
+
+  absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
+  if (!aliases.ok()) Fatal(aliases.status());
+  addressing::LocalDomain domain(cf, *std::move(aliases));
+  absl::StatusOr<gateway::policy::NetworkList> mynetworks =
+      gateway::policy::NetworkList::Parse(cf.GetList("mynetworks"));
+  if (!mynetworks.ok()) Fatal(cf.Error("mynetworks", mynetworks.status().message()));
+  gateway::policy::RelayPolicy policy(domain, *std::move(mynetworks));
+
+  auto registry = std::make_shared<prometheus::Registry>();
+  gateway::GatewayMetrics metrics(*registry);
+  std::unique_ptr<prometheus::Exposer> exposer;
+  try {
+    exposer = std::make_unique<prometheus::Exposer>(cf.Get("postgate_smtpd_metrics_listen"));
+  } catch (const std::exception& e) {
+    Fatal(cf.Error("postgate_smtpd_metrics_listen", absl::StrCat("cannot listen: ", e.what())));
+  }
+  exposer->RegisterCollectable(registry);
+
+  gateway::GrpcQueueClient queue(
+      cf.Get("postgate_queue_address"),
+      std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("postgate_queue_timeout"))));
+
+  gateway::SessionEnvironment environment;
+  environment.limits.hostname = cf.Get("myhostname");
+  environment.limits.banner = cf.Get("smtpd_banner");
+  environment.limits.message_size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
+  environment.limits.recipient_limit = static_cast<size_t>(cf.GetInteger("smtpd_recipient_limit"));
+  environment.policy = &policy;
+  environment.queue = &queue;
+  environment.metrics = &metrics;
+  environment.mail_name = cf.Get("mail_name");
+  environment.line_length_limit = static_cast<size_t>(cf.GetInteger("line_length_limit"));
+  environment.timeout = std::chrono::seconds(absl::ToInt64Seconds(cf.GetTime("smtpd_timeout")));
+  environment.peername_lookup = cf.GetBool("smtpd_peername_lookup");
+
+  size_t thread_count = static_cast<size_t>(cf.GetInteger("postgate_smtpd_threads"));
+  if (thread_count == 0) thread_count = std::max(1u, std::thread::hardware_concurrency());
+  // Intentionally never destroyed: gRPC completions may still be posted to them during exit.
+  std::vector<asio::io_context*> contexts;
+  for (size_t i = 0; i < thread_count; ++i) contexts.push_back(new asio::io_context(1));
+
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::vector<std::string> bound;
+  for (const tcp::endpoint& endpoint : ListenEndpoints(cf, flags.listen)) {
+    auto acceptor = std::make_unique<tcp::acceptor>(*contexts[0]);
+    std::error_code error;
+    acceptor->open(endpoint.protocol(), error);
+    if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+    if (!error && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+    if (!error) acceptor->bind(endpoint, error);
+    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+    if (error) {
+      Fatal(absl::UnavailableError(absl::StrCat("cannot listen on ", endpoint.address().to_string(),
+                                                ":", endpoint.port(), ": ", error.message())));
+    }
+    tcp::endpoint local = acceptor->local_endpoint();
+    bound.push_back(absl::StrCat(local.address().to_string(), ":", local.port()));
+    asio::co_spawn(*contexts[0], gateway::AcceptSmtpConnections(*acceptor, contexts, environment),
+                   asio::detached);
+    acceptors.push_back(std::move(acceptor));
+  }
+
+  asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
+  signals.async_wait([&](std::error_code, int signal_number) {
+    spdlog::info("smtp-gateway stopping on signal {}", signal_number);
+    for (auto& acceptor : acceptors) acceptor->close();
+    for (asio::io_context* context : contexts) context->stop();
+  });
+
+  spdlog::info("smtp-gateway listening smtp={} metrics=127.0.0.1:{} queue={} threads={}",
+               absl::StrJoin(bound, ","), exposer->GetListeningPorts().front(),
+               cf.Get("postgate_queue_address"), thread_count);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < contexts.size(); ++i) {
+    threads.emplace_back([context = contexts[i]] {
+      auto work = asio::make_work_guard(*context);
+      context->run();
+    });
+  }
+  contexts[0]->run();
+  for (std::thread& thread : threads) thread.join();
+  // Open sessions are abandoned here; uploads never committed are discarded by the queue.
+  std::_Exit(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  CLI::App app{"Postgate smtp-gateway: the SMTP server in front of queue-service"};
+  app.add_option("--config", flags.config, "main.cf to read")->capture_default_str();
+  app.add_option("--listen", flags.listen, "SMTP host:port (overrides inet_interfaces and postgate_smtpd_port)");
+  app.add_option("--queue", flags.queue, "queue-service gRPC host:port (overrides postgate_queue_address)");
+  app.add_option("--metrics", flags.metrics, "Prometheus host:port (overrides postgate_smtpd_metrics_listen)");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e postgate/smtpd[%P]: %^%l%$: %v");
+  return Run(flags);
+}

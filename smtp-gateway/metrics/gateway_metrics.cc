@@ -1,0 +1,75 @@
+#include "smtp-gateway/metrics/gateway_metrics.h"
+
+#include <string>
+
+namespace postgate::gateway {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Histogram;
+
+GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
+    : connections(BuildCounter()
+                      .Name("postgate_smtpd_connections_total")
+                      .Help("SMTP connections accepted.")
+                      .Register(registry)
+                      .Add({})),
+      active_sessions(BuildGauge()
+                          .Name("postgate_smtpd_active_sessions")
+                          .Help("SMTP sessions open now.")
+                          .Register(registry)
+                          .Add({})),
+      messages_accepted(BuildCounter()
+                            .Name("postgate_smtpd_messages_accepted_total")
+                            .Help("Messages answered with 250 queued (stored by queue-service).")
+                            .Register(registry)
+                            .Add({})),
+      accepted_bytes(BuildCounter()
+                         .Name("postgate_smtpd_accepted_bytes_total")
+                         .Help("Content bytes of accepted messages.")
+                         .Register(registry)
+                         .Add({})),
+      enqueue_seconds(BuildHistogram()
+                          .Name("postgate_smtpd_enqueue_duration_seconds")
+                          .Help("From the end of DATA to queue-service confirming the message is on disk.")
+                          .Register(registry)
+                          .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                               0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                                               5, 10, 30})),
+      message_bytes(BuildHistogram()
+                        .Name("postgate_smtpd_message_size_bytes")
+                        .Help("Size of accepted messages.")
+                        .Register(registry)
+                        .Add({}, Histogram::BucketBoundaries{1024, 4096, 16384, 65536, 262144,
+                                                             1048576, 4194304, 10485760, 52428800})),
+      commands_(BuildCounter()
+                    .Name("postgate_smtpd_commands_total")
+                    .Help("SMTP commands answered, by verb and reply class (2xx, 3xx, 4xx, 5xx).")
+                    .Register(registry)),
+      rejects_(BuildCounter()
+                   .Name("postgate_smtpd_rejects_total")
+                   .Help("Recipients and messages refused, by reason.")
+                   .Register(registry)) {}
+
+void GatewayMetrics::CountCommand(absl::string_view verb, int reply_code) {
+  std::string reply_class = std::to_string(reply_code / 100) + "xx";
+  commands_.Add({{"verb", std::string(verb)}, {"reply_class", reply_class}}).Increment();
+}
+
+void GatewayMetrics::CountReject(absl::string_view reason) {
+  rejects_.Add({{"reason", std::string(reason)}}).Increment();
+}
+
+absl::string_view GatewayMetrics::RejectReason(int code, absl::string_view enhanced) {
+  if (enhanced == "5.7.1") return "relay_denied";
+  if (enhanced == "5.1.1") return "unknown_recipient";
+  if (enhanced == "5.3.4") return "message_too_big";
+  if (enhanced == "4.3.0") return "queue_error";
+  if (enhanced == "4.5.3") return "too_many_recipients";
+  if (enhanced == "5.5.1" && code == 554) return "no_valid_recipients";
+  if (code == 501 || code == 555) return "syntax";
+  return "other";
+}
+
+}  // namespace postgate::gateway

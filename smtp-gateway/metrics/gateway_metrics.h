@@ -1,0 +1,37 @@
+// smtp-gateway's Prometheus metrics in one struct. Labels come from fixed sets (verbs, reply
+// classes, reasons) – never addresses, hosts or queue IDs – so cardinality stays bounded.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+
+namespace postgate::gateway {
+
+class GatewayMetrics {
+ public:
+  explicit GatewayMetrics(prometheus::Registry& registry);
+
+  // One SMTP command answered; verb is from the fixed verb list, reply_code its 3-digit code.
+  void CountCommand(absl::string_view verb, int reply_code);
+  // A recipient or message refused; `reason` is one of a fixed set (see RejectReason()).
+  void CountReject(absl::string_view reason);
+  // Maps a refusing reply to its reason label: relay_denied, unknown_recipient, …
+  static absl::string_view RejectReason(int code, absl::string_view enhanced);
+
+  prometheus::Counter& connections;
+  prometheus::Gauge& active_sessions;
+  prometheus::Counter& messages_accepted;
+  prometheus::Counter& accepted_bytes;
+  prometheus::Histogram& enqueue_seconds;  // End of DATA → queue's "stored" answer.
+  prometheus::Histogram& message_bytes;
+
+ private:
+  prometheus::Family<prometheus::Counter>& commands_;
+  prometheus::Family<prometheus::Counter>& rejects_;
+};
+
+}  // namespace postgate::gateway

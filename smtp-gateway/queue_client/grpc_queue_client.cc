@@ -1,0 +1,234 @@
+#include "smtp-gateway/queue_client/grpc_queue_client.h"
+
+#include <functional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "asio/any_io_executor.hpp"
+#include "asio/async_result.hpp"
+#include "asio/post.hpp"
+#include "asio/steady_timer.hpp"
+#include "asio/this_coro.hpp"
+#include "asio/use_awaitable.hpp"
+#include "grpcpp/grpcpp.h"
+#include "postgate/queue/v1/queue.grpc.pb.h"
+
+namespace postgate::gateway {
+namespace {
+
+namespace v1 = ::postgate::queue::v1;
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+// One Enqueue call. Lives until gRPC reports OnDone (it holds itself until then), so a session
+// may drop it at any time. All state below is touched only on the session's executor, which is
+// single-threaded, except what gRPC's own callbacks read before posting.
+class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>,
+                    public std::enable_shared_from_this<EnqueueCall> {
+ public:
+  EnqueueCall(asio::any_io_executor executor, std::chrono::milliseconds timeout)
+      : executor_(std::move(executor)), timer_(executor_), timeout_(timeout) {}
+
+  void Start(v1::QueueService::Stub& stub) {
+    self_ = shared_from_this();
+    stub.async()->Enqueue(&context_, this);
+    // Operations are started from the session, not from reactions: the hold keeps gRPC from
+    // finishing the call (OnDone) under our feet until we release it in Finish() or Cancel().
+    AddHold();
+    StartCall();
+  }
+
+  asio::awaitable<bool> Write(v1::EnqueueRequest request) {
+    write_buffer_ = std::move(request);
+    bool ok = co_await Await(write_done_, [this] { StartWrite(&write_buffer_); });
+    failed_ |= !ok;
+    co_return ok;
+  }
+
+  asio::awaitable<bool> Read(v1::EnqueueResponse* response) {
+    bool ok = co_await Await(read_done_, [this] { StartRead(&read_buffer_); });
+    failed_ |= !ok;
+    if (ok) *response = std::move(read_buffer_);
+    co_return ok;
+  }
+
+  // Ends the call: half-closes after success, cancels after a failure; returns gRPC's verdict.
+  asio::awaitable<grpc::Status> Finish() {
+    if (!done_) {
+      co_await Await(finished_, [this] {
+        if (released_) return;
+        if (failed_) {
+          context_.TryCancel();
+        } else {
+          StartWritesDone();
+        }
+        Release();
+      });
+    }
+    co_return status_;
+  }
+
+  void Cancel() {
+    context_.TryCancel();
+    Release();
+  }
+
+  void OnWriteDone(bool ok) override { Complete(write_done_, ok); }
+  void OnReadDone(bool ok) override { Complete(read_done_, ok); }
+  void OnDone(const grpc::Status& status) override {
+    // The last callback gRPC makes: release the self-reference once the executor has seen it.
+    asio::post(executor_, [keep = std::move(self_), status] {
+      keep->done_ = true;
+      keep->status_ = status;
+      keep->timer_.cancel();
+      if (auto handler = std::exchange(keep->finished_, nullptr)) handler(true);
+    });
+  }
+
+ private:
+  using Slot = std::function<void(bool)>;
+
+  // Starts a gRPC operation and suspends until its completion is posted back (or the step
+  // deadline cancels the call, which makes gRPC complete it with ok = false).
+  template <typename StartOperation>
+  asio::awaitable<bool> Await(Slot& slot, StartOperation start) {
+    return asio::async_initiate<const asio::use_awaitable_t<>&, void(bool)>(
+        [this, &slot, start](auto handler) mutable {
+          auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+          slot = [shared](bool ok) { (*shared)(ok); };
+          timer_.expires_after(timeout_);
+          timer_.async_wait([weak = weak_from_this()](std::error_code error) {
+            if (error) return;
+            if (auto call = weak.lock()) call->context_.TryCancel();
+          });
+          start();
+        },
+        asio::use_awaitable);
+  }
+
+  void Release() {
+    if (std::exchange(released_, true)) return;
+    RemoveHold();
+  }
+
+  void Complete(Slot& slot, bool ok) {
+    asio::post(executor_, [keep = shared_from_this(), &slot, ok] {
+      keep->timer_.cancel();
+      if (auto handler = std::exchange(slot, nullptr)) handler(ok);
+    });
+  }
+
+  asio::any_io_executor executor_;
+  asio::steady_timer timer_;
+  std::chrono::milliseconds timeout_;
+  grpc::ClientContext context_;
+  std::shared_ptr<EnqueueCall> self_;
+  v1::EnqueueRequest write_buffer_;
+  v1::EnqueueResponse read_buffer_;
+  Slot write_done_, read_done_, finished_;
+  bool failed_ = false;
+  bool released_ = false;  // RemoveHold() was called.
+  bool done_ = false;
+  grpc::Status status_;
+};
+
+// Turns a failed step into the most telling status: gRPC's final one if it has one.
+asio::awaitable<absl::Status> FailedStep(EnqueueCall& call, absl::string_view step) {
+  grpc::Status status = co_await call.Finish();
+  if (!status.ok()) co_return FromGrpc(status);
+  co_return absl::UnavailableError(absl::StrCat("queue-service: ", step, " failed"));
+}
+
+class GrpcMessageUpload : public MessageUpload {
+ public:
+  GrpcMessageUpload(std::shared_ptr<EnqueueCall> call, std::string queue_id)
+      : call_(std::move(call)), queue_id_(std::move(queue_id)) {}
+  ~GrpcMessageUpload() override {
+    if (!committed_) call_->Cancel();  // The queue discards what it received.
+  }
+
+  const std::string& queue_id() const override { return queue_id_; }
+
+  asio::awaitable<absl::Status> Write(std::string chunk) override {
+    v1::EnqueueRequest request;
+    request.set_content(std::move(chunk));
+    if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "write");
+    co_return absl::OkStatus();
+  }
+
+  asio::awaitable<absl::Status> Commit(uint64_t size) override {
+    v1::EnqueueRequest request;
+    request.mutable_commit()->set_size(size);
+    if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "commit");
+    v1::EnqueueResponse response;
+    if (!co_await call_->Read(&response)) co_return co_await FailedStep(*call_, "commit");
+    if (response.committed_queue_id() != queue_id_) {
+      co_return absl::InternalError("queue-service confirmed another message");
+    }
+    committed_ = true;
+    co_await call_->Finish();  // Stored already; the final status only tidies up.
+    co_return absl::OkStatus();
+  }
+
+ private:
+  std::shared_ptr<EnqueueCall> call_;
+  std::string queue_id_;
+  bool committed_ = false;
+};
+
+v1::BodyType ToProto(protocol::BodyType body) {
+  switch (body) {
+    case protocol::BodyType::k7Bit: return v1::BODY_TYPE_7BIT;
+    case protocol::BodyType::k8BitMime: return v1::BODY_TYPE_8BITMIME;
+    case protocol::BodyType::kUnspecified: break;
+  }
+  return v1::BODY_TYPE_UNSPECIFIED;
+}
+
+}  // namespace
+
+struct GrpcQueueClient::Impl {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::QueueService::Stub> stub;
+  std::chrono::milliseconds timeout;
+};
+
+GrpcQueueClient::GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout)
+    : impl_(std::make_unique<Impl>()) {
+  grpc::ChannelArguments arguments;
+  // Reconnect quickly after queue-service restarts, so clients see 451 for as short as possible.
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  impl_->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+  impl_->stub = v1::QueueService::NewStub(impl_->channel);
+  impl_->timeout = step_timeout;
+}
+
+GrpcQueueClient::~GrpcQueueClient() = default;
+
+asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient::Open(
+    const OutgoingEnvelope& envelope) {
+  auto call = std::make_shared<EnqueueCall>(co_await asio::this_coro::executor, impl_->timeout);
+  call->Start(*impl_->stub);
+  v1::EnqueueRequest request;
+  v1::Envelope& out = *request.mutable_envelope();
+  out.set_sender(envelope.transaction.sender);
+  for (const std::string& recipient : envelope.transaction.recipients) out.add_recipients(recipient);
+  out.set_body_type(ToProto(envelope.transaction.body_type));
+  out.set_declared_size(envelope.transaction.declared_size);
+  out.mutable_client()->set_address(envelope.client_address);
+  out.mutable_client()->set_hostname(envelope.client_hostname);
+  out.mutable_client()->set_helo(envelope.helo);
+  out.mutable_client()->set_protocol(envelope.protocol);
+  if (!co_await call->Write(std::move(request))) co_return co_await FailedStep(*call, "envelope");
+  v1::EnqueueResponse response;
+  if (!co_await call->Read(&response) || response.queue_id().empty()) {
+    co_return co_await FailedStep(*call, "queue ID");
+  }
+  co_return std::make_unique<GrpcMessageUpload>(call, response.queue_id());
+}
+
+}  // namespace postgate::gateway

@@ -1,0 +1,33 @@
+// QueueClient over gRPC (postgate.queue.v1.QueueService/Enqueue, a bidirectional stream), bridged
+// into Asio: gRPC's callback reactor posts each completion to the session's executor, so the
+// session coroutine simply co_awaits. Every step has a deadline (postgate_queue_timeout); when it
+// passes the call is cancelled and the step fails, so a stuck queue-service costs the client a
+// 451, never a hung session. Thread-safe: one client serves all sessions.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "smtp-gateway/queue_client/queue_client.h"
+
+namespace grpc {
+class Channel;
+}
+
+namespace postgate::gateway {
+
+class GrpcQueueClient : public QueueClient {
+ public:
+  GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout);
+  ~GrpcQueueClient() override;
+
+  asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> Open(
+      const OutgoingEnvelope& envelope) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace postgate::gateway

@@ -1,0 +1,44 @@
+// How a session hands a message to the queue: open (the queue assigns the ID), write the content
+// in chunks, commit. Commit returns OK only once the queue has the message on disk. Dropping an
+// upload without a successful Commit abandons it, and the queue keeps nothing of it.
+// Operations are awaitables on the caller's executor; one upload is used by one coroutine.
+// Arguments are taken by reference: g++ 12 mishandles aggregates passed by value to coroutines.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "asio/awaitable.hpp"
+#include "smtp-gateway/protocol/session_machine.h"
+
+namespace postgate::gateway {
+
+struct OutgoingEnvelope {
+  protocol::Transaction transaction;
+  std::string client_address;
+  std::string client_hostname;
+  std::string helo;
+  std::string protocol;  // "SMTP" / "ESMTP".
+};
+
+class MessageUpload {
+ public:
+  virtual ~MessageUpload() = default;
+  virtual const std::string& queue_id() const = 0;
+  virtual asio::awaitable<absl::Status> Write(std::string chunk) = 0;
+  // `size` is the total of all chunks written; the queue checks it.
+  virtual asio::awaitable<absl::Status> Commit(uint64_t size) = 0;
+};
+
+class QueueClient {
+ public:
+  virtual ~QueueClient() = default;
+  virtual asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> Open(
+      const OutgoingEnvelope& envelope) = 0;
+};
+
+}  // namespace postgate::gateway

@@ -1,0 +1,34 @@
+// One SMTP connection: the only place where the socket, the protocol state machine, the policy,
+// the queue client and the metrics meet. Wiring only – every decision is made elsewhere.
+// Replies to pipelined commands are collected and written when no complete command is left in
+// the input (RFC 2920), and input that arrives early is kept, never dropped. One coroutine per
+// connection; it runs on one single-threaded io_context, so nothing here needs a lock.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "asio/awaitable.hpp"
+#include "asio/ip/tcp.hpp"
+#include "smtp-gateway/metrics/gateway_metrics.h"
+#include "smtp-gateway/policy/relay_policy.h"
+#include "smtp-gateway/protocol/session_machine.h"
+#include "smtp-gateway/queue_client/queue_client.h"
+
+namespace postgate::gateway {
+
+// What every session shares; read-only once the server runs.
+struct SessionEnvironment {
+  protocol::ProtocolLimits limits;
+  const policy::RelayPolicy* policy = nullptr;
+  QueueClient* queue = nullptr;
+  GatewayMetrics* metrics = nullptr;
+  std::string mail_name;
+  size_t line_length_limit = 2048;
+  std::chrono::seconds timeout{300};  // smtpd_timeout
+  bool peername_lookup = true;        // smtpd_peername_lookup
+};
+
+asio::awaitable<void> RunSmtpSession(asio::ip::tcp::socket socket, const SessionEnvironment& environment);
+
+}  // namespace postgate::gateway
