@@ -1,0 +1,202 @@
+"""Starts real queue-service and smtp-gateway binaries on ephemeral loopback ports for a test.
+
+Each Postgate instance gets its own data directory and main.cf (config/main.cf plus overrides),
+reads the ports the services report in their "listening" log lines, and offers helpers that wait
+on conditions with a deadline (never a bare sleep).
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+BIN_DIR = os.environ.get("POSTGATE_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
+SOURCE_DIR = os.environ.get("POSTGATE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+QUEUE_ID = r"[0-9A-F]{13}"
+
+
+def wait_for(condition, timeout=15.0, interval=0.02, what="condition"):
+    """Polls condition() until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Service:
+    """One running binary whose stderr is collected line by line."""
+
+    def __init__(self, argv, name):
+        self.name = name
+        self.lines = []
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def log(self):
+        with self._lock:
+            return list(self.lines)
+
+    def wait_log(self, pattern, timeout=15.0):
+        regex = re.compile(pattern)
+
+        def find():
+            for line in self.log():
+                match = regex.search(line)
+                if match:
+                    return match
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited ({self.process.returncode}):\n" + "\n".join(self.log()))
+            return None
+
+        return wait_for(find, timeout, what=f"{self.name} log /{pattern}/")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=5)
+
+
+class Postgate:
+    """queue-service + smtp-gateway with a private data directory."""
+
+    def __init__(self, overrides=None, aliases=None):
+        self.dir = tempfile.mkdtemp(prefix="postgate-e2e-")
+        self.data_dir = os.path.join(self.dir, "var")
+        self.config = os.path.join(self.dir, "main.cf")
+        with open(os.path.join(SOURCE_DIR, "config/main.cf")) as source:
+            text = source.read()
+        for name, value in (overrides or {}).items():
+            text += f"\n{name} = {value}\n"
+        with open(self.config, "w") as out:
+            out.write(text)
+        shutil.copy(os.path.join(SOURCE_DIR, "config/aliases"), os.path.join(self.dir, "aliases"))
+        if aliases:
+            with open(os.path.join(self.dir, "aliases"), "a") as out:
+                out.write(aliases)
+        self.queue = None
+        self.gateway = None
+        self.grpc_port = None
+
+    def start_queue(self):
+        self.queue = Service([os.path.join(BIN_DIR, "queue-service"), "--config", self.config,
+                              "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.grpc_port or 0}",
+                              "--metrics", "127.0.0.1:0"], "queue-service")
+        match = self.queue.wait_log(r"listening grpc=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+)")
+        self.grpc_port = int(match.group(1))
+        self.queue_metrics_port = int(match.group(2))
+        return self
+
+    def start_gateway(self):
+        self.gateway = Service([os.path.join(BIN_DIR, "smtp-gateway"), "--config", self.config,
+                                "--listen", "127.0.0.1:0", "--queue", f"127.0.0.1:{self.grpc_port}",
+                                "--metrics", "127.0.0.1:0"], "smtp-gateway")
+        match = self.gateway.wait_log(r"listening smtp=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+)")
+        self.smtp_port = int(match.group(1))
+        self.gateway_metrics_port = int(match.group(2))
+        return self
+
+    def start(self):
+        return self.start_queue().start_gateway()
+
+    def stop(self):
+        for service in (self.gateway, self.queue):
+            if service:
+                service.stop()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def maildir_files(self, user, sub="new"):
+        path = os.path.join(self.data_dir, "mail", user, sub)
+        if not os.path.isdir(path):
+            return []
+        return sorted(os.path.join(path, name) for name in os.listdir(path))
+
+    def read_maildir(self, user):
+        contents = []
+        for path in self.maildir_files(user):
+            with open(path, "rb") as f:
+                contents.append(f.read().decode("utf-8", "replace"))
+        return contents
+
+    def wait_delivered(self, user, count, timeout=15.0):
+        return wait_for(lambda: len(self.maildir_files(user)) >= count and self.read_maildir(user),
+                        timeout, what=f"{count} message(s) in {user}'s Maildir")
+
+    def grpc_channel(self):
+        import grpc
+        return grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+
+
+class SmtpConnection:
+    """A raw SMTP client: sends exact bytes and reads whole replies."""
+
+    def __init__(self, port, timeout=10.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buffer = b""
+
+    def read_reply(self):
+        """Returns one complete (possibly multi-line) reply as text, CRLFs included."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise ConnectionError("connection closed; got so far: %r" % (b"".join(lines) + self.buffer))
+                self.buffer += data
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line + b"\r\n")
+            if len(line) < 4 or line[3:4] == b" ":
+                return b"".join(lines).decode()
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def command(self, line):
+        self.send(line + "\r\n")
+        return self.read_reply()
+
+    def close(self):
+        self.sock.close()
+
+
+def send_message(port, sender="foo@mail169.com", recipients=("bar@mail169.com",), body="Subject: t\r\n\r\nhello\r\n"):
+    """One complete session; returns the reply to the end of DATA."""
+    connection = SmtpConnection(port)
+    try:
+        connection.read_reply()
+        connection.command("EHLO client.test")
+        reply = connection.command(f"MAIL FROM:<{sender}>")
+        assert reply.startswith("250"), reply
+        for recipient in recipients:
+            reply = connection.command(f"RCPT TO:<{recipient}>")
+            assert reply.startswith("250"), reply
+        reply = connection.command("DATA")
+        assert reply.startswith("354"), reply
+        connection.send(body + ".\r\n")
+        reply = connection.read_reply()
+        connection.command("QUIT")
+        return reply
+    finally:
+        connection.close()
