@@ -119,7 +119,10 @@ class SmtpSession {
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
       if (step.action == protocol::Action::kOpenQueue) {
         step = co_await ReceiveMessage();
-        if (!step.reply) co_return;  // The client went away in the middle of DATA.
+        if (!step.reply) {  // The client went away in the middle of DATA.
+          tally_.Count(smtp::Verb::kData, false);
+          co_return;
+        }
       }
       Answer(step);
       if (step.action == protocol::Action::kClose) {

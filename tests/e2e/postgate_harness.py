@@ -74,6 +74,7 @@ class Service:
                 self.process.kill()
                 self.process.wait()
         self._reader.join(timeout=5)
+        self.process.stdout.close()
 
 
 class Postgate:

@@ -1,0 +1,147 @@
+"""Nothing acknowledged is lost: SIGKILL of queue-service under load, a queue that is down or
+stalled, and clients that vanish mid-DATA."""
+import re
+import signal
+import socket
+import threading
+import unittest
+
+import grpc
+
+from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
+
+
+class KillQueueServiceTest(unittest.TestCase):
+    def setUp(self):
+        self.postgate = Postgate({"postgate_queue_timeout": "3s"}).start()
+
+    def tearDown(self):
+        self.postgate.cleanup()
+
+    def test_sigkill_loses_no_acknowledged_message_and_delivers_each_once(self):
+        acknowledged = []  # (marker, queue id)
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def sender(worker):
+            n = 0
+            while not stop.is_set():
+                n += 1
+                marker = f"marker-{worker}-{n}"
+                try:
+                    reply = send_message(self.postgate.smtp_port, body=f"Subject: {marker}\r\n\r\n{marker}\r\n")
+                except (OSError, AssertionError, ConnectionError):
+                    continue  # 451 at MAIL/DATA or a reset: not acknowledged, the client would retry.
+                match = re.match(rf"250 2\.0\.0 Ok: queued as ({QUEUE_ID})", reply)
+                if match:
+                    with lock:
+                        acknowledged.append((marker, match.group(1)))
+
+        threads = [threading.Thread(target=sender, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            wait_for(lambda: len(acknowledged) >= 60, timeout=60, what="60 acknowledged messages")
+            self.postgate.queue.stop(signal.SIGKILL)
+            killed_at = len(acknowledged)
+            self.postgate.start_queue()  # Same data directory and port; recovers on start.
+            wait_for(lambda: len(acknowledged) >= killed_at + 30, timeout=60,
+                     what="the gateway to deliver to the restarted queue")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+        with lock:
+            expected = list(acknowledged)
+
+        def all_delivered():
+            texts = self.postgate.read_maildir("bar")
+            return all(any(queue_id in t for t in texts) for _, queue_id in expected) and texts
+
+        texts = wait_for(all_delivered, timeout=60, what=f"all {len(expected)} acknowledged messages in the Maildir")
+        for marker, queue_id in expected:
+            copies = [t for t in texts if f"id {queue_id}\n" in t]
+            self.assertEqual(len(copies), 1, f"{queue_id} delivered {len(copies)} times")
+            self.assertIn(marker, copies[0])
+        print(f"\n{len(expected)} acknowledged, {killed_at} before the SIGKILL; recovery log: "
+              f"{[l for l in self.postgate.queue.log() if 'resuming' in l]}", flush=True)
+
+
+class QueueOutageTest(unittest.TestCase):
+    def setUp(self):
+        self.postgate = Postgate({"postgate_queue_timeout": "2s"}).start()
+
+    def tearDown(self):
+        self.postgate.cleanup()
+
+    def test_queue_down_gives_451_and_the_gateway_recovers(self):
+        self.postgate.queue.stop()
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            connection.command("EHLO x")
+            connection.command("MAIL FROM:<foo@mail169.com>")
+            connection.command("RCPT TO:<bar@mail169.com>")
+            self.assertEqual(connection.command("DATA"), "451 4.3.0 Error: queue file write error\r\n")
+            # The session is still usable, and the transaction was reset.
+            self.assertEqual(connection.command("RCPT TO:<bar@mail169.com>"), "503 5.5.1 Error: need MAIL command\r\n")
+            self.assertEqual(connection.command("NOOP"), "250 2.0.0 Ok\r\n")
+        finally:
+            connection.close()
+        self.postgate.start_queue()
+
+        def accepted():
+            try:
+                return send_message(self.postgate.smtp_port).startswith("250 2.0.0 Ok: queued as")
+            except AssertionError:
+                return False
+
+        wait_for(accepted, timeout=30, interval=0.2, what="the gateway to reach the restarted queue")
+        self.postgate.wait_delivered("bar", 1)
+
+    def test_stalled_queue_times_out_with_451(self):
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            for line in ("EHLO x", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<bar@mail169.com>"):
+                connection.command(line)
+            self.assertTrue(connection.command("DATA").startswith("354"))
+            self.postgate.queue.process.send_signal(signal.SIGSTOP)
+            try:
+                connection.send("Subject: stalled\r\n\r\nbody\r\n.\r\n")
+                self.assertEqual(connection.read_reply(), "451 4.3.0 Error: queue file write error\r\n")
+            finally:
+                self.postgate.queue.process.send_signal(signal.SIGCONT)
+        finally:
+            connection.close()
+        # What the stalled queue half-received is discarded, never delivered.
+        self.assertTrue(send_message(self.postgate.smtp_port).startswith("250"))
+        self.postgate.wait_delivered("bar", 1)
+        stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        wait_for(lambda: stub.GetQueueStatus(queue_pb2.GetQueueStatusRequest()).total_messages == 0)
+        self.assertFalse(any("stalled" in t for t in self.postgate.read_maildir("bar")))
+
+    def test_client_vanishing_mid_data_leaves_nothing(self):
+        for cut in ("Subject: half\r\n\r\npart of a bo", "Subject: half\r\n\r\n" + "y" * 200000):
+            connection = SmtpConnection(self.postgate.smtp_port)
+            connection.read_reply()
+            for line in ("EHLO x", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<bar@mail169.com>", "DATA"):
+                connection.command(line)
+            connection.send(cut)
+            connection.sock.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self.postgate.gateway.wait_log(r"disconnect from .* data=0/1")
+        # Restarting the queue would report (and remove) orphaned content chunks: there must be none.
+        self.postgate.queue.stop()
+        self.postgate.start_queue()
+        self.assertFalse([l for l in self.postgate.queue.log() if "content chunks" in l])
+        stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        status = stub.GetQueueStatus(queue_pb2.GetQueueStatusRequest())
+        self.assertEqual(sum(c.messages for c in status.by_state), 0)
+        self.assertEqual(self.postgate.maildir_files("bar"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
