@@ -82,7 +82,9 @@ int Run(const Flags& flags) {
     Fatal(cf.Error("postgate_queue_metrics_listen", absl::StrCat("cannot listen: ", e.what())));
   }
   exposer->RegisterCollectable(registry);
-  exposer->RegisterCollectable(queue::QueueMetrics::QueueDepthCollector(index));
+  // The exposer holds collectables weakly: this one must live as long as it.
+  std::shared_ptr<prometheus::Collectable> depth = queue::QueueMetrics::QueueDepthCollector(index);
+  exposer->RegisterCollectable(depth);
 
   queue::LocalDelivery local(domain, {data_dir + "/mail", format,
                                       static_cast<uint64_t>(cf.GetInteger("mailbox_size_limit")),
