@@ -136,7 +136,8 @@ void DeliveryAgent::Process(const Work& work) {
     DeliveryOutcome outcome;
     const char* transport = "local";
     if (domain_.Classify(recipient.address()).local) {
-      outcome = local_.Deliver(message, i, content, work.recovered);
+      // After any earlier attempt a reader may have moved a delivered file on to cur/.
+      outcome = local_.Deliver(message, i, content, work.recovered || recipient.attempts() > 0);
     } else {
       transport = "smtp";
       outcome = {v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", options_.remote_defer_reason, "none"};

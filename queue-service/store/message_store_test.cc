@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <cstdio>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -123,6 +125,32 @@ TYPED_TEST(MessageStoreContractTest, ScanIsInIdOrderAndResumesAfterAnId) {
   }
   EXPECT_EQ(Ids(store), (std::vector<std::string>{"000000000000A", "000000000000B", "000000000000C"}));
   EXPECT_EQ(Ids(store, "000000000000A"), (std::vector<std::string>{"000000000000B", "000000000000C"}));
+}
+
+// Concurrent commits share fsyncs: RocksDB's write group syncs the WAL once for many writers.
+TEST(RocksDbMessageStoreTest, ConcurrentCommitsAreGrouped) {
+  std::string dir = TempDir();
+  auto store = RocksDbMessageStore::Open(dir);
+  ASSERT_TRUE(store.ok());
+  constexpr int kThreads = 16, kPerThread = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        char id[16];
+        std::snprintf(id, sizeof(id), "%013X", t * 1000 + i);
+        ASSERT_TRUE((*store)->Commit(Record(id, 0)).ok());
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const uint64_t syncs = (*store)->WalSyncs();
+  EXPECT_GT(syncs, 0u);
+  EXPECT_LT(syncs, static_cast<uint64_t>(kThreads * kPerThread)) << "every commit paid its own fsync";
+  std::printf("%d synced commits, %llu WAL fsyncs\n", kThreads * kPerThread,
+              static_cast<unsigned long long>(syncs));
+  store->reset();
+  std::filesystem::remove_all(dir);
 }
 
 // A committed message survives the process dying without any shutdown.

@@ -12,6 +12,7 @@
 
 namespace rocksdb {
 class DB;
+class Statistics;
 }
 
 namespace postgate::queue {
@@ -35,11 +36,16 @@ class RocksDbMessageStore : public MessageStore {
                     const std::function<bool(const StoredMessage&)>& visit) override;
   absl::StatusOr<uint64_t> RemoveOrphans() override;
 
+  // Write-ahead-log fsyncs so far. Fewer than synced writes means commits were grouped.
+  uint64_t WalSyncs() const;
+  uint64_t SyncedWrites() const;
+
  private:
-  explicit RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db);
+  RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<rocksdb::Statistics> statistics);
   absl::Status WriteRecord(const StoredMessage& record, bool drop_content);
 
   std::unique_ptr<rocksdb::DB> db_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
 };
 
 }  // namespace postgate::queue
