@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/base/status_macros.h"
+#include "core/config/logical_lines.h"
 
 namespace postgate::config {
 
@@ -17,23 +18,9 @@ const std::vector<std::string>* AliasTable::Find(absl::string_view name) const {
 }
 
 absl::Status AliasTable::Parse(absl::string_view text, const std::string& filename) {
-  struct Logical {
-    std::string text;
-    int line;
-  };
-  std::vector<Logical> logical;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    absl::string_view stripped = absl::StripLeadingAsciiWhitespace(line);
-    if (stripped.empty() || stripped.front() == '#') continue;
-    if (stripped.size() != line.size() && !logical.empty()) {
-      absl::StrAppend(&logical.back().text, " ", absl::StripAsciiWhitespace(stripped));
-      continue;
-    }
-    logical.push_back({std::string(absl::StripAsciiWhitespace(line)), line_number});
-  }
-  for (const Logical& entry : logical) {
+  absl::StatusOr<std::vector<LogicalLine>> logical = ReadLogicalLines(text, filename);
+  if (!logical.ok()) return logical.status();
+  for (const LogicalLine& entry : *logical) {
     std::string where = absl::StrCat(filename, ":", entry.line);
     size_t colon = entry.text.find(':');
     if (colon == std::string::npos || colon == 0) {

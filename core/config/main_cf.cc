@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "core/base/status_macros.h"
+#include "core/config/logical_lines.h"
 #include "core/config/parameters.h"
 
 namespace postgate::config {
@@ -73,30 +74,9 @@ absl::StatusOr<MainCf> MainCf::Parse(absl::string_view text, std::string filenam
   cf.values_["config_directory"].raw = std::filesystem::path(filename).parent_path().string();
   if (cf.values_["config_directory"].raw.empty()) cf.values_["config_directory"].raw = ".";
 
-  // Join continuation lines into logical lines, remembering where each began.
-  struct Logical {
-    std::string text;
-    int line;
-  };
-  std::vector<Logical> logical;
-  int line_number = 0;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    absl::string_view stripped = absl::StripLeadingAsciiWhitespace(line);
-    if (stripped.empty() || stripped.front() == '#') continue;
-    if (stripped.size() != line.size()) {  // Starts with whitespace: a continuation.
-      if (logical.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(filename, ":", line_number,
-                                                       ": continuation line without a parameter"));
-      }
-      absl::StrAppend(&logical.back().text, " ", absl::StripAsciiWhitespace(stripped));
-      continue;
-    }
-    logical.push_back({std::string(absl::StripTrailingAsciiWhitespace(line)), line_number});
-  }
-
-  for (const Logical& entry : logical) {
+  absl::StatusOr<std::vector<LogicalLine>> logical = ReadLogicalLines(text, filename);
+  if (!logical.ok()) return logical.status();
+  for (const LogicalLine& entry : *logical) {
     std::string where = absl::StrCat(filename, ":", entry.line);
     size_t eq = entry.text.find('=');
     if (eq == std::string::npos) {

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "queue-service/api/status_conversion.h"
+#include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
 
 namespace postgate::queue {
@@ -10,12 +11,6 @@ namespace {
 
 constexpr uint32_t kDefaultPageSize = 100;
 constexpr uint32_t kMaxPageSize = 1000;
-
-void SetTimestamp(google::protobuf::Timestamp* out, absl::Time t) {
-  const int64_t nanos = absl::ToUnixNanos(t);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-}
 
 grpc::Status InvalidArgument(absl::string_view field, absl::string_view problem) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", problem));

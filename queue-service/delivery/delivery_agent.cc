@@ -2,20 +2,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
 
 namespace postgate::queue {
 namespace {
-
-void SetTimestamp(google::protobuf::Timestamp* out, absl::Time t) {
-  const int64_t nanos = absl::ToUnixNanos(t);
-  out->set_seconds(nanos / 1000000000);
-  out->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 const char* StatusWord(v1::RecipientState state) {
   switch (state) {

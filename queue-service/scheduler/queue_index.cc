@@ -1,16 +1,8 @@
 #include "queue-service/scheduler/queue_index.h"
 
-#include "google/protobuf/util/time_util.h"
+#include "queue-service/model/timestamps.h"
 
 namespace postgate::queue {
-namespace {
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-}  // namespace
-
 v1::MessageState DeriveState(const v1::Message& message) {
   bool deferred = false;
   for (const v1::RecipientStatus& recipient : message.recipients()) {
@@ -26,8 +18,8 @@ void QueueIndex::Upsert(const std::string& id, const Entry& entry) {
 }
 
 void QueueIndex::Upsert(const v1::Message& message) {
-  Upsert(message.queue_id(), Entry{message.state(), message.size(), FromProto(message.arrival_time()),
-                                   FromProto(message.completion_time())});
+  Upsert(message.queue_id(), Entry{message.state(), message.size(), FromTimestamp(message.arrival_time()),
+                                   FromTimestamp(message.completion_time())});
 }
 
 void QueueIndex::Remove(const std::string& id) {
