@@ -133,6 +133,7 @@ int Run(const Flags& flags) {
   environment.limits.banner = cf.Get("smtpd_banner");
   environment.limits.message_size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
   environment.limits.recipient_limit = static_cast<size_t>(cf.GetInteger("smtpd_recipient_limit"));
+  environment.limits.strict_smtputf8 = cf.GetBool("strict_smtputf8");
   environment.policy = &policy;
   environment.queue = &queue;
   environment.metrics = &metrics;

@@ -27,6 +27,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_recipient_limit", "1000", K::kInteger},
     ParameterSpec{"smtpd_timeout", "300s", K::kTime, 's'},
     ParameterSpec{"smtpd_peername_lookup", "yes", K::kBool},
+    ParameterSpec{"strict_smtputf8", "no", K::kBool},
     ParameterSpec{"local_destination_concurrency_limit", "2", K::kInteger},
     ParameterSpec{"queue_run_delay", "300s", K::kTime, 's'},
     // Addressing and delivery, as in Postfix.

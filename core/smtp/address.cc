@@ -9,8 +9,12 @@
 namespace postgate::smtp {
 namespace {
 
+// RFC 6531 adds UTF8-non-ascii to atext and to domain labels; whether a transaction may use it
+// (SMTPUTF8) and whether the bytes are valid UTF-8 is decided by the caller.
+bool IsNonAscii(char c) { return static_cast<unsigned char>(c) >= 0x80; }
+
 bool IsAtext(char c) {
-  if (absl::ascii_isalnum(static_cast<unsigned char>(c))) return true;
+  if (absl::ascii_isalnum(static_cast<unsigned char>(c)) || IsNonAscii(c)) return true;
   return absl::string_view("!#$%&'*+-/=?^_`{|}~").find(c) != absl::string_view::npos;
 }
 
@@ -33,7 +37,7 @@ bool IsQuotedString(absl::string_view text) {
       if (++i + 1 >= text.size()) return false;
       continue;
     }
-    if (c == '"' || c < 32 || c > 126) return false;
+    if (c == '"' || c < 32 || c == 127) return false;
   }
   return true;
 }
@@ -45,7 +49,9 @@ bool IsHostName(absl::string_view domain) {
       return false;
     }
     for (char c : label) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-') return false;
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' && !IsNonAscii(c)) {
+        return false;
+      }
     }
   }
   return true;

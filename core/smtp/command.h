@@ -7,7 +7,7 @@
 namespace postgate::smtp {
 
 enum class Verb {
-  kHelo, kEhlo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kHelp, kVrfy,
+  kHelo, kEhlo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kHelp, kVrfy, kBdat, kEtrn, kStarttls,
   kUnknown,  // Anything else, including an empty line.
 };
 

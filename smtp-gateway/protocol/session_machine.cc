@@ -1,9 +1,14 @@
 #include "smtp-gateway/protocol/session_machine.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/smtp/address.h"
+#include "core/smtp/utf8.h"
 
 namespace postgate::gateway::protocol {
 namespace {
@@ -29,6 +34,16 @@ void SessionMachine::ResetTransaction() {
   in_transaction_ = false;
   any_recipient_tried_ = false;
   transaction_ = Transaction{};
+  bdat_active_ = false;
+  bdat_failed_ = false;
+  bdat_error_.reset();
+}
+
+std::optional<Step> SessionMachine::CheckUtf8Address(const std::string& address, bool smtputf8) const {
+  if (limits_.strict_smtputf8 && !smtputf8 && !smtp::IsAscii(address)) {
+    return Say(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+  }
+  return std::nullopt;
 }
 
 Step SessionMachine::OnLine(const smtp::CommandLine& line) {
@@ -38,6 +53,7 @@ Step SessionMachine::OnLine(const smtp::CommandLine& line) {
   }
   smtp::Command command = smtp::ParseCommand(line.text);
   last_verb_ = command.verb;
+  if (!smtp::IsValidUtf8(line.text)) return Say(500, "5.5.2", "Error: bad UTF-8 syntax");
   switch (command.verb) {
     case smtp::Verb::kHelo:
       return OnHelo(command, false);
@@ -64,6 +80,10 @@ Step SessionMachine::OnLine(const smtp::CommandLine& line) {
                   Action::kNone};
     case smtp::Verb::kVrfy:
       return OnVrfy(command);
+    case smtp::Verb::kBdat:
+      return OnBdat(command);
+    case smtp::Verb::kEtrn:
+    case smtp::Verb::kStarttls:
     case smtp::Verb::kUnknown:
       if (command.verb_text.empty()) return Say(500, "5.5.2", "Error: bad syntax");
       return Say(500, "5.5.2", "Error: command not recognized");
@@ -84,12 +104,14 @@ Step SessionMachine::OnHelo(const smtp::Command& command, bool extended) {
   reply.lines.push_back(limits_.message_size_limit > 0
                             ? absl::StrCat("SIZE ", limits_.message_size_limit)
                             : std::string("SIZE"));
-  reply.lines.insert(reply.lines.end(), {"VRFY", "ENHANCEDSTATUSCODES", "8BITMIME"});
+  reply.lines.insert(reply.lines.end(),
+                     {"VRFY", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING"});
   return Step{std::move(reply), Action::kNone};
 }
 
 Step SessionMachine::OnMail(const smtp::Command& command) {
   // Like Postfix with smtpd_helo_required = no, MAIL is accepted before HELO/EHLO.
+  if (bdat_active_ || bdat_failed_) return Say(503, "5.5.1", "Error: MAIL after BDAT");
   if (in_transaction_) return Say(503, "5.5.1", "Error: nested MAIL command");
   smtp::ParsedPath parsed = smtp::ParsePathArgument(command.argument, "FROM:");
   switch (parsed.error) {
@@ -121,10 +143,13 @@ Step SessionMachine::OnMail(const smtp::Command& command) {
       } else {
         return UnsupportedOption(parameter);
       }
+    } else if (parameter.keyword == "SMTPUTF8" && !parameter.has_value) {
+      transaction.smtputf8 = true;
     } else {
       return UnsupportedOption(parameter);
     }
   }
+  if (auto refused = CheckUtf8Address(parsed.path.address, transaction.smtputf8)) return *refused;
   Verdict verdict = decider_.CheckSender(parsed.path.address);
   if (!verdict.accepted) return Step{verdict.reply, Action::kNone};
   transaction.sender = verdict.address;
@@ -134,6 +159,7 @@ Step SessionMachine::OnMail(const smtp::Command& command) {
 }
 
 Step SessionMachine::OnRcpt(const smtp::Command& command) {
+  if (bdat_active_) return Say(503, "5.5.1", "Error: RCPT after BDAT");
   if (!in_transaction_) return Say(503, "5.5.1", "Error: need MAIL command");
   smtp::ParsedPath parsed = smtp::ParsePathArgument(command.argument, "TO:");
   switch (parsed.error) {
@@ -147,6 +173,7 @@ Step SessionMachine::OnRcpt(const smtp::Command& command) {
   }
   if (parsed.path.address.empty()) return Say(501, "5.1.3", "Bad recipient address syntax");
   if (!parsed.path.parameters.empty()) return UnsupportedOption(parsed.path.parameters.front());
+  if (auto refused = CheckUtf8Address(parsed.path.address, transaction_.smtputf8)) return *refused;
   if (transaction_.recipients.size() >= limits_.recipient_limit) {
     return Say(452, "4.5.3", "Error: too many recipients");
   }
@@ -159,6 +186,7 @@ Step SessionMachine::OnRcpt(const smtp::Command& command) {
 
 Step SessionMachine::OnData(const smtp::Command& command) {
   if (!command.argument.empty()) return Say(501, "5.5.4", "Syntax: DATA");
+  if (bdat_active_ || bdat_failed_) return Say(503, "5.5.1", "Error: DATA after BDAT");
   if (!in_transaction_) return Say(503, "5.5.1", "Error: need RCPT command");
   if (transaction_.recipients.empty()) {
     return any_recipient_tried_ ? Say(554, "5.5.1", "Error: no valid recipients")
@@ -189,8 +217,14 @@ Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_
 }
 
 Step SessionMachine::OnVrfy(const smtp::Command& command) {
-  if (command.argument.empty()) return Say(501, "5.5.4", "Syntax: VRFY address");
+  if (command.argument.empty()) return Say(501, "5.5.4", "Syntax: VRFY address [SMTPUTF8]");
   absl::string_view address = command.argument;
+  // RFC 6531 §3.7.4.2: "VRFY address SMTPUTF8".
+  if (size_t space = address.find_last_of(" \t"); space != absl::string_view::npos &&
+      absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(address.substr(space)), "SMTPUTF8")) {
+    address = absl::StripTrailingAsciiWhitespace(address.substr(0, space));
+  }
+  const absl::string_view as_given = address;  // Postfix echoes it, brackets and all.
   if (address.size() >= 2 && address.front() == '<' && address.back() == '>') {
     address = address.substr(1, address.size() - 2);
   }
@@ -199,7 +233,64 @@ Step SessionMachine::OnVrfy(const smtp::Command& command) {
   }
   Verdict verdict = decider_.Verify(std::string(address));
   if (!verdict.accepted) return Step{verdict.reply, Action::kNone};
-  return Say(252, "2.0.0", command.argument);
+  return Say(252, "2.0.0", as_given);
+}
+
+Step SessionMachine::OnBdat(const smtp::Command& command) {
+  std::vector<absl::string_view> words =
+      absl::StrSplit(command.argument, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  uint64_t size = 0;
+  // Without a valid count the server cannot find the next command in the stream: it must close.
+  if (words.empty() || words.size() > 2 || words[0].size() > 19 ||
+      !std::all_of(words[0].begin(), words[0].end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(words[0], &size) ||
+      (words.size() == 2 && !absl::EqualsIgnoreCase(words[1], "LAST"))) {
+    return Step{Reply::Make(521, "5.5.4", "Syntax: BDAT count [LAST]"), Action::kClose};
+  }
+  bdat_chunk_ = BdatChunk{size, words.size() == 2, false, false};
+  if (bdat_failed_) {
+    bdat_chunk_.discard = true;
+  } else if (!in_transaction_ || transaction_.recipients.empty()) {
+    bdat_chunk_.discard = true;
+    bdat_error_ = in_transaction_ && any_recipient_tried_
+                      ? Reply::Make(554, "5.5.1", "Error: no valid recipients")
+                      : Reply::Make(503, "5.5.1", "Error: need RCPT command");
+  } else {
+    bdat_chunk_.open_queue = !bdat_active_;
+    bdat_active_ = true;
+  }
+  return Step{std::nullopt, Action::kReadChunk};
+}
+
+Step SessionMachine::BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes,
+                                   const std::string& queue_id) {
+  const bool last = bdat_chunk_.last;
+  Step step;
+  switch (outcome) {
+    case BdatOutcome::kKept:
+      return Say(250, "2.0.0", absl::StrCat("Ok: ", message_bytes, " bytes"));
+    case BdatOutcome::kQueued:
+      step = Say(250, "2.0.0", absl::StrCat("Ok: ", message_bytes, " bytes queued as ", queue_id));
+      break;
+    case BdatOutcome::kTooBig:
+      step = Say(552, "5.3.4", "Message size exceeds fixed limit");
+      break;
+    case BdatOutcome::kQueueError:
+      step = Say(451, "4.3.0", "Error: queue file write error");
+      break;
+    case BdatOutcome::kDiscarded:
+      step = bdat_error_ ? Step{*bdat_error_, Action::kNone}
+                         : Say(551, "5.0.0", absl::StrCat("Discarded ", bdat_chunk_.size,
+                                                          " bytes after earlier error"));
+      break;
+  }
+  bdat_error_.reset();
+  if (last) {
+    ResetTransaction();
+  } else if (outcome != BdatOutcome::kQueued) {
+    bdat_failed_ = true;  // Discard every further chunk of this message until LAST or RSET.
+  }
+  return step;
 }
 
 }  // namespace postgate::gateway::protocol

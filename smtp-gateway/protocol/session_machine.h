@@ -42,6 +42,7 @@ struct ProtocolLimits {
   std::string banner;                    // $smtpd_banner, after "220 ".
   uint64_t message_size_limit = 10240000;  // 0: no limit.
   size_t recipient_limit = 1000;         // smtpd_recipient_limit.
+  bool strict_smtputf8 = false;          // strict_smtputf8: non-ASCII addresses need SMTPUTF8.
 };
 
 enum class BodyType { kUnspecified, k7Bit, k8BitMime };
@@ -52,12 +53,14 @@ struct Transaction {
   std::vector<std::string> recipients;
   BodyType body_type = BodyType::kUnspecified;
   uint64_t declared_size = 0;
+  bool smtputf8 = false;  // MAIL FROM … SMTPUTF8 (RFC 6531).
 };
 
 enum class Action {
   kNone,
   kOpenQueue,  // DATA accepted by the protocol: open the queue, then call QueueOpened().
   kReadData,   // 354 was sent: decode the body, then call DataFinished().
+  kReadChunk,  // BDAT: read bdat_chunk().size bytes (keep or discard them), then BdatChunkRead().
   kClose,      // Send the reply, then close the connection.
 };
 
@@ -72,6 +75,23 @@ enum class DataOutcome {
   kQueueError,   // The queue failed or was unreachable; nothing was kept.
 };
 
+// The BDAT chunk the session must read next (RFC 3030). The bytes are read in every case – the
+// client has sent them – but kept only when `discard` is false.
+struct BdatChunk {
+  uint64_t size = 0;
+  bool last = false;
+  bool discard = false;     // Refused or after an earlier error: read and drop.
+  bool open_queue = false;  // First chunk of the message: open the queue before keeping bytes.
+};
+
+enum class BdatOutcome {
+  kKept,        // Chunk stored (not LAST).
+  kQueued,      // LAST chunk: the queue has the message on disk.
+  kTooBig,      // message_size_limit passed; the rest of the message is discarded.
+  kQueueError,  // The queue failed; the rest of the message is discarded.
+  kDiscarded,   // The session dropped the bytes as bdat_chunk().discard asked.
+};
+
 class SessionMachine {
  public:
   SessionMachine(ProtocolLimits limits, Decider& decider);
@@ -80,6 +100,12 @@ class SessionMachine {
   Step OnLine(const smtp::CommandLine& line);
   Step QueueOpened(bool ok);
   Step DataFinished(DataOutcome outcome, const std::string& queue_id);
+  // After kReadChunk. `message_bytes` counts every byte of this message so far.
+  Step BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes, const std::string& queue_id);
+
+  const BdatChunk& bdat_chunk() const { return bdat_chunk_; }
+  // A BDAT message is under way (chunks were sent, LAST not yet): the session keeps its upload.
+  bool bdat_in_progress() const { return bdat_active_ && !bdat_failed_; }
 
   const Transaction& transaction() const { return transaction_; }
   const std::string& helo() const { return helo_; }
@@ -93,6 +119,9 @@ class SessionMachine {
   Step OnRcpt(const smtp::Command& command);
   Step OnData(const smtp::Command& command);
   Step OnVrfy(const smtp::Command& command);
+  Step OnBdat(const smtp::Command& command);
+  // 553 5.6.7 when `address` is not ASCII in a transaction without SMTPUTF8 (strict_smtputf8).
+  std::optional<Step> CheckUtf8Address(const std::string& address, bool smtputf8) const;
   void ResetTransaction();
 
   ProtocolLimits limits_;
@@ -102,6 +131,10 @@ class SessionMachine {
   bool in_transaction_ = false;
   bool any_recipient_tried_ = false;
   Transaction transaction_;
+  bool bdat_active_ = false;  // At least one BDAT in this transaction.
+  bool bdat_failed_ = false;  // An earlier BDAT failed: discard until LAST or RSET.
+  std::optional<smtp::Reply> bdat_error_;  // Reply owed for the chunk being discarded.
+  BdatChunk bdat_chunk_;
   smtp::Verb last_verb_ = smtp::Verb::kUnknown;
 };
 

@@ -54,7 +54,7 @@ TEST_F(SessionMachineTest, ReferenceSession) {
   EXPECT_EQ(machine_.Greeting().Format(), "220 mail169.com ESMTP Postgate\r\n");
   Play({{"ehlo 172.20.169.6",
          "250-mail169.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n"
-         "250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n"},
+         "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"},
         {"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
         {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
         {"data", ""}});
@@ -120,7 +120,8 @@ TEST_F(SessionMachineTest, RelayAndRecipientLimit) {
 }
 
 TEST_F(SessionMachineTest, VrfyAndHelp) {
-  Play({{"vrfy", "501 5.5.4 Syntax: VRFY address\r\n"},
+  Play({{"vrfy", "501 5.5.4 Syntax: VRFY address [SMTPUTF8]\r\n"},
+        {"vrfy bar SMTPUTF8", "252 2.0.0 bar\r\n"},
         {"vrfy bar", "252 2.0.0 bar\r\n"},
         {"vrfy <bar+x@mail169.com>", "252 2.0.0 <bar+x@mail169.com>\r\n"},
         {"vrfy nosuch",
@@ -143,6 +144,80 @@ TEST_F(SessionMachineTest, QueueFailuresAndSizeResetTheTransaction) {
   EXPECT_EQ(machine_.DataFinished(DataOutcome::kTooBig, "").reply->Format(),
             "552 5.3.4 Message size exceeds fixed limit\r\n");
   EXPECT_EQ(Send("mail from:<foo@mail169.com>"), "250 2.1.0 Ok\r\n");
+}
+
+// Feeds a BDAT command; the session would read the bytes; `outcome` is what it made of them.
+std::string Bdat(SessionMachine& machine, const std::string& line, BdatOutcome outcome,
+                 uint64_t total = 0, const std::string& id = "") {
+  Step step = machine.OnLine({line, false});
+  if (step.action != Action::kReadChunk) return step.reply ? step.reply->Format() : "";
+  if (machine.bdat_chunk().discard) outcome = BdatOutcome::kDiscarded;
+  return machine.BdatChunkRead(outcome, total, id).reply->Format();
+}
+
+TEST_F(SessionMachineTest, BdatChunksLikePostfix) {
+  Play({{"ehlo x", Send("ehlo x")}, {"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"}});
+  machine_.OnLine({"BDAT 4", false});
+  EXPECT_TRUE(machine_.bdat_chunk().open_queue);
+  EXPECT_FALSE(machine_.bdat_chunk().discard);
+  EXPECT_EQ(machine_.BdatChunkRead(BdatOutcome::kKept, 4, "").reply->Format(), "250 2.0.0 Ok: 4 bytes\r\n");
+  EXPECT_TRUE(machine_.bdat_in_progress());
+  Play({{"DATA", "503 5.5.1 Error: DATA after BDAT\r\n"},
+        {"MAIL FROM:<foo@mail169.com>", "503 5.5.1 Error: MAIL after BDAT\r\n"},
+        {"RCPT TO:<foo@mail169.com>", "503 5.5.1 Error: RCPT after BDAT\r\n"}});
+  machine_.OnLine({"bdat 0 last", false});
+  EXPECT_FALSE(machine_.bdat_chunk().open_queue);
+  EXPECT_TRUE(machine_.bdat_chunk().last);
+  EXPECT_EQ(machine_.BdatChunkRead(BdatOutcome::kQueued, 4, "ABC").reply->Format(),
+            "250 2.0.0 Ok: 4 bytes queued as ABC\r\n");
+  EXPECT_FALSE(machine_.bdat_in_progress());
+  EXPECT_EQ(Send("mail from:<foo@mail169.com>"), "250 2.1.0 Ok\r\n");
+}
+
+TEST_F(SessionMachineTest, BdatErrorsDiscardUntilLast) {
+  EXPECT_EQ(Bdat(machine_, "BDAT 5", BdatOutcome::kKept), "503 5.5.1 Error: need RCPT command\r\n");
+  EXPECT_EQ(Bdat(machine_, "BDAT 5", BdatOutcome::kKept), "551 5.0.0 Discarded 5 bytes after earlier error\r\n");
+  EXPECT_EQ(Send("MAIL FROM:<foo@mail169.com>"), "503 5.5.1 Error: MAIL after BDAT\r\n");
+  EXPECT_EQ(Bdat(machine_, "BDAT 2 LAST", BdatOutcome::kKept), "551 5.0.0 Discarded 2 bytes after earlier error\r\n");
+  EXPECT_EQ(Send("MAIL FROM:<foo@mail169.com>"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(Send("RCPT TO:<nobody@mail169.com>").substr(0, 3), "550");
+  EXPECT_EQ(Bdat(machine_, "BDAT 3 LAST", BdatOutcome::kKept), "554 5.5.1 Error: no valid recipients\r\n");
+  Play({{"MAIL FROM:<foo@mail169.com>", "250 2.1.0 Ok\r\n"}, {"RCPT TO:<bar@mail169.com>", "250 2.1.5 Ok\r\n"}});
+  EXPECT_EQ(Bdat(machine_, "BDAT 100", BdatOutcome::kTooBig), "552 5.3.4 Message size exceeds fixed limit\r\n");
+  EXPECT_EQ(Bdat(machine_, "BDAT 1 LAST", BdatOutcome::kKept), "551 5.0.0 Discarded 1 bytes after earlier error\r\n");
+  Play({{"MAIL FROM:<foo@mail169.com>", "250 2.1.0 Ok\r\n"}, {"RCPT TO:<bar@mail169.com>", "250 2.1.5 Ok\r\n"}});
+  EXPECT_EQ(Bdat(machine_, "BDAT 1", BdatOutcome::kQueueError), "451 4.3.0 Error: queue file write error\r\n");
+  EXPECT_EQ(Send("RSET"), "250 2.0.0 Ok\r\n");
+  EXPECT_EQ(Send("MAIL FROM:<foo@mail169.com>"), "250 2.1.0 Ok\r\n");
+}
+
+TEST_F(SessionMachineTest, BdatSyntaxErrorCloses) {
+  for (const char* line : {"BDAT", "BDAT x", "BDAT 3 FOO", "BDAT -1", "BDAT 1 LAST x", "BDAT 99999999999999999999"}) {
+    Step step = machine_.OnLine({line, false});
+    EXPECT_EQ(step.reply->Format(), "521 5.5.4 Syntax: BDAT count [LAST]\r\n") << line;
+    EXPECT_EQ(step.action, Action::kClose) << line;
+  }
+}
+
+TEST_F(SessionMachineTest, Smtputf8) {
+  Play({{"EHLO h\xc3\xa9", Send("EHLO h\xc3\xa9")},
+        {"MAIL FROM:<p\xffl@mail169.com> SMTPUTF8", "500 5.5.2 Error: bad UTF-8 syntax\r\n"},
+        {"MAIL FROM:<pel\xc3\xa9@mail169.com> SMTPUTF8", "250 2.1.0 Ok\r\n"},
+        {"RCPT TO:<b\xffar@mail169.com>", "500 5.5.2 Error: bad UTF-8 syntax\r\n"},
+        {"RCPT TO:<bar@mail169.com>", "250 2.1.5 Ok\r\n"}});
+  EXPECT_TRUE(machine_.transaction().smtputf8);
+  EXPECT_EQ(machine_.transaction().sender, "pel\xc3\xa9@mail169.com");
+}
+
+TEST(SessionMachineStrictTest, StrictSmtputf8RefusesUndeclaredUnicode) {
+  FakeDecider decider;
+  SessionMachine machine({"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10, true}, decider);
+  EXPECT_EQ(machine.OnLine({"MAIL FROM:<pel\xc3\xa9@mail169.com>", false}).reply->Format(),
+            "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n");
+  EXPECT_EQ(machine.OnLine({"MAIL FROM:<foo@mail169.com>", false}).reply->Format(), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(machine.OnLine({"RCPT TO:<pel\xc3\xa9@mail169.com>", false}).reply->Format(),
+            "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n");
 }
 
 TEST_F(SessionMachineTest, EhloResetsTransaction) {

@@ -219,6 +219,7 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
   for (const std::string& recipient : envelope.transaction.recipients) out.add_recipients(recipient);
   out.set_body_type(ToProto(envelope.transaction.body_type));
   out.set_declared_size(envelope.transaction.declared_size);
+  out.set_smtputf8(envelope.transaction.smtputf8);
   out.mutable_client()->set_address(envelope.client_address);
   out.mutable_client()->set_hostname(envelope.client_hostname);
   out.mutable_client()->set_helo(envelope.helo);

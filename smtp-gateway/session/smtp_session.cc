@@ -16,6 +16,7 @@
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
 #include "core/smtp/data_decoder.h"
+#include "core/smtp/line_endings.h"
 #include "core/smtp/line_reader.h"
 #include "smtp-gateway/protocol/received_header.h"
 #include "core/base/absl_fmt.h"
@@ -117,13 +118,21 @@ class SmtpSession {
       }
       protocol::Step step = machine_->OnLine(*line);
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
-      if (step.action == protocol::Action::kOpenQueue) {
-        step = co_await ReceiveMessage();
-        if (!step.reply) {  // The client went away in the middle of DATA.
-          tally_.Count(smtp::Verb::kData, false);
+      if (step.action == protocol::Action::kOpenQueue || step.action == protocol::Action::kReadChunk) {
+        const smtp::Verb verb = machine_->last_verb();
+        // No co_await inside ?: – g++ 12 miscompiles it (see Run()).
+        if (verb == smtp::Verb::kBdat) {
+          step = co_await ReceiveChunk();
+        } else {
+          step = co_await ReceiveData();
+        }
+        if (!step.reply) {  // The client went away in the middle of the message.
+          tally_.Count(verb, false);
           co_return;
         }
       }
+      // RSET, EHLO, QUIT… ended a BDAT message under way: drop (cancel) its upload.
+      if (bdat_message_ && !machine_->bdat_in_progress()) bdat_message_.reset();
       Answer(step);
       if (step.action == protocol::Action::kClose) {
         co_await Flush();
@@ -150,71 +159,146 @@ class SmtpSession {
     }
   }
 
-  // DATA: open the queue, say 354, stream the content, commit. Returns the final reply; a step
-  // without a reply means the connection is gone.
-  asio::awaitable<protocol::Step> ReceiveMessage() {
+  // One message on its way to the queue, for DATA and for a run of BDAT chunks alike.
+  struct MessageInProgress {
+    std::unique_ptr<MessageUpload> upload;  // Reset (= cancelled) once the message failed.
+    std::string queue_id;
+    std::string pending;            // Content not yet written to the queue.
+    uint64_t client_bytes = 0;      // Counted against message_size_limit.
+    uint64_t stored_bytes = 0;      // Written to the queue.
+    bool too_big = false;
+    absl::Status queue_status;      // The first queue failure.
+    smtp::CrlfToLf crlf;            // BDAT only: CRLF → LF across chunks.
+    bool failed() const { return too_big || !queue_status.ok(); }
+  };
+
+  // "ESMTP", "UTF8SMTP"… as Postfix's Received: header and logs name the protocol.
+  std::string ProtocolName() const {
+    if (machine_->transaction().smtputf8) return "UTF8SMTP";
+    return machine_->esmtp() ? "ESMTP" : "SMTP";
+  }
+
+  // Opens the queue for the current transaction and queues the Received: header.
+  asio::awaitable<std::optional<MessageInProgress>> OpenMessage() {
     const protocol::Transaction& transaction = machine_->transaction();
-    const OutgoingEnvelope envelope{transaction, address_, hostname_, machine_->helo(),
-                                    machine_->esmtp() ? "ESMTP" : "SMTP"};
+    const OutgoingEnvelope envelope{transaction, address_, hostname_, machine_->helo(), ProtocolName()};
     absl::StatusOr<std::unique_ptr<MessageUpload>> opened = co_await env_.queue->Open(envelope);
     if (!opened.ok()) {
       spdlog::warn("warning: queue file write error opening a message for {}: {}", client_,
                    opened.status().ToString());
+      co_return std::nullopt;
     }
-    protocol::Step step = machine_->QueueOpened(opened.ok());
+    MessageInProgress message;
+    message.upload = *std::move(opened);
+    message.queue_id = message.upload->queue_id();
+    spdlog::info("{}: client={}", message.queue_id, client_);
+    message.pending = protocol::FormatReceivedHeader(
+        {machine_->helo(), hostname_, address_, env_.limits.hostname, env_.mail_name, ProtocolName(),
+         message.queue_id, transaction.recipients,
+         absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", absl::Now(), absl::LocalTimeZone())});
+    co_return message;
+  }
+
+  // Accounts for `added` client bytes just appended to message.pending and ships full chunks.
+  asio::awaitable<void> Ship(MessageInProgress& message, uint64_t added) {
+    message.client_bytes += added;
+    if (env_.limits.message_size_limit > 0 && message.client_bytes > env_.limits.message_size_limit) {
+      message.too_big = true;
+    }
+    if (message.failed()) {
+      message.upload.reset();  // Cancels the upload: the queue keeps nothing. Read on regardless.
+      message.pending.clear();
+    } else if (message.pending.size() >= kChunkSize) {
+      message.stored_bytes += message.pending.size();
+      message.queue_status = co_await message.upload->Write(std::exchange(message.pending, std::string()));
+    }
+  }
+
+  // Sends what is left and commits; OK once the queue has the message on disk.
+  asio::awaitable<absl::Status> Commit(MessageInProgress& message) {
+    const absl::Time end_of_data = absl::Now();
+    absl::Status status = message.queue_status;
+    if (status.ok() && !message.pending.empty()) {
+      message.stored_bytes += message.pending.size();
+      status = co_await message.upload->Write(std::exchange(message.pending, std::string()));
+    }
+    if (status.ok()) status = co_await message.upload->Commit(message.stored_bytes);
+    if (!status.ok()) {
+      spdlog::warn("{}: warning: queue file write error: {}", message.queue_id, status.ToString());
+      co_return status;
+    }
+    env_.metrics->enqueue_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - end_of_data));
+    env_.metrics->messages_accepted.Increment();
+    env_.metrics->accepted_bytes.Increment(static_cast<double>(message.stored_bytes));
+    env_.metrics->message_bytes.Observe(static_cast<double>(message.stored_bytes));
+    co_return absl::OkStatus();
+  }
+
+  // DATA: open the queue, say 354, decode and stream the content, commit. Returns the final
+  // reply; a step without a reply means the connection is gone.
+  asio::awaitable<protocol::Step> ReceiveData() {
+    std::optional<MessageInProgress> message = co_await OpenMessage();
+    protocol::Step step = machine_->QueueOpened(message.has_value());
     if (step.action != protocol::Action::kReadData) co_return step;
-    std::unique_ptr<MessageUpload> upload = *std::move(opened);
-    const std::string queue_id = upload->queue_id();
-    spdlog::info("{}: client={}", queue_id, client_);
     Answer(step);
     if (!co_await Flush()) co_return protocol::Step{};
-
-    std::string chunk = protocol::FormatReceivedHeader(
-        {machine_->helo(), hostname_, address_, env_.limits.hostname, env_.mail_name,
-         machine_->esmtp() ? "ESMTP" : "SMTP", queue_id, transaction.recipients,
-         absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", absl::Now(), absl::LocalTimeZone())});
-    uint64_t client_bytes = 0, stored_bytes = 0;
-    bool too_big = false;
-    absl::Status queue_status;
     smtp::DataDecoder decoder;
     for (;;) {
-      const size_t before = chunk.size();
-      input_.erase(0, decoder.Decode(input_, &chunk));
-      client_bytes += chunk.size() - before;
-      if (env_.limits.message_size_limit > 0 && client_bytes > env_.limits.message_size_limit) {
-        too_big = true;
-      }
-      if (too_big || !queue_status.ok()) {
-        upload.reset();  // Cancels the upload: the queue keeps nothing. Read on to the end.
-        chunk.clear();
-      } else if (chunk.size() >= kChunkSize) {
-        stored_bytes += chunk.size();
-        queue_status = co_await upload->Write(std::exchange(chunk, std::string()));
-      }
+      const size_t before = message->pending.size();
+      input_.erase(0, decoder.Decode(input_, &message->pending));
+      co_await Ship(*message, message->pending.size() - before);
       if (decoder.done()) break;
       if (!co_await ReadMore()) co_return protocol::Step{};
     }
+    protocol::DataOutcome outcome = protocol::DataOutcome::kTooBig;
+    if (!message->too_big) {
+      absl::Status committed = co_await Commit(*message);
+      outcome = committed.ok() ? protocol::DataOutcome::kQueued : protocol::DataOutcome::kQueueError;
+    }
+    co_return machine_->DataFinished(outcome, message->queue_id);
+  }
 
-    protocol::DataOutcome outcome = protocol::DataOutcome::kQueueError;
-    if (too_big) {
-      outcome = protocol::DataOutcome::kTooBig;
-    } else if (queue_status.ok()) {
-      const absl::Time end_of_data = absl::Now();
-      stored_bytes += chunk.size();
-      if (!chunk.empty()) queue_status = co_await upload->Write(std::move(chunk));
-      if (queue_status.ok()) queue_status = co_await upload->Commit(stored_bytes);
-      if (queue_status.ok()) {
-        outcome = protocol::DataOutcome::kQueued;
-        env_.metrics->enqueue_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - end_of_data));
-        env_.metrics->messages_accepted.Increment();
-        env_.metrics->accepted_bytes.Increment(static_cast<double>(stored_bytes));
-        env_.metrics->message_bytes.Observe(static_cast<double>(stored_bytes));
+  // BDAT: read exactly the announced bytes (RFC 3030: no dot-stuffing, no end marker), keeping
+  // them in the message under way or dropping them, and commit on LAST.
+  asio::awaitable<protocol::Step> ReceiveChunk() {
+    const protocol::BdatChunk chunk = machine_->bdat_chunk();
+    bool open_failed = false;
+    if (!chunk.discard && chunk.open_queue) {
+      bdat_message_ = co_await OpenMessage();
+      open_failed = !bdat_message_;
+    }
+    const bool keep = !chunk.discard && bdat_message_ && !bdat_message_->failed();
+    uint64_t remaining = chunk.size;
+    for (;;) {
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining, input_.size()));
+      if (take > 0 && keep) {
+        bdat_message_->crlf.Convert(absl::string_view(input_.data(), take), &bdat_message_->pending);
+        co_await Ship(*bdat_message_, take);
       }
+      input_.erase(0, take);  // Dropped bytes are never held beyond one read.
+      remaining -= take;
+      if (remaining == 0) break;
+      if (!co_await ReadMore()) co_return protocol::Step{};
     }
-    if (!queue_status.ok()) {
-      spdlog::warn("{}: warning: queue file write error: {}", queue_id, queue_status.ToString());
+    protocol::BdatOutcome outcome = protocol::BdatOutcome::kKept;
+    if (open_failed) {
+      outcome = protocol::BdatOutcome::kQueueError;
+    } else if (!keep) {
+      outcome = protocol::BdatOutcome::kDiscarded;
+    } else if (bdat_message_->too_big) {
+      outcome = protocol::BdatOutcome::kTooBig;
+    } else if (!bdat_message_->queue_status.ok()) {
+      outcome = protocol::BdatOutcome::kQueueError;
+    } else if (chunk.last) {
+      bdat_message_->crlf.Finish(&bdat_message_->pending);
+      outcome = (co_await Commit(*bdat_message_)).ok() ? protocol::BdatOutcome::kQueued
+                                                       : protocol::BdatOutcome::kQueueError;
     }
-    co_return machine_->DataFinished(outcome, queue_id);
+    const uint64_t total = bdat_message_ ? bdat_message_->client_bytes : 0;
+    const std::string queue_id = bdat_message_ ? bdat_message_->queue_id : "";
+    // Done or failed: the state machine discards the failed message's later chunks itself.
+    if (outcome != protocol::BdatOutcome::kKept) bdat_message_.reset();
+    co_return machine_->BdatChunkRead(outcome, total, queue_id);
   }
 
   // Reads what the client sent next into input_. False when the client is gone or timed out
@@ -284,6 +368,7 @@ class SmtpSession {
   std::string hostname_;
   std::string client_;
   CommandTally tally_;
+  std::optional<MessageInProgress> bdat_message_;  // Across the BDAT commands of one message.
 };
 
 }  // namespace

@@ -80,7 +80,7 @@ class LimitsTest(unittest.TestCase):
             "VRFY bar", "VRFY nosuch", "VRFY", "NOOP", "RSET", "HELP", "FOO", "MAIL FROM:<a", "QUIT"])
         self.assertEqual(replies[0], "252 2.0.0 bar\r\n")
         self.assertEqual(replies[1], "550 5.1.1 <nosuch>: Recipient address rejected: User unknown in local recipient table\r\n")
-        self.assertEqual(replies[2], "501 5.5.4 Syntax: VRFY address\r\n")
+        self.assertEqual(replies[2], "501 5.5.4 Syntax: VRFY address [SMTPUTF8]\r\n")
         self.assertEqual(replies[3:5], ["250 2.0.0 Ok\r\n", "250 2.0.0 Ok\r\n"])
         self.assertTrue(replies[5].startswith("214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY"))
         self.assertEqual(replies[6], "500 5.5.2 Error: command not recognized\r\n")
