@@ -26,6 +26,7 @@
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/queue_client/grpc_queue_client.h"
 #include "smtp-gateway/session/smtp_server.h"
+#include "smtp-gateway/session/tls_context.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -106,6 +107,7 @@ int Run(const Flags& flags) {
     if (absl::Status s = cf.Override("postgate_smtpd_metrics_listen", flags.metrics, "--metrics"); !s.ok()) Fatal(s);
   }
 
+  const std::vector<tcp::endpoint> endpoints = ListenEndpoints(cf, flags.listen);
   absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
   if (!aliases.ok()) Fatal(aliases.status());
   addressing::LocalDomain domain(cf, *std::move(aliases));
@@ -128,7 +130,27 @@ int Run(const Flags& flags) {
       cf.Get("postgate_queue_address"),
       std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("postgate_queue_timeout"))));
 
+  // STARTTLS: Postfix's smtpd_tls_security_level semantics (none / may / encrypt).
+  std::unique_ptr<gateway::TlsContextProvider> tls;
+  const std::string tls_level = cf.Get("smtpd_tls_security_level");
+  if (tls_level != "" && tls_level != "none" && tls_level != "may" && tls_level != "encrypt") {
+    Fatal(cf.Error("smtpd_tls_security_level", absl::StrCat("\"", tls_level, "\": use none, may or encrypt")));
+  }
+  if (tls_level == "may" || tls_level == "encrypt") {
+    if (cf.Get("smtpd_tls_cert_file").empty()) {
+      Fatal(cf.Error("smtpd_tls_security_level", absl::StrCat(tls_level, " needs smtpd_tls_cert_file")));
+    }
+    absl::StatusOr<std::unique_ptr<gateway::TlsContextProvider>> created =
+        gateway::TlsContextProvider::Create(cf.Get("smtpd_tls_cert_file"), cf.Get("smtpd_tls_key_file"));
+    if (!created.ok()) Fatal(created.status());
+    tls = *std::move(created);
+  }
+
   gateway::SessionEnvironment environment;
+  environment.tls = tls.get();
+  environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
+  environment.limits.tls_available = tls != nullptr;
+  environment.limits.tls_required = tls_level == "encrypt";
   environment.limits.hostname = cf.Get("myhostname");
   environment.limits.banner = cf.Get("smtpd_banner");
   environment.limits.message_size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
@@ -150,7 +172,7 @@ int Run(const Flags& flags) {
 
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::vector<std::string> bound;
-  for (const tcp::endpoint& endpoint : ListenEndpoints(cf, flags.listen)) {
+  for (const tcp::endpoint& endpoint : endpoints) {
     auto acceptor = std::make_unique<tcp::acceptor>(*contexts[0]);
     std::error_code error;
     acceptor->open(endpoint.protocol(), error);

@@ -28,6 +28,11 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_timeout", "300s", K::kTime, 's'},
     ParameterSpec{"smtpd_peername_lookup", "yes", K::kBool},
     ParameterSpec{"strict_smtputf8", "no", K::kBool},
+    // TLS, as in Postfix.
+    ParameterSpec{"smtpd_tls_security_level", "", K::kString},
+    ParameterSpec{"smtpd_tls_cert_file", "", K::kString},
+    ParameterSpec{"smtpd_tls_key_file", "$smtpd_tls_cert_file", K::kString},
+    ParameterSpec{"smtpd_tls_received_header", "no", K::kBool},
     ParameterSpec{"local_destination_concurrency_limit", "2", K::kInteger},
     ParameterSpec{"queue_run_delay", "300s", K::kTime, 's'},
     // Addressing and delivery, as in Postfix.

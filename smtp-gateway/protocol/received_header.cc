@@ -6,9 +6,12 @@ namespace postgate::gateway::protocol {
 
 std::string FormatReceivedHeader(const ReceivedFields& f) {
   std::string header = absl::StrCat("Received: from ", f.helo.empty() ? f.client_hostname : f.helo,
-                                    " (", f.client_hostname, " [", f.client_address, "])\n",
-                                    "\tby ", f.by_hostname, " (", f.mail_name, ") with ", f.protocol,
-                                    " id ", f.queue_id);
+                                    " (", f.client_hostname, " [", f.client_address, "])\n");
+  if (!f.tls.empty()) {
+    absl::StrAppend(&header, "\t(using ", f.tls, ")\n\t(No client certificate requested)\n");
+  }
+  absl::StrAppend(&header, "\tby ", f.by_hostname, " (", f.mail_name, ") with ", f.protocol, " id ",
+                  f.queue_id);
   if (f.recipients.size() == 1) {
     absl::StrAppend(&header, "\n\tfor <", f.recipients.front(), ">; ", f.date, "\n");
   } else {

@@ -17,6 +17,8 @@ struct ReceivedFields {
   std::string queue_id;
   std::vector<std::string> recipients;  // "for <x>" only when there is exactly one, as Postfix.
   std::string date;             // RFC 5322 date-time, e.g. "Thu, 26 Nov 2026 16:23:51 +0000 (UTC)".
+  // With TLS: "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"; "" without.
+  std::string tls;
 };
 
 // The whole header, folded over lines with a tab, each line ending in LF.

@@ -27,5 +27,17 @@ TEST(ReceivedHeaderTest, SeveralRecipientsAreNotListed) {
             "\tThu, 26 Nov 2026 16:23:51 +0000 (UTC)\n");
 }
 
+TEST(ReceivedHeaderTest, TlsLikePostfix) {
+  ReceivedFields fields = Reference();
+  fields.protocol = "ESMTPS";
+  fields.tls = "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)";
+  EXPECT_EQ(FormatReceivedHeader(fields),
+            "Received: from x (localhost [127.0.0.1])\n"
+            "\t(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))\n"
+            "\t(No client certificate requested)\n"
+            "\tby mail169.com (Postgate) with ESMTPS id 40F2D10A249\n"
+            "\tfor <bar@mail169.com>; Thu, 26 Nov 2026 16:23:51 +0000 (UTC)\n");
+}
+
 }  // namespace
 }  // namespace postgate::gateway::protocol

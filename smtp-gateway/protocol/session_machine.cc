@@ -82,8 +82,9 @@ Step SessionMachine::OnLine(const smtp::CommandLine& line) {
       return OnVrfy(command);
     case smtp::Verb::kBdat:
       return OnBdat(command);
-    case smtp::Verb::kEtrn:
     case smtp::Verb::kStarttls:
+      return OnStartTls(command);
+    case smtp::Verb::kEtrn:
     case smtp::Verb::kUnknown:
       if (command.verb_text.empty()) return Say(500, "5.5.2", "Error: bad syntax");
       return Say(500, "5.5.2", "Error: command not recognized");
@@ -104,13 +105,15 @@ Step SessionMachine::OnHelo(const smtp::Command& command, bool extended) {
   reply.lines.push_back(limits_.message_size_limit > 0
                             ? absl::StrCat("SIZE ", limits_.message_size_limit)
                             : std::string("SIZE"));
-  reply.lines.insert(reply.lines.end(),
-                     {"VRFY", "ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING"});
+  reply.lines.push_back("VRFY");
+  if (limits_.tls_available && !tls_active_) reply.lines.push_back("STARTTLS");
+  reply.lines.insert(reply.lines.end(), {"ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING"});
   return Step{std::move(reply), Action::kNone};
 }
 
 Step SessionMachine::OnMail(const smtp::Command& command) {
   // Like Postfix with smtpd_helo_required = no, MAIL is accepted before HELO/EHLO.
+  if (auto refused = RequireTls()) return *refused;
   if (bdat_active_ || bdat_failed_) return Say(503, "5.5.1", "Error: MAIL after BDAT");
   if (in_transaction_) return Say(503, "5.5.1", "Error: nested MAIL command");
   smtp::ParsedPath parsed = smtp::ParsePathArgument(command.argument, "FROM:");
@@ -218,6 +221,7 @@ Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_
 
 Step SessionMachine::OnVrfy(const smtp::Command& command) {
   if (command.argument.empty()) return Say(501, "5.5.4", "Syntax: VRFY address [SMTPUTF8]");
+  if (auto refused = RequireTls()) return *refused;
   absl::string_view address = command.argument;
   // RFC 6531 §3.7.4.2: "VRFY address SMTPUTF8".
   if (size_t space = address.find_last_of(" \t"); space != absl::string_view::npos &&
@@ -234,6 +238,31 @@ Step SessionMachine::OnVrfy(const smtp::Command& command) {
   Verdict verdict = decider_.Verify(std::string(address));
   if (!verdict.accepted) return Step{verdict.reply, Action::kNone};
   return Say(252, "2.0.0", as_given);
+}
+
+std::optional<Step> SessionMachine::RequireTls() const {
+  if (limits_.tls_required && !tls_active_) {
+    return Say(530, "5.7.0", "Must issue a STARTTLS command first");
+  }
+  return std::nullopt;
+}
+
+Step SessionMachine::OnStartTls(const smtp::Command& command) {
+  if (!command.argument.empty()) return Say(501, "5.5.4", "Syntax: STARTTLS");
+  if (tls_active_) return Say(554, "5.5.1", "Error: TLS already active");
+  if (!limits_.tls_available) return Say(502, "5.5.1", "Error: command not implemented");
+  if (in_transaction_ || bdat_active_ || bdat_failed_) {
+    return Say(503, "5.5.1", "Error: MAIL transaction in progress");
+  }
+  return Step{Reply::Make(220, "2.0.0", "Ready to start TLS"), Action::kStartTls};
+}
+
+void SessionMachine::TlsStarted() {
+  // RFC 3207 §4.2: forget everything learned from the client before the handshake.
+  tls_active_ = true;
+  helo_.clear();
+  esmtp_ = false;
+  ResetTransaction();
 }
 
 Step SessionMachine::OnBdat(const smtp::Command& command) {

@@ -43,6 +43,8 @@ struct ProtocolLimits {
   uint64_t message_size_limit = 10240000;  // 0: no limit.
   size_t recipient_limit = 1000;         // smtpd_recipient_limit.
   bool strict_smtputf8 = false;          // strict_smtputf8: non-ASCII addresses need SMTPUTF8.
+  bool tls_available = false;            // A certificate is loaded: STARTTLS is offered.
+  bool tls_required = false;             // smtpd_tls_security_level = encrypt.
 };
 
 enum class BodyType { kUnspecified, k7Bit, k8BitMime };
@@ -62,6 +64,7 @@ enum class Action {
   kReadData,   // 354 was sent: decode the body, then call DataFinished().
   kReadChunk,  // BDAT: read bdat_chunk().size bytes (keep or discard them), then BdatChunkRead().
   kClose,      // Send the reply, then close the connection.
+  kStartTls,   // Drop unread input (CVE-2011-0411), send the 220, handshake, call TlsStarted().
 };
 
 struct Step {
@@ -103,6 +106,10 @@ class SessionMachine {
   // After kReadChunk. `message_bytes` counts every byte of this message so far.
   Step BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes, const std::string& queue_id);
 
+  // The TLS handshake after kStartTls succeeded: back to the state after the greeting.
+  void TlsStarted();
+  bool tls_active() const { return tls_active_; }
+
   const BdatChunk& bdat_chunk() const { return bdat_chunk_; }
   // A BDAT message is under way (chunks were sent, LAST not yet): the session keeps its upload.
   bool bdat_in_progress() const { return bdat_active_ && !bdat_failed_; }
@@ -120,6 +127,9 @@ class SessionMachine {
   Step OnData(const smtp::Command& command);
   Step OnVrfy(const smtp::Command& command);
   Step OnBdat(const smtp::Command& command);
+  Step OnStartTls(const smtp::Command& command);
+  // 530 5.7.0 while TLS is required and not yet active.
+  std::optional<Step> RequireTls() const;
   // 553 5.6.7 when `address` is not ASCII in a transaction without SMTPUTF8 (strict_smtputf8).
   std::optional<Step> CheckUtf8Address(const std::string& address, bool smtputf8) const;
   void ResetTransaction();
@@ -128,6 +138,7 @@ class SessionMachine {
   Decider& decider_;
   std::string helo_;
   bool esmtp_ = false;
+  bool tls_active_ = false;
   bool in_transaction_ = false;
   bool any_recipient_tried_ = false;
   Transaction transaction_;

@@ -220,6 +220,47 @@ TEST(SessionMachineStrictTest, StrictSmtputf8RefusesUndeclaredUnicode) {
             "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n");
 }
 
+TEST(SessionMachineTlsTest, StartTlsOfferedOnceAndResetsTheSession) {
+  FakeDecider decider;
+  ProtocolLimits limits{"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10};
+  limits.tls_available = true;
+  SessionMachine machine(limits, decider);
+  auto send = [&](const std::string& line) { return machine.OnLine({line, false}); };
+  std::string ehlo = send("EHLO x").reply->Format();
+  EXPECT_NE(ehlo.find("250-VRFY\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n"), std::string::npos) << ehlo;
+  EXPECT_EQ(send("STARTTLS now").reply->Format(), "501 5.5.4 Syntax: STARTTLS\r\n");
+  send("MAIL FROM:<foo@mail169.com>");
+  EXPECT_EQ(send("STARTTLS").reply->Format(), "503 5.5.1 Error: MAIL transaction in progress\r\n");
+  send("RSET");
+  Step step = send("starttls");
+  EXPECT_EQ(step.reply->Format(), "220 2.0.0 Ready to start TLS\r\n");
+  EXPECT_EQ(step.action, Action::kStartTls);
+  machine.TlsStarted();
+  EXPECT_TRUE(machine.helo().empty());
+  EXPECT_EQ(send("RCPT TO:<bar@mail169.com>").reply->Format(), "503 5.5.1 Error: need MAIL command\r\n");
+  ehlo = send("EHLO x").reply->Format();
+  EXPECT_EQ(ehlo.find("STARTTLS"), std::string::npos) << ehlo;
+  EXPECT_EQ(send("STARTTLS").reply->Format(), "554 5.5.1 Error: TLS already active\r\n");
+}
+
+TEST(SessionMachineTlsTest, EncryptLevelRequiresTlsFirst) {
+  FakeDecider decider;
+  ProtocolLimits limits{"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10};
+  limits.tls_available = limits.tls_required = true;
+  SessionMachine machine(limits, decider);
+  EXPECT_EQ(machine.OnLine({"MAIL FROM:<foo@mail169.com>", false}).reply->Format(),
+            "530 5.7.0 Must issue a STARTTLS command first\r\n");
+  EXPECT_EQ(machine.OnLine({"VRFY bar", false}).reply->Format(),
+            "530 5.7.0 Must issue a STARTTLS command first\r\n");
+  machine.OnLine({"STARTTLS", false});
+  machine.TlsStarted();
+  EXPECT_EQ(machine.OnLine({"MAIL FROM:<foo@mail169.com>", false}).reply->Format(), "250 2.1.0 Ok\r\n");
+}
+
+TEST_F(SessionMachineTest, StartTlsWithoutCertificateIsNotImplemented) {
+  EXPECT_EQ(Send("STARTTLS"), "502 5.5.1 Error: command not implemented\r\n");
+}
+
 TEST_F(SessionMachineTest, EhloResetsTransaction) {
   Play({{"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"}});
   Send("EHLO again");

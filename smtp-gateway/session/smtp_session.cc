@@ -1,6 +1,8 @@
 #include "smtp-gateway/session/smtp_session.h"
 
 #include <memory>
+#include <tuple>
+#include <variant>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "asio/experimental/as_tuple.hpp"
 #include "asio/experimental/awaitable_operators.hpp"
 #include "asio/ip/tcp.hpp"
+#include "asio/ssl/stream.hpp"
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
@@ -138,7 +141,38 @@ class SmtpSession {
         co_await Flush();
         co_return;
       }
+      if (step.action == protocol::Action::kStartTls && !co_await StartTls()) co_return;
     }
+  }
+
+  // After "220 Ready to start TLS": the handshake, then a fresh session inside TLS.
+  asio::awaitable<bool> StartTls() {
+    if (!input_.empty()) {
+      // Sent before the client could have seen our 220: never execute it inside TLS
+      // (CVE-2011-0411, the STARTTLS command injection).
+      spdlog::warn("warning: {}: discarding {} bytes pipelined after STARTTLS", client_, input_.size());
+      input_.clear();
+    }
+    if (!co_await Flush()) co_return false;
+    tls_context_ = env_.tls->Current();
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+    timer_.expires_after(env_.timeout);
+    auto result = co_await (tls_->async_handshake(asio::ssl::stream_base::server, kAsTuple) ||
+                            timer_.async_wait(kAsTuple));
+    if (result.index() != 0 || std::get<0>(std::get<0>(result))) {
+      spdlog::info("SSL_accept error from {}: {}", client_,
+                   result.index() == 0 ? std::get<0>(std::get<0>(result)).message() : "timeout");
+      co_return false;
+    }
+    SSL* ssl = tls_->native_handle();
+    const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl);
+    int algorithm_bits = 0;
+    const int bits = SSL_CIPHER_get_bits(cipher, &algorithm_bits);
+    tls_description_ = absl::StrCat(SSL_get_version(ssl), " with cipher ", SSL_CIPHER_get_name(cipher),
+                                    " (", bits, "/", algorithm_bits, " bits)");
+    spdlog::info("Anonymous TLS connection established from {}: {}", client_, tls_description_);
+    machine_->TlsStarted();
+    co_return true;
   }
 
   void Answer(const protocol::Step& step) {
@@ -174,8 +208,9 @@ class SmtpSession {
 
   // "ESMTP", "UTF8SMTP"… as Postfix's Received: header and logs name the protocol.
   std::string ProtocolName() const {
-    if (machine_->transaction().smtputf8) return "UTF8SMTP";
-    return machine_->esmtp() ? "ESMTP" : "SMTP";
+    std::string name = machine_->transaction().smtputf8 ? "UTF8SMTP" : machine_->esmtp() ? "ESMTP" : "SMTP";
+    if (machine_->tls_active()) name += "S";
+    return name;
   }
 
   // Opens the queue for the current transaction and queues the Received: header.
@@ -195,7 +230,8 @@ class SmtpSession {
     message.pending = protocol::FormatReceivedHeader(
         {machine_->helo(), hostname_, address_, env_.limits.hostname, env_.mail_name, ProtocolName(),
          message.queue_id, transaction.recipients,
-         absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", absl::Now(), absl::LocalTimeZone())});
+         absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", absl::Now(), absl::LocalTimeZone()),
+         env_.tls_received_header ? tls_description_ : std::string()});
     co_return message;
   }
 
@@ -307,9 +343,13 @@ class SmtpSession {
     const size_t old_size = input_.size();
     input_.resize(old_size + kReadSize);
     timer_.expires_after(env_.timeout);
-    auto result = co_await (
-        socket_.async_read_some(asio::buffer(input_.data() + old_size, kReadSize), kAsTuple) ||
-        timer_.async_wait(kAsTuple));
+    const auto buffer = asio::buffer(input_.data() + old_size, kReadSize);
+    std::variant<std::tuple<std::error_code, size_t>, std::tuple<std::error_code>> result;
+    if (tls_) {
+      result = co_await (tls_->async_read_some(buffer, kAsTuple) || timer_.async_wait(kAsTuple));
+    } else {
+      result = co_await (socket_.async_read_some(buffer, kAsTuple) || timer_.async_wait(kAsTuple));
+    }
     if (result.index() == 1) {
       input_.resize(old_size);
       spdlog::info("timeout after {} from {}", smtp::VerbName(machine_->last_verb()), client_);
@@ -329,8 +369,14 @@ class SmtpSession {
   asio::awaitable<bool> Flush() {
     if (output_.empty()) co_return true;
     timer_.expires_after(env_.timeout);
-    auto result = co_await (asio::async_write(socket_, asio::buffer(output_), kAsTuple) ||
-                            timer_.async_wait(kAsTuple));
+    std::variant<std::tuple<std::error_code, size_t>, std::tuple<std::error_code>> result;
+    if (tls_) {
+      result = co_await (asio::async_write(*tls_, asio::buffer(output_), kAsTuple) ||
+                         timer_.async_wait(kAsTuple));
+    } else {
+      result = co_await (asio::async_write(socket_, asio::buffer(output_), kAsTuple) ||
+                         timer_.async_wait(kAsTuple));
+    }
     output_.clear();
     co_return result.index() == 0 && !std::get<0>(std::get<0>(result));
   }
@@ -357,6 +403,9 @@ class SmtpSession {
   }
 
   tcp::socket socket_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // Outlives tls_, even across a reload.
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
+  std::string tls_description_;  // "TLSv1.3 with cipher … (256/256 bits)".
   asio::steady_timer timer_;
   const SessionEnvironment& env_;
   smtp::LineReader reader_;

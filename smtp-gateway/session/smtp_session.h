@@ -14,6 +14,7 @@
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/protocol/session_machine.h"
 #include "smtp-gateway/queue_client/queue_client.h"
+#include "smtp-gateway/session/tls_context.h"
 
 namespace postgate::gateway {
 
@@ -27,6 +28,8 @@ struct SessionEnvironment {
   size_t line_length_limit = 2048;
   std::chrono::seconds timeout{300};  // smtpd_timeout
   bool peername_lookup = true;        // smtpd_peername_lookup
+  TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
+  bool tls_received_header = false;   // smtpd_tls_received_header
 };
 
 asio::awaitable<void> RunSmtpSession(asio::ip::tcp::socket socket, const SessionEnvironment& environment);

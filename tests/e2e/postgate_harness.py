@@ -86,6 +86,10 @@ class Postgate:
         self.config = os.path.join(self.dir, "main.cf")
         with open(os.path.join(SOURCE_DIR, "config/main.cf")) as source:
             text = source.read()
+        # Both services expand $postgate_data_directory (the TLS files live under it).
+        text += f"\npostgate_data_directory = {self.data_dir}\n"
+        subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-snakeoil-cert.sh"), os.path.join(self.data_dir, "tls")],
+                       check=True, capture_output=True)
         for name, value in (overrides or {}).items():
             text += f"\n{name} = {value}\n"
         with open(self.config, "w") as out:

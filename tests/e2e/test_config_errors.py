@@ -16,8 +16,11 @@ class ConfigErrorsTest(unittest.TestCase):
             with open(os.path.join(directory, "aliases"), "w") as aliases:
                 aliases.write("postmaster: bar\n")
             with open(config, "w") as out:
-                out.write(base + extra_lines)
-            line = base.count("\n") + 1  # The one line appended; base ends with a newline.
+                # The TLS files of config/main.cf live under the data directory: point it here.
+                out.write(base + f"postgate_data_directory = {directory}/var\n" + extra_lines)
+            subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-snakeoil-cert.sh"), f"{directory}/var/tls"],
+                           check=True, capture_output=True)
+            line = base.count("\n") + 2  # The line appended after the data directory one.
             argv = [os.path.join(BIN_DIR, binary), "--config", config, "--metrics", "127.0.0.1:0", *flags]
             if binary == "queue-service":
                 argv += ["--data-dir", os.path.join(directory, "var"), "--listen", "127.0.0.1:0"]
@@ -54,6 +57,13 @@ class ConfigErrorsTest(unittest.TestCase):
         self.assertEqual(result.returncode, 1)
         self.assertIn("alias_maps:", result.stderr)
         self.assertIn("cannot open", result.stderr)
+
+    def test_tls_problems(self):
+        self.assertFailsWith("smtp-gateway", "smtpd_tls_security_level = sometimes\n",
+                             'FILE:LINE: smtpd_tls_security_level: "sometimes": use none, may or encrypt')
+        result, _, _ = self.run_with("smtp-gateway", "smtpd_tls_cert_file = /nonexistent/cert.pem\n")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("smtp-gateway: fatal: smtpd_tls_cert_file: /nonexistent/cert.pem: cannot load certificate", result.stderr)
 
     def test_flag_overrides_are_validated(self):
         bad = subprocess.run([os.path.join(BIN_DIR, "smtp-gateway"), "--config", os.path.join(SOURCE_DIR, "config/main.cf"),

@@ -1,0 +1,53 @@
+// The server TLS context for STARTTLS: certificate and key from files (smtpd_tls_cert_file,
+// smtpd_tls_key_file), TLS 1.2 and 1.3 only. The files are looked at again at most once a second
+// when a client asks for TLS, and a changed pair is loaded without a restart – Kubernetes swaps
+// mounted Secrets under running pods. A pair that fails to load keeps the previous one in use.
+// Thread-safe.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "asio/ssl/context.hpp"
+
+namespace postgate::gateway {
+
+// What identifies a file's content cheaply; any change means "reload".
+struct FileStamp {
+  ino_t inode = 0;
+  time_t mtime = 0;
+  long mtime_ns = 0;
+  off_t size = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+class TlsContextProvider {
+ public:
+  static absl::StatusOr<std::unique_ptr<TlsContextProvider>> Create(std::string cert_file,
+                                                                   std::string key_file);
+
+  // The context for a new handshake (reloaded first if the files changed).
+  std::shared_ptr<asio::ssl::context> Current();
+  // Times a changed certificate was loaded since start.
+  int reloads() const;
+
+ private:
+  TlsContextProvider(std::string cert_file, std::string key_file);
+  absl::StatusOr<std::shared_ptr<asio::ssl::context>> Load() const;
+  std::pair<FileStamp, FileStamp> Stamps() const;
+
+  const std::string cert_file_;
+  const std::string key_file_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<asio::ssl::context> context_ ABSL_GUARDED_BY(mu_);
+  std::pair<FileStamp, FileStamp> stamps_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_check_ ABSL_GUARDED_BY(mu_);
+  int reloads_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace postgate::gateway
