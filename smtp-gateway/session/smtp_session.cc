@@ -101,6 +101,11 @@ class SmtpSession {
     machine_->Greeting().AppendTo(&output_);
     co_await Serve();
 
+    if (tls_) {
+      // close_notify, as Postfix's SSL_shutdown: clients treat a bare TCP close as truncation.
+      timer_.expires_after(std::chrono::seconds(2));
+      co_await (tls_->async_shutdown(kAsTuple) || timer_.async_wait(kAsTuple));
+    }
     env_.metrics->active_sessions.Decrement();
     spdlog::info("disconnect from {}{}", client_, tally_.Summary());
     socket_.close(ignored);
