@@ -114,7 +114,7 @@ int Run(const Flags& flags) {
   absl::StatusOr<gateway::policy::NetworkList> mynetworks =
       gateway::policy::NetworkList::Parse(cf.GetList("mynetworks"));
   if (!mynetworks.ok()) Fatal(cf.Error("mynetworks", mynetworks.status().message()));
-  gateway::policy::RelayPolicy policy(domain, *std::move(mynetworks));
+  gateway::policy::RelayPolicy policy(domain, *std::move(mynetworks), cf.GetList("fast_flush_domains"));
 
   auto registry = std::make_shared<prometheus::Registry>();
   gateway::GatewayMetrics metrics(*registry);

@@ -39,6 +39,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"recipient_delimiter", "", K::kString},
     ParameterSpec{"alias_maps", "", K::kList},
     ParameterSpec{"defer_transports", "", K::kList},
+    ParameterSpec{"relay_domains", "", K::kList},
+    ParameterSpec{"fast_flush_domains", "$relay_domains", K::kList},
     // Postgate's own: what Postfix keeps in master.cf, in the passwd file, or lacks.
     ParameterSpec{"postgate_local_users", "", K::kList},
     ParameterSpec{"postgate_data_directory", "var", K::kString},

@@ -89,6 +89,10 @@ MailboxParts SplitMailbox(absl::string_view address) {
   return {std::string(address.substr(0, at)), std::string(address.substr(at + 1))};
 }
 
+bool IsValidDomain(absl::string_view domain) {
+  return IsHostName(domain) || IsAddressLiteral(domain);
+}
+
 bool IsValidMailbox(absl::string_view address) {
   size_t at = DomainSeparator(address);
   absl::string_view local = address.substr(0, at);

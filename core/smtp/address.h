@@ -42,6 +42,9 @@ ParsedPath ParsePathArgument(absl::string_view argument, absl::string_view prefi
 // bare local part (which the caller qualifies with $myorigin, as Postfix does).
 bool IsValidMailbox(absl::string_view address);
 
+// A host name (letter-digit-hyphen labels; UTF-8 allowed) or an address literal "[…]".
+bool IsValidDomain(absl::string_view domain);
+
 struct MailboxParts {
   std::string local_part;
   std::string domain;  // "" when the address had none.

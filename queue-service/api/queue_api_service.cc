@@ -162,3 +162,15 @@ grpc::Status QueueApiService::GetMessage(grpc::ServerContext*, const v1::GetMess
 }
 
 }  // namespace postgate::queue
+
+namespace postgate::queue {
+
+grpc::Status QueueApiService::Flush(grpc::ServerContext*, const v1::FlushRequest* request,
+                                    v1::FlushResponse* response) {
+  absl::StatusOr<uint32_t> scheduled = agent_.Flush(request->domain(), request->include_subdomains());
+  if (!scheduled.ok()) return ToGrpcStatus(scheduled.status());
+  response->set_messages(*scheduled);
+  return grpc::Status::OK;
+}
+
+}  // namespace postgate::queue

@@ -29,6 +29,8 @@ class QueueApiService final : public v1::QueueService::Service {
                             v1::ListMessagesResponse* response) override;
   grpc::Status GetMessage(grpc::ServerContext* context, const v1::GetMessageRequest* request,
                           v1::Message* response) override;
+  grpc::Status Flush(grpc::ServerContext* context, const v1::FlushRequest* request,
+                     v1::FlushResponse* response) override;
 
  private:
   grpc::Status Fail(const std::string& id, uint32_t chunks, const char* reason, grpc::Status status);

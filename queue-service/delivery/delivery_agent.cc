@@ -1,5 +1,7 @@
 #include "queue-service/delivery/delivery_agent.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "queue-service/model/timestamps.h"
@@ -60,6 +62,28 @@ void DeliveryAgent::Stop() {
 }
 
 void DeliveryAgent::Submit(const std::string& id) { Enqueue({id, false}); }
+
+absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool include_subdomains) {
+  const std::string wanted = absl::AsciiStrToLower(domain);
+  uint32_t scheduled = 0;
+  for (const std::string& id : index_.List(v1::MESSAGE_STATE_DEFERRED, "", SIZE_MAX)) {
+    absl::StatusOr<StoredMessage> record = store_.Get(id);
+    if (absl::IsNotFound(record.status())) continue;  // Finished since the index was read.
+    if (!record.ok()) return record.status();
+    for (const v1::RecipientStatus& recipient : record->message().recipients()) {
+      if (recipient.state() != v1::RECIPIENT_STATE_DEFERRED) continue;
+      const std::string at = domain_.Classify(recipient.address()).domain;
+      if (wanted.empty() || at == wanted || (include_subdomains && absl::EndsWith(at, "." + wanted))) {
+        Submit(id);
+        ++scheduled;
+        break;
+      }
+    }
+  }
+  spdlog::info("flush {}{}: {} messages scheduled", include_subdomains ? "@" : "",
+               wanted.empty() ? "(all)" : wanted, scheduled);
+  return scheduled;
+}
 
 void DeliveryAgent::Enqueue(Work work) {
   absl::MutexLock lock(&mu_);

@@ -40,6 +40,9 @@ class DeliveryAgent {
   void Stop();
   // Queues `id` for an attempt now.
   void Submit(const std::string& id);
+  // Queues every deferred message with a deferred recipient at `domain` ("" = any; with
+  // `include_subdomains`, also below it). Returns how many were queued.
+  absl::StatusOr<uint32_t> Flush(const std::string& domain, bool include_subdomains);
 
  private:
   struct Work {

@@ -1,5 +1,7 @@
 #include "smtp-gateway/policy/relay_policy.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace postgate::gateway::policy {
@@ -31,6 +33,7 @@ class ClientPolicy : public protocol::Decider {
     return policy_.CheckRecipient(relay_permitted_, address);
   }
   Verdict Verify(const std::string& address) override { return policy_.Verify(address); }
+  bool MayFlush(const std::string& domain) override { return policy_.MayFlush(domain); }
 
  private:
   const RelayPolicy& policy_;
@@ -58,6 +61,15 @@ Verdict RelayPolicy::CheckRecipient(bool relay_permitted, const std::string& add
   if (classified.routing_syntax && !relay_permitted) return RelayDenied(address);
   if (!local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
   return Verdict::Accept(local_domain_.Qualify(address));
+}
+
+bool RelayPolicy::MayFlush(const std::string& domain) const {
+  for (std::string entry : fast_flush_domains_) {
+    entry = absl::AsciiStrToLower(entry);
+    if (!entry.empty() && entry.front() == '.') entry.erase(0, 1);
+    if (domain == entry || absl::EndsWith(domain, "." + entry)) return true;
+  }
+  return false;
 }
 
 Verdict RelayPolicy::Verify(const std::string& address) const {

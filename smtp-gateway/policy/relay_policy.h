@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/addressing/local_domain.h"
 #include "smtp-gateway/policy/network.h"
@@ -15,8 +16,11 @@ namespace postgate::gateway::policy {
 
 class RelayPolicy {
  public:
-  RelayPolicy(const addressing::LocalDomain& local_domain, NetworkList mynetworks)
-      : local_domain_(local_domain), mynetworks_(std::move(mynetworks)) {}
+  RelayPolicy(const addressing::LocalDomain& local_domain, NetworkList mynetworks,
+              std::vector<std::string> fast_flush_domains = {})
+      : local_domain_(local_domain),
+        mynetworks_(std::move(mynetworks)),
+        fast_flush_domains_(std::move(fast_flush_domains)) {}
 
   bool RelayPermitted(absl::string_view client_address) const;
 
@@ -25,11 +29,15 @@ class RelayPolicy {
 
   protocol::Verdict CheckRecipient(bool relay_permitted, const std::string& address) const;
   protocol::Verdict Verify(const std::string& address) const;
+  // ETRN: `domain` (lower case) is in fast_flush_domains, or below an entry there (Postfix's
+  // parent_domain_matches_subdomains includes fast_flush_domains).
+  bool MayFlush(const std::string& domain) const;
   std::string QualifySender(const std::string& address) const { return local_domain_.Qualify(address); }
 
  private:
   const addressing::LocalDomain& local_domain_;
   NetworkList mynetworks_;
+  std::vector<std::string> fast_flush_domains_;
 };
 
 }  // namespace postgate::gateway::policy

@@ -13,7 +13,8 @@ class RelayPolicyTest : public ::testing::Test {
                                    "recipient_delimiter = +\npostgate_local_users = foo bar\n",
                                    "main.cf", "host")),
         domain_(cf_, Aliases()),
-        policy_(domain_, *NetworkList::Parse({"127.0.0.0/8", "192.168.0.0/24"})) {}
+        policy_(domain_, *NetworkList::Parse({"127.0.0.0/8", "192.168.0.0/24"}),
+                {"mail169.com", ".Example.ORG"}) {}
 
   static config::AliasTable Aliases() {
     config::AliasTable aliases;
@@ -65,6 +66,14 @@ TEST_F(RelayPolicyTest, SenderIsQualifiedAndVrfyChecksLocalUsers) {
   EXPECT_TRUE(decider->Verify("bar").accepted);
   EXPECT_FALSE(decider->Verify("nosuch").accepted);
   EXPECT_TRUE(decider->Verify("someone@example.org").accepted);
+}
+
+TEST_F(RelayPolicyTest, FastFlushDomainsIncludeSubdomains) {
+  EXPECT_TRUE(policy_.MayFlush("mail169.com"));
+  EXPECT_TRUE(policy_.MayFlush("example.org"));
+  EXPECT_TRUE(policy_.MayFlush("mx.example.org"));
+  EXPECT_FALSE(policy_.MayFlush("badexample.org"));
+  EXPECT_FALSE(policy_.MayFlush("example.net"));
 }
 
 }  // namespace

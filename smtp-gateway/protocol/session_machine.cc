@@ -85,6 +85,7 @@ Step SessionMachine::OnLine(const smtp::CommandLine& line) {
     case smtp::Verb::kStarttls:
       return OnStartTls(command);
     case smtp::Verb::kEtrn:
+      return OnEtrn(command);
     case smtp::Verb::kUnknown:
       if (command.verb_text.empty()) return Say(500, "5.5.2", "Error: bad syntax");
       return Say(500, "5.5.2", "Error: command not recognized");
@@ -105,7 +106,7 @@ Step SessionMachine::OnHelo(const smtp::Command& command, bool extended) {
   reply.lines.push_back(limits_.message_size_limit > 0
                             ? absl::StrCat("SIZE ", limits_.message_size_limit)
                             : std::string("SIZE"));
-  reply.lines.push_back("VRFY");
+  reply.lines.insert(reply.lines.end(), {"VRFY", "ETRN"});
   if (limits_.tls_available && !tls_active_) reply.lines.push_back("STARTTLS");
   reply.lines.insert(reply.lines.end(), {"ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING"});
   return Step{std::move(reply), Action::kNone};
@@ -255,6 +256,40 @@ Step SessionMachine::OnStartTls(const smtp::Command& command) {
     return Say(503, "5.5.1", "Error: MAIL transaction in progress");
   }
   return Step{Reply::Make(220, "2.0.0", "Ready to start TLS"), Action::kStartTls};
+}
+
+Step SessionMachine::OnEtrn(const smtp::Command& command) {
+  // RFC 1985 predates enhanced status codes; Postfix answers ETRN without them.
+  if (command.argument.empty()) return Step{Reply::Plain(500, "Syntax: ETRN domain"), Action::kNone};
+  if (auto refused = RequireTls()) return *refused;
+  if (in_transaction_ || bdat_active_ || bdat_failed_) {
+    return Step{Reply::Plain(503, "Error: MAIL transaction in progress"), Action::kNone};
+  }
+  absl::string_view argument = command.argument;
+  bool subdomains = false;
+  if (argument.front() == '#') {  // A named queue: Postgate has none.
+    return Step{Reply::Plain(459, absl::StrCat("<", argument.substr(1), ">: service unavailable")),
+                Action::kNone};
+  }
+  if (argument.front() == '@') {
+    subdomains = true;
+    argument.remove_prefix(1);
+  }
+  std::string domain = absl::AsciiStrToLower(argument);
+  while (!domain.empty() && domain.back() == '.') domain.pop_back();
+  if (!smtp::IsValidDomain(domain)) {
+    return Step{Reply::Plain(501, "Error: invalid parameter syntax"), Action::kNone};
+  }
+  if (!decider_.MayFlush(domain)) {
+    return Step{Reply::Plain(459, absl::StrCat("<", domain, ">: service unavailable")), Action::kNone};
+  }
+  etrn_request_ = {domain, subdomains};
+  return Step{std::nullopt, Action::kFlushQueue};
+}
+
+Step SessionMachine::EtrnFinished(bool ok) {
+  return Step{ok ? Reply::Plain(250, "Queuing started") : Reply::Plain(458, "Unable to queue messages"),
+              Action::kNone};
 }
 
 void SessionMachine::TlsStarted() {

@@ -35,6 +35,8 @@ class Decider {
   virtual Verdict CheckRecipient(const std::string& address) = 0;
   // VRFY: accept means "252 <as given>"; a reject carries the reply.
   virtual Verdict Verify(const std::string& address) = 0;
+  // ETRN: may this client ask to flush mail for `domain` (Postfix's fast_flush_domains)?
+  virtual bool MayFlush(const std::string& domain) = 0;
 };
 
 struct ProtocolLimits {
@@ -65,6 +67,7 @@ enum class Action {
   kReadChunk,  // BDAT: read bdat_chunk().size bytes (keep or discard them), then BdatChunkRead().
   kClose,      // Send the reply, then close the connection.
   kStartTls,   // Drop unread input (CVE-2011-0411), send the 220, handshake, call TlsStarted().
+  kFlushQueue, // ETRN: ask the queue to flush etrn_request(), then call EtrnFinished().
 };
 
 struct Step {
@@ -110,6 +113,13 @@ class SessionMachine {
   void TlsStarted();
   bool tls_active() const { return tls_active_; }
 
+  struct EtrnRequest {
+    std::string domain;
+    bool include_subdomains = false;
+  };
+  const EtrnRequest& etrn_request() const { return etrn_request_; }
+  Step EtrnFinished(bool ok);
+
   const BdatChunk& bdat_chunk() const { return bdat_chunk_; }
   // A BDAT message is under way (chunks were sent, LAST not yet): the session keeps its upload.
   bool bdat_in_progress() const { return bdat_active_ && !bdat_failed_; }
@@ -128,6 +138,7 @@ class SessionMachine {
   Step OnVrfy(const smtp::Command& command);
   Step OnBdat(const smtp::Command& command);
   Step OnStartTls(const smtp::Command& command);
+  Step OnEtrn(const smtp::Command& command);
   // 530 5.7.0 while TLS is required and not yet active.
   std::optional<Step> RequireTls() const;
   // 553 5.6.7 when `address` is not ASCII in a transaction without SMTPUTF8 (strict_smtputf8).
@@ -146,6 +157,7 @@ class SessionMachine {
   bool bdat_failed_ = false;  // An earlier BDAT failed: discard until LAST or RSET.
   std::optional<smtp::Reply> bdat_error_;  // Reply owed for the chunk being discarded.
   BdatChunk bdat_chunk_;
+  EtrnRequest etrn_request_;
   smtp::Verb last_verb_ = smtp::Verb::kUnknown;
 };
 

@@ -22,6 +22,7 @@ class FakeDecider : public Decider {
     if (absl::EndsWith(address, "@mail169.com")) return Verify(address);
     return Verdict::Reject(Reply::Make(554, "5.7.1", "<" + address + ">: Relay access denied"));
   }
+  bool MayFlush(const std::string& domain) override { return domain == "example.org"; }
   Verdict Verify(const std::string& address) override {
     if (absl::StartsWith(address, "bar")) return Verdict::Accept(address);
     return Verdict::Reject(Reply::Make(
@@ -54,7 +55,7 @@ TEST_F(SessionMachineTest, ReferenceSession) {
   EXPECT_EQ(machine_.Greeting().Format(), "220 mail169.com ESMTP Postgate\r\n");
   Play({{"ehlo 172.20.169.6",
          "250-mail169.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n"
-         "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"},
+         "250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"},
         {"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
         {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
         {"data", ""}});
@@ -227,7 +228,7 @@ TEST(SessionMachineTlsTest, StartTlsOfferedOnceAndResetsTheSession) {
   SessionMachine machine(limits, decider);
   auto send = [&](const std::string& line) { return machine.OnLine({line, false}); };
   std::string ehlo = send("EHLO x").reply->Format();
-  EXPECT_NE(ehlo.find("250-VRFY\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n"), std::string::npos) << ehlo;
+  EXPECT_NE(ehlo.find("250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n"), std::string::npos) << ehlo;
   EXPECT_EQ(send("STARTTLS now").reply->Format(), "501 5.5.4 Syntax: STARTTLS\r\n");
   send("MAIL FROM:<foo@mail169.com>");
   EXPECT_EQ(send("STARTTLS").reply->Format(), "503 5.5.1 Error: MAIL transaction in progress\r\n");
@@ -259,6 +260,23 @@ TEST(SessionMachineTlsTest, EncryptLevelRequiresTlsFirst) {
 
 TEST_F(SessionMachineTest, StartTlsWithoutCertificateIsNotImplemented) {
   EXPECT_EQ(Send("STARTTLS"), "502 5.5.1 Error: command not implemented\r\n");
+}
+
+TEST_F(SessionMachineTest, EtrnLikePostfix) {
+  Play({{"ETRN", "500 Syntax: ETRN domain\r\n"},
+        {"ETRN bad..domain", "501 Error: invalid parameter syntax\r\n"},
+        {"ETRN mail169.com", "459 <mail169.com>: service unavailable\r\n"},
+        {"ETRN #deferred", "459 <deferred>: service unavailable\r\n"},
+        {"ETRN Example.ORG.", ""}});
+  EXPECT_EQ(last_.action, Action::kFlushQueue);
+  EXPECT_EQ(machine_.etrn_request().domain, "example.org");
+  EXPECT_FALSE(machine_.etrn_request().include_subdomains);
+  EXPECT_EQ(machine_.EtrnFinished(true).reply->Format(), "250 Queuing started\r\n");
+  Send("ETRN @example.org");
+  EXPECT_TRUE(machine_.etrn_request().include_subdomains);
+  EXPECT_EQ(machine_.EtrnFinished(false).reply->Format(), "458 Unable to queue messages\r\n");
+  Play({{"MAIL FROM:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"ETRN example.org", "503 Error: MAIL transaction in progress\r\n"}});
 }
 
 TEST_F(SessionMachineTest, EhloResetsTransaction) {

@@ -188,6 +188,13 @@ v1::BodyType ToProto(protocol::BodyType body) {
   return v1::BODY_TYPE_UNSPECIFIED;
 }
 
+// One unary Flush call bridged to the caller's executor; gRPC's deadline bounds it.
+struct FlushCall {
+  grpc::ClientContext context;
+  v1::FlushRequest request;
+  v1::FlushResponse response;
+};
+
 }  // namespace
 
 struct GrpcQueueClient::Impl {
@@ -230,6 +237,30 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
     co_return co_await FailedStep(*call, "queue ID");
   }
   co_return std::make_unique<GrpcMessageUpload>(call, response.queue_id());
+}
+
+}  // namespace postgate::gateway
+
+namespace postgate::gateway {
+
+asio::awaitable<absl::StatusOr<uint32_t>> GrpcQueueClient::Flush(const std::string& domain,
+                                                                 bool include_subdomains) {
+  auto call = std::make_shared<FlushCall>();
+  call->request.set_domain(domain);
+  call->request.set_include_subdomains(include_subdomains);
+  call->context.set_deadline(std::chrono::system_clock::now() + impl_->timeout);
+  auto executor = co_await asio::this_coro::executor;
+  grpc::Status status = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(grpc::Status)>(
+      [&](auto handler) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        impl_->stub->async()->Flush(&call->context, &call->request, &call->response,
+                                    [executor, shared, call](grpc::Status result) {
+                                      asio::post(executor, [shared, result] { (*shared)(result); });
+                                    });
+      },
+      asio::use_awaitable);
+  if (!status.ok()) co_return FromGrpc(status);
+  co_return call->response.messages();
 }
 
 }  // namespace postgate::gateway

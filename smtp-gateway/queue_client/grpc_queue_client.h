@@ -24,6 +24,8 @@ class GrpcQueueClient : public QueueClient {
 
   asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> Open(
       const OutgoingEnvelope& envelope) override;
+  asio::awaitable<absl::StatusOr<uint32_t>> Flush(const std::string& domain,
+                                                  bool include_subdomains) override;
 
  private:
   struct Impl;

@@ -39,6 +39,9 @@ class QueueClient {
   virtual ~QueueClient() = default;
   virtual asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> Open(
       const OutgoingEnvelope& envelope) = 0;
+  // ETRN: deliver deferred mail for `domain` now. Returns how many messages were scheduled.
+  virtual asio::awaitable<absl::StatusOr<uint32_t>> Flush(const std::string& domain,
+                                                          bool include_subdomains) = 0;
 };
 
 }  // namespace postgate::gateway

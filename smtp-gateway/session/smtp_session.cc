@@ -147,6 +147,14 @@ class SmtpSession {
         co_return;
       }
       if (step.action == protocol::Action::kStartTls && !co_await StartTls()) co_return;
+      if (step.action == protocol::Action::kFlushQueue) {
+        const protocol::SessionMachine::EtrnRequest& etrn = machine_->etrn_request();
+        absl::StatusOr<uint32_t> flushed = co_await env_.queue->Flush(etrn.domain, etrn.include_subdomains);
+        if (!flushed.ok()) {
+          spdlog::warn("warning: ETRN {} from {}: {}", etrn.domain, client_, flushed.status().ToString());
+        }
+        Answer(machine_->EtrnFinished(flushed.ok()));
+      }
     }
   }
 

@@ -3,7 +3,8 @@ import re
 import smtplib
 import unittest
 
-from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, wait_for
+from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
 
 
 def bdat(connection, data, last=False):
@@ -117,6 +118,53 @@ class ChunkingTest(unittest.TestCase):
             self.assertEqual(connection.command("MAIL FROM:<foo@mail169.com>"), "250 2.1.0 Ok\r\n")
         finally:
             connection.close()
+
+
+class EtrnTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.postgate = Postgate({"fast_flush_domains": "$mydestination, example.org"}).start()
+        cls.stub = queue_pb2_grpc.QueueServiceStub(cls.postgate.grpc_channel())
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.postgate.cleanup()
+
+    def attempts(self, queue_id):
+        message = self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
+        return [r.attempts for r in message.recipients if r.state == queue_pb2.RECIPIENT_STATE_DEFERRED]
+
+    def test_etrn_flushes_deferred_mail_for_the_domain(self):
+        reply = send_message(self.postgate.smtp_port, recipients=("x@example.org", "y@mx.example.org"))
+        queue_id = re.search(QUEUE_ID, reply).group(0)
+        wait_for(lambda: self.attempts(queue_id) == [1, 1], what="first attempt deferred")
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            connection.command("EHLO etrn.test")
+            self.assertEqual(connection.command("ETRN example.org"), "250 Queuing started\r\n")
+            wait_for(lambda: self.attempts(queue_id) == [2, 2], what="a second attempt after ETRN")
+            self.assertEqual(connection.command("ETRN @example.org"), "250 Queuing started\r\n")
+            wait_for(lambda: self.attempts(queue_id) == [3, 3], what="a third attempt after ETRN @")
+            self.assertEqual(connection.command("ETRN example.net"), "459 <example.net>: service unavailable\r\n")
+            self.assertEqual(connection.command("ETRN"), "500 Syntax: ETRN domain\r\n")
+            self.assertEqual(connection.command("ETRN -bad-"), "501 Error: invalid parameter syntax\r\n")
+            connection.command("MAIL FROM:<foo@mail169.com>")
+            self.assertEqual(connection.command("ETRN example.org"), "503 Error: MAIL transaction in progress\r\n")
+        finally:
+            connection.close()
+        self.postgate.queue.wait_log(r"flush @example\.org: 1 messages scheduled")
+
+    def test_etrn_with_the_queue_down_is_458(self):
+        postgate = Postgate({"fast_flush_domains": "example.org", "postgate_queue_timeout": "2s"}).start()
+        try:
+            postgate.queue.stop()
+            connection = SmtpConnection(postgate.smtp_port)
+            connection.read_reply()
+            self.assertEqual(connection.command("ETRN example.org"), "458 Unable to queue messages\r\n")
+            connection.close()
+        finally:
+            postgate.cleanup()
 
 
 class Smtputf8Test(unittest.TestCase):
