@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "queue-service/api/status_conversion.h"
+#include "queue-service/model/message_record.h"
 #include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
 
@@ -34,6 +35,10 @@ grpc::Status QueueApiService::Enqueue(
   if (!stream->Read(&request)) return grpc::Status(grpc::StatusCode::CANCELLED, "no envelope");
   if (!request.has_envelope()) return InvalidArgument("envelope", "must be the first message");
   if (request.envelope().recipients().empty()) return InvalidArgument("envelope.recipients", "empty");
+  if (request.envelope().recipient_options_size() != 0 &&
+      request.envelope().recipient_options_size() != request.envelope().recipients_size()) {
+    return InvalidArgument("envelope.recipient_options", "one entry per recipient, or none");
+  }
 
   const absl::Time arrival = absl::Now();
   const std::string id = ids_.Next(arrival);
@@ -41,9 +46,7 @@ grpc::Status QueueApiService::Enqueue(
   response.set_queue_id(id);
   if (!stream->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
 
-  StoredMessage record;
-  v1::Message& message = *record.mutable_message();
-  *message.mutable_envelope() = std::move(*request.mutable_envelope());
+  v1::Envelope envelope = std::move(*request.mutable_envelope());
   uint32_t chunks = 0;
   uint64_t size = 0;
   bool committed = false;
@@ -75,16 +78,8 @@ grpc::Status QueueApiService::Enqueue(
                 grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before commit"));
   }
 
-  message.set_queue_id(id);
-  message.set_state(v1::MESSAGE_STATE_ACTIVE);
-  message.set_size(size);
-  SetTimestamp(message.mutable_arrival_time(), arrival);
-  for (const std::string& address : message.envelope().recipients()) {
-    v1::RecipientStatus* recipient = message.add_recipients();
-    recipient->set_address(address);
-    recipient->set_state(v1::RECIPIENT_STATE_QUEUED);
-  }
-  record.set_chunk_count(chunks);
+  StoredMessage record = NewMessageRecord(id, std::move(envelope), size, chunks, arrival);
+  const v1::Message& message = record.message();
   const absl::Time commit_start = absl::Now();
   if (absl::Status saved = store_.Commit(record); !saved.ok()) {
     spdlog::error("{}: queue file write error: {}", id, saved.ToString());

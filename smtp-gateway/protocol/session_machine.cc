@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "core/smtp/address.h"
 #include "core/smtp/utf8.h"
+#include "core/smtp/xtext.h"
 
 namespace postgate::gateway::protocol {
 namespace {
@@ -17,6 +18,22 @@ using smtp::Reply;
 
 Step Say(int code, absl::string_view enhanced, absl::string_view text) {
   return Step{Reply::Make(code, enhanced, text), Action::kNone};
+}
+
+// NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY (RFC 3461 §4.1), any case, no repeats.
+bool ParseNotify(absl::string_view value, RecipientDsn& dsn) {
+  dsn.notify_given = true;
+  std::vector<std::string> words = absl::StrSplit(absl::AsciiStrToUpper(value), ',');
+  if (words.size() == 1 && words[0] == "NEVER") return true;
+  for (const std::string& word : words) {
+    bool* flag = word == "SUCCESS" ? &dsn.success
+                 : word == "FAILURE" ? &dsn.failure
+                 : word == "DELAY"   ? &dsn.delay
+                                     : nullptr;
+    if (flag == nullptr || *flag) return false;
+    *flag = true;
+  }
+  return true;
 }
 
 Step UnsupportedOption(const smtp::EsmtpParameter& parameter) {
@@ -108,7 +125,8 @@ Step SessionMachine::OnHelo(const smtp::Command& command, bool extended) {
                             : std::string("SIZE"));
   reply.lines.insert(reply.lines.end(), {"VRFY", "ETRN"});
   if (limits_.tls_available && !tls_active_) reply.lines.push_back("STARTTLS");
-  reply.lines.insert(reply.lines.end(), {"ENHANCEDSTATUSCODES", "8BITMIME", "SMTPUTF8", "CHUNKING"});
+  reply.lines.insert(reply.lines.end(),
+                     {"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"});
   return Step{std::move(reply), Action::kNone};
 }
 
@@ -149,6 +167,19 @@ Step SessionMachine::OnMail(const smtp::Command& command) {
       }
     } else if (parameter.keyword == "SMTPUTF8" && !parameter.has_value) {
       transaction.smtputf8 = true;
+    } else if (parameter.keyword == "RET") {
+      const std::string ret = absl::AsciiStrToUpper(parameter.value);
+      if (transaction.dsn_return != DsnReturn::kUnspecified || (ret != "FULL" && ret != "HDRS")) {
+        return Say(501, "5.5.4", "Bad RET parameter syntax");
+      }
+      transaction.dsn_return = ret == "FULL" ? DsnReturn::kFull : DsnReturn::kHeaders;
+    } else if (parameter.keyword == "ENVID") {
+      std::optional<std::string> envid = smtp::DecodeXtext(parameter.value);
+      if (!transaction.envid.empty() || !envid || envid->empty() || envid->size() > 100 ||
+          !std::all_of(envid->begin(), envid->end(), [](char c) { return c >= ' ' && c <= '~'; })) {
+        return Say(501, "5.5.4", "Bad ENVID parameter syntax");
+      }
+      transaction.envid = *std::move(envid);
     } else {
       return UnsupportedOption(parameter);
     }
@@ -176,7 +207,29 @@ Step SessionMachine::OnRcpt(const smtp::Command& command) {
       return Say(501, "5.1.3", "Bad recipient address syntax");
   }
   if (parsed.path.address.empty()) return Say(501, "5.1.3", "Bad recipient address syntax");
-  if (!parsed.path.parameters.empty()) return UnsupportedOption(parsed.path.parameters.front());
+  RecipientDsn dsn;
+  bool orcpt_given = false;
+  for (const smtp::EsmtpParameter& parameter : parsed.path.parameters) {
+    if (parameter.keyword == "NOTIFY") {
+      if (dsn.notify_given || !ParseNotify(parameter.value, dsn)) {
+        return Say(501, "5.5.4", "Error: Bad NOTIFY parameter syntax");
+      }
+    } else if (parameter.keyword == "ORCPT") {
+      const size_t semicolon = parameter.value.find(';');
+      std::optional<std::string> address =
+          semicolon == std::string::npos ? std::nullopt
+                                         : smtp::DecodeXtext(absl::string_view(parameter.value).substr(semicolon + 1));
+      if (orcpt_given || semicolon == 0 || !address || address->empty() ||
+          !std::all_of(parameter.value.begin(), parameter.value.begin() + semicolon,
+                       [](char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-'; })) {
+        return Say(501, "5.5.4", "Error: Bad ORCPT parameter syntax");
+      }
+      orcpt_given = true;
+      dsn.original_recipient = absl::StrCat(parameter.value.substr(0, semicolon), ";", *address);
+    } else {
+      return UnsupportedOption(parameter);
+    }
+  }
   if (auto refused = CheckUtf8Address(parsed.path.address, transaction_.smtputf8)) return *refused;
   if (transaction_.recipients.size() >= limits_.recipient_limit) {
     return Say(452, "4.5.3", "Error: too many recipients");
@@ -185,6 +238,7 @@ Step SessionMachine::OnRcpt(const smtp::Command& command) {
   Verdict verdict = decider_.CheckRecipient(parsed.path.address);
   if (!verdict.accepted) return Step{verdict.reply, Action::kNone};
   transaction_.recipients.push_back(verdict.address);
+  transaction_.recipient_dsn.push_back(std::move(dsn));
   return Say(250, "2.1.5", "Ok");
 }
 

@@ -51,6 +51,15 @@ struct ProtocolLimits {
 
 enum class BodyType { kUnspecified, k7Bit, k8BitMime };
 
+// DSN requests (RFC 3461).
+enum class DsnReturn { kUnspecified, kFull, kHeaders };  // MAIL … RET=
+
+struct RecipientDsn {  // RCPT … NOTIFY= ORCPT=
+  bool notify_given = false;  // Without NOTIFY the server chooses (failures and delays).
+  bool success = false, failure = false, delay = false;  // NOTIFY=NEVER: all false, given.
+  std::string original_recipient;  // ORCPT decoded: "rfc822;bar@mail169.com", or "".
+};
+
 // What MAIL … DATA gathered: one mail transaction.
 struct Transaction {
   std::string sender;
@@ -58,6 +67,9 @@ struct Transaction {
   BodyType body_type = BodyType::kUnspecified;
   uint64_t declared_size = 0;
   bool smtputf8 = false;  // MAIL FROM … SMTPUTF8 (RFC 6531).
+  DsnReturn dsn_return = DsnReturn::kUnspecified;
+  std::string envid;                       // ENVID decoded; "" when absent.
+  std::vector<RecipientDsn> recipient_dsn;  // Parallel to recipients.
 };
 
 enum class Action {

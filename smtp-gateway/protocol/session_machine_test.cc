@@ -55,7 +55,7 @@ TEST_F(SessionMachineTest, ReferenceSession) {
   EXPECT_EQ(machine_.Greeting().Format(), "220 mail169.com ESMTP Postgate\r\n");
   Play({{"ehlo 172.20.169.6",
          "250-mail169.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n"
-         "250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"},
+         "250-ETRN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"},
         {"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
         {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
         {"data", ""}});
@@ -277,6 +277,32 @@ TEST_F(SessionMachineTest, EtrnLikePostfix) {
   EXPECT_EQ(machine_.EtrnFinished(false).reply->Format(), "458 Unable to queue messages\r\n");
   Play({{"MAIL FROM:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
         {"ETRN example.org", "503 Error: MAIL transaction in progress\r\n"}});
+}
+
+TEST_F(SessionMachineTest, DsnParametersLikePostfix) {
+  Play({{"MAIL FROM:<foo@mail169.com> RET=BOGUS", "501 5.5.4 Bad RET parameter syntax\r\n"},
+        {"MAIL FROM:<foo@mail169.com> RET=FULL RET=HDRS", "501 5.5.4 Bad RET parameter syntax\r\n"},
+        {"MAIL FROM:<foo@mail169.com> ENVID=ab+ZZ", "501 5.5.4 Bad ENVID parameter syntax\r\n"},
+        {"MAIL FROM:<foo@mail169.com> ENVID=a+01b", "501 5.5.4 Bad ENVID parameter syntax\r\n"},
+        {"MAIL FROM:<foo@mail169.com> RET=hdrs ENVID=QQ+2B123", "250 2.1.0 Ok\r\n"},
+        {"RCPT TO:<bar@mail169.com> NOTIFY=NEVER,SUCCESS", "501 5.5.4 Error: Bad NOTIFY parameter syntax\r\n"},
+        {"RCPT TO:<bar@mail169.com> NOTIFY=BOGUS", "501 5.5.4 Error: Bad NOTIFY parameter syntax\r\n"},
+        {"RCPT TO:<bar@mail169.com> NOTIFY=SUCCESS,SUCCESS", "501 5.5.4 Error: Bad NOTIFY parameter syntax\r\n"},
+        {"RCPT TO:<bar@mail169.com> NOTIFY=NEVER NOTIFY=NEVER", "501 5.5.4 Error: Bad NOTIFY parameter syntax\r\n"},
+        {"RCPT TO:<bar@mail169.com> ORCPT=bogus", "501 5.5.4 Error: Bad ORCPT parameter syntax\r\n"},
+        {"RCPT TO:<bar@mail169.com> ORCPT=rfc822;bar+2Bx@mail169.com NOTIFY=success,failure", "250 2.1.5 Ok\r\n"},
+        {"RCPT TO:<foo@mail169.com> NOTIFY=NEVER", "250 2.1.5 Ok\r\n"},
+        {"RCPT TO:<foo@mail169.com>", "250 2.1.5 Ok\r\n"}});
+  const Transaction& t = machine_.transaction();
+  EXPECT_EQ(t.dsn_return, DsnReturn::kHeaders);
+  EXPECT_EQ(t.envid, "QQ+123");
+  ASSERT_EQ(t.recipient_dsn.size(), 3u);
+  EXPECT_TRUE(t.recipient_dsn[0].notify_given && t.recipient_dsn[0].success && t.recipient_dsn[0].failure);
+  EXPECT_FALSE(t.recipient_dsn[0].delay);
+  EXPECT_EQ(t.recipient_dsn[0].original_recipient, "rfc822;bar+x@mail169.com");
+  EXPECT_TRUE(t.recipient_dsn[1].notify_given);
+  EXPECT_FALSE(t.recipient_dsn[1].success || t.recipient_dsn[1].failure || t.recipient_dsn[1].delay);
+  EXPECT_FALSE(t.recipient_dsn[2].notify_given);
 }
 
 TEST_F(SessionMachineTest, EhloResetsTransaction) {

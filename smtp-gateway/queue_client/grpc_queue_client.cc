@@ -227,6 +227,20 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
   out.set_body_type(ToProto(envelope.transaction.body_type));
   out.set_declared_size(envelope.transaction.declared_size);
   out.set_smtputf8(envelope.transaction.smtputf8);
+  switch (envelope.transaction.dsn_return) {
+    case protocol::DsnReturn::kFull: out.set_dsn_return(v1::DSN_RETURN_FULL); break;
+    case protocol::DsnReturn::kHeaders: out.set_dsn_return(v1::DSN_RETURN_HEADERS); break;
+    case protocol::DsnReturn::kUnspecified: break;
+  }
+  out.set_envid(envelope.transaction.envid);
+  for (const protocol::RecipientDsn& dsn : envelope.transaction.recipient_dsn) {
+    v1::RecipientOptions* options = out.add_recipient_options();
+    options->set_notify_given(dsn.notify_given);
+    options->set_notify_success(dsn.success);
+    options->set_notify_failure(dsn.failure);
+    options->set_notify_delay(dsn.delay);
+    options->set_original_recipient(dsn.original_recipient);
+  }
   out.mutable_client()->set_address(envelope.client_address);
   out.mutable_client()->set_hostname(envelope.client_hostname);
   out.mutable_client()->set_helo(envelope.helo);

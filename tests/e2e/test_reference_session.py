@@ -9,7 +9,7 @@ from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, SmtpConnection, wait_f
 TRANSCRIPT = [
     (None, "220 mail169.com ESMTP Postgate\r\n"),
     ("ehlo 172.20.169.6", "250-mail169.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n"
-                          "250-ETRN\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"),
+                          "250-ETRN\r\n250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"),
     ("mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"),
     ("rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"),
     ("data", "354 End data with <CR><LF>.<CR><LF>\r\n"),

@@ -40,7 +40,7 @@ class StartTlsTest(unittest.TestCase):
         after = result.stdout[result.stdout.index("250-mail169.com"):]
         self.assertEqual(re.findall(r"^250[- ](\S+)", after, re.M),
                          ["mail169.com", "PIPELINING", "SIZE", "VRFY", "ETRN", "ENHANCEDSTATUSCODES", "8BITMIME",
-                          "SMTPUTF8", "CHUNKING"])
+                          "DSN", "SMTPUTF8", "CHUNKING"])
         self.assertNotIn("STARTTLS", after, "not offered again inside TLS")
         self.assertIn("221 2.0.0 Bye", after)
 

@@ -1,0 +1,17 @@
+// The record a message starts its life in the queue with: every recipient QUEUED, carrying its
+// DSN options. One place for both ways in: the gateway's Enqueue and the queue's own
+// notifications. Pure.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "postgate/queue/v1/store_record.pb.h"
+
+namespace postgate::queue {
+
+v1::StoredMessage NewMessageRecord(const std::string& queue_id, v1::Envelope envelope, uint64_t size,
+                                   uint32_t chunk_count, absl::Time arrival);
+
+}  // namespace postgate::queue
