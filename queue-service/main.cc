@@ -97,9 +97,11 @@ int Run(const Flags& flags) {
   options.done_retention = cf.GetTime("postgate_done_retention");
   options.remote_defer_reason = smtp_deferred ? "deferred transport"
                                               : "remote SMTP delivery is not available in this version";
-  queue::DeliveryAgent agent(**store, index, domain, local, metrics, options);
+  options.myhostname = cf.Get("myhostname");
+  queue::QueueIdGenerator ids;
+  queue::DeliveryAgent agent(**store, index, ids, domain, local, metrics, options);
   if (absl::Status recovered = agent.Recover(); !recovered.ok()) Fatal(recovered);
-  queue::QueueIdGenerator ids(index.NewestId());
+  ids.AtLeast(index.NewestId());
 
   const uint64_t size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
   // Room for the trace header the gateway adds on top of the client's bytes.

@@ -4,6 +4,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "queue-service/delivery/dsn.h"
+#include "queue-service/model/message_record.h"
 #include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
 
@@ -20,10 +22,10 @@ const char* StatusWord(v1::RecipientState state) {
 
 }  // namespace
 
-DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index,
+DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
                              const addressing::LocalDomain& domain, const LocalDelivery& local,
                              QueueMetrics& metrics, DeliveryAgentOptions options)
-    : store_(store), index_(index), domain_(domain), local_(local), metrics_(metrics),
+    : store_(store), index_(index), ids_(ids), domain_(domain), local_(local), metrics_(metrics),
       options_(std::move(options)) {}
 
 DeliveryAgent::~DeliveryAgent() { Stop(); }
@@ -142,6 +144,8 @@ void DeliveryAgent::Process(const Work& work) {
     return store_.ReadContent(record, sink);
   };
 
+  std::vector<int> report_failure, report_success;  // Who asked to hear about this attempt.
+  const bool null_sender = message.envelope().sender().empty();  // Never notify <> (RFC 3461).
   for (int i = 0; i < message.recipients_size(); ++i) {
     v1::RecipientStatus& recipient = *message.mutable_recipients(i);
     if (recipient.state() != v1::RECIPIENT_STATE_QUEUED &&
@@ -172,6 +176,26 @@ void DeliveryAgent::Process(const Work& work) {
     spdlog::info("{}: to=<{}>, relay={}, delay={:.2f}, dsn={}, status={} ({})", message.queue_id(),
                  recipient.address(), outcome.relay, absl::ToDoubleSeconds(now - arrival),
                  outcome.dsn_status, StatusWord(outcome.state), outcome.reason);
+    const v1::RecipientOptions& notify = recipient.options();
+    if (!null_sender && outcome.state == v1::RECIPIENT_STATE_BOUNCED &&
+        (!notify.notify_given() || notify.notify_failure())) {
+      report_failure.push_back(i);
+    } else if (!null_sender && outcome.state == v1::RECIPIENT_STATE_DELIVERED && notify.notify_success()) {
+      report_success.push_back(i);
+    }
+  }
+
+  for (const auto& [indices, success] : {std::pair{report_failure, false}, std::pair{report_success, true}}) {
+    if (indices.empty()) continue;
+    absl::StatusOr<std::string> notification = SendNotification(record, indices, success);
+    if (!notification.ok()) {
+      spdlog::error("{}: cannot queue the delivery status notification: {}", message.queue_id(),
+                    notification.status().ToString());
+      continue;
+    }
+    for (int i : indices) message.mutable_recipients(i)->set_dsn_queue_id(*notification);
+    spdlog::info("{}: sender {} notification: {}", message.queue_id(),
+                 success ? "delivery status" : "non-delivery", *notification);
   }
 
   message.set_state(DeriveState(message));
@@ -189,6 +213,113 @@ void DeliveryAgent::Process(const Work& work) {
     return;
   }
   index_.Upsert(message);
+}
+
+}  // namespace postgate::queue
+
+namespace postgate::queue {
+namespace {
+
+// Cuts streamed content into store chunks of a bounded size.
+class ChunkWriter {
+ public:
+  ChunkWriter(MessageStore& store, std::string id) : store_(store), id_(std::move(id)) {}
+
+  absl::Status Append(absl::string_view data) {
+    buffer_.append(data.data(), data.size());
+    size_ += data.size();
+    return buffer_.size() >= kChunkSize ? Flush() : absl::OkStatus();
+  }
+  absl::Status Flush() {
+    if (buffer_.empty()) return absl::OkStatus();
+    absl::Status put = store_.PutChunk(id_, chunks_++, buffer_);
+    buffer_.clear();
+    return put;
+  }
+  uint32_t chunks() const { return chunks_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  static constexpr size_t kChunkSize = 64 * 1024;
+  MessageStore& store_;
+  std::string id_;
+  std::string buffer_;
+  uint32_t chunks_ = 0;
+  uint64_t size_ = 0;
+};
+
+}  // namespace
+
+absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage& record,
+                                                            const std::vector<int>& recipients,
+                                                            bool success) {
+  const v1::Message& message = record.message();
+  const absl::Time now = absl::Now();
+  DsnReport report;
+  report.success = success;
+  report.return_full_message = message.envelope().dsn_return() != v1::DSN_RETURN_HEADERS;
+  report.myhostname = options_.myhostname;
+  report.original_queue_id = message.queue_id();
+  report.original_sender = message.envelope().sender();
+  report.arrival = FromTimestamp(message.arrival_time());
+  report.envid = message.envelope().envid();
+  report.dsn_queue_id = ids_.Next(now);
+  report.now = now;
+  for (int i : recipients) {
+    const v1::RecipientStatus& recipient = message.recipients(i);
+    report.recipients.push_back({recipient.address(), recipient.options().original_recipient(),
+                                 success ? "delivered" : "failed", recipient.dsn_status(),
+                                 recipient.reason(), recipient.relay()});
+  }
+  const DsnText text = FormatDsn(report);
+  const bool full = !success && report.return_full_message;
+
+  ChunkWriter writer(store_, report.dsn_queue_id);
+  absl::Status status = writer.Append(text.head);
+  if (status.ok()) {
+    // The returned content: all of it, or its header section only (up to the first empty line).
+    bool at_line_start = true, headers_done = false;
+    status = store_.ReadContent(record, [&](absl::string_view chunk) -> absl::Status {
+      if (full) return writer.Append(chunk);
+      if (headers_done) return absl::OkStatus();
+      size_t end = 0;
+      for (; end < chunk.size(); ++end) {
+        if (chunk[end] == '\n') {
+          if (at_line_start) {
+            headers_done = true;
+            break;
+          }
+          at_line_start = true;
+        } else {
+          at_line_start = false;
+        }
+      }
+      return writer.Append(chunk.substr(0, end));
+    });
+  }
+  if (status.ok()) status = writer.Append(text.tail);
+  if (status.ok()) status = writer.Flush();
+  if (!status.ok()) {
+    (void)store_.Discard(report.dsn_queue_id, writer.chunks() + 1);
+    return status;
+  }
+
+  v1::Envelope envelope;
+  envelope.set_sender("");  // Notifications go out with the null sender: never a loop.
+  envelope.add_recipients(message.envelope().sender());
+  envelope.mutable_client()->set_hostname(options_.myhostname);
+  envelope.mutable_client()->set_protocol("local");
+  StoredMessage notification =
+      NewMessageRecord(report.dsn_queue_id, std::move(envelope), writer.size(), writer.chunks(), now);
+  if (absl::Status committed = store_.Commit(notification); !committed.ok()) {
+    (void)store_.Discard(report.dsn_queue_id, writer.chunks());
+    return committed;
+  }
+  index_.Upsert(notification.message());
+  metrics_.notifications.Add({{"kind", success ? "success" : "failure"}}).Increment();
+  spdlog::info("{}: from=<>, size={}, nrcpt=1 (queue active)", report.dsn_queue_id, writer.size());
+  Submit(report.dsn_queue_id);
+  return report.dsn_queue_id;
 }
 
 }  // namespace postgate::queue

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/metrics/queue_metrics.h"
+#include "queue-service/model/queue_id.h"
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/message_store.h"
 
@@ -26,12 +27,15 @@ struct DeliveryAgentOptions {
   absl::Duration queue_run_delay = absl::Seconds(300);
   absl::Duration done_retention = absl::Hours(24 * 7);
   std::string remote_defer_reason;               // Why non-local recipients wait.
+  std::string myhostname;                        // Reporting-MTA of notifications.
 };
 
 class DeliveryAgent {
  public:
-  DeliveryAgent(MessageStore& store, QueueIndex& index, const addressing::LocalDomain& domain,
-                const LocalDelivery& local, QueueMetrics& metrics, DeliveryAgentOptions options);
+  // `ids` mints queue IDs for the delivery status notifications the agent sends.
+  DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
+                const addressing::LocalDomain& domain, const LocalDelivery& local,
+                QueueMetrics& metrics, DeliveryAgentOptions options);
   ~DeliveryAgent();
 
   // Rebuilds the index from the store and queues every unfinished message (crash recovery).
@@ -53,9 +57,14 @@ class DeliveryAgent {
   void WorkerLoop();
   void MaintenanceLoop();
   void Process(const Work& work);
+  // Queues one RFC 3464 notification to the sender about `recipients` (indices into `record`)
+  // and returns its queue ID. Reads the original content, so it runs before that is dropped.
+  absl::StatusOr<std::string> SendNotification(const StoredMessage& record,
+                                               const std::vector<int>& recipients, bool success);
 
   MessageStore& store_;
   QueueIndex& index_;
+  QueueIdGenerator& ids_;
   const addressing::LocalDomain& domain_;
   const LocalDelivery& local_;
   QueueMetrics& metrics_;

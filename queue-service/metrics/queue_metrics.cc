@@ -81,7 +81,11 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
                            .Register(registry)
                            .Add({}, Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                                                 0.5, 1, 2.5, 5, 10, 30, 60, 300,
-                                                                900, 3600})) {}
+                                                                900, 3600})),
+      notifications(BuildCounter()
+                        .Name("postgate_queue_notifications_total")
+                        .Help("Delivery status notifications (RFC 3464) queued, by kind.")
+                        .Register(registry)) {}
 
 std::shared_ptr<prometheus::Collectable> QueueMetrics::QueueDepthCollector(const QueueIndex& index) {
   return std::make_shared<DepthCollector>(index);

@@ -16,9 +16,14 @@ bool IsValidQueueId(absl::string_view id) {
 }
 
 QueueIdGenerator::QueueIdGenerator(absl::string_view newest_existing) : last_(0) {
+  AtLeast(newest_existing);
+}
+
+void QueueIdGenerator::AtLeast(absl::string_view id) {
   uint64_t value = 0;
-  if (IsValidQueueId(newest_existing) && absl::SimpleHexAtoi(newest_existing, &value)) {
-    last_.store(value);
+  if (!IsValidQueueId(id) || !absl::SimpleHexAtoi(id, &value)) return;
+  uint64_t previous = last_.load();
+  while (previous < value && !last_.compare_exchange_weak(previous, value)) {
   }
 }
 

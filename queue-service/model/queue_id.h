@@ -23,6 +23,8 @@ class QueueIdGenerator {
   explicit QueueIdGenerator(absl::string_view newest_existing = "");
 
   std::string Next(absl::Time now);
+  // Never issue an ID at or below `id` (the newest one found in the store after a restart).
+  void AtLeast(absl::string_view id);
 
  private:
   std::atomic<uint64_t> last_;

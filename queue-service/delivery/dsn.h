@@ -1,0 +1,43 @@
+// Delivery status notifications (RFC 3464, "multipart/report; report-type=delivery-status"),
+// laid out like Postfix's bounce(8) so people and filters recognise them. Builds the text around
+// the returned content; the caller streams the original message (or its headers) in between, so
+// a large message is never held in memory. Pure: the caller supplies IDs and times.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace postgate::queue {
+
+struct DsnRecipient {
+  std::string final_recipient;     // The address delivery was attempted to.
+  std::string original_recipient;  // ORCPT as "type;address", or "".
+  std::string action;              // "failed", "delivered", "relayed".
+  std::string status;              // Enhanced status code, e.g. "5.1.1".
+  std::string diagnostic;          // e.g. "unknown user: \"nobody\"".
+  std::string relay;               // e.g. "local".
+};
+
+struct DsnReport {
+  bool success = false;            // Success report (NOTIFY=SUCCESS) rather than a bounce.
+  bool return_full_message = true; // Bounce with RET=FULL or no RET; else headers only.
+  std::string myhostname;
+  std::string original_queue_id;
+  std::string original_sender;
+  absl::Time arrival;
+  std::string envid;               // ENVID, "" when none.
+  std::string dsn_queue_id;        // Queue ID the notification itself gets.
+  absl::Time now;
+  std::vector<DsnRecipient> recipients;
+};
+
+struct DsnText {
+  std::string head;  // Headers, notification, delivery status, and the headers of part three.
+  std::string tail;  // Closes the MIME structure after the returned content.
+};
+
+DsnText FormatDsn(const DsnReport& report);
+
+}  // namespace postgate::queue
