@@ -12,7 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-grpcio python3-protobuf
-  swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus
+  swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus tshark
 )
 
 want=("${build_pkgs[@]}")
@@ -28,6 +28,8 @@ echo "postgate: installing ${missing[*]}" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
+# tshark asks whether non-root users may capture; answer "no" without a prompt.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
 $sudo apt-get update -q
 # --no-install-recommends: mail tools recommend default-mta (exim4), which would fight any Postfix here.
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -106,6 +106,29 @@ class StartTlsTest(unittest.TestCase):
             connection.close()
         self.postgate.gateway.wait_log(r"discarding 15 bytes pipelined after STARTTLS")
 
+    def test_size_8bitmime_and_bdat_inside_tls(self):
+        raw = socket.create_connection(("127.0.0.1", self.postgate.smtp_port), timeout=10)
+        connection = SmtpConnection.__new__(SmtpConnection)
+        connection.sock, connection.buffer = raw, b""
+        connection.read_reply()
+        connection.command("EHLO x")
+        connection.command("STARTTLS")
+        connection.sock = client_context().wrap_socket(raw, server_hostname="mail169.com")
+        try:
+            ehlo = connection.command("EHLO inside.tls")
+            self.assertIn("250-SIZE 10240000", ehlo)
+            self.assertEqual(connection.command("MAIL FROM:<foo@mail169.com> SIZE=99999999"),
+                             "552 5.3.4 Message size exceeds fixed limit\r\n")
+            self.assertEqual(connection.command("MAIL FROM:<foo@mail169.com> BODY=8BITMIME SIZE=100"), "250 2.1.0 Ok\r\n")
+            connection.command("RCPT TO:<bar@mail169.com>")
+            content = "Subject: bdat in tls\r\n\r\ncafé\r\n".encode()
+            connection.send(b"BDAT %d LAST\r\n" % len(content) + content)
+            self.assertRegex(connection.read_reply(), rf"^250 2\.0\.0 Ok: {len(content)} bytes queued as {QUEUE_ID}")
+        finally:
+            connection.sock.close()
+        wait_for(lambda: any("bdat in tls" in m and "café" in m and "with ESMTPS" in m
+                             for m in self.postgate.read_maildir("bar")))
+
     def test_certificate_reload_without_restart(self):
         def fingerprint():
             raw = socket.create_connection(("127.0.0.1", self.postgate.smtp_port), timeout=10)
