@@ -7,7 +7,7 @@ namespace {
 
 ReceivedFields Reference() {
   return ReceivedFields{"x", "localhost", "127.0.0.1", "mail169.com", "Postgate", "ESMTP",
-                        "40F2D10A249", {"bar@mail169.com"}, "Thu, 26 Nov 2026 16:23:51 +0000 (UTC)"};
+                        "40F2D10A249", {"bar@mail169.com"}, "Thu, 26 Nov 2026 16:23:51 +0000 (UTC)", ""};
 }
 
 TEST(ReceivedHeaderTest, OneRecipientLikePostfix) {

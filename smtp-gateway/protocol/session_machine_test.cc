@@ -205,7 +205,7 @@ TEST_F(SessionMachineTest, Smtputf8) {
   Play({{"EHLO h\xc3\xa9", Send("EHLO h\xc3\xa9")},
         {"MAIL FROM:<p\xffl@mail169.com> SMTPUTF8", "500 5.5.2 Error: bad UTF-8 syntax\r\n"},
         {"MAIL FROM:<pel\xc3\xa9@mail169.com> SMTPUTF8", "250 2.1.0 Ok\r\n"},
-        {"RCPT TO:<b\xffar@mail169.com>", "500 5.5.2 Error: bad UTF-8 syntax\r\n"},
+        {"RCPT TO:<b\xff" "ar@mail169.com>", "500 5.5.2 Error: bad UTF-8 syntax\r\n"},
         {"RCPT TO:<bar@mail169.com>", "250 2.1.5 Ok\r\n"}});
   EXPECT_TRUE(machine_.transaction().smtputf8);
   EXPECT_EQ(machine_.transaction().sender, "pel\xc3\xa9@mail169.com");
