@@ -3,6 +3,7 @@ the reports queue-service sends parse as multipart/report with the right fields.
 import email
 import email.policy
 import re
+import smtplib
 import unittest
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
@@ -108,6 +109,24 @@ class DsnTest(unittest.TestCase):
         self.assertEqual(fields[1]["Status"], "2.0.0")
         self.assertEqual(returned.get_content_type(), "text/rfc822-headers")
         self.assertNotIn("body of success", returned.get_payload())
+
+    def test_smtplib_rcpt_options(self):
+        message = email.message_from_string("From: foo@mail169.com\nTo: bar@mail169.com\nSubject: smtplib dsn\n\nhi\n")
+        with smtplib.SMTP("127.0.0.1", self.postgate.smtp_port) as client:
+            client.ehlo("smtplib.dsn")
+            self.assertTrue(client.has_extn("dsn"))
+            refused = client.send_message(message, "foo@mail169.com", ["bar@mail169.com"],
+                                          mail_options=["RET=HDRS", "ENVID=smtplib+2B1"],
+                                          rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+            self.assertEqual(refused, {})
+        def report():
+            for text in self.postgate.read_maildir("foo"):
+                if "Original-Envelope-Id: smtplib+1" in text:
+                    return email.message_from_string(text, policy=email.policy.compat32)
+            return None
+        _, fields, _ = self.parts(wait_for(report, what="the success report for smtplib's message"))
+        self.assertEqual(fields[1]["Action"], "delivered")
+        self.assertEqual(fields[1]["Final-Recipient"], "rfc822; bar@mail169.com")
 
     def test_no_report_for_never_null_sender_or_plain_success(self):
         quiet = [self.send("never", "", (("ghost@mail169.com", "NOTIFY=NEVER"),)),
