@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 BIN_DIR = os.environ.get("POSTGATE_BIN_DIR", os.path.join(os.path.dirname(__file__), "../../build/bin"))
 SOURCE_DIR = os.environ.get("POSTGATE_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
@@ -205,3 +206,18 @@ def send_message(port, sender="foo@mail169.com", recipients=("bar@mail169.com",)
         return reply
     finally:
         connection.close()
+
+
+class PostgateTestCase(unittest.TestCase):
+    """One Postgate for all tests of a class; `overrides` (main.cf) and `aliases` configure it."""
+
+    overrides = None
+    aliases = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.postgate = Postgate(cls.overrides, cls.aliases).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.postgate.cleanup()

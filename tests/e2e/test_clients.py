@@ -4,17 +4,10 @@ import smtplib
 import subprocess
 import unittest
 
-from postgate_harness import QUEUE_ID, Postgate, wait_for
+from postgate_harness import PostgateTestCase, QUEUE_ID, Postgate, wait_for
 
 
-class RealClientsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+class RealClientsTest(PostgateTestCase):
 
     def delivered_with(self, marker):
         return wait_for(lambda: [m for m in self.postgate.read_maildir("bar") if marker in m] or None,

@@ -4,7 +4,7 @@ import smtplib
 import unittest
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
+from postgate_harness import PostgateTestCase, QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
 
 
 def bdat(connection, data, last=False):
@@ -19,14 +19,8 @@ def delivered(postgate, queue_id):
                     what=f"{queue_id} delivered")
 
 
-class ChunkingTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate({"message_size_limit": "100000"}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+class ChunkingTest(PostgateTestCase):
+    overrides = {"message_size_limit": "100000"}
 
     def connect(self):
         connection = SmtpConnection(self.postgate.smtp_port)
@@ -120,15 +114,13 @@ class ChunkingTest(unittest.TestCase):
             connection.close()
 
 
-class EtrnTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate({"fast_flush_domains": "$mydestination, example.org"}).start()
-        cls.stub = queue_pb2_grpc.QueueServiceStub(cls.postgate.grpc_channel())
+class EtrnTest(PostgateTestCase):
+    overrides = {"fast_flush_domains": "$mydestination, example.org"}
 
     @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.stub = queue_pb2_grpc.QueueServiceStub(cls.postgate.grpc_channel())
 
     def attempts(self, queue_id):
         message = self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
@@ -167,14 +159,8 @@ class EtrnTest(unittest.TestCase):
             postgate.cleanup()
 
 
-class Smtputf8Test(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate({"postgate_local_users": "foo, bar, pelé"}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+class Smtputf8Test(PostgateTestCase):
+    overrides = {"postgate_local_users": "foo, bar, pelé"}
 
     def test_smtplib_smtputf8_is_preserved_byte_for_byte(self):
         message = ("From: Pelé <pelé@mail169.com>\r\nTo: bar@mail169.com\r\nSubject: Olá, café ☕\r\n"

@@ -1,7 +1,7 @@
 """Policy and limits through the whole gateway: relay, local users, aliases, sizes, VRFY."""
 import unittest
 
-from postgate_harness import Postgate, SmtpConnection, send_message
+from postgate_harness import PostgateTestCase, Postgate, SmtpConnection, send_message
 
 
 def session(port, lines):
@@ -14,16 +14,10 @@ def session(port, lines):
         connection.close()
 
 
-class OutsideMynetworksTest(unittest.TestCase):
+class OutsideMynetworksTest(PostgateTestCase):
     """Loopback is taken out of mynetworks, so 127.0.0.1 is an outside client here."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate({"mynetworks": "192.168.0.0/24"}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+    overrides = {"mynetworks": "192.168.0.0/24"}
 
     def test_relay_is_refused_but_local_users_are_reachable(self):
         replies = session(self.postgate.smtp_port, [
@@ -46,14 +40,8 @@ class OutsideMynetworksTest(unittest.TestCase):
         self.assertEqual(replies[3], "554 5.5.1 Error: no valid recipients\r\n")
 
 
-class LimitsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate({"message_size_limit": "2000", "smtpd_recipient_limit": "2"}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+class LimitsTest(PostgateTestCase):
+    overrides = {"message_size_limit": "2000", "smtpd_recipient_limit": "2"}
 
     def test_declared_size_over_limit(self):
         replies = session(self.postgate.smtp_port, ["EHLO x", "MAIL FROM:<foo@mail169.com> SIZE=2001",

@@ -4,7 +4,7 @@ import re
 import subprocess
 import unittest
 
-from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, SmtpConnection, wait_for
+from postgate_harness import PostgateTestCase, BIN_DIR, QUEUE_ID, Postgate, SmtpConnection, wait_for
 
 TRANSCRIPT = [
     (None, "220 mail169.com ESMTP Postgate\r\n"),
@@ -17,14 +17,7 @@ TRANSCRIPT = [
 BODY_LINE = "MOREAU--THOMAS, MARY, alphacassiopeabetagruis, 169"
 
 
-class ReferenceSessionTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+class ReferenceSessionTest(PostgateTestCase):
 
     def play(self, line_end):
         connection = SmtpConnection(self.postgate.smtp_port)

@@ -4,12 +4,11 @@ import hashlib
 import os
 import re
 import smtplib
-import socket
 import ssl
 import subprocess
 import unittest
 
-from postgate_harness import QUEUE_ID, SOURCE_DIR, Postgate, SmtpConnection, wait_for
+from postgate_harness import PostgateTestCase, QUEUE_ID, SOURCE_DIR, Postgate, SmtpConnection, wait_for
 
 
 def client_context():
@@ -19,14 +18,17 @@ def client_context():
     return context
 
 
-class StartTlsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate().start()
+def tls_connection(port):
+    """A raw SmtpConnection that has done EHLO and STARTTLS; its socket is the TLS one."""
+    connection = SmtpConnection(port)
+    connection.read_reply()
+    connection.command("EHLO raw.tls")
+    assert connection.command("STARTTLS").startswith("220")
+    connection.sock = client_context().wrap_socket(connection.sock, server_hostname="mail169.com")
+    return connection
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.postgate.cleanup()
+
+class StartTlsTest(PostgateTestCase):
 
     def s_client(self, *options, commands="EHLO after.tls\r\nQUIT\r\n"):
         return subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect",
@@ -107,13 +109,7 @@ class StartTlsTest(unittest.TestCase):
         self.postgate.gateway.wait_log(r"discarding 15 bytes pipelined after STARTTLS")
 
     def test_size_8bitmime_and_bdat_inside_tls(self):
-        raw = socket.create_connection(("127.0.0.1", self.postgate.smtp_port), timeout=10)
-        connection = SmtpConnection.__new__(SmtpConnection)
-        connection.sock, connection.buffer = raw, b""
-        connection.read_reply()
-        connection.command("EHLO x")
-        connection.command("STARTTLS")
-        connection.sock = client_context().wrap_socket(raw, server_hostname="mail169.com")
+        connection = tls_connection(self.postgate.smtp_port)
         try:
             ehlo = connection.command("EHLO inside.tls")
             self.assertIn("250-SIZE 10240000", ehlo)
@@ -131,15 +127,9 @@ class StartTlsTest(unittest.TestCase):
 
     def test_certificate_reload_without_restart(self):
         def fingerprint():
-            raw = socket.create_connection(("127.0.0.1", self.postgate.smtp_port), timeout=10)
-            connection = SmtpConnection.__new__(SmtpConnection)
-            connection.sock, connection.buffer = raw, b""
-            connection.read_reply()
-            connection.command("EHLO reload")
-            connection.command("STARTTLS")
-            tls = client_context().wrap_socket(raw, server_hostname="mail169.com")
-            der = tls.getpeercert(binary_form=True)
-            tls.close()
+            connection = tls_connection(self.postgate.smtp_port)
+            der = connection.sock.getpeercert(binary_form=True)
+            connection.close()
             return hashlib.sha256(der).hexdigest()
 
         before = fingerprint()
