@@ -99,13 +99,14 @@ int Run(const Flags& flags) {
                                               : "remote SMTP delivery is not available in this version";
   options.myhostname = cf.Get("myhostname");
   queue::QueueIdGenerator ids;
-  queue::DeliveryAgent agent(**store, index, ids, domain, local, metrics, options);
+  queue::EventBus events;
+  queue::DeliveryAgent agent(**store, index, ids, events, domain, local, metrics, options);
   if (absl::Status recovered = agent.Recover(); !recovered.ok()) Fatal(recovered);
   ids.AtLeast(index.NewestId());
 
   const uint64_t size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
   // Room for the trace header the gateway adds on top of the client's bytes.
-  queue::QueueApiService service(**store, index, ids, agent, metrics,
+  queue::QueueApiService service(**store, index, ids, agent, events, metrics,
                                  size_limit == 0 ? 0 : size_limit + 64 * 1024);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -1,5 +1,7 @@
 #include "queue-service/api/queue_api_service.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "queue-service/api/status_conversion.h"
@@ -94,6 +96,7 @@ grpc::Status QueueApiService::Enqueue(
 
   response.set_committed_queue_id(id);
   stream->Write(response);  // The message is stored whether or not the gateway still listens.
+  agent_.PublishReceived(message);
   agent_.Submit(id);
   return grpc::Status::OK;
 }
@@ -129,28 +132,56 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
     return InvalidArgument("page_token", "not a token from a previous ListMessages response");
   }
   if (!v1::MessageState_IsValid(request->state())) return InvalidArgument("state", "unknown state");
-  // One more than asked tells whether another page exists.
-  std::vector<std::string> ids = index_.List(request->state(), request->page_token(), page_size + 1);
-  for (size_t i = 0; i < ids.size() && i < page_size; ++i) {
-    absl::StatusOr<StoredMessage> record = store_.Get(ids[i]);
-    if (!record.ok()) continue;  // Deleted since the index was read.
-    *response->add_messages() = record->message();
+  if (request->max_age_seconds() != 0 && request->max_age_seconds() <= request->min_age_seconds()) {
+    return InvalidArgument("max_age_seconds", "must be larger than min_age_seconds");
   }
-  if (ids.size() > page_size) response->set_next_page_token(ids[page_size - 1]);
-  return grpc::Status::OK;
+  const std::string sender = absl::AsciiStrToLower(request->sender_contains());
+  const std::string recipient = absl::AsciiStrToLower(request->recipient_contains());
+  const absl::Time now = absl::Now();
+  auto wanted = [&](const v1::Message& message) {
+    const absl::Duration age = now - FromTimestamp(message.arrival_time());
+    if (age < absl::Seconds(request->min_age_seconds())) return false;
+    if (request->max_age_seconds() != 0 && age >= absl::Seconds(request->max_age_seconds())) return false;
+    if (!absl::StrContains(absl::AsciiStrToLower(message.envelope().sender()), sender)) return false;
+    if (recipient.empty()) return true;
+    for (const v1::RecipientStatus& r : message.recipients()) {
+      if (absl::StrContains(absl::AsciiStrToLower(r.address()), recipient)) return true;
+    }
+    return false;
+  };
+  // Walk the index in order; filters may skip many, so read it in batches.
+  std::string cursor = request->page_token();
+  constexpr size_t kBatch = 1000;
+  for (;;) {
+    std::vector<std::string> ids = index_.List(request->state(), cursor, kBatch, request->newest_first());
+    for (const std::string& id : ids) {
+      cursor = id;
+      absl::StatusOr<StoredMessage> record = store_.Get(id);
+      if (!record.ok() || !wanted(record->message())) continue;  // Gone, or filtered out.
+      if (static_cast<uint32_t>(response->messages_size()) == page_size) {
+        // One more match exists: the page is full and the token points just before it.
+        response->set_next_page_token(response->messages(page_size - 1).queue_id());
+        return grpc::Status::OK;
+      }
+      *response->add_messages() = record->message();
+    }
+    if (ids.size() < kBatch) return grpc::Status::OK;
+  }
+}
+
+absl::StatusOr<StoredMessage> QueueApiService::Load(const std::string& id) {
+  if (!IsValidQueueId(id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queue_id: \"", id, "\" is not a queue ID (13 upper-case hex digits)"));
+  }
+  absl::StatusOr<StoredMessage> record = store_.Get(id);
+  if (absl::IsNotFound(record.status())) return absl::NotFoundError(absl::StrCat("queue ID ", id, " not found"));
+  return record;
 }
 
 grpc::Status QueueApiService::GetMessage(grpc::ServerContext*, const v1::GetMessageRequest* request,
                                          v1::Message* response) {
-  if (!IsValidQueueId(request->queue_id())) {
-    return InvalidArgument("queue_id", absl::StrCat("\"", request->queue_id(),
-                                                    "\" is not a queue ID (13 upper-case hex digits)"));
-  }
-  absl::StatusOr<StoredMessage> record = store_.Get(request->queue_id());
-  if (absl::IsNotFound(record.status())) {
-    return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("queue ID ", request->queue_id(), " not found"));
-  }
+  absl::StatusOr<StoredMessage> record = Load(request->queue_id());
   if (!record.ok()) return ToGrpcStatus(record.status());
   *response = record->message();
   return grpc::Status::OK;
@@ -165,6 +196,87 @@ grpc::Status QueueApiService::Flush(grpc::ServerContext*, const v1::FlushRequest
   absl::StatusOr<uint32_t> scheduled = agent_.Flush(request->domain(), request->include_subdomains());
   if (!scheduled.ok()) return ToGrpcStatus(scheduled.status());
   response->set_messages(*scheduled);
+  return grpc::Status::OK;
+}
+
+}  // namespace postgate::queue
+
+namespace postgate::queue {
+
+grpc::Status QueueApiService::GetMessageContent(grpc::ServerContext* context,
+                                                const v1::GetMessageContentRequest* request,
+                                                grpc::ServerWriter<v1::MessageContentChunk>* writer) {
+  absl::StatusOr<StoredMessage> record = Load(request->queue_id());
+  if (!record.ok()) return ToGrpcStatus(record.status());
+  if (record->message().state() == v1::MESSAGE_STATE_DONE) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("queue ID ", request->queue_id(), " is done; its content is gone"));
+  }
+  absl::Status read = store_.ReadContent(*record, [&](absl::string_view chunk) {
+    if (context->IsCancelled()) return absl::CancelledError("client went away");
+    v1::MessageContentChunk out;
+    out.set_data(std::string(chunk));
+    return writer->Write(out) ? absl::OkStatus() : absl::CancelledError("client went away");
+  });
+  return ToGrpcStatus(read);
+}
+
+namespace {
+
+template <typename Result>
+grpc::Status Reply(const absl::StatusOr<Result>& result, Result* response) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  *response = *result;
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status QueueApiService::Hold(grpc::ServerContext*, const v1::MessageRequest* request,
+                                   v1::Message* response) {
+  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
+    return ToGrpcStatus(record.status());
+  }
+  return Reply(agent_.Hold(request->queue_id()), response);
+}
+
+grpc::Status QueueApiService::Release(grpc::ServerContext*, const v1::MessageRequest* request,
+                                      v1::Message* response) {
+  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
+    return ToGrpcStatus(record.status());
+  }
+  return Reply(agent_.Release(request->queue_id()), response);
+}
+
+grpc::Status QueueApiService::Delete(grpc::ServerContext*, const v1::MessageRequest* request,
+                                     v1::DeleteResponse*) {
+  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
+    return ToGrpcStatus(record.status());
+  }
+  return ToGrpcStatus(agent_.Delete(request->queue_id()));
+}
+
+grpc::Status QueueApiService::Requeue(grpc::ServerContext*, const v1::MessageRequest* request,
+                                      v1::Message* response) {
+  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
+    return ToGrpcStatus(record.status());
+  }
+  return Reply(agent_.Requeue(request->queue_id()), response);
+}
+
+grpc::Status QueueApiService::WatchEvents(grpc::ServerContext* context,
+                                          const v1::WatchEventsRequest* request,
+                                          grpc::ServerWriter<v1::QueueEvent>* writer) {
+  if (!request->queue_id().empty() && !IsValidQueueId(request->queue_id())) {
+    return InvalidArgument("queue_id", "not a queue ID");
+  }
+  std::unique_ptr<EventBus::Subscription> subscription = events_.Subscribe(*request);
+  // Send the headers now, so the client knows the watch is in place before the first event.
+  writer->SendInitialMetadata();
+  while (!context->IsCancelled()) {
+    std::optional<v1::QueueEvent> event = subscription->Next(absl::Milliseconds(250));
+    if (event && !writer->Write(*event)) break;
+  }
   return grpc::Status::OK;
 }
 

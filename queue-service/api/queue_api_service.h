@@ -9,6 +9,7 @@
 #include "queue-service/delivery/delivery_agent.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
+#include "queue-service/scheduler/event_bus.h"
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/message_store.h"
 
@@ -17,8 +18,9 @@ namespace postgate::queue {
 class QueueApiService final : public v1::QueueService::Service {
  public:
   QueueApiService(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
-                  DeliveryAgent& agent, QueueMetrics& metrics, uint64_t max_message_bytes)
-      : store_(store), index_(index), ids_(ids), agent_(agent), metrics_(metrics),
+                  DeliveryAgent& agent, EventBus& events, QueueMetrics& metrics,
+                  uint64_t max_message_bytes)
+      : store_(store), index_(index), ids_(ids), agent_(agent), events_(events), metrics_(metrics),
         max_message_bytes_(max_message_bytes) {}
 
   grpc::Status Enqueue(grpc::ServerContext* context,
@@ -31,14 +33,30 @@ class QueueApiService final : public v1::QueueService::Service {
                           v1::Message* response) override;
   grpc::Status Flush(grpc::ServerContext* context, const v1::FlushRequest* request,
                      v1::FlushResponse* response) override;
+  grpc::Status GetMessageContent(grpc::ServerContext* context,
+                                 const v1::GetMessageContentRequest* request,
+                                 grpc::ServerWriter<v1::MessageContentChunk>* writer) override;
+  grpc::Status Hold(grpc::ServerContext* context, const v1::MessageRequest* request,
+                    v1::Message* response) override;
+  grpc::Status Release(grpc::ServerContext* context, const v1::MessageRequest* request,
+                       v1::Message* response) override;
+  grpc::Status Delete(grpc::ServerContext* context, const v1::MessageRequest* request,
+                      v1::DeleteResponse* response) override;
+  grpc::Status Requeue(grpc::ServerContext* context, const v1::MessageRequest* request,
+                       v1::Message* response) override;
+  grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
+                           grpc::ServerWriter<v1::QueueEvent>* writer) override;
 
  private:
   grpc::Status Fail(const std::string& id, uint32_t chunks, const char* reason, grpc::Status status);
+  // The stored record; InvalidArgument for a malformed ID, NotFound for an unknown one.
+  absl::StatusOr<StoredMessage> Load(const std::string& id);
 
   MessageStore& store_;
   QueueIndex& index_;
   QueueIdGenerator& ids_;
   DeliveryAgent& agent_;
+  EventBus& events_;
   QueueMetrics& metrics_;
   uint64_t max_message_bytes_;  // 0: no limit.
 };

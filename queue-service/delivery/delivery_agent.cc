@@ -1,5 +1,6 @@
 #include "queue-service/delivery/delivery_agent.h"
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -23,10 +24,125 @@ const char* StatusWord(v1::RecipientState state) {
 }  // namespace
 
 DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
-                             const addressing::LocalDomain& domain, const LocalDelivery& local,
-                             QueueMetrics& metrics, DeliveryAgentOptions options)
-    : store_(store), index_(index), ids_(ids), domain_(domain), local_(local), metrics_(metrics),
-      options_(std::move(options)) {}
+                             EventBus& events, const addressing::LocalDomain& domain,
+                             const LocalDelivery& local, QueueMetrics& metrics,
+                             DeliveryAgentOptions options)
+    : store_(store), index_(index), ids_(ids), events_(events), domain_(domain), local_(local),
+      metrics_(metrics), options_(std::move(options)) {}
+
+void DeliveryAgent::LockMessage(const std::string& id) {
+  absl::MutexLock lock(&busy_mu_);
+  auto free = [this, &id]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(busy_mu_) { return !busy_.contains(id); };
+  busy_mu_.Await(absl::Condition(&free));
+  busy_.insert(id);
+}
+
+void DeliveryAgent::UnlockMessage(const std::string& id) {
+  absl::MutexLock lock(&busy_mu_);
+  busy_.erase(id);
+}
+
+void DeliveryAgent::Publish(v1::EventKind kind, const v1::Message& message,
+                            const v1::RecipientStatus* recipient) {
+  v1::QueueEvent event;
+  SetTimestamp(event.mutable_time(), absl::Now());
+  event.set_kind(kind);
+  event.set_queue_id(message.queue_id());
+  event.set_sender(message.envelope().sender());
+  event.set_size(message.size());
+  if (recipient != nullptr) {
+    event.set_recipient(recipient->address());
+    event.set_smtp_code(recipient->smtp_code());
+    event.set_dsn_status(recipient->dsn_status());
+    event.set_reason(recipient->reason());
+    event.set_relay(recipient->relay());
+    events_.Publish(event);
+    return;
+  }
+  events_.Publish(event, {message.envelope().recipients().begin(), message.envelope().recipients().end()});
+}
+
+void DeliveryAgent::PublishReceived(const v1::Message& message) {
+  Publish(v1::EVENT_KIND_RECEIVED, message, nullptr);
+}
+
+absl::StatusOr<StoredMessage> DeliveryAgent::LoadForChange(const std::string& id) {
+  absl::StatusOr<StoredMessage> record = store_.Get(id);
+  if (absl::IsNotFound(record.status())) {
+    return absl::NotFoundError(absl::StrCat("queue ID ", id, " not found"));
+  }
+  return record;
+}
+
+absl::StatusOr<v1::Message> DeliveryAgent::Hold(const std::string& id) {
+  LockMessage(id);
+  absl::Cleanup unlock = [&] { UnlockMessage(id); };
+  absl::StatusOr<StoredMessage> record = LoadForChange(id);
+  if (!record.ok()) return record.status();
+  v1::Message& message = *record->mutable_message();
+  if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "already held"));
+  }
+  message.set_state(v1::MESSAGE_STATE_HOLD);
+  if (absl::Status saved = store_.Update(*record); !saved.ok()) return saved;
+  index_.Upsert(message);
+  spdlog::info("{}: placed on hold", id);
+  Publish(v1::EVENT_KIND_HELD, message, nullptr);
+  return message;
+}
+
+absl::StatusOr<v1::Message> DeliveryAgent::Release(const std::string& id) {
+  LockMessage(id);
+  absl::Cleanup unlock = [&] { UnlockMessage(id); };
+  absl::StatusOr<StoredMessage> record = LoadForChange(id);
+  if (!record.ok()) return record.status();
+  v1::Message& message = *record->mutable_message();
+  if (message.state() != v1::MESSAGE_STATE_HOLD) {
+    return absl::FailedPreconditionError(absl::StrCat("queue ID ", id, " is not held"));
+  }
+  message.set_state(DeriveState(message));
+  if (message.state() == v1::MESSAGE_STATE_DEFERRED) message.set_state(v1::MESSAGE_STATE_ACTIVE);
+  if (absl::Status saved = store_.Update(*record); !saved.ok()) return saved;
+  index_.Upsert(message);
+  spdlog::info("{}: released from hold", id);
+  Publish(v1::EVENT_KIND_RELEASED, message, nullptr);
+  Submit(id);
+  return message;
+}
+
+absl::Status DeliveryAgent::Delete(const std::string& id) {
+  LockMessage(id);
+  absl::Cleanup unlock = [&] { UnlockMessage(id); };
+  absl::StatusOr<StoredMessage> record = LoadForChange(id);
+  if (!record.ok()) return record.status();
+  if (absl::Status deleted = store_.Delete(*record); !deleted.ok()) return deleted;
+  index_.Remove(id);
+  spdlog::info("{}: removed", id);
+  Publish(v1::EVENT_KIND_DELETED, record->message(), nullptr);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Message> DeliveryAgent::Requeue(const std::string& id) {
+  LockMessage(id);
+  absl::Cleanup unlock = [&] { UnlockMessage(id); };
+  absl::StatusOr<StoredMessage> record = LoadForChange(id);
+  if (!record.ok()) return record.status();
+  v1::Message& message = *record->mutable_message();
+  if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
+  }
+  for (v1::RecipientStatus& recipient : *message.mutable_recipients()) {
+    if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) recipient.set_state(v1::RECIPIENT_STATE_QUEUED);
+  }
+  message.set_state(DeriveState(message));
+  if (absl::Status saved = store_.Update(*record); !saved.ok()) return saved;
+  index_.Upsert(message);
+  spdlog::info("{}: requeued", id);
+  Submit(id);
+  return message;
+}
 
 DeliveryAgent::~DeliveryAgent() { Stop(); }
 
@@ -132,13 +248,21 @@ void DeliveryAgent::MaintenanceLoop() {
 }
 
 void DeliveryAgent::Process(const Work& work) {
+  LockMessage(work.id);
+  ProcessLocked(work);
+  UnlockMessage(work.id);
+}
+
+void DeliveryAgent::ProcessLocked(const Work& work) {
   absl::StatusOr<StoredMessage> loaded = store_.Get(work.id);
+  if (absl::IsNotFound(loaded.status())) return;  // Deleted by an operator meanwhile.
   if (!loaded.ok()) {
     spdlog::warn("{}: cannot load for delivery: {}", work.id, loaded.status().ToString());
     return;
   }
   StoredMessage record = *std::move(loaded);
   v1::Message& message = *record.mutable_message();
+  if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) return;
   const absl::Time arrival = FromTimestamp(message.arrival_time());
   ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
     return store_.ReadContent(record, sink);
@@ -176,6 +300,10 @@ void DeliveryAgent::Process(const Work& work) {
     spdlog::info("{}: to=<{}>, relay={}, delay={:.2f}, dsn={}, status={} ({})", message.queue_id(),
                  recipient.address(), outcome.relay, absl::ToDoubleSeconds(now - arrival),
                  outcome.dsn_status, StatusWord(outcome.state), outcome.reason);
+    Publish(outcome.state == v1::RECIPIENT_STATE_DELIVERED ? v1::EVENT_KIND_DELIVERED
+            : outcome.state == v1::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
+                                                           : v1::EVENT_KIND_DEFERRED,
+            message, &recipient);
     const v1::RecipientOptions& notify = recipient.options();
     if (!null_sender && outcome.state == v1::RECIPIENT_STATE_BOUNCED &&
         (!notify.notify_given() || notify.notify_failure())) {
@@ -203,7 +331,10 @@ void DeliveryAgent::Process(const Work& work) {
   if (message.state() == v1::MESSAGE_STATE_DONE) {
     SetTimestamp(message.mutable_completion_time(), absl::Now());
     saved = store_.UpdateAndDropContent(record);
-    if (saved.ok()) spdlog::info("{}: removed", message.queue_id());
+    if (saved.ok()) {
+      spdlog::info("{}: removed", message.queue_id());
+      Publish(v1::EVENT_KIND_DONE, message, nullptr);
+    }
   } else {
     saved = store_.Update(record);
   }
@@ -316,6 +447,7 @@ absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage&
     return committed;
   }
   index_.Upsert(notification.message());
+  PublishReceived(notification.message());
   metrics_.notifications.Add({{"kind", success ? "success" : "failure"}}).Increment();
   spdlog::info("{}: from=<>, size={}, nrcpt=1 (queue active)", report.dsn_queue_id, writer.size());
   Submit(report.dsn_queue_id);

@@ -17,6 +17,7 @@
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
+#include "queue-service/scheduler/event_bus.h"
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/message_store.h"
 
@@ -33,7 +34,7 @@ struct DeliveryAgentOptions {
 class DeliveryAgent {
  public:
   // `ids` mints queue IDs for the delivery status notifications the agent sends.
-  DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
+  DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids, EventBus& events,
                 const addressing::LocalDomain& domain, const LocalDelivery& local,
                 QueueMetrics& metrics, DeliveryAgentOptions options);
   ~DeliveryAgent();
@@ -48,6 +49,16 @@ class DeliveryAgent {
   // `include_subdomains`, also below it). Returns how many were queued.
   absl::StatusOr<uint32_t> Flush(const std::string& domain, bool include_subdomains);
 
+  // Operator actions (postsuper's -h, -H, -d, -r). Each waits for a delivery attempt on the same
+  // message to finish, so an attempt never writes back a message that was held or deleted.
+  absl::StatusOr<v1::Message> Hold(const std::string& id);
+  absl::StatusOr<v1::Message> Release(const std::string& id);
+  absl::Status Delete(const std::string& id);
+  absl::StatusOr<v1::Message> Requeue(const std::string& id);
+
+  // A message was stored (by the API); tells watchers.
+  void PublishReceived(const v1::Message& message);
+
  private:
   struct Work {
     std::string id;
@@ -57,6 +68,12 @@ class DeliveryAgent {
   void WorkerLoop();
   void MaintenanceLoop();
   void Process(const Work& work);
+  void ProcessLocked(const Work& work);
+  void Publish(v1::EventKind kind, const v1::Message& message, const v1::RecipientStatus* recipient);
+  // Serialises work on one message between delivery attempts and operator actions.
+  void LockMessage(const std::string& id);
+  void UnlockMessage(const std::string& id);
+  absl::StatusOr<StoredMessage> LoadForChange(const std::string& id);
   // Queues one RFC 3464 notification to the sender about `recipients` (indices into `record`)
   // and returns its queue ID. Reads the original content, so it runs before that is dropped.
   absl::StatusOr<std::string> SendNotification(const StoredMessage& record,
@@ -65,6 +82,7 @@ class DeliveryAgent {
   MessageStore& store_;
   QueueIndex& index_;
   QueueIdGenerator& ids_;
+  EventBus& events_;
   const addressing::LocalDomain& domain_;
   const LocalDelivery& local_;
   QueueMetrics& metrics_;
@@ -74,6 +92,8 @@ class DeliveryAgent {
   std::deque<Work> pending_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> queued_or_running_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex busy_mu_;
+  absl::flat_hash_set<std::string> busy_ ABSL_GUARDED_BY(busy_mu_);  // Messages being changed.
   std::vector<std::thread> threads_;
 };
 

@@ -24,6 +24,7 @@ class DepthCollector : public prometheus::Collectable {
     const std::pair<v1::MessageState, const char*> states[] = {
         {v1::MESSAGE_STATE_ACTIVE, "active"},
         {v1::MESSAGE_STATE_DEFERRED, "deferred"},
+        {v1::MESSAGE_STATE_HOLD, "hold"},
         {v1::MESSAGE_STATE_DONE, "done"}};
     for (const auto& [state, name] : states) {
       prometheus::ClientMetric metric;

@@ -31,7 +31,9 @@ QueueIndex::Summary QueueIndex::Summarize() const {
   Summary summary;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, entry] : entries_) {
-    size_t slot = static_cast<size_t>(entry.state) < 4 ? static_cast<size_t>(entry.state) : 0;
+    size_t slot = static_cast<size_t>(entry.state) < summary.messages.size()
+                      ? static_cast<size_t>(entry.state)
+                      : 0;
     summary.messages[slot]++;
     summary.bytes[slot] += entry.size;
     if (entry.state != v1::MESSAGE_STATE_DONE &&
@@ -43,13 +45,22 @@ QueueIndex::Summary QueueIndex::Summarize() const {
 }
 
 std::vector<std::string> QueueIndex::List(v1::MessageState state, const std::string& after,
-                                          size_t limit) const {
+                                          size_t limit, bool descending) const {
   std::vector<std::string> ids;
+  auto wanted = [state](const Entry& entry) {
+    return state == v1::MESSAGE_STATE_UNSPECIFIED ? entry.state != v1::MESSAGE_STATE_DONE
+                                                  : entry.state == state;
+  };
   absl::MutexLock lock(&mu_);
-  for (auto it = entries_.upper_bound(after); it != entries_.end() && ids.size() < limit; ++it) {
-    bool wanted = state == v1::MESSAGE_STATE_UNSPECIFIED ? it->second.state != v1::MESSAGE_STATE_DONE
-                                                         : it->second.state == state;
-    if (wanted) ids.push_back(it->first);
+  if (!descending) {
+    for (auto it = entries_.upper_bound(after); it != entries_.end() && ids.size() < limit; ++it) {
+      if (wanted(it->second)) ids.push_back(it->first);
+    }
+    return ids;
+  }
+  auto end = after.empty() ? entries_.end() : entries_.lower_bound(after);
+  for (auto it = std::make_reverse_iterator(end); it != entries_.rend() && ids.size() < limit; ++it) {
+    if (wanted(it->second)) ids.push_back(it->first);
   }
   return ids;
 }

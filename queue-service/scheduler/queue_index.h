@@ -17,6 +17,7 @@
 namespace postgate::queue {
 
 // ACTIVE while any recipient is QUEUED, else DEFERRED while any is DEFERRED, else DONE.
+// (HOLD is an operator's decision, never derived.)
 v1::MessageState DeriveState(const v1::Message& message);
 
 class QueueIndex {
@@ -28,8 +29,8 @@ class QueueIndex {
     absl::Time completion;  // For DONE entries.
   };
   struct Summary {
-    std::array<uint64_t, 4> messages{};  // Indexed by v1::MessageState.
-    std::array<uint64_t, 4> bytes{};
+    std::array<uint64_t, 5> messages{};  // Indexed by v1::MessageState.
+    std::array<uint64_t, 5> bytes{};
     std::optional<absl::Time> oldest_pending;  // Oldest arrival not yet DONE.
   };
 
@@ -39,7 +40,9 @@ class QueueIndex {
   Summary Summarize() const;
   // Up to `limit` IDs after `after` in ID order: in `state`, or every state but DONE when
   // `state` is UNSPECIFIED.
-  std::vector<std::string> List(v1::MessageState state, const std::string& after, size_t limit) const;
+  // With `descending`, IDs before `after` ("" = from the newest), newest first.
+  std::vector<std::string> List(v1::MessageState state, const std::string& after, size_t limit,
+                                bool descending = false) const;
   // The largest ID held, "" when empty.
   std::string NewestId() const;
   // IDs in `state` whose completion (DONE) or arrival (others) is before `before`.

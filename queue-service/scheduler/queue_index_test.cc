@@ -35,6 +35,12 @@ TEST(QueueIndexTest, SummaryListAndAge) {
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_DONE, "", 10), (std::vector<std::string>{"C"}));
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "A", 10), (std::vector<std::string>{"B"}));
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "", 1), (std::vector<std::string>{"A"}));
+  EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "", 10, true), (std::vector<std::string>{"B", "A"}));
+  EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "B", 10, true), (std::vector<std::string>{"A"}));
+  index.Upsert("D", {v1::MESSAGE_STATE_HOLD, 50, t0, {}});
+  EXPECT_EQ(index.Summarize().messages[v1::MESSAGE_STATE_HOLD], 1u);
+  EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "C", 10), (std::vector<std::string>{"D"}));
+  index.Remove("D");
   EXPECT_EQ(index.Older(v1::MESSAGE_STATE_DONE, t0 + absl::Seconds(1)), (std::vector<std::string>{"C"}));
   index.Remove("C");
   EXPECT_EQ(index.Summarize().messages[v1::MESSAGE_STATE_DONE], 0u);
