@@ -1,15 +1,19 @@
-// queuectl: the queue status API from a shell. Human tables by default (list follows mailq's
-// layout), the API's own JSON with --json. Exit codes: 0 ok, 1 the server failed or is
-// unreachable, 2 no such message or bad argument, 64 bad usage.
+// queuectl: the queue API from a shell – mailq, postqueue, postcat and postsuper in one tool.
+// Human output by default (list follows mailq's layout), JSON with --json (list: postqueue -j's
+// fields; streams: one object per line). Exit codes: 0 ok, 1 the server failed or is unreachable,
+// 2 no such message, bad argument or wrong state, 64 bad usage.
 #include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
@@ -34,6 +38,7 @@ int Report(const grpc::Status& status) {
   switch (status.error_code()) {
     case grpc::StatusCode::NOT_FOUND:
     case grpc::StatusCode::INVALID_ARGUMENT:
+    case grpc::StatusCode::FAILED_PRECONDITION:
       return kExitNotFound;
     default:
       return kExitServer;
@@ -63,8 +68,29 @@ std::string StateName(v1::MessageState state) {
     case v1::MESSAGE_STATE_ACTIVE: return "active";
     case v1::MESSAGE_STATE_DEFERRED: return "deferred";
     case v1::MESSAGE_STATE_DONE: return "done";
+    case v1::MESSAGE_STATE_HOLD: return "hold";
     default: return "unknown";
   }
+}
+
+// One message as `postqueue -j` prints it, so scripts written for Postfix keep working.
+void PrintPostqueueJson(const v1::Message& message) {
+  google::protobuf::Struct entry;
+  auto& fields = *entry.mutable_fields();
+  fields["queue_name"].set_string_value(StateName(message.state()));
+  fields["queue_id"].set_string_value(message.queue_id());
+  fields["arrival_time"].set_number_value(static_cast<double>(message.arrival_time().seconds()));
+  fields["message_size"].set_number_value(static_cast<double>(message.size()));
+  fields["forced_expire"].set_bool_value(false);
+  fields["sender"].set_string_value(message.envelope().sender());
+  auto* recipients = fields["recipients"].mutable_list_value();
+  for (const v1::RecipientStatus& r : message.recipients()) {
+    if (r.state() != v1::RECIPIENT_STATE_QUEUED && r.state() != v1::RECIPIENT_STATE_DEFERRED) continue;
+    auto& recipient = *recipients->add_values()->mutable_struct_value()->mutable_fields();
+    recipient["address"].set_string_value(r.address());
+    if (!r.reason().empty()) recipient["delay_reason"].set_string_value(r.reason());
+  }
+  PrintJson(entry);
 }
 
 std::string RecipientStateName(v1::RecipientState state) {
@@ -98,7 +124,10 @@ int Status(v1::QueueService::Stub& stub, const Options& options) {
 // mailq's layout: ID (with * while active), size, arrival, sender; then each waiting recipient
 // under its reason; then "-- N Kbytes in M Requests."
 void PrintMailq(const v1::Message& message) {
-  std::string id = message.queue_id() + (message.state() == v1::MESSAGE_STATE_ACTIVE ? "*" : "");
+  // mailq's marks: "*" while being delivered, "!" when held.
+  std::string id = message.queue_id() + (message.state() == v1::MESSAGE_STATE_ACTIVE ? "*"
+                                         : message.state() == v1::MESSAGE_STATE_HOLD ? "!"
+                                                                                     : "");
   std::cout << absl::StrFormat(
       "%-14s %8d %s  %s\n", id, message.size(),
       absl::FormatTime("%a %b %e %H:%M:%S", ToTime(message.arrival_time()), absl::LocalTimeZone()),
@@ -118,16 +147,40 @@ void PrintMailq(const v1::Message& message) {
   std::cout << "\n";
 }
 
-int List(v1::QueueService::Stub& stub, const Options& options, const std::string& state_name,
-         bool all_pages) {
+struct ListOptions {
+  std::string state;
+  bool all_pages = false;
+  std::string sender;
+  std::string recipient;
+  uint64_t min_age = 0;
+  uint64_t max_age = 0;
+  bool newest_first = false;
+};
+
+bool ParseState(const std::string& name, v1::MessageState* state) {
+  if (name.empty()) *state = v1::MESSAGE_STATE_UNSPECIFIED;
+  else if (name == "active") *state = v1::MESSAGE_STATE_ACTIVE;
+  else if (name == "deferred") *state = v1::MESSAGE_STATE_DEFERRED;
+  else if (name == "hold") *state = v1::MESSAGE_STATE_HOLD;
+  else if (name == "done") *state = v1::MESSAGE_STATE_DONE;
+  else return false;
+  return true;
+}
+
+int List(v1::QueueService::Stub& stub, const Options& options, const ListOptions& list) {
   v1::ListMessagesRequest request;
-  if (state_name == "active") request.set_state(v1::MESSAGE_STATE_ACTIVE);
-  else if (state_name == "deferred") request.set_state(v1::MESSAGE_STATE_DEFERRED);
-  else if (state_name == "done") request.set_state(v1::MESSAGE_STATE_DONE);
-  else if (!state_name.empty()) {
-    std::cerr << "queuectl: --state: use active, deferred or done\n";
+  v1::MessageState state;
+  if (!ParseState(list.state, &state)) {
+    std::cerr << "queuectl: --state: use active, deferred, hold or done\n";
     return kExitUsage;
   }
+  request.set_state(state);
+  request.set_sender_contains(list.sender);
+  request.set_recipient_contains(list.recipient);
+  request.set_min_age_seconds(list.min_age);
+  request.set_max_age_seconds(list.max_age);
+  request.set_newest_first(list.newest_first);
+  const bool all_pages = list.all_pages;
   uint64_t bytes = 0, count = 0;
   bool header = false;
   do {
@@ -138,7 +191,7 @@ int List(v1::QueueService::Stub& stub, const Options& options, const std::string
       ++count;
       bytes += message.size();
       if (options.json) {
-        PrintJson(message);
+        PrintPostqueueJson(message);
         continue;
       }
       if (!header) {
@@ -192,6 +245,141 @@ int Show(v1::QueueService::Stub& stub, const Options& options, const std::string
   return kExitOk;
 }
 
+int Cat(v1::QueueService::Stub& stub, const Options& options, const std::string& id) {
+  v1::GetMessageContentRequest request;
+  request.set_queue_id(id);
+  auto context = Context(options);
+  auto reader = stub.GetMessageContent(context.get(), request);
+  v1::MessageContentChunk chunk;
+  while (reader->Read(&chunk)) std::cout.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
+  grpc::Status status = reader->Finish();
+  std::cout.flush();
+  return status.ok() ? kExitOk : Report(status);
+}
+
+int Flush(v1::QueueService::Stub& stub, const Options& options, const std::string& domain) {
+  v1::FlushRequest request;
+  std::string target = domain;
+  if (!target.empty() && target.front() == '@') {
+    request.set_include_subdomains(true);
+    target.erase(0, 1);
+  }
+  request.set_domain(target);
+  v1::FlushResponse response;
+  grpc::Status status = stub.Flush(Context(options).get(), request, &response);
+  if (!status.ok()) return Report(status);
+  if (options.json) {
+    PrintJson(response);
+  } else {
+    std::cout << response.messages() << " message" << (response.messages() == 1 ? "" : "s")
+              << " scheduled for delivery now\n";
+  }
+  return kExitOk;
+}
+
+// hold | release | delete | requeue for each ID; "ALL" (with --yes) means every message in the
+// queue that the action applies to.
+int Act(v1::QueueService::Stub& stub, const Options& options, const std::string& action,
+        std::vector<std::string> ids, bool confirmed) {
+  if (ids.size() == 1 && ids[0] == "ALL") {
+    if (!confirmed) {
+      std::cerr << "queuectl: " << action << " ALL changes every message; add --yes to confirm\n";
+      return kExitUsage;
+    }
+    ids.clear();
+    v1::ListMessagesRequest request;
+    request.set_state(action == "release" ? v1::MESSAGE_STATE_HOLD : v1::MESSAGE_STATE_UNSPECIFIED);
+    request.set_page_size(1000);
+    do {
+      v1::ListMessagesResponse page;
+      grpc::Status status = stub.ListMessages(Context(options).get(), request, &page);
+      if (!status.ok()) return Report(status);
+      for (const v1::Message& m : page.messages()) ids.push_back(m.queue_id());
+      request.set_page_token(page.next_page_token());
+    } while (!request.page_token().empty());
+  }
+  int exit_code = kExitOk;
+  for (const std::string& id : ids) {
+    v1::MessageRequest request;
+    request.set_queue_id(id);
+    v1::Message message;
+    v1::DeleteResponse deleted;
+    grpc::Status status;
+    if (action == "hold") status = stub.Hold(Context(options).get(), request, &message);
+    else if (action == "release") status = stub.Release(Context(options).get(), request, &message);
+    else if (action == "requeue") status = stub.Requeue(Context(options).get(), request, &message);
+    else status = stub.Delete(Context(options).get(), request, &deleted);
+    if (!status.ok()) {
+      exit_code = std::max(exit_code, Report(status));
+      continue;
+    }
+    if (options.json) {
+      google::protobuf::Struct done;
+      (*done.mutable_fields())["queue_id"].set_string_value(id);
+      (*done.mutable_fields())["action"].set_string_value(action);
+      PrintJson(done);
+    } else {
+      std::cout << id << ": " << (action == "hold" ? "placed on hold" : action == "release" ? "released"
+                                  : action == "requeue" ? "requeued" : "deleted") << "\n";
+    }
+  }
+  return exit_code;
+}
+
+std::string EventName(v1::EventKind kind) {
+  switch (kind) {
+    case v1::EVENT_KIND_RECEIVED: return "received";
+    case v1::EVENT_KIND_DELIVERED: return "delivered";
+    case v1::EVENT_KIND_DEFERRED: return "deferred";
+    case v1::EVENT_KIND_BOUNCED: return "bounced";
+    case v1::EVENT_KIND_HELD: return "held";
+    case v1::EVENT_KIND_RELEASED: return "released";
+    case v1::EVENT_KIND_DELETED: return "deleted";
+    case v1::EVENT_KIND_DONE: return "done";
+    default: return "unknown";
+  }
+}
+
+// Follows the queue live until interrupted (or `count` events). One line per event.
+int Watch(v1::QueueService::Stub& stub, const Options& options, const std::string& domain,
+          const std::string& id, int count) {
+  v1::WatchEventsRequest request;
+  request.set_domain(domain);
+  request.set_queue_id(id);
+  grpc::ClientContext context;  // No deadline: a watch lasts as long as the operator wants.
+  auto reader = stub.WatchEvents(&context, request);
+  // The server sends its headers once the watch is registered: say so, for scripts waiting on it.
+  reader->WaitForInitialMetadata();
+  std::cerr << "queuectl: watching" << (id.empty() ? "" : " " + id)
+            << (domain.empty() ? "" : " domain " + domain) << "\n";
+  v1::QueueEvent event;
+  int seen = 0;
+  while (reader->Read(&event)) {
+    if (event.missed() > 0) std::cerr << "queuectl: missed " << event.missed() << " events\n";
+    if (options.json) {
+      PrintJson(event);
+    } else {
+      std::cout << absl::FormatTime("%H:%M:%E3S", ToTime(event.time()), absl::LocalTimeZone()) << " "
+                << event.queue_id() << " " << EventName(event.kind());
+      if (!event.recipient().empty()) {
+        std::cout << " to=<" << event.recipient() << "> relay=" << event.relay() << " dsn="
+                  << event.dsn_status() << " (" << event.reason() << ")";
+      } else if (event.kind() == v1::EVENT_KIND_RECEIVED) {
+        std::cout << " from=<" << event.sender() << "> size=" << event.size();
+      }
+      std::cout << "\n";
+    }
+    std::cout.flush();
+    if (count > 0 && ++seen >= count) {
+      context.TryCancel();
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) return Report(status);
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,14 +391,38 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", options.timeout_seconds, "seconds to wait for an answer")->capture_default_str();
 
   CLI::App* status = app.add_subcommand("status", "counts and bytes by state, oldest message age");
-  std::string state;
-  bool all = false;
-  CLI::App* list = app.add_subcommand("list", "messages in the queue, in mailq's layout");
-  list->add_option("--state", state, "active, deferred or done (default: all but done)");
-  list->add_flag("--all", all, "follow every page, not only the first 100 messages");
+  ListOptions list_options;
+  CLI::App* list = app.add_subcommand("list", "messages in the queue, in mailq's layout (--json: postqueue -j)");
+  list->add_option("--state", list_options.state, "active, deferred, hold or done (default: all but done)");
+  list->add_flag("--all", list_options.all_pages, "follow every page, not only the first 100 messages");
+  list->add_option("--sender", list_options.sender, "sender contains this (case-insensitive)");
+  list->add_option("--recipient", list_options.recipient, "a recipient contains this; @domain for a domain");
+  list->add_option("--min-age", list_options.min_age, "arrived at least this many seconds ago");
+  list->add_option("--max-age", list_options.max_age, "arrived less than this many seconds ago");
+  list->add_flag("--newest-first", list_options.newest_first, "newest messages first");
   std::string id;
   CLI::App* show = app.add_subcommand("show", "one message: envelope and every recipient's state");
   show->add_option("id", id, "queue ID")->required();
+  CLI::App* cat = app.add_subcommand("cat", "print a queued message as stored (like postcat -q)");
+  cat->add_option("id", id, "queue ID")->required();
+  std::string flush_domain;
+  CLI::App* flush = app.add_subcommand("flush", "attempt deferred mail now (all, or for DOMAIN; @DOMAIN adds subdomains)");
+  flush->add_option("domain", flush_domain, "recipient domain");
+  std::vector<std::string> ids;
+  bool confirmed = false;
+  std::vector<std::pair<std::string, CLI::App*>> actions;
+  for (const char* action : {"hold", "release", "delete", "requeue"}) {
+    CLI::App* command = app.add_subcommand(action, std::string(action) + " messages by queue ID (ALL with --yes)");
+    command->add_option("ids", ids, "queue IDs, or ALL")->required();
+    command->add_flag("--yes", confirmed, "confirm an action on ALL messages");
+    actions.emplace_back(action, command);
+  }
+  std::string watch_domain, watch_id;
+  int watch_count = 0;
+  CLI::App* watch = app.add_subcommand("watch", "follow queue events live (Ctrl-C stops)");
+  watch->add_option("--domain", watch_domain, "only recipients at this domain and its subdomains");
+  watch->add_option("--id", watch_id, "only this message");
+  watch->add_option("--count", watch_count, "stop after this many events");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -221,7 +433,13 @@ int main(int argc, char** argv) {
   auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
   auto stub = v1::QueueService::NewStub(channel);
   if (*status) return Status(*stub, options);
-  if (*list) return List(*stub, options, state, all);
+  if (*list) return List(*stub, options, list_options);
   if (*show) return Show(*stub, options, id);
+  if (*cat) return Cat(*stub, options, id);
+  if (*flush) return Flush(*stub, options, flush_domain);
+  if (*watch) return Watch(*stub, options, watch_domain, watch_id, watch_count);
+  for (const auto& [action, command] : actions) {
+    if (*command) return Act(*stub, options, action, ids, confirmed);
+  }
   return kExitUsage;
 }

@@ -104,8 +104,8 @@ grpc::Status QueueApiService::Enqueue(
 grpc::Status QueueApiService::GetQueueStatus(grpc::ServerContext*, const v1::GetQueueStatusRequest*,
                                              v1::QueueStatus* response) {
   QueueIndex::Summary summary = index_.Summarize();
-  for (v1::MessageState state :
-       {v1::MESSAGE_STATE_ACTIVE, v1::MESSAGE_STATE_DEFERRED, v1::MESSAGE_STATE_DONE}) {
+  for (v1::MessageState state : {v1::MESSAGE_STATE_ACTIVE, v1::MESSAGE_STATE_DEFERRED,
+                                 v1::MESSAGE_STATE_DONE, v1::MESSAGE_STATE_HOLD}) {
     v1::StateCount* count = response->add_by_state();
     count->set_state(state);
     count->set_messages(summary.messages[state]);

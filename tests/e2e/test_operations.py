@@ -1,0 +1,126 @@
+"""Operating the queue: watch events live, hold/release/requeue/delete, cat, flush and list filters,
+through queuectl and the real gRPC API."""
+import json
+import os
+import re
+import subprocess
+import threading
+import unittest
+
+import grpc
+
+from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+from postgate_harness import BIN_DIR, QUEUE_ID, PostgateTestCase, send_message, wait_for
+
+
+class OperationsTest(PostgateTestCase):
+    overrides = {"fast_flush_domains": "example.org"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.stub = queue_pb2_grpc.QueueServiceStub(cls.postgate.grpc_channel())
+
+    def queuectl(self, *args):
+        return subprocess.run([os.path.join(BIN_DIR, "queuectl"), "--server", f"127.0.0.1:{self.postgate.grpc_port}", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    def message(self, queue_id):
+        return self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
+
+    def deferred_message(self, recipient="x@example.org", body="Subject: ops\r\n\r\nops body\r\n"):
+        queue_id = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=(recipient,), body=body)).group(0)
+        wait_for(lambda: self.message(queue_id).state == queue_pb2.MESSAGE_STATE_DEFERRED)
+        return queue_id
+
+    def start_watch(self, *args):
+        process = subprocess.Popen([os.path.join(BIN_DIR, "queuectl"), "--server", f"127.0.0.1:{self.postgate.grpc_port}",
+                                    "--json", "watch", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready = threading.Event()
+        threading.Thread(target=lambda: [ready.set() for line in process.stderr if "watching" in line], daemon=True).start()
+        wait_for(ready.is_set, what="queuectl watch to be registered")
+        return process
+
+    def test_watch_follows_a_message_while_mail_flows(self):
+        watch = self.start_watch("--domain", "mail169.com", "--count", "3")
+        reply = send_message(self.postgate.smtp_port)
+        queue_id = re.search(QUEUE_ID, reply).group(0)
+        out, _ = watch.communicate(timeout=30)
+        events = [json.loads(line) for line in out.splitlines()]
+        self.assertEqual([(e["kind"], e["queue_id"]) for e in events],
+                         [("EVENT_KIND_RECEIVED", queue_id), ("EVENT_KIND_DELIVERED", queue_id), ("EVENT_KIND_DONE", queue_id)])
+        self.assertEqual(events[1]["recipient"], "bar@mail169.com")
+        self.assertEqual(events[1]["dsn_status"], "2.0.0")
+        self.assertEqual(watch.returncode, 0)
+
+    def test_hold_release_requeue_delete(self):
+        queue_id = self.deferred_message()
+        watch = self.start_watch("--id", queue_id, "--count", "4")
+        held = self.queuectl("hold", queue_id)
+        self.assertEqual((held.returncode, held.stdout), (0, f"{queue_id}: placed on hold\n"))
+        self.assertEqual(self.message(queue_id).state, queue_pb2.MESSAGE_STATE_HOLD)
+        self.assertIn(f"{queue_id}!", self.queuectl("list").stdout)
+        again = self.queuectl("hold", queue_id)
+        self.assertEqual(again.returncode, 2)
+        self.assertIn("already held", again.stderr)
+        # A held message is not attempted by a flush.
+        self.assertEqual(self.queuectl("flush", "example.org").stdout, "0 messages scheduled for delivery now\n")
+        self.assertEqual(self.message(queue_id).recipients[0].attempts, 1)
+        self.assertEqual(self.queuectl("release", queue_id).returncode, 0)
+        wait_for(lambda: self.message(queue_id).recipients[0].attempts == 2, what="an attempt after release")
+        self.assertEqual(self.queuectl("requeue", queue_id).returncode, 0)
+        wait_for(lambda: self.message(queue_id).recipients[0].attempts == 3, what="an attempt after requeue")
+        content = self.queuectl("cat", queue_id)
+        self.assertEqual(content.returncode, 0)
+        self.assertTrue(content.stdout.startswith("Received: from client.test"))
+        self.assertTrue(content.stdout.endswith("Subject: ops\n\nops body\n"))
+        self.assertEqual(self.queuectl("delete", queue_id).returncode, 0)
+        with self.assertRaises(grpc.RpcError) as gone:
+            self.message(queue_id)
+        self.assertEqual(gone.exception.code(), grpc.StatusCode.NOT_FOUND)
+        out, _ = watch.communicate(timeout=30)
+        kinds = [json.loads(line)["kind"] for line in out.splitlines()]
+        self.assertEqual(kinds, ["EVENT_KIND_HELD", "EVENT_KIND_RELEASED", "EVENT_KIND_DEFERRED", "EVENT_KIND_DEFERRED"])
+        self.postgate.queue.wait_log(rf"{queue_id}: removed")
+
+    def test_errors_through_the_api(self):
+        delivered = re.search(QUEUE_ID, send_message(self.postgate.smtp_port)).group(0)
+        wait_for(lambda: self.message(delivered).state == queue_pb2.MESSAGE_STATE_DONE)
+        for call in (self.stub.Hold, self.stub.Requeue, self.stub.Release):
+            with self.assertRaises(grpc.RpcError) as error:
+                call(queue_pb2.MessageRequest(queue_id=delivered))
+            self.assertEqual(error.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        with self.assertRaises(grpc.RpcError) as error:
+            list(self.stub.GetMessageContent(queue_pb2.GetMessageContentRequest(queue_id=delivered)))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        with self.assertRaises(grpc.RpcError) as error:
+            self.stub.Delete(queue_pb2.MessageRequest(queue_id="0000000000000"))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
+        with self.assertRaises(grpc.RpcError) as error:
+            self.stub.Hold(queue_pb2.MessageRequest(queue_id="nope"))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(self.queuectl("cat", delivered).returncode, 2)
+        refused = self.queuectl("delete", "ALL")
+        self.assertEqual(refused.returncode, 64)
+        self.assertIn("--yes", refused.stderr)
+
+    def test_list_filters_and_postqueue_json(self):
+        first = self.deferred_message("filter1@example.org")
+        second = self.deferred_message("filter2@example.net")
+        by_domain = self.queuectl("--json", "list", "--recipient", "@example.net")
+        entries = [json.loads(line) for line in by_domain.stdout.splitlines()]
+        self.assertEqual([e["queue_id"] for e in entries], [second])
+        self.assertEqual(entries[0]["queue_name"], "deferred")
+        self.assertEqual(entries[0]["sender"], "foo@mail169.com")
+        self.assertEqual(entries[0]["recipients"], [{"address": "filter2@example.net", "delay_reason": "deferred transport"}])
+        self.assertIsInstance(entries[0]["arrival_time"], (int, float))
+        newest = self.stub.ListMessages(queue_pb2.ListMessagesRequest(recipient_contains="filter", newest_first=True))
+        self.assertEqual([m.queue_id for m in newest.messages], [second, first])
+        young = self.stub.ListMessages(queue_pb2.ListMessagesRequest(recipient_contains="filter", min_age_seconds=3600))
+        self.assertEqual(list(young.messages), [])
+        for queue_id in (first, second):
+            self.stub.Delete(queue_pb2.MessageRequest(queue_id=queue_id))
+
+
+if __name__ == "__main__":
+    unittest.main()
