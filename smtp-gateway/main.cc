@@ -141,7 +141,10 @@ int Run(const Flags& flags) {
       Fatal(cf.Error("smtpd_tls_security_level", absl::StrCat(tls_level, " needs smtpd_tls_cert_file")));
     }
     absl::StatusOr<std::unique_ptr<gateway::TlsContextProvider>> created =
-        gateway::TlsContextProvider::Create(cf.Get("smtpd_tls_cert_file"), cf.Get("smtpd_tls_key_file"));
+        gateway::TlsContextProvider::Create(
+            cf.Get("smtpd_tls_cert_file"), cf.Get("smtpd_tls_key_file"), [&metrics](absl::Time expiry) {
+              metrics.tls_certificate_expiry.Set(static_cast<double>(absl::ToUnixSeconds(expiry)));
+            });
     if (!created.ok()) Fatal(created.status());
     tls = *std::move(created);
   }

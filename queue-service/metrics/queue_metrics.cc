@@ -86,7 +86,18 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
       notifications(BuildCounter()
                         .Name("postgate_queue_notifications_total")
                         .Help("Delivery status notifications (RFC 3464) queued, by kind.")
-                        .Register(registry)) {}
+                        .Register(registry)) {
+  // Known label values start at 0, so ratios and alerts work before the first event.
+  for (const char* transport : {"local", "smtp"}) {
+    for (const char* result : {"sent", "deferred", "bounced"}) {
+      deliveries.Add({{"transport", transport}, {"result", result}});
+    }
+  }
+  for (const char* kind : {"failure", "success"}) notifications.Add({{"kind", kind}});
+  for (const char* reason : {"cancelled", "store", "too_big", "size_mismatch", "protocol"}) {
+    enqueue_failures.Add({{"reason", reason}});
+  }
+}
 
 std::shared_ptr<prometheus::Collectable> QueueMetrics::QueueDepthCollector(const QueueIndex& index) {
   return std::make_shared<DepthCollector>(index);

@@ -43,6 +43,11 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                         .Register(registry)
                         .Add({}, Histogram::BucketBoundaries{1024, 4096, 16384, 65536, 262144,
                                                              1048576, 4194304, 10485760, 52428800})),
+      tls_certificate_expiry(BuildGauge()
+                                 .Name("postgate_smtpd_tls_certificate_expiry_timestamp_seconds")
+                                 .Help("Unix time the STARTTLS certificate in use expires; 0 without TLS.")
+                                 .Register(registry)
+                                 .Add({})),
       commands_(BuildCounter()
                     .Name("postgate_smtpd_commands_total")
                     .Help("SMTP commands answered, by verb and reply class (2xx, 3xx, 4xx, 5xx).")
@@ -50,7 +55,13 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
       rejects_(BuildCounter()
                    .Name("postgate_smtpd_rejects_total")
                    .Help("Recipients and messages refused, by reason.")
-                   .Register(registry)) {}
+                   .Register(registry)) {
+  // Every reason exists from the start at 0, so rate() and alerts work before the first reject.
+  for (const char* reason : {"relay_denied", "unknown_recipient", "message_too_big", "queue_error",
+                             "too_many_recipients", "no_valid_recipients", "syntax", "other"}) {
+    rejects_.Add({{"reason", reason}});
+  }
+}
 
 void GatewayMetrics::CountCommand(absl::string_view verb, int reply_code) {
   std::string reply_class = std::to_string(reply_code / 100) + "xx";

@@ -28,6 +28,8 @@ class GatewayMetrics {
   prometheus::Counter& accepted_bytes;
   prometheus::Histogram& enqueue_seconds;  // End of DATA → queue's "stored" answer.
   prometheus::Histogram& message_bytes;
+  // Unix time the STARTTLS certificate expires (0 without TLS); alerts watch it.
+  prometheus::Gauge& tls_certificate_expiry;
 
  private:
   prometheus::Family<prometheus::Counter>& commands_;

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/base/absl_fmt.h"
@@ -20,15 +21,26 @@ std::string OpenSslError() {
 
 }  // namespace
 
-TlsContextProvider::TlsContextProvider(std::string cert_file, std::string key_file)
-    : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
+TlsContextProvider::TlsContextProvider(std::string cert_file, std::string key_file,
+                                       std::function<void(absl::Time)> on_load)
+    : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)), on_load_(std::move(on_load)) {}
 
-absl::StatusOr<std::unique_ptr<TlsContextProvider>> TlsContextProvider::Create(std::string cert_file,
-                                                                              std::string key_file) {
+void TlsContextProvider::ReportExpiry(const asio::ssl::context& context) const {
+  if (!on_load_) return;
+  X509* certificate = SSL_CTX_get0_certificate(const_cast<asio::ssl::context&>(context).native_handle());
+  struct tm expiry {};
+  if (certificate != nullptr && ASN1_TIME_to_tm(X509_get0_notAfter(certificate), &expiry) == 1) {
+    on_load_(absl::FromTM(expiry, absl::UTCTimeZone()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<TlsContextProvider>> TlsContextProvider::Create(
+    std::string cert_file, std::string key_file, std::function<void(absl::Time)> on_load) {
   std::unique_ptr<TlsContextProvider> provider(
-      new TlsContextProvider(std::move(cert_file), std::move(key_file)));
+      new TlsContextProvider(std::move(cert_file), std::move(key_file), std::move(on_load)));
   absl::StatusOr<std::shared_ptr<asio::ssl::context>> context = provider->Load();
   if (!context.ok()) return context.status();
+  provider->ReportExpiry(**context);
   absl::MutexLock lock(&provider->mu_);
   provider->context_ = *std::move(context);
   provider->stamps_ = provider->Stamps();
@@ -79,6 +91,7 @@ std::shared_ptr<asio::ssl::context> TlsContextProvider::Current() {
       absl::StatusOr<std::shared_ptr<asio::ssl::context>> reloaded = Load();
       if (reloaded.ok()) {
         context_ = *std::move(reloaded);
+        ReportExpiry(*context_);
         stamps_ = stamps;
         ++reloads_;
         spdlog::info("reloaded TLS certificate {} and key {}", cert_file_, key_file_);

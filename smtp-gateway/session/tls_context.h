@@ -8,11 +8,13 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "asio/ssl/context.hpp"
 
 namespace postgate::gateway {
@@ -28,8 +30,10 @@ struct FileStamp {
 
 class TlsContextProvider {
  public:
-  static absl::StatusOr<std::unique_ptr<TlsContextProvider>> Create(std::string cert_file,
-                                                                   std::string key_file);
+  // `on_load` is told the certificate's expiry at start and after every reload.
+  static absl::StatusOr<std::unique_ptr<TlsContextProvider>> Create(
+      std::string cert_file, std::string key_file,
+      std::function<void(absl::Time not_after)> on_load = nullptr);
 
   // The context for a new handshake (reloaded first if the files changed).
   std::shared_ptr<asio::ssl::context> Current();
@@ -37,12 +41,15 @@ class TlsContextProvider {
   int reloads() const;
 
  private:
-  TlsContextProvider(std::string cert_file, std::string key_file);
+  TlsContextProvider(std::string cert_file, std::string key_file,
+                     std::function<void(absl::Time)> on_load);
+  void ReportExpiry(const asio::ssl::context& context) const;
   absl::StatusOr<std::shared_ptr<asio::ssl::context>> Load() const;
   std::pair<FileStamp, FileStamp> Stamps() const;
 
   const std::string cert_file_;
   const std::string key_file_;
+  const std::function<void(absl::Time)> on_load_;
   mutable absl::Mutex mu_;
   std::shared_ptr<asio::ssl::context> context_ ABSL_GUARDED_BY(mu_);
   std::pair<FileStamp, FileStamp> stamps_ ABSL_GUARDED_BY(mu_);
