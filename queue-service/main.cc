@@ -21,6 +21,7 @@
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/store/rocksdb_message_store.h"
+#include "core/base/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -52,6 +53,11 @@ int Run(const Flags& flags) {
   Override(cf, flags.data_dir, "postgate_data_directory", "--data-dir");
   Override(cf, flags.listen, "postgate_queue_listen", "--listen");
   Override(cf, flags.metrics, "postgate_queue_metrics_listen", "--metrics");
+  if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), "postgate/queue",
+                                                cf.Get("postgate_log_format"));
+      !logging.ok()) {
+    Fatal(cf.Error("postgate_log_format", logging.message()));
+  }
 
   absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
   if (!aliases.ok()) Fatal(aliases.status());
@@ -156,6 +162,5 @@ int main(int argc, char** argv) {
   app.add_option("--metrics", flags.metrics,
                  "Prometheus host:port (overrides postgate_queue_metrics_listen)");
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e postgate/queue[%P]: %^%l%$: %v");
   return Run(flags);
 }

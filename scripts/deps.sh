@@ -12,7 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
   python3 python3-grpcio python3-protobuf
-  swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus tshark
+  swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus tshark pflogsumm
 )
 
 want=("${build_pkgs[@]}")

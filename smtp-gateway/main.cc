@@ -27,6 +27,7 @@
 #include "smtp-gateway/queue_client/grpc_queue_client.h"
 #include "smtp-gateway/session/smtp_server.h"
 #include "smtp-gateway/session/tls_context.h"
+#include "core/base/logging.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -107,6 +108,11 @@ int Run(const Flags& flags) {
     if (absl::Status s = cf.Override("postgate_smtpd_metrics_listen", flags.metrics, "--metrics"); !s.ok()) Fatal(s);
   }
 
+  if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), "postgate/smtpd",
+                                                cf.Get("postgate_log_format"));
+      !logging.ok()) {
+    Fatal(cf.Error("postgate_log_format", logging.message()));
+  }
   const std::vector<tcp::endpoint> endpoints = ListenEndpoints(cf, flags.listen);
   absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
   if (!aliases.ok()) Fatal(aliases.status());
@@ -227,6 +233,5 @@ int main(int argc, char** argv) {
   app.add_option("--queue", flags.queue, "queue-service gRPC host:port (overrides postgate_queue_address)");
   app.add_option("--metrics", flags.metrics, "Prometheus host:port (overrides postgate_smtpd_metrics_listen)");
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e postgate/smtpd[%P]: %^%l%$: %v");
   return Run(flags);
 }

@@ -53,6 +53,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_queue_metrics_listen", "127.0.0.1:9102", K::kString},
     ParameterSpec{"postgate_smtpd_threads", "0", K::kInteger},
     ParameterSpec{"postgate_done_retention", "7d", K::kTime, 'd'},
+    ParameterSpec{"postgate_log_format", "text", K::kString},
 };
 
 }  // namespace

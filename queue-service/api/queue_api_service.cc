@@ -83,6 +83,7 @@ grpc::Status QueueApiService::Enqueue(
   StoredMessage record = NewMessageRecord(id, std::move(envelope), size, chunks, arrival);
   const v1::Message& message = record.message();
   const absl::Time commit_start = absl::Now();
+  SetTimestamp(record.mutable_message()->mutable_queued_time(), commit_start);
   if (absl::Status saved = store_.Commit(record); !saved.ok()) {
     spdlog::error("{}: queue file write error: {}", id, saved.ToString());
     return Fail(id, chunks, "store", ToGrpcStatus(saved));

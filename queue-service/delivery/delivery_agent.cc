@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/base/logging.h"
 #include "queue-service/delivery/dsn.h"
 #include "queue-service/model/message_record.h"
 #include "queue-service/model/timestamps.h"
@@ -278,6 +279,7 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
     }
     DeliveryOutcome outcome;
     const char* transport = "local";
+    const absl::Time attempt_start = absl::Now();
     if (domain_.Classify(recipient.address()).local) {
       // After any earlier attempt a reader may have moved a delivered file on to cur/.
       outcome = local_.Deliver(message, i, content, work.recovered || recipient.attempts() > 0);
@@ -297,9 +299,15 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
     if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) {
       metrics_.delivery_seconds.Observe(absl::ToDoubleSeconds(now - arrival));
     }
-    spdlog::info("{}: to=<{}>, relay={}, delay={:.2f}, dsn={}, status={} ({})", message.queue_id(),
-                 recipient.address(), outcome.relay, absl::ToDoubleSeconds(now - arrival),
-                 outcome.dsn_status, StatusWord(outcome.state), outcome.reason);
+    // Postfix's delays=a/b/c/d: before the queue, in the queue, connection set-up, transmission.
+    const absl::Time queued = message.has_queued_time() ? FromTimestamp(message.queued_time()) : arrival;
+    spdlog::info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
+                 message.queue_id(), recipient.address(), outcome.relay,
+                 base::FormatDelay(absl::ToDoubleSeconds(now - arrival)),
+                 base::FormatDelay(absl::ToDoubleSeconds(queued - arrival)),
+                 base::FormatDelay(absl::ToDoubleSeconds(attempt_start - queued)),
+                 base::FormatDelay(absl::ToDoubleSeconds(now - attempt_start)), outcome.dsn_status,
+                 StatusWord(outcome.state), outcome.reason);
     Publish(outcome.state == v1::RECIPIENT_STATE_DELIVERED ? v1::EVENT_KIND_DELIVERED
             : outcome.state == v1::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
                                                            : v1::EVENT_KIND_DEFERRED,

@@ -12,6 +12,7 @@ v1::StoredMessage NewMessageRecord(const std::string& queue_id, v1::Envelope env
   message.set_state(v1::MESSAGE_STATE_ACTIVE);
   message.set_size(size);
   SetTimestamp(message.mutable_arrival_time(), arrival);
+  SetTimestamp(message.mutable_queued_time(), arrival);  // The caller sets the real one at commit.
   for (int i = 0; i < envelope.recipients_size(); ++i) {
     v1::RecipientStatus* recipient = message.add_recipients();
     recipient->set_address(envelope.recipients(i));

@@ -151,7 +151,7 @@ class SmtpSession {
         const protocol::SessionMachine::EtrnRequest& etrn = machine_->etrn_request();
         absl::StatusOr<uint32_t> flushed = co_await env_.queue->Flush(etrn.domain, etrn.include_subdomains);
         if (!flushed.ok()) {
-          spdlog::warn("warning: ETRN {} from {}: {}", etrn.domain, client_, flushed.status().ToString());
+          spdlog::warn("ETRN {} from {}: {}", etrn.domain, client_, flushed.status().ToString());
         }
         Answer(machine_->EtrnFinished(flushed.ok()));
       }
@@ -163,7 +163,7 @@ class SmtpSession {
     if (!input_.empty()) {
       // Sent before the client could have seen our 220: never execute it inside TLS
       // (CVE-2011-0411, the STARTTLS command injection).
-      spdlog::warn("warning: {}: discarding {} bytes pipelined after STARTTLS", client_, input_.size());
+      spdlog::warn("{}: discarding {} bytes pipelined after STARTTLS", client_, input_.size());
       input_.clear();
     }
     if (!co_await Flush()) co_return false;
@@ -232,7 +232,7 @@ class SmtpSession {
     const OutgoingEnvelope envelope{transaction, address_, hostname_, machine_->helo(), ProtocolName()};
     absl::StatusOr<std::unique_ptr<MessageUpload>> opened = co_await env_.queue->Open(envelope);
     if (!opened.ok()) {
-      spdlog::warn("warning: queue file write error opening a message for {}: {}", client_,
+      spdlog::warn("queue file write error opening a message for {}: {}", client_,
                    opened.status().ToString());
       co_return std::nullopt;
     }
@@ -273,7 +273,7 @@ class SmtpSession {
     }
     if (status.ok()) status = co_await message.upload->Commit(message.stored_bytes);
     if (!status.ok()) {
-      spdlog::warn("{}: warning: queue file write error: {}", message.queue_id, status.ToString());
+      spdlog::warn("{}: queue file write error: {}", message.queue_id, status.ToString());
       co_return status;
     }
     env_.metrics->enqueue_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - end_of_data));

@@ -97,7 +97,7 @@ std::shared_ptr<asio::ssl::context> TlsContextProvider::Current() {
         spdlog::info("reloaded TLS certificate {} and key {}", cert_file_, key_file_);
       } else {
         // Half-written files during a rotation: try again on the next check.
-        spdlog::warn("warning: keeping the previous TLS certificate: {}", reloaded.status().message());
+        spdlog::warn("keeping the previous TLS certificate: {}", reloaded.status().message());
       }
     }
   }
