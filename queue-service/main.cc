@@ -112,7 +112,8 @@ int Run(const Flags& flags) {
 
   const uint64_t size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
   // Room for the trace header the gateway adds on top of the client's bytes.
-  queue::QueueApiService service(**store, index, ids, agent, events, metrics,
+  queue::AdminAuth admin(cf.Get("postgate_queue_admin_token_file"), metrics.admin_denied);
+  queue::QueueApiService service(**store, index, ids, agent, events, metrics, admin,
                                  size_limit == 0 ? 0 : size_limit + 64 * 1024);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

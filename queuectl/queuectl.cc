@@ -2,7 +2,9 @@
 // Human output by default (list follows mailq's layout), JSON with --json (list: postqueue -j's
 // fields; streams: one object per line). Exit codes: 0 ok, 1 the server failed or is unreachable,
 // 2 no such message, bad argument or wrong state, 64 bad usage.
+#include <cctype>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -31,6 +33,8 @@ struct Options {
   std::string server = "127.0.0.1:50051";
   bool json = false;
   int timeout_seconds = 10;
+  std::string token_file;  // Bearer token for admin commands.
+  std::string token;       // Read from token_file.
 };
 
 int Report(const grpc::Status& status) {
@@ -48,6 +52,7 @@ int Report(const grpc::Status& status) {
 std::unique_ptr<grpc::ClientContext> Context(const Options& options) {
   auto context = std::make_unique<grpc::ClientContext>();
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
+  if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
   return context;
 }
 
@@ -389,6 +394,9 @@ int main(int argc, char** argv) {
   app.add_option("--server", options.server, "queue-service gRPC address")->capture_default_str();
   app.add_flag("--json", options.json, "print the API's JSON instead of a table");
   app.add_option("--timeout", options.timeout_seconds, "seconds to wait for an answer")->capture_default_str();
+  app.add_option("--token-file", options.token_file,
+                 "file with the admin bearer token (hold, release, delete, requeue, cat)")
+      ->envname("POSTGATE_TOKEN_FILE");
 
   CLI::App* status = app.add_subcommand("status", "counts and bytes by state, oldest message age");
   ListOptions list_options;
@@ -430,6 +438,17 @@ int main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitUsage;
   }
 
+  if (!options.token_file.empty()) {
+    std::ifstream in(options.token_file);
+    if (!in) {
+      std::cerr << "queuectl: --token-file " << options.token_file << ": cannot open\n";
+      return kExitUsage;
+    }
+    std::getline(in, options.token);
+    while (!options.token.empty() && std::isspace(static_cast<unsigned char>(options.token.back()))) {
+      options.token.pop_back();
+    }
+  }
   auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
   auto stub = v1::QueueService::NewStub(channel);
   if (*status) return Status(*stub, options);

@@ -49,6 +49,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_queue_listen", "127.0.0.1:50051", K::kString},
     ParameterSpec{"postgate_queue_address", "$postgate_queue_listen", K::kString},
     ParameterSpec{"postgate_queue_timeout", "30s", K::kTime, 's'},
+    ParameterSpec{"postgate_queue_admin_token_file", "", K::kString},
     ParameterSpec{"postgate_smtpd_metrics_listen", "127.0.0.1:9101", K::kString},
     ParameterSpec{"postgate_queue_metrics_listen", "127.0.0.1:9102", K::kString},
     ParameterSpec{"postgate_smtpd_threads", "0", K::kInteger},

@@ -207,6 +207,8 @@ namespace postgate::queue {
 grpc::Status QueueApiService::GetMessageContent(grpc::ServerContext* context,
                                                 const v1::GetMessageContentRequest* request,
                                                 grpc::ServerWriter<v1::MessageContentChunk>* writer) {
+  // Message content is personal data: reading it is an admin action.
+  if (grpc::Status allowed = admin_.Check(*context, "GetMessageContent"); !allowed.ok()) return allowed;
   absl::StatusOr<StoredMessage> record = Load(request->queue_id());
   if (!record.ok()) return ToGrpcStatus(record.status());
   if (record->message().state() == v1::MESSAGE_STATE_DONE) {
@@ -233,32 +235,36 @@ grpc::Status Reply(const absl::StatusOr<Result>& result, Result* response) {
 
 }  // namespace
 
-grpc::Status QueueApiService::Hold(grpc::ServerContext*, const v1::MessageRequest* request,
+grpc::Status QueueApiService::Hold(grpc::ServerContext* context, const v1::MessageRequest* request,
                                    v1::Message* response) {
+  if (grpc::Status allowed = admin_.Check(*context, "Hold"); !allowed.ok()) return allowed;
   if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
     return ToGrpcStatus(record.status());
   }
   return Reply(agent_.Hold(request->queue_id()), response);
 }
 
-grpc::Status QueueApiService::Release(grpc::ServerContext*, const v1::MessageRequest* request,
+grpc::Status QueueApiService::Release(grpc::ServerContext* context, const v1::MessageRequest* request,
                                       v1::Message* response) {
+  if (grpc::Status allowed = admin_.Check(*context, "Release"); !allowed.ok()) return allowed;
   if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
     return ToGrpcStatus(record.status());
   }
   return Reply(agent_.Release(request->queue_id()), response);
 }
 
-grpc::Status QueueApiService::Delete(grpc::ServerContext*, const v1::MessageRequest* request,
+grpc::Status QueueApiService::Delete(grpc::ServerContext* context, const v1::MessageRequest* request,
                                      v1::DeleteResponse*) {
+  if (grpc::Status allowed = admin_.Check(*context, "Delete"); !allowed.ok()) return allowed;
   if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
     return ToGrpcStatus(record.status());
   }
   return ToGrpcStatus(agent_.Delete(request->queue_id()));
 }
 
-grpc::Status QueueApiService::Requeue(grpc::ServerContext*, const v1::MessageRequest* request,
+grpc::Status QueueApiService::Requeue(grpc::ServerContext* context, const v1::MessageRequest* request,
                                       v1::Message* response) {
+  if (grpc::Status allowed = admin_.Check(*context, "Requeue"); !allowed.ok()) return allowed;
   if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
     return ToGrpcStatus(record.status());
   }

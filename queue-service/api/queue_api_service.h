@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "postgate/queue/v1/queue.grpc.pb.h"
+#include "queue-service/api/admin_auth.h"
 #include "queue-service/delivery/delivery_agent.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
@@ -18,10 +19,10 @@ namespace postgate::queue {
 class QueueApiService final : public v1::QueueService::Service {
  public:
   QueueApiService(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
-                  DeliveryAgent& agent, EventBus& events, QueueMetrics& metrics,
+                  DeliveryAgent& agent, EventBus& events, QueueMetrics& metrics, AdminAuth& admin,
                   uint64_t max_message_bytes)
       : store_(store), index_(index), ids_(ids), agent_(agent), events_(events), metrics_(metrics),
-        max_message_bytes_(max_message_bytes) {}
+        admin_(admin), max_message_bytes_(max_message_bytes) {}
 
   grpc::Status Enqueue(grpc::ServerContext* context,
                        grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) override;
@@ -58,6 +59,7 @@ class QueueApiService final : public v1::QueueService::Service {
   DeliveryAgent& agent_;
   EventBus& events_;
   QueueMetrics& metrics_;
+  AdminAuth& admin_;
   uint64_t max_message_bytes_;  // 0: no limit.
 };
 

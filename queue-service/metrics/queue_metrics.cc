@@ -86,7 +86,11 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
       notifications(BuildCounter()
                         .Name("postgate_queue_notifications_total")
                         .Help("Delivery status notifications (RFC 3464) queued, by kind.")
-                        .Register(registry)) {
+                        .Register(registry)),
+      admin_denied(BuildCounter()
+                       .Name("postgate_queue_admin_denied_total")
+                       .Help("Admin RPCs refused for missing or wrong credentials, by method.")
+                       .Register(registry)) {
   // Known label values start at 0, so ratios and alerts work before the first event.
   for (const char* transport : {"local", "smtp"}) {
     for (const char* result : {"sent", "deferred", "bounced"}) {
@@ -94,6 +98,9 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
     }
   }
   for (const char* kind : {"failure", "success"}) notifications.Add({{"kind", kind}});
+  for (const char* method : {"GetMessageContent", "Hold", "Release", "Delete", "Requeue"}) {
+    admin_denied.Add({{"method", method}});
+  }
   for (const char* reason : {"cancelled", "store", "too_big", "size_mismatch", "protocol"}) {
     enqueue_failures.Add({{"reason", reason}});
   }

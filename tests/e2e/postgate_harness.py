@@ -91,6 +91,11 @@ class Postgate:
         text += f"\npostgate_data_directory = {self.data_dir}\n"
         subprocess.run([os.path.join(SOURCE_DIR, "scripts/make-snakeoil-cert.sh"), os.path.join(self.data_dir, "tls")],
                        check=True, capture_output=True)
+        # The admin token config/main.cf names ($postgate_data_directory/admin-token).
+        self.admin_token = "e2e-admin-token-" + os.path.basename(self.dir)
+        self.token_file = os.path.join(self.data_dir, "admin-token")
+        with open(self.token_file, "w") as out:
+            out.write(self.admin_token + "\n")
         for name, value in (overrides or {}).items():
             text += f"\n{name} = {value}\n"
         with open(self.config, "w") as out:
@@ -149,6 +154,9 @@ class Postgate:
     def wait_delivered(self, user, count, timeout=15.0):
         return wait_for(lambda: len(self.maildir_files(user)) >= count and self.read_maildir(user),
                         timeout, what=f"{count} message(s) in {user}'s Maildir")
+
+    def admin_metadata(self):
+        return (("authorization", f"Bearer {self.admin_token}"),)
 
     def grpc_channel(self):
         import grpc

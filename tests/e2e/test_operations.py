@@ -6,6 +6,7 @@ import re
 import subprocess
 import threading
 import unittest
+import urllib.request
 
 import grpc
 
@@ -21,9 +22,10 @@ class OperationsTest(PostgateTestCase):
         super().setUpClass()
         cls.stub = queue_pb2_grpc.QueueServiceStub(cls.postgate.grpc_channel())
 
-    def queuectl(self, *args):
-        return subprocess.run([os.path.join(BIN_DIR, "queuectl"), "--server", f"127.0.0.1:{self.postgate.grpc_port}", *args],
-                              capture_output=True, text=True, timeout=60)
+    def queuectl(self, *args, token=True):
+        auth = ["--token-file", self.postgate.token_file] if token else []
+        return subprocess.run([os.path.join(BIN_DIR, "queuectl"), "--server", f"127.0.0.1:{self.postgate.grpc_port}",
+                               *auth, *args], capture_output=True, text=True, timeout=60)
 
     def message(self, queue_id):
         return self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
@@ -86,18 +88,19 @@ class OperationsTest(PostgateTestCase):
     def test_errors_through_the_api(self):
         delivered = re.search(QUEUE_ID, send_message(self.postgate.smtp_port)).group(0)
         wait_for(lambda: self.message(delivered).state == queue_pb2.MESSAGE_STATE_DONE)
+        admin = self.postgate.admin_metadata()
         for call in (self.stub.Hold, self.stub.Requeue, self.stub.Release):
             with self.assertRaises(grpc.RpcError) as error:
-                call(queue_pb2.MessageRequest(queue_id=delivered))
+                call(queue_pb2.MessageRequest(queue_id=delivered), metadata=admin)
             self.assertEqual(error.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
         with self.assertRaises(grpc.RpcError) as error:
-            list(self.stub.GetMessageContent(queue_pb2.GetMessageContentRequest(queue_id=delivered)))
+            list(self.stub.GetMessageContent(queue_pb2.GetMessageContentRequest(queue_id=delivered), metadata=admin))
         self.assertEqual(error.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
         with self.assertRaises(grpc.RpcError) as error:
-            self.stub.Delete(queue_pb2.MessageRequest(queue_id="0000000000000"))
+            self.stub.Delete(queue_pb2.MessageRequest(queue_id="0000000000000"), metadata=admin)
         self.assertEqual(error.exception.code(), grpc.StatusCode.NOT_FOUND)
         with self.assertRaises(grpc.RpcError) as error:
-            self.stub.Hold(queue_pb2.MessageRequest(queue_id="nope"))
+            self.stub.Hold(queue_pb2.MessageRequest(queue_id="nope"), metadata=admin)
         self.assertEqual(error.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertEqual(self.queuectl("cat", delivered).returncode, 2)
         refused = self.queuectl("delete", "ALL")
@@ -119,7 +122,37 @@ class OperationsTest(PostgateTestCase):
         young = self.stub.ListMessages(queue_pb2.ListMessagesRequest(recipient_contains="filter", min_age_seconds=3600))
         self.assertEqual(list(young.messages), [])
         for queue_id in (first, second):
-            self.stub.Delete(queue_pb2.MessageRequest(queue_id=queue_id))
+            self.stub.Delete(queue_pb2.MessageRequest(queue_id=queue_id), metadata=self.postgate.admin_metadata())
+
+    def test_admin_calls_need_the_token(self):
+        queue_id = self.deferred_message("auth@example.org")
+        for metadata in ((), (("authorization", "Bearer wrong"),), (("authorization", "Basic x"),)):
+            for call, request in ((self.stub.Hold, queue_pb2.MessageRequest(queue_id=queue_id)),
+                                  (self.stub.Delete, queue_pb2.MessageRequest(queue_id=queue_id))):
+                with self.assertRaises(grpc.RpcError) as error:
+                    call(request, metadata=metadata)
+                self.assertEqual(error.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        with self.assertRaises(grpc.RpcError) as error:
+            list(self.stub.GetMessageContent(queue_pb2.GetMessageContentRequest(queue_id=queue_id)))
+        self.assertEqual(error.exception.code(), grpc.StatusCode.UNAUTHENTICATED)
+        refused = self.queuectl("hold", queue_id, token=False)
+        self.assertEqual(refused.returncode, 1)
+        self.assertIn("missing bearer token", refused.stderr)
+        self.assertEqual(self.message(queue_id).state, queue_pb2.MESSAGE_STATE_DEFERRED, "nothing changed")
+        # Reads stay open; the refusals are logged and counted.
+        self.assertEqual(self.queuectl("show", queue_id, token=False).returncode, 0)
+        self.postgate.queue.wait_log(r"warning: admin call Hold from ipv4:127\.0\.0\.1:\d+ refused: wrong bearer token")
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.postgate.queue_metrics_port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        self.assertRegex(metrics, r'postgate_queue_admin_denied_total\{method="Hold"\} [4-9]')
+        # A rotated token file is picked up without a restart.
+        with open(self.postgate.token_file, "w") as f:
+            f.write("rotated-token\n")
+        with self.assertRaises(grpc.RpcError):
+            self.stub.Hold(queue_pb2.MessageRequest(queue_id=queue_id), metadata=self.postgate.admin_metadata())
+        self.stub.Delete(queue_pb2.MessageRequest(queue_id=queue_id), metadata=(("authorization", "Bearer rotated-token"),))
+        with open(self.postgate.token_file, "w") as f:
+            f.write(self.postgate.admin_token + "\n")
 
 
 if __name__ == "__main__":
