@@ -2,6 +2,8 @@
 // SIGTERM. The only place concrete classes are chosen.
 #include <csignal>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <memory>
 
@@ -44,6 +46,38 @@ struct Flags {
 void Override(config::MainCf& cf, const std::string& value, const char* name, const char* flag) {
   if (value.empty()) return;
   if (absl::Status status = cf.Override(name, value, flag); !status.ok()) Fatal(status);
+}
+
+std::string ReadFileOrDie(const config::MainCf& cf, const char* parameter) {
+  const std::string path = cf.Get(parameter);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fatal(cf.Error(parameter, absl::StrCat(path, ": cannot open")));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Plain gRPC, TLS, or mutual TLS on the queue's port, from postgate_queue_tls_*.
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const config::MainCf& cf) {
+  if (cf.Get("postgate_queue_tls_cert_file").empty()) {
+    if (!cf.Get("postgate_queue_tls_client_ca_file").empty()) {
+      Fatal(cf.Error("postgate_queue_tls_client_ca_file", "needs postgate_queue_tls_cert_file"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({ReadFileOrDie(cf, "postgate_queue_tls_key_file"),
+                                        ReadFileOrDie(cf, "postgate_queue_tls_cert_file")});
+  if (!cf.Get("postgate_queue_tls_client_ca_file").empty()) {
+    options.pem_root_certs = ReadFileOrDie(cf, "postgate_queue_tls_client_ca_file");
+    options.client_certificate_request =
+        cf.GetBool("postgate_queue_tls_require_client_cert")
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  } else if (cf.GetBool("postgate_queue_tls_require_client_cert")) {
+    Fatal(cf.Error("postgate_queue_tls_require_client_cert", "needs postgate_queue_tls_client_ca_file"));
+  }
+  return grpc::SslServerCredentials(options);
 }
 
 int Run(const Flags& flags) {
@@ -112,14 +146,15 @@ int Run(const Flags& flags) {
 
   const uint64_t size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
   // Room for the trace header the gateway adds on top of the client's bytes.
-  queue::AdminAuth admin(cf.Get("postgate_queue_admin_token_file"), metrics.admin_denied);
+  queue::AdminAuth admin(cf.Get("postgate_queue_admin_token_file"),
+                         cf.GetList("postgate_queue_admin_client_names"), metrics.admin_denied);
   queue::QueueApiService service(**store, index, ids, agent, events, metrics, admin,
                                  size_limit == 0 ? 0 : size_limit + 64 * 1024);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(cf.Get("postgate_queue_listen"), grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(cf.Get("postgate_queue_listen"), ServerCredentials(cf), &grpc_port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(4 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -35,7 +36,18 @@ struct Options {
   int timeout_seconds = 10;
   std::string token_file;  // Bearer token for admin commands.
   std::string token;       // Read from token_file.
+  std::string tls_ca;      // TLS to the queue: CA file (turns TLS on), client cert and key.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;  // Name to expect in the server certificate, if not the host.
 };
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 int Report(const grpc::Status& status) {
   std::cerr << "queuectl: " << status.error_message() << " (" << status.error_code() << ")\n";
@@ -397,6 +409,10 @@ int main(int argc, char** argv) {
   app.add_option("--token-file", options.token_file,
                  "file with the admin bearer token (hold, release, delete, requeue, cat)")
       ->envname("POSTGATE_TOKEN_FILE");
+  app.add_option("--tls-ca", options.tls_ca, "CA certificate file: talk TLS and verify the server");
+  app.add_option("--tls-cert", options.tls_cert, "client certificate file (mutual TLS)");
+  app.add_option("--tls-key", options.tls_key, "client key file (mutual TLS)");
+  app.add_option("--tls-server-name", options.tls_server_name, "name the server certificate must carry");
 
   CLI::App* status = app.add_subcommand("status", "counts and bytes by state, oldest message age");
   ListOptions list_options;
@@ -449,7 +465,25 @@ int main(int argc, char** argv) {
       options.token.pop_back();
     }
   }
-  auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments arguments;
+  if (!options.tls_ca.empty()) {
+    grpc::SslCredentialsOptions tls;
+    tls.pem_root_certs = ReadFile(options.tls_ca);
+    if (!options.tls_cert.empty()) {
+      tls.pem_cert_chain = ReadFile(options.tls_cert);
+      tls.pem_private_key = ReadFile(options.tls_key.empty() ? options.tls_cert : options.tls_key);
+    }
+    if (tls.pem_root_certs.empty()) {
+      std::cerr << "queuectl: --tls-ca " << options.tls_ca << ": cannot read\n";
+      return kExitUsage;
+    }
+    credentials = grpc::SslCredentials(tls);
+    if (!options.tls_server_name.empty()) {
+      arguments.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
+  auto channel = grpc::CreateCustomChannel(options.server, credentials, arguments);
   auto stub = v1::QueueService::NewStub(channel);
   if (*status) return Status(*stub, options);
   if (*list) return List(*stub, options, list_options);

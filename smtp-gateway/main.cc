@@ -1,6 +1,8 @@
 // smtp-gateway: flags → main.cf → policy, queue client, metrics → listeners → run until SIGINT or
 // SIGTERM. The only place concrete classes are chosen.
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -46,6 +48,15 @@ struct Flags {
   std::string queue;
   std::string metrics;
 };
+
+std::string ReadFileOrDie(const config::MainCf& cf, const char* parameter) {
+  const std::string path = cf.Get(parameter);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fatal(cf.Error(parameter, absl::StrCat(path, ": cannot open")));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 // "host:port", "[v6]:port" → endpoint.
 absl::StatusOr<tcp::endpoint> ParseEndpoint(const std::string& text) {
@@ -132,9 +143,18 @@ int Run(const Flags& flags) {
   }
   exposer->RegisterCollectable(registry);
 
+  gateway::QueueChannelTls channel_tls;
+  if (!cf.Get("postgate_queue_tls_ca_file").empty()) {
+    channel_tls.ca_pem = ReadFileOrDie(cf, "postgate_queue_tls_ca_file");
+    if (!cf.Get("postgate_queue_tls_client_cert_file").empty()) {
+      channel_tls.cert_pem = ReadFileOrDie(cf, "postgate_queue_tls_client_cert_file");
+      channel_tls.key_pem = ReadFileOrDie(cf, "postgate_queue_tls_client_key_file");
+    }
+  }
   gateway::GrpcQueueClient queue(
       cf.Get("postgate_queue_address"),
-      std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("postgate_queue_timeout"))));
+      std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("postgate_queue_timeout"))),
+      channel_tls);
 
   // STARTTLS: Postfix's smtpd_tls_security_level semantics (none / may / encrypt).
   std::unique_ptr<gateway::TlsContextProvider> tls;

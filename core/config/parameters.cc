@@ -50,6 +50,16 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_queue_address", "$postgate_queue_listen", K::kString},
     ParameterSpec{"postgate_queue_timeout", "30s", K::kTime, 's'},
     ParameterSpec{"postgate_queue_admin_token_file", "", K::kString},
+    // gRPC TLS: the queue's port (server side) …
+    ParameterSpec{"postgate_queue_tls_cert_file", "", K::kString},
+    ParameterSpec{"postgate_queue_tls_key_file", "$postgate_queue_tls_cert_file", K::kString},
+    ParameterSpec{"postgate_queue_tls_client_ca_file", "", K::kString},
+    ParameterSpec{"postgate_queue_tls_require_client_cert", "no", K::kBool},
+    ParameterSpec{"postgate_queue_admin_client_names", "", K::kList},
+    // … and the gateway's channel to it (client side).
+    ParameterSpec{"postgate_queue_tls_ca_file", "", K::kString},
+    ParameterSpec{"postgate_queue_tls_client_cert_file", "", K::kString},
+    ParameterSpec{"postgate_queue_tls_client_key_file", "$postgate_queue_tls_client_cert_file", K::kString},
     ParameterSpec{"postgate_smtpd_metrics_listen", "127.0.0.1:9101", K::kString},
     ParameterSpec{"postgate_queue_metrics_listen", "127.0.0.1:9102", K::kString},
     ParameterSpec{"postgate_smtpd_threads", "0", K::kInteger},

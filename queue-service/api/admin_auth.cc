@@ -36,7 +36,22 @@ std::string AdminAuth::CurrentToken() {
   return token_;
 }
 
+bool AdminAuth::TrustedClientCertificate(const grpc::ServerContext& context) const {
+  if (client_names_.empty()) return false;
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  // Peer identities exist only for a certificate the TLS handshake verified.
+  if (!auth || !auth->IsPeerAuthenticated()) return false;
+  for (const grpc::string_ref& identity : auth->GetPeerIdentity()) {
+    const std::string name(identity.data(), identity.size());
+    for (const std::string& allowed : client_names_) {
+      if (name == allowed) return true;
+    }
+  }
+  return false;
+}
+
 grpc::Status AdminAuth::Check(const grpc::ServerContext& context, const char* method) {
+  if (TrustedClientCertificate(context)) return grpc::Status::OK;
   std::string problem;
   if (token_file_.empty()) {
     problem = "admin RPCs are disabled (set postgate_queue_admin_token_file)";

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/server_context.h"
@@ -19,8 +20,10 @@ namespace postgate::queue {
 
 class AdminAuth {
  public:
-  AdminAuth(std::string token_file, prometheus::Family<prometheus::Counter>& denied)
-      : token_file_(std::move(token_file)), denied_(denied) {}
+  // `client_names`: certificate names (CN or SAN) that may call admin RPCs over verified mTLS.
+  AdminAuth(std::string token_file, std::vector<std::string> client_names,
+            prometheus::Family<prometheus::Counter>& denied)
+      : token_file_(std::move(token_file)), client_names_(std::move(client_names)), denied_(denied) {}
 
   // OK, or UNAUTHENTICATED naming what is missing. `method` is for the log and the metric.
   grpc::Status Check(const grpc::ServerContext& context, const char* method);
@@ -28,7 +31,10 @@ class AdminAuth {
  private:
   std::string CurrentToken();
 
+  bool TrustedClientCertificate(const grpc::ServerContext& context) const;
+
   const std::string token_file_;
+  const std::vector<std::string> client_names_;
   prometheus::Family<prometheus::Counter>& denied_;
   absl::Mutex mu_;
   std::string token_ ABSL_GUARDED_BY(mu_);

@@ -203,13 +203,22 @@ struct GrpcQueueClient::Impl {
   std::chrono::milliseconds timeout;
 };
 
-GrpcQueueClient::GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout)
+GrpcQueueClient::GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout,
+                                 const QueueChannelTls& tls)
     : impl_(std::make_unique<Impl>()) {
   grpc::ChannelArguments arguments;
   // Reconnect quickly after queue-service restarts, so clients see 451 for as short as possible.
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  impl_->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!tls.ca_pem.empty()) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = tls.ca_pem;
+    options.pem_cert_chain = tls.cert_pem;
+    options.pem_private_key = tls.key_pem;
+    credentials = grpc::SslCredentials(options);
+  }
+  impl_->channel = grpc::CreateCustomChannel(address, credentials, arguments);
   impl_->stub = v1::QueueService::NewStub(impl_->channel);
   impl_->timeout = step_timeout;
 }

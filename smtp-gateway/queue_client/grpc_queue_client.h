@@ -17,9 +17,17 @@ class Channel;
 
 namespace postgate::gateway {
 
+// TLS for the channel to queue-service; all empty means plain gRPC (a trusted network only).
+struct QueueChannelTls {
+  std::string ca_pem;    // Verifies the queue's certificate; non-empty turns TLS on.
+  std::string cert_pem;  // The gateway's client certificate, for mutual TLS.
+  std::string key_pem;
+};
+
 class GrpcQueueClient : public QueueClient {
  public:
-  GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout);
+  GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout,
+                  const QueueChannelTls& tls = {});
   ~GrpcQueueClient() override;
 
   asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> Open(
