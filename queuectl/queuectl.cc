@@ -138,17 +138,19 @@ int Status(v1::QueueService::Stub& stub, const Options& options) {
   return kExitOk;
 }
 
-// mailq's layout: ID (with * while active), size, arrival, sender; then each waiting recipient
-// under its reason; then "-- N Kbytes in M Requests."
+// mailq's layout: ID (with "*" while being delivered, "!" when held), size, arrival, sender;
+// then each waiting recipient under the sender column, preceded by its reason in parentheses
+// at the start of a line; messages separated by an empty line.
 void PrintMailq(const v1::Message& message) {
-  // mailq's marks: "*" while being delivered, "!" when held.
-  std::string id = message.queue_id() + (message.state() == v1::MESSAGE_STATE_ACTIVE ? "*"
-                                         : message.state() == v1::MESSAGE_STATE_HOLD ? "!"
-                                                                                     : "");
-  std::cout << absl::StrFormat(
-      "%-14s %8d %s  %s\n", id, message.size(),
-      absl::FormatTime("%a %b %e %H:%M:%S", ToTime(message.arrival_time()), absl::LocalTimeZone()),
-      message.envelope().sender().empty() ? "MAILER-DAEMON" : message.envelope().sender());
+  const std::string mark = message.state() == v1::MESSAGE_STATE_ACTIVE ? "*"
+                           : message.state() == v1::MESSAGE_STATE_HOLD ? "!"
+                                                                       : "";
+  const std::string head = absl::StrFormat(
+      "%-14s %8d %s  ", message.queue_id() + mark, message.size(),
+      absl::FormatTime("%a %b %e %H:%M:%S", ToTime(message.arrival_time()), absl::LocalTimeZone()));
+  std::cout << head
+            << (message.envelope().sender().empty() ? "MAILER-DAEMON" : message.envelope().sender()) << "\n";
+  const std::string indent(head.size(), ' ');
   std::string last_reason;
   for (const v1::RecipientStatus& recipient : message.recipients()) {
     if (recipient.state() != v1::RECIPIENT_STATE_QUEUED &&
@@ -156,10 +158,10 @@ void PrintMailq(const v1::Message& message) {
       continue;
     }
     if (!recipient.reason().empty() && recipient.reason() != last_reason) {
-      std::cout << absl::StrFormat("%46s(%s)\n", "", recipient.reason());
+      std::cout << "(" << recipient.reason() << ")\n";
       last_reason = recipient.reason();
     }
-    std::cout << absl::StrFormat("%50s%s\n", "", recipient.address());
+    std::cout << indent << recipient.address() << "\n";
   }
   std::cout << "\n";
 }
@@ -212,7 +214,7 @@ int List(v1::QueueService::Stub& stub, const Options& options, const ListOptions
         continue;
       }
       if (!header) {
-        std::cout << "-Queue ID-      --Size-- ----Arrival Time---- -Sender/Recipient-------\n";
+        std::cout << "-Queue ID-     --Size-- ----Arrival Time---- -Sender/Recipient-------\n";
         header = true;
       }
       PrintMailq(message);
