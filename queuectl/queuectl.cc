@@ -260,6 +260,12 @@ int Show(v1::QueueService::Stub& stub, const Options& options, const std::string
     std::cout << absl::StrFormat("  %-32s %-9s %3d %-6s relay=%-6s attempts=%d  %s\n", r.address(),
                                  RecipientStateName(r.state()), r.smtp_code(), r.dsn_status(),
                                  r.relay().empty() ? "-" : r.relay(), r.attempts(), r.reason());
+    if (r.history_size() > 1) {
+      for (const v1::DeliveryAttempt& attempt : r.history()) {
+        std::cout << "      " << when(attempt.time()) << "  " << attempt.smtp_code() << " "
+                  << attempt.dsn_status() << " " << attempt.reason() << "\n";
+      }
+    }
   }
   return kExitOk;
 }

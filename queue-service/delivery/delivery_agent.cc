@@ -295,6 +295,17 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
     recipient.set_relay(outcome.relay);
     recipient.set_attempts(recipient.attempts() + 1);
     SetTimestamp(recipient.mutable_last_attempt_time(), now);
+    v1::DeliveryAttempt* attempt = recipient.add_history();
+    SetTimestamp(attempt->mutable_time(), attempt_start);
+    attempt->set_smtp_code(outcome.smtp_code);
+    attempt->set_dsn_status(outcome.dsn_status);
+    attempt->set_reason(outcome.reason);
+    attempt->set_relay(outcome.relay);
+    attempt->set_duration_seconds(absl::ToDoubleSeconds(now - attempt_start));
+    constexpr int kHistoryKept = 50;
+    if (recipient.history_size() > kHistoryKept) {
+      recipient.mutable_history()->DeleteSubrange(0, recipient.history_size() - kHistoryKept);
+    }
     metrics_.deliveries.Add({{"transport", transport}, {"result", StatusWord(outcome.state)}}).Increment();
     if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) {
       metrics_.delivery_seconds.Observe(absl::ToDoubleSeconds(now - arrival));

@@ -72,6 +72,11 @@ class OperationsTest(PostgateTestCase):
         wait_for(lambda: self.message(queue_id).recipients[0].attempts == 2, what="an attempt after release")
         self.assertEqual(self.queuectl("requeue", queue_id).returncode, 0)
         wait_for(lambda: self.message(queue_id).recipients[0].attempts == 3, what="an attempt after requeue")
+        history = self.message(queue_id).recipients[0].history
+        self.assertEqual([(h.smtp_code, h.dsn_status, h.reason) for h in history], [(450, "4.3.2", "deferred transport")] * 3)
+        self.assertLess(history[0].time.ToNanoseconds(), history[2].time.ToNanoseconds())
+        shown = self.queuectl("show", queue_id).stdout
+        self.assertEqual(shown.count("450 4.3.2 deferred transport"), 3)
         content = self.queuectl("cat", queue_id)
         self.assertEqual(content.returncode, 0)
         self.assertTrue(content.stdout.startswith("Received: from client.test"))
