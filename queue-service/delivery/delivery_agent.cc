@@ -248,6 +248,42 @@ void DeliveryAgent::MaintenanceLoop() {
   }
 }
 
+void DeliveryAgent::RecordAttempt(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome,
+                                  absl::Time start, absl::Time end) {
+  recipient.set_state(outcome.state);
+  recipient.set_smtp_code(outcome.smtp_code);
+  recipient.set_dsn_status(outcome.dsn_status);
+  recipient.set_reason(outcome.reason);
+  recipient.set_relay(outcome.relay);
+  recipient.set_attempts(recipient.attempts() + 1);
+  SetTimestamp(recipient.mutable_last_attempt_time(), end);
+  v1::DeliveryAttempt* attempt = recipient.add_history();
+  SetTimestamp(attempt->mutable_time(), start);
+  attempt->set_smtp_code(outcome.smtp_code);
+  attempt->set_dsn_status(outcome.dsn_status);
+  attempt->set_reason(outcome.reason);
+  attempt->set_relay(outcome.relay);
+  attempt->set_duration_seconds(absl::ToDoubleSeconds(end - start));
+  constexpr int kHistoryKept = 50;
+  if (recipient.history_size() > kHistoryKept) {
+    recipient.mutable_history()->DeleteSubrange(0, recipient.history_size() - kHistoryKept);
+  }
+}
+
+void DeliveryAgent::LogAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
+                               const DeliveryOutcome& outcome, absl::Time start, absl::Time end) {
+  // Postfix's delays=a/b/c/d: before the queue, in the queue, connection set-up, transmission.
+  const absl::Time arrival = FromTimestamp(message.arrival_time());
+  const absl::Time queued = message.has_queued_time() ? FromTimestamp(message.queued_time()) : arrival;
+  spdlog::info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
+               message.queue_id(), recipient.address(), outcome.relay,
+               base::FormatDelay(absl::ToDoubleSeconds(end - arrival)),
+               base::FormatDelay(absl::ToDoubleSeconds(queued - arrival)),
+               base::FormatDelay(absl::ToDoubleSeconds(start - queued)),
+               base::FormatDelay(absl::ToDoubleSeconds(end - start)), outcome.dsn_status,
+               StatusWord(outcome.state), outcome.reason);
+}
+
 void DeliveryAgent::Process(const Work& work) {
   LockMessage(work.id);
   ProcessLocked(work);
@@ -288,37 +324,12 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
       outcome = {v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", options_.remote_defer_reason, "none"};
     }
     const absl::Time now = absl::Now();
-    recipient.set_state(outcome.state);
-    recipient.set_smtp_code(outcome.smtp_code);
-    recipient.set_dsn_status(outcome.dsn_status);
-    recipient.set_reason(outcome.reason);
-    recipient.set_relay(outcome.relay);
-    recipient.set_attempts(recipient.attempts() + 1);
-    SetTimestamp(recipient.mutable_last_attempt_time(), now);
-    v1::DeliveryAttempt* attempt = recipient.add_history();
-    SetTimestamp(attempt->mutable_time(), attempt_start);
-    attempt->set_smtp_code(outcome.smtp_code);
-    attempt->set_dsn_status(outcome.dsn_status);
-    attempt->set_reason(outcome.reason);
-    attempt->set_relay(outcome.relay);
-    attempt->set_duration_seconds(absl::ToDoubleSeconds(now - attempt_start));
-    constexpr int kHistoryKept = 50;
-    if (recipient.history_size() > kHistoryKept) {
-      recipient.mutable_history()->DeleteSubrange(0, recipient.history_size() - kHistoryKept);
-    }
+    RecordAttempt(recipient, outcome, attempt_start, now);
     metrics_.deliveries.Add({{"transport", transport}, {"result", StatusWord(outcome.state)}}).Increment();
     if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) {
       metrics_.delivery_seconds.Observe(absl::ToDoubleSeconds(now - arrival));
     }
-    // Postfix's delays=a/b/c/d: before the queue, in the queue, connection set-up, transmission.
-    const absl::Time queued = message.has_queued_time() ? FromTimestamp(message.queued_time()) : arrival;
-    spdlog::info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
-                 message.queue_id(), recipient.address(), outcome.relay,
-                 base::FormatDelay(absl::ToDoubleSeconds(now - arrival)),
-                 base::FormatDelay(absl::ToDoubleSeconds(queued - arrival)),
-                 base::FormatDelay(absl::ToDoubleSeconds(attempt_start - queued)),
-                 base::FormatDelay(absl::ToDoubleSeconds(now - attempt_start)), outcome.dsn_status,
-                 StatusWord(outcome.state), outcome.reason);
+    LogAttempt(message, recipient, outcome, attempt_start, now);
     Publish(outcome.state == v1::RECIPIENT_STATE_DELIVERED ? v1::EVENT_KIND_DELIVERED
             : outcome.state == v1::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
                                                            : v1::EVENT_KIND_DEFERRED,

@@ -69,6 +69,10 @@ class DeliveryAgent {
   void MaintenanceLoop();
   void Process(const Work& work);
   void ProcessLocked(const Work& work);
+  static void RecordAttempt(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome,
+                            absl::Time start, absl::Time end);
+  static void LogAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
+                         const DeliveryOutcome& outcome, absl::Time start, absl::Time end);
   void Publish(v1::EventKind kind, const v1::Message& message, const v1::RecipientStatus* recipient);
   // Serialises work on one message between delivery attempts and operator actions.
   void LockMessage(const std::string& id);
