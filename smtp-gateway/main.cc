@@ -18,6 +18,8 @@
 #include "asio/ip/tcp.hpp"
 #include "asio/ip/v6_only.hpp"
 #include "asio/signal_set.hpp"
+#include "asio/steady_timer.hpp"
+#include "asio/use_awaitable.hpp"
 #include "core/addressing/local_domain.h"
 #include "core/config/aliases.h"
 #include "core/config/main_cf.h"
@@ -175,7 +177,9 @@ int Run(const Flags& flags) {
     tls = *std::move(created);
   }
 
+  gateway::DrainControl drain;
   gateway::SessionEnvironment environment;
+  environment.drain = &drain;
   environment.tls = tls.get();
   environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
   environment.limits.tls_available = tls != nullptr;
@@ -220,11 +224,25 @@ int Run(const Flags& flags) {
     acceptors.push_back(std::move(acceptor));
   }
 
+  // SIGTERM/SIGINT: drain (idle sessions get 421, messages in progress finish), then stop once no
+  // session is left or postgate_drain_timeout has passed.
   asio::signal_set signals(*contexts[0], SIGINT, SIGTERM);
+  const absl::Duration drain_timeout = cf.GetTime("postgate_drain_timeout");
   signals.async_wait([&](std::error_code, int signal_number) {
-    spdlog::info("smtp-gateway stopping on signal {}", signal_number);
-    for (auto& acceptor : acceptors) acceptor->close();
-    for (asio::io_context* context : contexts) context->stop();
+    spdlog::info("smtp-gateway draining on signal {} ({} sessions open)", signal_number,
+                 drain.active_sessions());
+    drain.Start();
+    asio::co_spawn(*contexts[0], [&]() -> asio::awaitable<void> {
+      const absl::Time deadline = absl::Now() + drain_timeout;
+      asio::steady_timer tick(*contexts[0]);
+      while (drain.active_sessions() > 0 && absl::Now() < deadline) {
+        tick.expires_after(std::chrono::milliseconds(20));
+        co_await tick.async_wait(asio::use_awaitable);
+      }
+      spdlog::info("smtp-gateway stopping ({} sessions left)", drain.active_sessions());
+      for (auto& acceptor : acceptors) acceptor->close();
+      for (asio::io_context* context : contexts) context->stop();
+    }, asio::detached);
   });
 
   spdlog::info("smtp-gateway listening smtp={} metrics=127.0.0.1:{} queue={} threads={}",

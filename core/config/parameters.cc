@@ -65,6 +65,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_smtpd_threads", "0", K::kInteger},
     ParameterSpec{"postgate_done_retention", "7d", K::kTime, 'd'},
     ParameterSpec{"postgate_log_format", "text", K::kString},
+    // Shorter than Kubernetes' terminationGracePeriodSeconds (30s by default).
+    ParameterSpec{"postgate_drain_timeout", "25s", K::kTime, 's'},
 };
 
 }  // namespace

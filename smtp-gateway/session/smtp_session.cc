@@ -81,7 +81,20 @@ class SmtpSession {
         env_(environment),
         reader_(environment.line_length_limit) {}
 
+  ~SmtpSession() {
+    *alive_ = false;
+    if (drain_handle_ != 0) env_.drain->Unregister(drain_handle_);
+  }
+
   asio::awaitable<void> Run() {
+    // A drain nudge runs on this session's executor, so it never races the coroutine.
+    auto executor = socket_.get_executor();
+    std::shared_ptr<bool> alive = alive_;
+    drain_handle_ = env_.drain->Register([this, executor, alive] {
+      asio::post(executor, [this, alive] {
+        if (*alive && !busy()) socket_.cancel();  // Wakes the idle read; ReadMore says 421.
+      });
+    });
     std::error_code ignored;
     tcp::endpoint peer = socket_.remote_endpoint(ignored);
     address_ = peer.address().is_v6() && peer.address().to_v6().is_v4_mapped()
@@ -98,8 +111,12 @@ class SmtpSession {
 
     decider_ = env_.policy->ForClient(address_);
     machine_.emplace(env_.limits, *decider_);
-    machine_->Greeting().AppendTo(&output_);
-    co_await Serve();
+    if (env_.drain->draining()) {
+      co_await SayShuttingDown();  // Instead of the greeting: come back to another instance.
+    } else {
+      machine_->Greeting().AppendTo(&output_);
+      co_await Serve();
+    }
 
     if (tls_) {
       // close_notify, as Postfix's SSL_shutdown: clients treat a bare TCP close as truncation.
@@ -112,9 +129,34 @@ class SmtpSession {
   }
 
  private:
+  // A message is being received (DATA, or BDAT chunks before LAST): a drain lets it finish.
+  bool busy() const { return in_message_ || bdat_message_.has_value(); }
+
+  // 421 and a graceful close: stop sending, then read (and drop) what the client still sends
+  // until it closes, so unread input never turns our close into a reset that eats the 421.
+  asio::awaitable<void> SayShuttingDown() {
+    output_.clear();
+    output_ += "421 4.3.2 Service shutting down\r\n";
+    if (!co_await Flush() || tls_) co_return;
+    std::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    char sink[1024];
+    timer_.expires_after(std::chrono::seconds(2));
+    for (;;) {
+      auto result = co_await (socket_.async_read_some(asio::buffer(sink), kAsTuple) ||
+                              timer_.async_wait(kAsTuple));
+      if (result.index() != 0 || std::get<0>(std::get<0>(result))) break;
+    }
+  }
+
   // The command loop; returns when the session is over for any reason.
   asio::awaitable<void> Serve() {
     for (;;) {
+      if (env_.drain->draining() && !busy()) {
+        co_await Flush();  // Replies already owed go out first.
+        co_await SayShuttingDown();
+        co_return;
+      }
       size_t consumed = 0;
       std::optional<smtp::CommandLine> line = reader_.Next(input_, &consumed);
       if (!line) {
@@ -128,12 +170,14 @@ class SmtpSession {
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
       if (step.action == protocol::Action::kOpenQueue || step.action == protocol::Action::kReadChunk) {
         const smtp::Verb verb = machine_->last_verb();
+        in_message_ = true;
         // No co_await inside ?: – g++ 12 miscompiles it (see Run()).
         if (verb == smtp::Verb::kBdat) {
           step = co_await ReceiveChunk();
         } else {
           step = co_await ReceiveData();
         }
+        in_message_ = false;
         if (!step.reply) {  // The client went away in the middle of the message.
           tally_.Count(verb, false);
           co_return;
@@ -373,6 +417,10 @@ class SmtpSession {
     }
     auto [error, bytes] = std::get<0>(result);
     input_.resize(old_size + bytes);
+    if (error == asio::error::operation_aborted && env_.drain->draining()) {
+      co_await SayShuttingDown();  // Nudged while idle.
+      co_return false;
+    }
     if (error) co_return false;
     // An idle session keeps a small buffer, whatever a burst once needed.
     if (input_.empty() && input_.capacity() > 4 * kChunkSize) input_.shrink_to_fit();
@@ -431,6 +479,10 @@ class SmtpSession {
   std::string client_;
   CommandTally tally_;
   std::optional<MessageInProgress> bdat_message_;  // Across the BDAT commands of one message.
+  bool in_message_ = false;
+  // False once the session is gone; drain nudges posted earlier check it before touching `this`.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  uint64_t drain_handle_ = 0;
 };
 
 }  // namespace

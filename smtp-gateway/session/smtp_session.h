@@ -14,6 +14,7 @@
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/protocol/session_machine.h"
 #include "smtp-gateway/queue_client/queue_client.h"
+#include "smtp-gateway/session/drain.h"
 #include "smtp-gateway/session/tls_context.h"
 
 namespace postgate::gateway {
@@ -30,6 +31,7 @@ struct SessionEnvironment {
   bool peername_lookup = true;        // smtpd_peername_lookup
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
   bool tls_received_header = false;   // smtpd_tls_received_header
+  DrainControl* drain = nullptr;      // Graceful shutdown; required.
 };
 
 asio::awaitable<void> RunSmtpSession(asio::ip::tcp::socket socket, const SessionEnvironment& environment);
