@@ -235,7 +235,11 @@ int Run(const Flags& flags) {
     asio::co_spawn(*contexts[0], [&]() -> asio::awaitable<void> {
       const absl::Time deadline = absl::Now() + drain_timeout;
       asio::steady_timer tick(*contexts[0]);
-      while (drain.active_sessions() > 0 && absl::Now() < deadline) {
+      auto settled = [&] {
+        return drain.active_sessions() == 0 &&
+               absl::Now() - drain.last_session_start() >= absl::Milliseconds(200);
+      };
+      while (!settled() && absl::Now() < deadline) {
         tick.expires_after(std::chrono::milliseconds(20));
         co_await tick.async_wait(asio::use_awaitable);
       }

@@ -2,11 +2,14 @@
 
 #include <vector>
 
+#include "absl/time/clock.h"
+
 namespace postgate::gateway {
 
 uint64_t DrainControl::Register(Nudge nudge) {
   active_.fetch_add(1, std::memory_order_acq_rel);
   absl::MutexLock lock(&mu_);
+  last_start_ = absl::Now();
   const uint64_t handle = ++next_handle_;
   sessions_.emplace(handle, std::move(nudge));
   return handle;
@@ -18,6 +21,11 @@ void DrainControl::Unregister(uint64_t handle) {
     sessions_.erase(handle);
   }
   active_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+absl::Time DrainControl::last_session_start() const {
+  absl::MutexLock lock(const_cast<absl::Mutex*>(&mu_));
+  return last_start_;
 }
 
 void DrainControl::Start() {

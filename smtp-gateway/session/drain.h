@@ -10,6 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace postgate::gateway {
 
@@ -20,6 +21,9 @@ class DrainControl {
 
   bool draining() const { return draining_.load(std::memory_order_acquire); }
   int active_sessions() const { return active_.load(std::memory_order_acquire); }
+  // When the last session started; the server closes its listener only after a quiet spell, so
+  // connections still arriving get a 421 rather than a reset from a closed listener.
+  absl::Time last_session_start() const;
 
   // Returns a handle for Unregister.
   uint64_t Register(Nudge nudge);
@@ -34,6 +38,7 @@ class DrainControl {
   absl::Mutex mu_;
   uint64_t next_handle_ ABSL_GUARDED_BY(mu_) = 0;
   absl::flat_hash_map<uint64_t, Nudge> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::Time last_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
 
 }  // namespace postgate::gateway
