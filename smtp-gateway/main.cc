@@ -5,6 +5,7 @@
 #include <sstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -177,9 +178,28 @@ int Run(const Flags& flags) {
     tls = *std::move(created);
   }
 
+  // PROXY protocol from trusted load balancers only.
+  std::optional<gateway::policy::NetworkList> proxy_networks;
+  const std::string proxy_protocol = cf.Get("smtpd_upstream_proxy_protocol");
+  if (proxy_protocol == "haproxy") {
+    absl::StatusOr<gateway::policy::NetworkList> networks =
+        gateway::policy::NetworkList::Parse(cf.GetList("postgate_proxy_networks"));
+    if (!networks.ok()) Fatal(cf.Error("postgate_proxy_networks", networks.status().message()));
+    if (cf.GetList("postgate_proxy_networks").empty()) {
+      Fatal(cf.Error("smtpd_upstream_proxy_protocol",
+                     "haproxy needs postgate_proxy_networks (the load balancers allowed to send it)"));
+    }
+    proxy_networks = *std::move(networks);
+  } else if (!proxy_protocol.empty()) {
+    Fatal(cf.Error("smtpd_upstream_proxy_protocol", absl::StrCat("\"", proxy_protocol, "\": use haproxy or nothing")));
+  }
+
   gateway::DrainControl drain;
   gateway::SessionEnvironment environment;
   environment.drain = &drain;
+  environment.proxy_networks = proxy_networks ? &*proxy_networks : nullptr;
+  environment.proxy_timeout =
+      std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("smtpd_upstream_proxy_timeout")));
   environment.tls = tls.get();
   environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
   environment.limits.tls_available = tls != nullptr;

@@ -28,6 +28,9 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_timeout", "300s", K::kTime, 's'},
     ParameterSpec{"smtpd_peername_lookup", "yes", K::kBool},
     ParameterSpec{"strict_smtputf8", "no", K::kBool},
+    ParameterSpec{"smtpd_upstream_proxy_protocol", "", K::kString},
+    ParameterSpec{"smtpd_upstream_proxy_timeout", "5s", K::kTime, 's'},
+    ParameterSpec{"postgate_proxy_networks", "", K::kList},
     // TLS, as in Postfix.
     ParameterSpec{"smtpd_tls_security_level", "", K::kString},
     ParameterSpec{"smtpd_tls_cert_file", "", K::kString},

@@ -28,6 +28,12 @@ absl::StatusOr<IpAddress> IpAddress::Parse(absl::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat("\"", text, "\" is not an IP address"));
 }
 
+std::string IpAddress::ToString() const {
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), text, sizeof(text));
+  return text;
+}
+
 absl::StatusOr<Network> Network::Parse(absl::string_view text) {
   size_t slash = text.find('/');
   absl::StatusOr<IpAddress> base = IpAddress::Parse(text.substr(0, slash));

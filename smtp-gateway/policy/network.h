@@ -17,6 +17,7 @@ struct IpAddress {
   std::array<uint8_t, 16> bytes{};  // IPv4 uses the first 4.
 
   static absl::StatusOr<IpAddress> Parse(absl::string_view text);  // "1.2.3.4", "::1", "[::1]".
+  std::string ToString() const;
 };
 
 class Network {

@@ -21,6 +21,8 @@
 #include "core/smtp/data_decoder.h"
 #include "core/smtp/line_endings.h"
 #include "core/smtp/line_reader.h"
+#include "core/smtp/proxy_protocol.h"
+#include "smtp-gateway/policy/network.h"
 #include "smtp-gateway/protocol/received_header.h"
 #include "core/base/absl_fmt.h"
 #include "spdlog/spdlog.h"
@@ -101,9 +103,17 @@ class SmtpSession {
                    ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
                    : peer.address().to_string();
     socket_.set_option(tcp::no_delay(true), ignored);
+    if (env_.proxy_networks != nullptr && !co_await ReadProxyHeader()) {
+      socket_.close(ignored);
+      co_return;
+    }
     // No co_await inside ?: – g++ 12 miscompiles that (the temporary string dangles).
     hostname_ = "unknown";
-    if (env_.peername_lookup) hostname_ = co_await LookUpName(peer);
+    if (env_.peername_lookup) {
+      // The client's address: from the PROXY header when a load balancer sent one.
+      asio::ip::address client = asio::ip::make_address(address_, ignored);
+      hostname_ = co_await LookUpName(tcp::endpoint(client, peer.port()));
+    }
     client_ = absl::StrCat(hostname_, "[", address_, "]");
     spdlog::info("connect from {}", client_);
     env_.metrics->connections.Increment();
@@ -129,6 +139,48 @@ class SmtpSession {
   }
 
  private:
+  // The load balancer's PROXY header: the real client address replaces the connection's.
+  // False (connection to be dropped) for an untrusted sender, a bad header or a timeout.
+  asio::awaitable<bool> ReadProxyHeader() {
+    absl::StatusOr<policy::IpAddress> peer = policy::IpAddress::Parse(address_);
+    if (!peer.ok() || !env_.proxy_networks->Contains(*peer)) {
+      spdlog::warn("connection from {} refused: not in postgate_proxy_networks", address_);
+      co_return false;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + env_.proxy_timeout;
+    for (;;) {
+      smtp::ProxyHeader header = smtp::ParseProxyHeader(input_);
+      if (header.result == smtp::ProxyHeader::Result::kDone) {
+        input_.erase(0, header.consumed);
+        if (header.has_address) {
+          absl::StatusOr<policy::IpAddress> client = policy::IpAddress::Parse(header.source_address);
+          address_ = client.ok() ? client->ToString() : header.source_address;
+        }
+        co_return true;
+      }
+      if (header.result == smtp::ProxyHeader::Result::kInvalid) {
+        spdlog::warn("haproxy read: {} from {}", header.error, address_);
+        co_return false;
+      }
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::steady_clock::duration::zero()) {
+        spdlog::warn("haproxy read: timeout error from {}", address_);
+        co_return false;
+      }
+      const size_t old_size = input_.size();
+      input_.resize(old_size + 256);
+      timer_.expires_after(left);
+      auto result = co_await (socket_.async_read_some(asio::buffer(input_.data() + old_size, 256), kAsTuple) ||
+                              timer_.async_wait(kAsTuple));
+      const size_t got = result.index() == 0 ? std::get<1>(std::get<0>(result)) : 0;
+      input_.resize(old_size + got);
+      if (result.index() != 0 || std::get<0>(std::get<0>(result))) {
+        if (result.index() != 0) spdlog::warn("haproxy read: timeout error from {}", address_);
+        co_return false;
+      }
+    }
+  }
+
   // A message is being received (DATA, or BDAT chunks before LAST): a drain lets it finish.
   bool busy() const { return in_message_ || bdat_message_.has_value(); }
 

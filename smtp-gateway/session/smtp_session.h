@@ -32,6 +32,9 @@ struct SessionEnvironment {
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
   bool tls_received_header = false;   // smtpd_tls_received_header
   DrainControl* drain = nullptr;      // Graceful shutdown; required.
+  // smtpd_upstream_proxy_protocol = haproxy: a PROXY v1/v2 header comes first, only from these.
+  const policy::NetworkList* proxy_networks = nullptr;  // Null: no PROXY protocol.
+  std::chrono::milliseconds proxy_timeout{5000};        // smtpd_upstream_proxy_timeout
 };
 
 asio::awaitable<void> RunSmtpSession(asio::ip::tcp::socket socket, const SessionEnvironment& environment);
