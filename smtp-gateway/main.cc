@@ -194,6 +194,22 @@ int Run(const Flags& flags) {
     Fatal(cf.Error("smtpd_upstream_proxy_protocol", absl::StrCat("\"", proxy_protocol, "\": use haproxy or nothing")));
   }
 
+  // Behind a load balancer without PROXY protocol or externalTrafficPolicy: Local, every client
+  // appears to come from a cluster address: if mynetworks holds one, the gateway is an open relay.
+  absl::StatusOr<gateway::policy::NetworkList> cluster =
+      gateway::policy::NetworkList::Parse(cf.GetList("postgate_cluster_networks"));
+  if (!cluster.ok()) Fatal(cf.Error("postgate_cluster_networks", cluster.status().message()));
+  if (!proxy_networks && !cf.GetBool("postgate_client_address_preserved")) {
+    absl::StatusOr<gateway::policy::NetworkList> relay_networks =
+        gateway::policy::NetworkList::Parse(cf.GetList("mynetworks"));
+    if (std::optional<std::string> overlap = relay_networks->FindOverlap(*cluster)) {
+      Fatal(cf.Error("mynetworks",
+                     absl::StrCat(*overlap, " (postgate_cluster_networks): clients behind the load balancer "
+                                  "would all look trusted and could relay; enable "
+                                  "smtpd_upstream_proxy_protocol or set postgate_client_address_preserved")));
+    }
+  }
+
   gateway::DrainControl drain;
   gateway::SessionEnvironment environment;
   environment.drain = &drain;

@@ -31,6 +31,10 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_upstream_proxy_protocol", "", K::kString},
     ParameterSpec{"smtpd_upstream_proxy_timeout", "5s", K::kTime, 's'},
     ParameterSpec{"postgate_proxy_networks", "", K::kList},
+    // Kubernetes: the pod and node ranges, and whether the Service keeps client addresses
+    // (externalTrafficPolicy: Local). Used to refuse the classic accidental open relay.
+    ParameterSpec{"postgate_cluster_networks", "", K::kList},
+    ParameterSpec{"postgate_client_address_preserved", "no", K::kBool},
     // TLS, as in Postfix.
     ParameterSpec{"smtpd_tls_security_level", "", K::kString},
     ParameterSpec{"smtpd_tls_cert_file", "", K::kString},

@@ -63,6 +63,22 @@ bool Network::Contains(const IpAddress& address) const {
   return true;
 }
 
+bool Network::Overlaps(const Network& other) const {
+  // CIDR ranges are nested or disjoint: they overlap iff one holds the other's base address.
+  return Contains(other.base_) || other.Contains(base_);
+}
+
+std::string Network::ToString() const { return absl::StrCat(base_.ToString(), "/", prefix_length_); }
+
+std::optional<std::string> NetworkList::FindOverlap(const NetworkList& other) const {
+  for (const Network& mine : networks_) {
+    for (const Network& theirs : other.networks_) {
+      if (mine.Overlaps(theirs)) return absl::StrCat(mine.ToString(), " overlaps ", theirs.ToString());
+    }
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<NetworkList> NetworkList::Parse(const std::vector<std::string>& words) {
   NetworkList list;
   for (const std::string& word : words) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ class Network {
  public:
   static absl::StatusOr<Network> Parse(absl::string_view text);
   bool Contains(const IpAddress& address) const;
+  // The two ranges share at least one address.
+  bool Overlaps(const Network& other) const;
+  std::string ToString() const;
 
  private:
   IpAddress base_;
@@ -35,6 +39,8 @@ class NetworkList {
   // Each word of a mynetworks value; the error names the word that is not a network.
   static absl::StatusOr<NetworkList> Parse(const std::vector<std::string>& words);
   bool Contains(const IpAddress& address) const;
+  // The first network of this list that overlaps one of `other`, as "a overlaps b"; nullopt if none.
+  std::optional<std::string> FindOverlap(const NetworkList& other) const;
 
  private:
   std::vector<Network> networks_;

@@ -37,5 +37,12 @@ TEST(NetworkTest, ErrorsNameTheWord) {
   EXPECT_EQ(NetworkList::Parse({"10.0.0.0/33"}).status().message(), "\"10.0.0.0/33\": bad prefix length");
 }
 
+TEST(NetworkTest, OverlapFindsTheAccidentalOpenRelay) {
+  NetworkList mynetworks = *NetworkList::Parse({"127.0.0.0/8", "10.244.0.0/16"});
+  EXPECT_EQ(*mynetworks.FindOverlap(*NetworkList::Parse({"10.0.0.0/8"})), "10.244.0.0/16 overlaps 10.0.0.0/8");
+  EXPECT_EQ(*mynetworks.FindOverlap(*NetworkList::Parse({"10.244.3.0/24"})), "10.244.0.0/16 overlaps 10.244.3.0/24");
+  EXPECT_FALSE(mynetworks.FindOverlap(*NetworkList::Parse({"10.96.0.0/12", "[fd00::]/8"})).has_value());
+}
+
 }  // namespace
 }  // namespace postgate::gateway::policy

@@ -65,6 +65,12 @@ class ConfigErrorsTest(unittest.TestCase):
         self.assertEqual(result.returncode, 1)
         self.assertIn("smtp-gateway: fatal: smtpd_tls_cert_file: /nonexistent/cert.pem: cannot load certificate", result.stderr)
 
+    def test_refuses_the_kubernetes_open_relay(self):
+        result, _, _ = self.run_with("smtp-gateway", "postgate_cluster_networks = 192.168.0.0/16\n")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("mynetworks: 192.168.0.0/24 overlaps 192.168.0.0/16 (postgate_cluster_networks): clients "
+                      "behind the load balancer would all look trusted", result.stderr)
+
     def test_flag_overrides_are_validated(self):
         bad = subprocess.run([os.path.join(BIN_DIR, "smtp-gateway"), "--config", os.path.join(SOURCE_DIR, "config/main.cf"),
                               "--listen", "127.0.0.1:99999"], capture_output=True, text=True, timeout=30)
