@@ -1,5 +1,6 @@
 // smtp-gateway: flags → main.cf → policy, queue client, metrics → listeners → run until SIGINT or
 // SIGTERM. The only place concrete classes are chosen.
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -24,6 +25,9 @@
 #include "core/addressing/local_domain.h"
 #include "core/config/aliases.h"
 #include "core/config/main_cf.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "smtp-gateway/metrics/gateway_metrics.h"
@@ -285,8 +289,40 @@ int Run(const Flags& flags) {
     }, asio::detached);
   });
 
-  spdlog::info("smtp-gateway listening smtp={} metrics=127.0.0.1:{} queue={} threads={}",
-               absl::StrJoin(bound, ","), exposer->GetListeningPorts().front(),
+  // Probes (grpc.health.v1): service "" answers SERVING while the process runs (liveness – a
+  // queue outage must not restart the gateway); service "readiness" is SERVING only while the
+  // queue is reachable and the gateway is not draining.
+  grpc::EnableDefaultHealthCheckService(true);
+  // gRPC adds its health service only to a server with a synchronous service: reflection is one.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder health_builder;
+  int health_port = 0;
+  health_builder.AddListeningPort(cf.Get("postgate_smtpd_health_listen"), grpc::InsecureServerCredentials(),
+                                  &health_port);
+  std::unique_ptr<grpc::Server> health_server = health_builder.BuildAndStart();
+  if (!health_server || health_port == 0) {
+    Fatal(cf.Error("postgate_smtpd_health_listen", "cannot listen on " + cf.Get("postgate_smtpd_health_listen")));
+  }
+  grpc::HealthCheckServiceInterface* health = health_server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus("readiness", false);
+  std::atomic<bool> stop_health{false};
+  std::thread readiness([&] {
+    bool ready = false;
+    while (!stop_health.load()) {
+      std::optional<bool> connected = queue.Connected();
+      bool now_ready = !drain.draining() && connected.value_or(ready);
+      if (now_ready != ready) {
+        ready = now_ready;
+        health->SetServingStatus("readiness", ready);
+        spdlog::info("readiness: {}", ready ? "serving" : drain.draining() ? "draining" : "queue-service unreachable");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  });
+
+  spdlog::info("smtp-gateway listening smtp={} metrics=127.0.0.1:{} health=127.0.0.1:{} queue={} threads={}",
+               absl::StrJoin(bound, ","), exposer->GetListeningPorts().front(), health_port,
                cf.Get("postgate_queue_address"), thread_count);
   std::vector<std::thread> threads;
   for (size_t i = 1; i < contexts.size(); ++i) {
@@ -297,6 +333,8 @@ int Run(const Flags& flags) {
   }
   contexts[0]->run();
   for (std::thread& thread : threads) thread.join();
+  stop_health = true;
+  readiness.join();
   // Open sessions are abandoned here; uploads never committed are discarded by the queue.
   std::_Exit(0);
 }

@@ -68,6 +68,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_queue_tls_client_cert_file", "", K::kString},
     ParameterSpec{"postgate_queue_tls_client_key_file", "$postgate_queue_tls_client_cert_file", K::kString},
     ParameterSpec{"postgate_smtpd_metrics_listen", "127.0.0.1:9101", K::kString},
+    ParameterSpec{"postgate_smtpd_health_listen", "127.0.0.1:9111", K::kString},
     ParameterSpec{"postgate_queue_metrics_listen", "127.0.0.1:9102", K::kString},
     ParameterSpec{"postgate_smtpd_threads", "0", K::kInteger},
     ParameterSpec{"postgate_done_retention", "7d", K::kTime, 'd'},

@@ -287,3 +287,16 @@ asio::awaitable<absl::StatusOr<uint32_t>> GrpcQueueClient::Flush(const std::stri
 }
 
 }  // namespace postgate::gateway
+
+namespace postgate::gateway {
+
+std::optional<bool> GrpcQueueClient::Connected() {
+  switch (impl_->channel->GetState(/*try_to_connect=*/true)) {
+    case GRPC_CHANNEL_READY: return true;
+    case GRPC_CHANNEL_TRANSIENT_FAILURE:
+    case GRPC_CHANNEL_SHUTDOWN: return false;
+    default: return std::nullopt;  // IDLE or CONNECTING.
+  }
+}
+
+}  // namespace postgate::gateway

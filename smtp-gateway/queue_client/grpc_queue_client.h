@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "smtp-gateway/queue_client/queue_client.h"
@@ -34,6 +35,10 @@ class GrpcQueueClient : public QueueClient {
       const OutgoingEnvelope& envelope) override;
   asio::awaitable<absl::StatusOr<uint32_t>> Flush(const std::string& domain,
                                                   bool include_subdomains) override;
+
+  // Connected to queue-service right now (the channel is READY); asks it to connect if idle.
+  // nullopt while connecting: not known yet.
+  std::optional<bool> Connected();
 
  private:
   struct Impl;

@@ -104,6 +104,9 @@ class Postgate:
         if aliases:
             with open(os.path.join(self.dir, "aliases"), "a") as out:
                 out.write(aliases)
+        # Probes on port 0: several instances run side by side.
+        with open(self.config, "a") as out:
+            out.write("\npostgate_smtpd_health_listen = 127.0.0.1:0\n")
         self.queue = None
         self.gateway = None
         self.grpc_port = None
@@ -121,9 +124,11 @@ class Postgate:
         self.gateway = Service([os.path.join(BIN_DIR, "smtp-gateway"), "--config", self.config,
                                 "--listen", "127.0.0.1:0", "--queue", f"127.0.0.1:{self.grpc_port}",
                                 "--metrics", "127.0.0.1:0"], "smtp-gateway")
-        match = self.gateway.wait_log(r"listening smtp=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+)")
+        match = self.gateway.wait_log(
+            r"listening smtp=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+) health=127\.0\.0\.1:(\d+)")
         self.smtp_port = int(match.group(1))
         self.gateway_metrics_port = int(match.group(2))
+        self.gateway_health_port = int(match.group(3))
         return self
 
     def start(self):
