@@ -49,12 +49,9 @@ void Override(config::MainCf& cf, const std::string& value, const char* name, co
 }
 
 std::string ReadFileOrDie(const config::MainCf& cf, const char* parameter) {
-  const std::string path = cf.Get(parameter);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) Fatal(cf.Error(parameter, absl::StrCat(path, ": cannot open")));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> text = config::ReadFileParameter(cf, parameter);
+  if (!text.ok()) Fatal(text.status());
+  return *std::move(text);
 }
 
 // Plain gRPC, TLS, or mutual TLS on the queue's port, from postgate_queue_tls_*.

@@ -57,12 +57,9 @@ struct Flags {
 };
 
 std::string ReadFileOrDie(const config::MainCf& cf, const char* parameter) {
-  const std::string path = cf.Get(parameter);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) Fatal(cf.Error(parameter, absl::StrCat(path, ": cannot open")));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
+  absl::StatusOr<std::string> text = config::ReadFileParameter(cf, parameter);
+  if (!text.ok()) Fatal(text.status());
+  return *std::move(text);
 }
 
 // "host:port", "[v6]:port" → endpoint.

@@ -209,6 +209,15 @@ absl::Status MainCf::Error(absl::string_view name, absl::string_view problem) co
   return absl::InvalidArgumentError(absl::StrCat(origin, ": ", name, ": ", problem));
 }
 
+absl::StatusOr<std::string> ReadFileParameter(const MainCf& cf, absl::string_view name) {
+  const std::string path = cf.Get(name);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return cf.Error(name, absl::StrCat(path, ": cannot open"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
 absl::StatusOr<MainCf> LoadMainCf(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {

@@ -51,6 +51,10 @@ class MainCf {
   absl::flat_hash_map<std::string, Value> values_;
 };
 
+// The contents of the file a parameter names (a certificate, a CA bundle…); the error names the
+// parameter's file:line and the path.
+absl::StatusOr<std::string> ReadFileParameter(const MainCf& cf, absl::string_view name);
+
 // Reads and parses a file. Errors name the file.
 absl::StatusOr<MainCf> LoadMainCf(const std::string& path);
 

@@ -59,6 +59,13 @@ grpc::Status QueueApiService::Enqueue(
                     InvalidArgument("commit.size", absl::StrCat("says ", request.commit().size(),
                                                                 " bytes, received ", size)));
       }
+      // Too late (the gateway has given up and said 451) or abandoned: storing it now would
+      // deliver a message its sender was told failed, and will send again.
+      if ((request.commit().has_deadline() && absl::Now() > FromTimestamp(request.commit().deadline())) ||
+          context->IsCancelled()) {
+        return Fail(id, chunks, "expired",
+                    grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "commit arrived after its deadline"));
+      }
       committed = true;
       break;
     }

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/base/absl_fmt.h"
 #include "core/base/logging.h"
 #include "queue-service/delivery/dsn.h"
 #include "queue-service/model/message_record.h"
@@ -75,41 +76,50 @@ absl::StatusOr<StoredMessage> DeliveryAgent::LoadForChange(const std::string& id
   return record;
 }
 
-absl::StatusOr<v1::Message> DeliveryAgent::Hold(const std::string& id) {
+absl::StatusOr<v1::Message> DeliveryAgent::ChangeMessage(
+    const std::string& id, const std::function<absl::Status(v1::Message&)>& change,
+    absl::string_view log_text, v1::EventKind event, bool attempt_now) {
   LockMessage(id);
   absl::Cleanup unlock = [&] { UnlockMessage(id); };
   absl::StatusOr<StoredMessage> record = LoadForChange(id);
   if (!record.ok()) return record.status();
   v1::Message& message = *record->mutable_message();
-  if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "already held"));
-  }
-  message.set_state(v1::MESSAGE_STATE_HOLD);
+  if (absl::Status allowed = change(message); !allowed.ok()) return allowed;
   if (absl::Status saved = store_.Update(*record); !saved.ok()) return saved;
   index_.Upsert(message);
-  spdlog::info("{}: placed on hold", id);
-  Publish(v1::EVENT_KIND_HELD, message, nullptr);
+  spdlog::info("{}: {}", id, log_text);
+  if (event != v1::EVENT_KIND_UNSPECIFIED) Publish(event, message, nullptr);
+  if (attempt_now) Submit(id);
   return message;
 }
 
+absl::StatusOr<v1::Message> DeliveryAgent::Hold(const std::string& id) {
+  return ChangeMessage(
+      id,
+      [&id](v1::Message& message) {
+        if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "already held"));
+        }
+        message.set_state(v1::MESSAGE_STATE_HOLD);
+        return absl::OkStatus();
+      },
+      "placed on hold", v1::EVENT_KIND_HELD, false);
+}
+
 absl::StatusOr<v1::Message> DeliveryAgent::Release(const std::string& id) {
-  LockMessage(id);
-  absl::Cleanup unlock = [&] { UnlockMessage(id); };
-  absl::StatusOr<StoredMessage> record = LoadForChange(id);
-  if (!record.ok()) return record.status();
-  v1::Message& message = *record->mutable_message();
-  if (message.state() != v1::MESSAGE_STATE_HOLD) {
-    return absl::FailedPreconditionError(absl::StrCat("queue ID ", id, " is not held"));
-  }
-  message.set_state(DeriveState(message));
-  if (message.state() == v1::MESSAGE_STATE_DEFERRED) message.set_state(v1::MESSAGE_STATE_ACTIVE);
-  if (absl::Status saved = store_.Update(*record); !saved.ok()) return saved;
-  index_.Upsert(message);
-  spdlog::info("{}: released from hold", id);
-  Publish(v1::EVENT_KIND_RELEASED, message, nullptr);
-  Submit(id);
-  return message;
+  return ChangeMessage(
+      id,
+      [&id](v1::Message& message) {
+        if (message.state() != v1::MESSAGE_STATE_HOLD) {
+          return absl::FailedPreconditionError(absl::StrCat("queue ID ", id, " is not held"));
+        }
+        // Waiting recipients are attempted right away, deferred ones included.
+        message.set_state(DeriveState(message) == v1::MESSAGE_STATE_DONE ? v1::MESSAGE_STATE_DONE
+                                                                         : v1::MESSAGE_STATE_ACTIVE);
+        return absl::OkStatus();
+      },
+      "released from hold", v1::EVENT_KIND_RELEASED, true);
 }
 
 absl::Status DeliveryAgent::Delete(const std::string& id) {
@@ -125,24 +135,20 @@ absl::Status DeliveryAgent::Delete(const std::string& id) {
 }
 
 absl::StatusOr<v1::Message> DeliveryAgent::Requeue(const std::string& id) {
-  LockMessage(id);
-  absl::Cleanup unlock = [&] { UnlockMessage(id); };
-  absl::StatusOr<StoredMessage> record = LoadForChange(id);
-  if (!record.ok()) return record.status();
-  v1::Message& message = *record->mutable_message();
-  if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
-  }
-  for (v1::RecipientStatus& recipient : *message.mutable_recipients()) {
-    if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) recipient.set_state(v1::RECIPIENT_STATE_QUEUED);
-  }
-  message.set_state(DeriveState(message));
-  if (absl::Status saved = store_.Update(*record); !saved.ok()) return saved;
-  index_.Upsert(message);
-  spdlog::info("{}: requeued", id);
-  Submit(id);
-  return message;
+  return ChangeMessage(
+      id,
+      [&id](v1::Message& message) {
+        if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
+        }
+        for (v1::RecipientStatus& recipient : *message.mutable_recipients()) {
+          if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) recipient.set_state(v1::RECIPIENT_STATE_QUEUED);
+        }
+        message.set_state(DeriveState(message));
+        return absl::OkStatus();
+      },
+      "requeued", v1::EVENT_KIND_UNSPECIFIED, true);
 }
 
 DeliveryAgent::~DeliveryAgent() { Stop(); }

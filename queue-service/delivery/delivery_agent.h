@@ -7,6 +7,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,6 +79,12 @@ class DeliveryAgent {
   void LockMessage(const std::string& id);
   void UnlockMessage(const std::string& id);
   absl::StatusOr<StoredMessage> LoadForChange(const std::string& id);
+  // Locks, loads, applies `change` (which may refuse), saves, logs, tells watchers and, with
+  // `attempt_now`, schedules an attempt: the common shape of Hold, Release and Requeue.
+  absl::StatusOr<v1::Message> ChangeMessage(const std::string& id,
+                                            const std::function<absl::Status(v1::Message&)>& change,
+                                            absl::string_view log_text, v1::EventKind event,
+                                            bool attempt_now);
   // Queues one RFC 3464 notification to the sender about `recipients` (indices into `record`)
   // and returns its queue ID. Reads the original content, so it runs before that is dropped.
   absl::StatusOr<std::string> SendNotification(const StoredMessage& record,

@@ -144,8 +144,9 @@ asio::awaitable<absl::Status> FailedStep(EnqueueCall& call, absl::string_view st
 
 class GrpcMessageUpload : public MessageUpload {
  public:
-  GrpcMessageUpload(std::shared_ptr<EnqueueCall> call, std::string queue_id)
-      : call_(std::move(call)), queue_id_(std::move(queue_id)) {}
+  GrpcMessageUpload(std::shared_ptr<EnqueueCall> call, std::string queue_id,
+                    std::chrono::milliseconds timeout)
+      : call_(std::move(call)), queue_id_(std::move(queue_id)), timeout_(timeout) {}
   ~GrpcMessageUpload() override {
     if (!committed_) call_->Cancel();  // The queue discards what it received.
   }
@@ -162,6 +163,12 @@ class GrpcMessageUpload : public MessageUpload {
   asio::awaitable<absl::Status> Commit(uint64_t size) override {
     v1::EnqueueRequest request;
     request.mutable_commit()->set_size(size);
+    // Half the step timeout: the queue must have committed well before we stop waiting.
+    const auto deadline = std::chrono::system_clock::now() + timeout_ / 2;
+    const auto nanos =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+    request.mutable_commit()->mutable_deadline()->set_seconds(nanos / 1000000000);
+    request.mutable_commit()->mutable_deadline()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
     if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "commit");
     v1::EnqueueResponse response;
     if (!co_await call_->Read(&response)) co_return co_await FailedStep(*call_, "commit");
@@ -176,6 +183,7 @@ class GrpcMessageUpload : public MessageUpload {
  private:
   std::shared_ptr<EnqueueCall> call_;
   std::string queue_id_;
+  std::chrono::milliseconds timeout_;
   bool committed_ = false;
 };
 
@@ -259,7 +267,7 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
   if (!co_await call->Read(&response) || response.queue_id().empty()) {
     co_return co_await FailedStep(*call, "queue ID");
   }
-  co_return std::make_unique<GrpcMessageUpload>(call, response.queue_id());
+  co_return std::make_unique<GrpcMessageUpload>(call, response.queue_id(), impl_->timeout);
 }
 
 }  // namespace postgate::gateway
