@@ -226,6 +226,11 @@ int Run(const Flags& flags) {
   environment.limits.message_size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
   environment.limits.recipient_limit = static_cast<size_t>(cf.GetInteger("smtpd_recipient_limit"));
   environment.limits.strict_smtputf8 = cf.GetBool("strict_smtputf8");
+  environment.limits.hard_error_limit = static_cast<size_t>(cf.GetInteger("smtpd_hard_error_limit"));
+  environment.limits.junk_command_limit = static_cast<size_t>(cf.GetInteger("smtpd_junk_command_limit"));
+  environment.soft_error_limit = static_cast<size_t>(cf.GetInteger("smtpd_soft_error_limit"));
+  environment.error_sleep =
+      std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("smtpd_error_sleep_time")));
   environment.policy = &policy;
   environment.queue = &queue;
   environment.metrics = &metrics;

@@ -64,6 +64,29 @@ std::optional<Step> SessionMachine::CheckUtf8Address(const std::string& address,
 }
 
 Step SessionMachine::OnLine(const smtp::CommandLine& line) {
+  if (error_count_ >= limits_.hard_error_limit) {
+    return Step{Reply::Make(421, "4.7.0", absl::StrCat(limits_.hostname, " Error: too many errors")),
+                Action::kClose};
+  }
+  Step step = Dispatch(line);
+  if (step.reply && step.reply->code >= 400) ++error_count_;
+  switch (last_verb_) {
+    case smtp::Verb::kNoop:
+    case smtp::Verb::kRset:
+    case smtp::Verb::kVrfy:
+    case smtp::Verb::kEtrn:
+      // Harmless one at a time; a flood of them is a client wasting the server's time.
+      if (++junk_count_ > limits_.junk_command_limit && !(step.reply && step.reply->code >= 400)) {
+        ++error_count_;
+      }
+      break;
+    default:
+      break;
+  }
+  return step;
+}
+
+Step SessionMachine::Dispatch(const smtp::CommandLine& line) {
   if (line.too_long) {
     last_verb_ = smtp::Verb::kUnknown;
     return Say(500, "5.5.2", "Error: line too long");

@@ -45,6 +45,8 @@ struct ProtocolLimits {
   uint64_t message_size_limit = 10240000;  // 0: no limit.
   size_t recipient_limit = 1000;         // smtpd_recipient_limit.
   bool strict_smtputf8 = false;          // strict_smtputf8: non-ASCII addresses need SMTPUTF8.
+  size_t hard_error_limit = 20;          // smtpd_hard_error_limit: then 421 and disconnect.
+  size_t junk_command_limit = 100;       // smtpd_junk_command_limit: then NOOP/RSET/VRFY/ETRN count as errors.
   bool tls_available = false;            // A certificate is loaded: STARTTLS is offered.
   bool tls_required = false;             // smtpd_tls_security_level = encrypt.
 };
@@ -141,8 +143,11 @@ class SessionMachine {
   bool esmtp() const { return esmtp_; }
   // Verb of the last line, for logs and per-verb metrics.
   smtp::Verb last_verb() const { return last_verb_; }
+  // Error replies so far (Postfix's error count; the session slows down past the soft limit).
+  size_t error_count() const { return error_count_; }
 
  private:
+  Step Dispatch(const smtp::CommandLine& line);
   Step OnHelo(const smtp::Command& command, bool extended);
   Step OnMail(const smtp::Command& command);
   Step OnRcpt(const smtp::Command& command);
@@ -171,6 +176,8 @@ class SessionMachine {
   BdatChunk bdat_chunk_;
   EtrnRequest etrn_request_;
   smtp::Verb last_verb_ = smtp::Verb::kUnknown;
+  size_t error_count_ = 0;
+  size_t junk_count_ = 0;
 };
 
 }  // namespace postgate::gateway::protocol

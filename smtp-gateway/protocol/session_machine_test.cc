@@ -305,6 +305,28 @@ TEST_F(SessionMachineTest, DsnParametersLikePostfix) {
   EXPECT_FALSE(t.recipient_dsn[2].notify_given);
 }
 
+TEST(SessionMachineLimitsTest, HardErrorLimitLikePostfix) {
+  FakeDecider decider;
+  SessionMachine machine({"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10}, decider);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(machine.OnLine({"FOO", false}).reply->code, 500) << i;
+  }
+  Step step = machine.OnLine({"NOOP", false});
+  EXPECT_EQ(step.reply->Format(), "421 4.7.0 mail169.com Error: too many errors\r\n");
+  EXPECT_EQ(step.action, Action::kClose);
+}
+
+TEST(SessionMachineLimitsTest, JunkCommandsCountAsErrorsPastTheLimit) {
+  FakeDecider decider;
+  ProtocolLimits limits{"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10};
+  limits.junk_command_limit = 5;
+  limits.hard_error_limit = 3;
+  SessionMachine machine(limits, decider);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(machine.OnLine({"NOOP", false}).reply->code, 250) << i;
+  EXPECT_EQ(machine.error_count(), 3u);
+  EXPECT_EQ(machine.OnLine({"NOOP", false}).reply->code, 421);
+}
+
 TEST_F(SessionMachineTest, EhloResetsTransaction) {
   Play({{"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"}});
   Send("EHLO again");

@@ -220,6 +220,12 @@ class SmtpSession {
       }
       protocol::Step step = machine_->OnLine(*line);
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
+      if (step.reply && step.reply->code >= 400 && step.reply->code != 421 &&
+          machine_->error_count() > env_.soft_error_limit) {
+        // Postfix's tarpit: a client past smtpd_soft_error_limit waits before each error reply.
+        timer_.expires_after(env_.error_sleep);
+        co_await timer_.async_wait(kAsTuple);
+      }
       if (step.action == protocol::Action::kOpenQueue || step.action == protocol::Action::kReadChunk) {
         const smtp::Verb verb = machine_->last_verb();
         in_message_ = true;

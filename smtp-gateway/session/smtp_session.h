@@ -29,6 +29,8 @@ struct SessionEnvironment {
   size_t line_length_limit = 2048;
   std::chrono::seconds timeout{300};  // smtpd_timeout
   bool peername_lookup = true;        // smtpd_peername_lookup
+  size_t soft_error_limit = 10;       // smtpd_soft_error_limit: past it, each error reply waits
+  std::chrono::milliseconds error_sleep{1000};  // smtpd_error_sleep_time
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
   bool tls_received_header = false;   // smtpd_tls_received_header
   DrainControl* drain = nullptr;      // Graceful shutdown; required.

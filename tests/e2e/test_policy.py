@@ -1,4 +1,5 @@
 """Policy and limits through the whole gateway: relay, local users, aliases, sizes, VRFY."""
+import time
 import unittest
 
 from postgate_harness import PostgateTestCase, Postgate, SmtpConnection, send_message
@@ -78,6 +79,25 @@ class LimitsTest(PostgateTestCase):
     def test_overlong_command_line(self):
         replies = session(self.postgate.smtp_port, ["NOOP " + "x" * 5000, "NOOP"])
         self.assertEqual(replies, ["500 5.5.2 Error: line too long\r\n", "250 2.0.0 Ok\r\n"])
+
+
+class ErrorLimitsTest(PostgateTestCase):
+    overrides = {"smtpd_soft_error_limit": "18", "smtpd_hard_error_limit": "20", "smtpd_error_sleep_time": "1s"}
+
+    def test_tarpit_then_disconnect_like_postfix(self):
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            started = time.monotonic()
+            replies = [connection.command("FOO") for _ in range(20)]
+            elapsed = time.monotonic() - started
+            self.assertEqual(set(replies), {"500 5.5.2 Error: command not recognized\r\n"})
+            # Errors 19 and 20 are past the soft limit: each waited smtpd_error_sleep_time.
+            self.assertGreaterEqual(elapsed, 1.9)
+            self.assertEqual(connection.command("NOOP"), "421 4.7.0 mail169.com Error: too many errors\r\n")
+            self.assertEqual(connection.sock.recv(10), b"")
+        finally:
+            connection.close()
 
 
 if __name__ == "__main__":
