@@ -37,8 +37,12 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# Postgate with the reference configuration, on its own ports and data directory.
+# Postgate with the reference configuration, on its own ports and data directory (the TLS pair and
+# admin token config/main.cf names live under it).
 cp config/main.cf config/aliases "$work/"
+printf '\npostgate_data_directory = %s\npostgate_smtpd_health_listen = 127.0.0.1:0\n' "$work/var" >>"$work/main.cf"
+scripts/make-snakeoil-cert.sh "$work/var/tls" mail169.com 2>/dev/null
+openssl rand -hex 32 >"$work/var/admin-token"
 # smtp-source -r N sends to 1bar…Nbar; alias them like the Postfix peer does.
 for i in $(seq 1 100); do echo "${i}bar: bar"; done >>"$work/aliases"
 build/bin/queue-service --config "$work/main.cf" --data-dir "$work/var" --listen 127.0.0.1:50651 \
@@ -48,6 +52,11 @@ build/bin/smtp-gateway --config "$work/main.cf" --listen 127.0.0.1:2625 --queue 
   --metrics 127.0.0.1:0 >"$work/gateway.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/2625) 2>/dev/null && break; sleep 0.1; done
+(exec 3<>/dev/tcp/127.0.0.1/2625) 2>/dev/null || {
+  echo "bench: Postgate did not start:" >&2
+  cat "$work/queue.log" "$work/gateway.log" >&2
+  exit 1
+}
 mkdir -p "$work/var/mail/bar/new" "$work/var/mail/bar/cur"
 postgate_empty="build/bin/queuectl --server 127.0.0.1:50651 status | grep -q '^pending: 0 messages'"
 
