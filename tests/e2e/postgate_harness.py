@@ -132,7 +132,12 @@ class Postgate:
         return self
 
     def start(self):
-        return self.start_queue().start_gateway()
+        # A failed start must not leave the other service running (setUp failures skip tearDown).
+        try:
+            return self.start_queue().start_gateway()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def stop(self):
         for service in (self.gateway, self.queue):
