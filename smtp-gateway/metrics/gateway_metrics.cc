@@ -56,6 +56,13 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                    .Name("postgate_smtpd_rejects_total")
                    .Help("Recipients and messages refused, by reason.")
                    .Register(registry)) {
+  for (size_t verb = 0; verb < kVerbs; ++verb) {
+    for (size_t reply_class = 0; reply_class < 4; ++reply_class) {
+      command_counters_[verb][reply_class] = &commands_.Add(
+          {{"verb", std::string(smtp::VerbName(static_cast<smtp::Verb>(verb)))},
+           {"reply_class", std::to_string(reply_class + 2) + "xx"}});
+    }
+  }
   // Every reason exists from the start at 0, so rate() and alerts work before the first reject.
   for (const char* reason : {"relay_denied", "unknown_recipient", "message_too_big", "queue_error",
                              "too_many_recipients", "no_valid_recipients", "syntax", "other"}) {
@@ -63,9 +70,11 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
   }
 }
 
-void GatewayMetrics::CountCommand(absl::string_view verb, int reply_code) {
-  std::string reply_class = std::to_string(reply_code / 100) + "xx";
-  commands_.Add({{"verb", std::string(verb)}, {"reply_class", reply_class}}).Increment();
+void GatewayMetrics::CountCommand(smtp::Verb verb, int reply_code) {
+  const size_t verb_index = static_cast<size_t>(verb);
+  const int reply_class = reply_code / 100 - 2;
+  if (verb_index >= kVerbs || reply_class < 0 || reply_class > 3) return;
+  command_counters_[verb_index][static_cast<size_t>(reply_class)]->Increment();
 }
 
 void GatewayMetrics::CountReject(absl::string_view reason) {

@@ -2,7 +2,10 @@
 // classes, reasons) – never addresses, hosts or queue IDs – so cardinality stays bounded.
 #pragma once
 
+#include <array>
+
 #include "absl/strings/string_view.h"
+#include "core/smtp/command.h"
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
@@ -15,8 +18,9 @@ class GatewayMetrics {
  public:
   explicit GatewayMetrics(prometheus::Registry& registry);
 
-  // One SMTP command answered; verb is from the fixed verb list, reply_code its 3-digit code.
-  void CountCommand(absl::string_view verb, int reply_code);
+  // One SMTP command answered with `reply_code`. Every verb × reply class exists from the start
+  // (at 0), so this is an array lookup on the per-command path, not a label-map search.
+  void CountCommand(smtp::Verb verb, int reply_code);
   // A recipient or message refused; `reason` is one of a fixed set (see RejectReason()).
   void CountReject(absl::string_view reason);
   // Maps a refusing reply to its reason label: relay_denied, unknown_recipient, …
@@ -33,6 +37,8 @@ class GatewayMetrics {
 
  private:
   prometheus::Family<prometheus::Counter>& commands_;
+  static constexpr size_t kVerbs = static_cast<size_t>(smtp::Verb::kUnknown) + 1;
+  std::array<std::array<prometheus::Counter*, 4>, kVerbs> command_counters_{};  // [verb][2xx..5xx]
   prometheus::Family<prometheus::Counter>& rejects_;
 };
 

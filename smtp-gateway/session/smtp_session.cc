@@ -296,7 +296,7 @@ class SmtpSession {
     const smtp::Verb verb = machine_->last_verb();
     reply.AppendTo(&output_);
     if (reply.code == 354) return;  // DATA is counted once, by its final reply.
-    env_.metrics->CountCommand(smtp::VerbName(verb), reply.code);
+    env_.metrics->CountCommand(verb, reply.code);
     tally_.Count(verb, reply.code < 400);
     if (reply.code >= 400 && (verb == smtp::Verb::kRcpt || verb == smtp::Verb::kData ||
                               verb == smtp::Verb::kMail)) {
