@@ -177,11 +177,14 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
   }
 }
 
+absl::Status QueueApiService::CheckQueueId(const std::string& id) {
+  if (IsValidQueueId(id)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("queue_id: \"", id, "\" is not a queue ID (13 upper-case hex digits)"));
+}
+
 absl::StatusOr<StoredMessage> QueueApiService::Load(const std::string& id) {
-  if (!IsValidQueueId(id)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("queue_id: \"", id, "\" is not a queue ID (13 upper-case hex digits)"));
-  }
+  if (absl::Status valid = CheckQueueId(id); !valid.ok()) return valid;
   absl::StatusOr<StoredMessage> record = store_.Get(id);
   if (absl::IsNotFound(record.status())) return absl::NotFoundError(absl::StrCat("queue ID ", id, " not found"));
   return record;
@@ -245,36 +248,28 @@ grpc::Status Reply(const absl::StatusOr<Result>& result, Result* response) {
 grpc::Status QueueApiService::Hold(grpc::ServerContext* context, const v1::MessageRequest* request,
                                    v1::Message* response) {
   if (grpc::Status allowed = admin_.Check(*context, "Hold"); !allowed.ok()) return allowed;
-  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
-    return ToGrpcStatus(record.status());
-  }
+  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
   return Reply(agent_.Hold(request->queue_id()), response);
 }
 
 grpc::Status QueueApiService::Release(grpc::ServerContext* context, const v1::MessageRequest* request,
                                       v1::Message* response) {
   if (grpc::Status allowed = admin_.Check(*context, "Release"); !allowed.ok()) return allowed;
-  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
-    return ToGrpcStatus(record.status());
-  }
+  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
   return Reply(agent_.Release(request->queue_id()), response);
 }
 
 grpc::Status QueueApiService::Delete(grpc::ServerContext* context, const v1::MessageRequest* request,
                                      v1::DeleteResponse*) {
   if (grpc::Status allowed = admin_.Check(*context, "Delete"); !allowed.ok()) return allowed;
-  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
-    return ToGrpcStatus(record.status());
-  }
+  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
   return ToGrpcStatus(agent_.Delete(request->queue_id()));
 }
 
 grpc::Status QueueApiService::Requeue(grpc::ServerContext* context, const v1::MessageRequest* request,
                                       v1::Message* response) {
   if (grpc::Status allowed = admin_.Check(*context, "Requeue"); !allowed.ok()) return allowed;
-  if (absl::StatusOr<StoredMessage> record = Load(request->queue_id()); !record.ok()) {
-    return ToGrpcStatus(record.status());
-  }
+  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
   return Reply(agent_.Requeue(request->queue_id()), response);
 }
 

@@ -50,6 +50,9 @@ class QueueApiService final : public v1::QueueService::Service {
 
  private:
   grpc::Status Fail(const std::string& id, uint32_t chunks, const char* reason, grpc::Status status);
+  // InvalidArgument naming the field for a malformed ID. (Admin actions need no more here: the
+  // delivery agent loads the record under its per-message lock and reports NotFound itself.)
+  static absl::Status CheckQueueId(const std::string& id);
   // The stored record; InvalidArgument for a malformed ID, NotFound for an unknown one.
   absl::StatusOr<StoredMessage> Load(const std::string& id);
 
