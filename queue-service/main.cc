@@ -41,6 +41,7 @@ struct Flags {
   std::string data_dir;
   std::string listen;
   std::string metrics;
+  std::vector<std::string> overrides;  // -o name=value
 };
 
 void Override(config::MainCf& cf, const std::string& value, const char* name, const char* flag) {
@@ -84,6 +85,7 @@ int Run(const Flags& flags) {
   Override(cf, flags.data_dir, "postgate_data_directory", "--data-dir");
   Override(cf, flags.listen, "postgate_queue_listen", "--listen");
   Override(cf, flags.metrics, "postgate_queue_metrics_listen", "--metrics");
+  if (absl::Status applied = config::ApplyOverrides(cf, flags.overrides); !applied.ok()) Fatal(applied);
   if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), "postgate/queue",
                                                 cf.Get("postgate_log_format"));
       !logging.ok()) {
@@ -169,8 +171,14 @@ int Run(const Flags& flags) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  // main.cf is read at start only here (a restart is safe: every message is on disk); SIGHUP,
+  // which reloads smtp-gateway, must not stop the queue.
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    spdlog::warn("queue-service: SIGHUP ignored: main.cf is read at start; restart queue-service to apply "
+                 "changes (the Helm chart rolls the StatefulSet when its ConfigMap changes)");
+  }
   spdlog::info("queue-service stopping on signal {}", signal_number);
   server->GetHealthCheckService()->SetServingStatus(false);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -186,6 +194,7 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   Flags flags;
   CLI::App app{"Postgate queue-service: durable queue, local delivery and the queue status API"};
@@ -194,6 +203,7 @@ int main(int argc, char** argv) {
   app.add_option("--listen", flags.listen, "gRPC host:port (overrides postgate_queue_listen)");
   app.add_option("--metrics", flags.metrics,
                  "Prometheus host:port (overrides postgate_queue_metrics_listen)");
+  app.add_option("-o", flags.overrides, "name=value: set a main.cf parameter (wins over the file)");
   CLI11_PARSE(app, argc, argv);
   return Run(flags);
 }

@@ -1,6 +1,7 @@
 // smtp-gateway: flags → main.cf → policy, queue client, metrics → listeners → run until SIGINT or
 // SIGTERM. The only place concrete classes are chosen.
 #include <atomic>
+#include <functional>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -36,6 +37,9 @@
 #include "smtp-gateway/queue_client/grpc_queue_client.h"
 #include "smtp-gateway/session/smtp_server.h"
 #include "smtp-gateway/session/tls_context.h"
+#include "smtp-gateway/settings/gateway_settings.h"
+#include "core/base/status_macros.h"
+#include "core/base/absl_fmt.h"
 #include "core/base/logging.h"
 #include "spdlog/spdlog.h"
 
@@ -54,6 +58,7 @@ struct Flags {
   std::string listen;
   std::string queue;
   std::string metrics;
+  std::vector<std::string> overrides;  // -o name=value
 };
 
 std::string ReadFileOrDie(const config::MainCf& cf, const char* parameter) {
@@ -112,16 +117,22 @@ std::vector<tcp::endpoint> ListenEndpoints(const config::MainCf& cf, const std::
   return endpoints;
 }
 
+// main.cf with the command line's overrides (-o name=value wins, as with Postfix's daemons).
+absl::StatusOr<config::MainCf> LoadConfig(const Flags& flags) {
+  absl::StatusOr<config::MainCf> cf = config::LoadMainCf(flags.config);
+  if (!cf.ok()) return cf.status();
+  if (!flags.queue.empty()) RETURN_IF_ERROR(cf->Override("postgate_queue_address", flags.queue, "--queue"));
+  if (!flags.metrics.empty()) {
+    RETURN_IF_ERROR(cf->Override("postgate_smtpd_metrics_listen", flags.metrics, "--metrics"));
+  }
+  RETURN_IF_ERROR(config::ApplyOverrides(*cf, flags.overrides));
+  return cf;
+}
+
 int Run(const Flags& flags) {
-  absl::StatusOr<config::MainCf> loaded = config::LoadMainCf(flags.config);
+  absl::StatusOr<config::MainCf> loaded = LoadConfig(flags);
   if (!loaded.ok()) Fatal(loaded.status());
   config::MainCf& cf = *loaded;
-  if (!flags.queue.empty()) {
-    if (absl::Status s = cf.Override("postgate_queue_address", flags.queue, "--queue"); !s.ok()) Fatal(s);
-  }
-  if (!flags.metrics.empty()) {
-    if (absl::Status s = cf.Override("postgate_smtpd_metrics_listen", flags.metrics, "--metrics"); !s.ok()) Fatal(s);
-  }
 
   if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), "postgate/smtpd",
                                                 cf.Get("postgate_log_format"));
@@ -129,14 +140,6 @@ int Run(const Flags& flags) {
     Fatal(cf.Error("postgate_log_format", logging.message()));
   }
   const std::vector<tcp::endpoint> endpoints = ListenEndpoints(cf, flags.listen);
-  absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
-  if (!aliases.ok()) Fatal(aliases.status());
-  addressing::LocalDomain domain(cf, *std::move(aliases));
-  absl::StatusOr<gateway::policy::NetworkList> mynetworks =
-      gateway::policy::NetworkList::Parse(cf.GetList("mynetworks"));
-  if (!mynetworks.ok()) Fatal(cf.Error("mynetworks", mynetworks.status().message()));
-  gateway::policy::RelayPolicy policy(domain, *std::move(mynetworks), cf.GetList("fast_flush_domains"));
-
   auto registry = std::make_shared<prometheus::Registry>();
   gateway::GatewayMetrics metrics(*registry);
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -160,84 +163,13 @@ int Run(const Flags& flags) {
       std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("postgate_queue_timeout"))),
       channel_tls);
 
-  // STARTTLS: Postfix's smtpd_tls_security_level semantics (none / may / encrypt).
-  std::unique_ptr<gateway::TlsContextProvider> tls;
-  const std::string tls_level = cf.Get("smtpd_tls_security_level");
-  if (tls_level != "" && tls_level != "none" && tls_level != "may" && tls_level != "encrypt") {
-    Fatal(cf.Error("smtpd_tls_security_level", absl::StrCat("\"", tls_level, "\": use none, may or encrypt")));
-  }
-  if (tls_level == "may" || tls_level == "encrypt") {
-    if (cf.Get("smtpd_tls_cert_file").empty()) {
-      Fatal(cf.Error("smtpd_tls_security_level", absl::StrCat(tls_level, " needs smtpd_tls_cert_file")));
-    }
-    absl::StatusOr<std::unique_ptr<gateway::TlsContextProvider>> created =
-        gateway::TlsContextProvider::Create(
-            cf.Get("smtpd_tls_cert_file"), cf.Get("smtpd_tls_key_file"), [&metrics](absl::Time expiry) {
-              metrics.tls_certificate_expiry.Set(static_cast<double>(absl::ToUnixSeconds(expiry)));
-            });
-    if (!created.ok()) Fatal(created.status());
-    tls = *std::move(created);
-  }
-
-  // PROXY protocol from trusted load balancers only.
-  std::optional<gateway::policy::NetworkList> proxy_networks;
-  const std::string proxy_protocol = cf.Get("smtpd_upstream_proxy_protocol");
-  if (proxy_protocol == "haproxy") {
-    absl::StatusOr<gateway::policy::NetworkList> networks =
-        gateway::policy::NetworkList::Parse(cf.GetList("postgate_proxy_networks"));
-    if (!networks.ok()) Fatal(cf.Error("postgate_proxy_networks", networks.status().message()));
-    if (cf.GetList("postgate_proxy_networks").empty()) {
-      Fatal(cf.Error("smtpd_upstream_proxy_protocol",
-                     "haproxy needs postgate_proxy_networks (the load balancers allowed to send it)"));
-    }
-    proxy_networks = *std::move(networks);
-  } else if (!proxy_protocol.empty()) {
-    Fatal(cf.Error("smtpd_upstream_proxy_protocol", absl::StrCat("\"", proxy_protocol, "\": use haproxy or nothing")));
-  }
-
-  // Behind a load balancer without PROXY protocol or externalTrafficPolicy: Local, every client
-  // appears to come from a cluster address: if mynetworks holds one, the gateway is an open relay.
-  absl::StatusOr<gateway::policy::NetworkList> cluster =
-      gateway::policy::NetworkList::Parse(cf.GetList("postgate_cluster_networks"));
-  if (!cluster.ok()) Fatal(cf.Error("postgate_cluster_networks", cluster.status().message()));
-  if (!proxy_networks && !cf.GetBool("postgate_client_address_preserved")) {
-    absl::StatusOr<gateway::policy::NetworkList> relay_networks =
-        gateway::policy::NetworkList::Parse(cf.GetList("mynetworks"));
-    if (std::optional<std::string> overlap = relay_networks->FindOverlap(*cluster)) {
-      Fatal(cf.Error("mynetworks",
-                     absl::StrCat(*overlap, " (postgate_cluster_networks): clients behind the load balancer "
-                                  "would all look trusted and could relay; enable "
-                                  "smtpd_upstream_proxy_protocol or set postgate_client_address_preserved")));
-    }
-  }
-
   gateway::DrainControl drain;
-  gateway::SessionEnvironment environment;
-  environment.drain = &drain;
-  environment.proxy_networks = proxy_networks ? &*proxy_networks : nullptr;
-  environment.proxy_timeout =
-      std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("smtpd_upstream_proxy_timeout")));
-  environment.tls = tls.get();
-  environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
-  environment.limits.tls_available = tls != nullptr;
-  environment.limits.tls_required = tls_level == "encrypt";
-  environment.limits.hostname = cf.Get("myhostname");
-  environment.limits.banner = cf.Get("smtpd_banner");
-  environment.limits.message_size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
-  environment.limits.recipient_limit = static_cast<size_t>(cf.GetInteger("smtpd_recipient_limit"));
-  environment.limits.strict_smtputf8 = cf.GetBool("strict_smtputf8");
-  environment.limits.hard_error_limit = static_cast<size_t>(cf.GetInteger("smtpd_hard_error_limit"));
-  environment.limits.junk_command_limit = static_cast<size_t>(cf.GetInteger("smtpd_junk_command_limit"));
-  environment.soft_error_limit = static_cast<size_t>(cf.GetInteger("smtpd_soft_error_limit"));
-  environment.error_sleep =
-      std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("smtpd_error_sleep_time")));
-  environment.policy = &policy;
-  environment.queue = &queue;
-  environment.metrics = &metrics;
-  environment.mail_name = cf.Get("mail_name");
-  environment.line_length_limit = static_cast<size_t>(cf.GetInteger("line_length_limit"));
-  environment.timeout = std::chrono::seconds(absl::ToInt64Seconds(cf.GetTime("smtpd_timeout")));
-  environment.peername_lookup = cf.GetBool("smtpd_peername_lookup");
+  gateway::GatewayServices services{.queue = &queue, .metrics = &metrics, .drain = &drain};
+  absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> initial =
+      gateway::GatewaySettings::Build(cf, services);
+  if (!initial.ok()) Fatal(initial.status());
+  gateway::SettingsHolder settings(*std::move(initial));
+  config::MainCf running_cf = cf;
 
   size_t thread_count = static_cast<size_t>(cf.GetInteger("postgate_smtpd_threads"));
   if (thread_count == 0) thread_count = std::max(1u, std::thread::hardware_concurrency());
@@ -261,10 +193,52 @@ int Run(const Flags& flags) {
     }
     tcp::endpoint local = acceptor->local_endpoint();
     bound.push_back(absl::StrCat(local.address().to_string(), ":", local.port()));
-    asio::co_spawn(*contexts[0], gateway::AcceptSmtpConnections(*acceptor, contexts, environment),
+    asio::co_spawn(*contexts[0], gateway::AcceptSmtpConnections(*acceptor, contexts, [&settings] { return settings.Current(); }),
                    asio::detached);
     acceptors.push_back(std::move(acceptor));
   }
+
+  // SIGHUP, or main.cf replaced (a ConfigMap update swaps the file under the pod): load it again.
+  // A file that does not load leaves the running settings in force.
+  auto reload = [&](const char* why) {
+    absl::StatusOr<config::MainCf> next = LoadConfig(flags);
+    absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> built =
+        next.ok() ? gateway::GatewaySettings::Build(*next, services)
+                  : absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>>(next.status());
+    if (!built.ok()) {
+      metrics.config_reloads_failed.Increment();
+      spdlog::error("reload ({}) refused, the running configuration stays in force: {}", why,
+                    built.status().message());
+      return;
+    }
+    settings.Replace(*std::move(built));
+    metrics.config_reloads.Increment();
+    std::vector<std::string> restart_only = gateway::RestartOnlyChanges(running_cf, *next);
+    running_cf = *std::move(next);
+    spdlog::info("reload ({}): {} reloaded; new sessions use it, open ones keep theirs", why, flags.config);
+    if (!restart_only.empty()) {
+      spdlog::warn("reload: {} changed; that takes a restart", absl::StrJoin(restart_only, ", "));
+    }
+  };
+  asio::signal_set hangup(*contexts[0], SIGHUP);
+  std::function<void(std::error_code, int)> on_hangup = [&](std::error_code error, int) {
+    if (error) return;
+    reload("SIGHUP");
+    hangup.async_wait(on_hangup);
+  };
+  hangup.async_wait(on_hangup);
+  asio::co_spawn(*contexts[0], [&]() -> asio::awaitable<void> {
+    gateway::FileStamp seen = gateway::StampOf(flags.config);
+    asio::steady_timer tick(*contexts[0]);
+    for (;;) {
+      tick.expires_after(std::chrono::seconds(1));
+      co_await tick.async_wait(asio::use_awaitable);
+      gateway::FileStamp now = gateway::StampOf(flags.config);
+      if (now == seen) continue;
+      seen = now;
+      reload("main.cf changed");
+    }
+  }, asio::detached);
 
   // SIGTERM/SIGINT: drain (idle sessions get 421, messages in progress finish), then stop once no
   // session is left or postgate_drain_timeout has passed.
@@ -350,6 +324,7 @@ int main(int argc, char** argv) {
   app.add_option("--listen", flags.listen, "SMTP host:port (overrides inet_interfaces and postgate_smtpd_port)");
   app.add_option("--queue", flags.queue, "queue-service gRPC host:port (overrides postgate_queue_address)");
   app.add_option("--metrics", flags.metrics, "Prometheus host:port (overrides postgate_smtpd_metrics_listen)");
+  app.add_option("-o", flags.overrides, "name=value: set a main.cf parameter (wins over the file)");
   CLI11_PARSE(app, argc, argv);
   return Run(flags);
 }

@@ -108,6 +108,19 @@ absl::Status MainCf::Override(absl::string_view name, std::string value, std::st
   return Validate(name);
 }
 
+absl::Status ApplyOverrides(MainCf& cf, const std::vector<std::string>& assignments) {
+  for (const std::string& assignment : assignments) {
+    size_t equals = assignment.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("-o ", assignment, ": expected name=value"));
+    }
+    std::string name(absl::StripAsciiWhitespace(assignment.substr(0, equals)));
+    std::string value(absl::StripAsciiWhitespace(assignment.substr(equals + 1)));
+    RETURN_IF_ERROR(cf.Override(name, std::move(value), "-o"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MainCf::Validate(absl::string_view name) const {
   const ParameterSpec* spec = FindParameter(name);
   absl::StatusOr<std::string> expanded = Expand(name, 0);

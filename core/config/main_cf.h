@@ -55,6 +55,10 @@ class MainCf {
 // parameter's file:line and the path.
 absl::StatusOr<std::string> ReadFileParameter(const MainCf& cf, absl::string_view name);
 
+// Applies "name=value" overrides from the command line (Postfix's `-o`), in order; each is
+// validated like a file value and errors name it as "-o: name: …".
+absl::Status ApplyOverrides(MainCf& cf, const std::vector<std::string>& assignments);
+
 // Reads and parses a file. Errors name the file.
 absl::StatusOr<MainCf> LoadMainCf(const std::string& path);
 

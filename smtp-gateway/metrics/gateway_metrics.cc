@@ -9,6 +9,18 @@ using prometheus::BuildGauge;
 using prometheus::BuildHistogram;
 using prometheus::Histogram;
 
+namespace {
+
+// Registered twice (once per result); the registry merges same-named families.
+prometheus::Family<prometheus::Counter>& ReloadFamily(prometheus::Registry& registry) {
+  return BuildCounter()
+      .Name("postgate_smtpd_config_reloads_total")
+      .Help("main.cf reloads (SIGHUP or the file changed), by result: applied or refused.")
+      .Register(registry);
+}
+
+}  // namespace
+
 GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
     : connections(BuildCounter()
                       .Name("postgate_smtpd_connections_total")
@@ -48,6 +60,8 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                                  .Help("Unix time the STARTTLS certificate in use expires; 0 without TLS.")
                                  .Register(registry)
                                  .Add({})),
+      config_reloads(ReloadFamily(registry).Add({{"result", "applied"}})),
+      config_reloads_failed(ReloadFamily(registry).Add({{"result", "refused"}})),
       commands_(BuildCounter()
                     .Name("postgate_smtpd_commands_total")
                     .Help("SMTP commands answered, by verb and reply class (2xx, 3xx, 4xx, 5xx).")

@@ -34,6 +34,9 @@ class GatewayMetrics {
   prometheus::Histogram& message_bytes;
   // Unix time the STARTTLS certificate expires (0 without TLS); alerts watch it.
   prometheus::Gauge& tls_certificate_expiry;
+  // main.cf reloads (SIGHUP or the file changed), applied and refused.
+  prometheus::Counter& config_reloads;
+  prometheus::Counter& config_reloads_failed;
 
  private:
   prometheus::Family<prometheus::Counter>& commands_;

@@ -11,7 +11,7 @@ namespace postgate::gateway {
 
 asio::awaitable<void> AcceptSmtpConnections(asio::ip::tcp::acceptor& acceptor,
                                             std::vector<asio::io_context*> contexts,
-                                            const SessionEnvironment& environment) {
+                                            CurrentEnvironment environment) {
   constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
   size_t next = 0;
   for (;;) {
@@ -25,7 +25,7 @@ asio::awaitable<void> AcceptSmtpConnections(asio::ip::tcp::acceptor& acceptor,
       co_await pause.async_wait(kAsTuple);
       continue;
     }
-    asio::co_spawn(context, RunSmtpSession(std::move(socket), environment), asio::detached);
+    asio::co_spawn(context, RunSmtpSession(std::move(socket), environment()), asio::detached);
   }
 }
 

@@ -2,6 +2,7 @@
 // coroutine per session – many thousands of sessions on a few threads, never a thread each.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -12,9 +13,12 @@
 
 namespace postgate::gateway {
 
+// The settings for a session starting now (they change when main.cf is reloaded).
+using CurrentEnvironment = std::function<std::shared_ptr<const SessionEnvironment>()>;
+
 // Accepts on `acceptor` until it is closed; new sessions go round-robin to `contexts`.
 asio::awaitable<void> AcceptSmtpConnections(asio::ip::tcp::acceptor& acceptor,
                                             std::vector<asio::io_context*> contexts,
-                                            const SessionEnvironment& environment);
+                                            CurrentEnvironment environment);
 
 }  // namespace postgate::gateway

@@ -545,8 +545,8 @@ class SmtpSession {
 
 }  // namespace
 
-asio::awaitable<void> RunSmtpSession(tcp::socket socket, const SessionEnvironment& environment) {
-  SmtpSession session(std::move(socket), environment);
+asio::awaitable<void> RunSmtpSession(tcp::socket socket, std::shared_ptr<const SessionEnvironment> environment) {
+  SmtpSession session(std::move(socket), *environment);
   co_await session.Run();
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
 #include <string>
 
 #include "asio/awaitable.hpp"
@@ -19,7 +20,7 @@
 
 namespace postgate::gateway {
 
-// What every session shares; read-only once the server runs.
+// What every session shares; read-only. A reload makes a new one for the sessions that follow.
 struct SessionEnvironment {
   protocol::ProtocolLimits limits;
   const policy::RelayPolicy* policy = nullptr;
@@ -39,6 +40,8 @@ struct SessionEnvironment {
   std::chrono::milliseconds proxy_timeout{5000};        // smtpd_upstream_proxy_timeout
 };
 
-asio::awaitable<void> RunSmtpSession(asio::ip::tcp::socket socket, const SessionEnvironment& environment);
+// `environment` stays alive (and unchanged) for the whole session, whatever a reload does.
+asio::awaitable<void> RunSmtpSession(asio::ip::tcp::socket socket,
+                                     std::shared_ptr<const SessionEnvironment> environment);
 
 }  // namespace postgate::gateway

@@ -48,16 +48,15 @@ absl::StatusOr<std::unique_ptr<TlsContextProvider>> TlsContextProvider::Create(
   return provider;
 }
 
+FileStamp StampOf(const std::string& path) {
+  struct stat st {};
+  FileStamp result;
+  if (::stat(path.c_str(), &st) == 0) result = {st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size};
+  return result;
+}
+
 std::pair<FileStamp, FileStamp> TlsContextProvider::Stamps() const {
-  auto stamp = [](const std::string& path) {
-    struct stat st {};
-    FileStamp result;
-    if (::stat(path.c_str(), &st) == 0) {  // Follows the ..data symlink Kubernetes swaps.
-      result = {st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size};
-    }
-    return result;
-  };
-  return {stamp(cert_file_), stamp(key_file_)};
+  return {StampOf(cert_file_), StampOf(key_file_)};
 }
 
 absl::StatusOr<std::shared_ptr<asio::ssl::context>> TlsContextProvider::Load() const {

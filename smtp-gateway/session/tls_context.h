@@ -28,6 +28,9 @@ struct FileStamp {
   bool operator==(const FileStamp&) const = default;
 };
 
+// stat() of `path`, following symlinks (Kubernetes swaps a ..data symlink); all zero if absent.
+FileStamp StampOf(const std::string& path);
+
 class TlsContextProvider {
  public:
   // `on_load` is told the certificate's expiry at start and after every reload.

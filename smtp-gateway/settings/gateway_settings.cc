@@ -1,0 +1,133 @@
+#include "smtp-gateway/settings/gateway_settings.h"
+
+#include <array>
+
+#include "absl/strings/str_cat.h"
+#include "core/config/aliases.h"
+
+namespace postgate::gateway {
+namespace {
+
+// Bound at start (sockets, threads, the queue channel); a reload cannot change them.
+constexpr std::array kRestartOnly = {
+    "inet_interfaces",           "inet_protocols",
+    "postgate_smtpd_port",       "postgate_queue_address",
+    "postgate_queue_timeout",    "postgate_queue_tls_ca_file",
+    "postgate_queue_tls_client_cert_file", "postgate_queue_tls_client_key_file",
+    "postgate_smtpd_metrics_listen", "postgate_smtpd_health_listen",
+    "postgate_smtpd_threads",    "postgate_log_format",
+    "postgate_drain_timeout",    "myhostname",
+};
+
+std::chrono::milliseconds Millis(absl::Duration duration) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(duration));
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
+    const config::MainCf& cf, const GatewayServices& services) {
+  absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
+  if (!aliases.ok()) return aliases.status();
+  absl::StatusOr<policy::NetworkList> mynetworks = policy::NetworkList::Parse(cf.GetList("mynetworks"));
+  if (!mynetworks.ok()) return cf.Error("mynetworks", mynetworks.status().message());
+
+  // Behind a load balancer without PROXY protocol or externalTrafficPolicy: Local, every client
+  // appears to come from a cluster address: if mynetworks holds one, the gateway is an open relay.
+  std::optional<policy::NetworkList> proxy_networks;
+  const std::string proxy_protocol = cf.Get("smtpd_upstream_proxy_protocol");
+  if (proxy_protocol == "haproxy") {
+    if (cf.GetList("postgate_proxy_networks").empty()) {
+      return cf.Error("smtpd_upstream_proxy_protocol",
+                      "haproxy needs postgate_proxy_networks (the load balancers allowed to send it)");
+    }
+    absl::StatusOr<policy::NetworkList> networks =
+        policy::NetworkList::Parse(cf.GetList("postgate_proxy_networks"));
+    if (!networks.ok()) return cf.Error("postgate_proxy_networks", networks.status().message());
+    proxy_networks = *std::move(networks);
+  } else if (!proxy_protocol.empty()) {
+    return cf.Error("smtpd_upstream_proxy_protocol", absl::StrCat("\"", proxy_protocol, "\": use haproxy or nothing"));
+  }
+  absl::StatusOr<policy::NetworkList> cluster = policy::NetworkList::Parse(cf.GetList("postgate_cluster_networks"));
+  if (!cluster.ok()) return cf.Error("postgate_cluster_networks", cluster.status().message());
+  if (!proxy_networks && !cf.GetBool("postgate_client_address_preserved")) {
+    if (std::optional<std::string> overlap = mynetworks->FindOverlap(*cluster)) {
+      return cf.Error("mynetworks",
+                      absl::StrCat(*overlap, " (postgate_cluster_networks): clients behind the load balancer "
+                                   "would all look trusted and could relay; enable "
+                                   "smtpd_upstream_proxy_protocol or set postgate_client_address_preserved"));
+    }
+  }
+
+  // STARTTLS: Postfix's smtpd_tls_security_level semantics (none / may / encrypt).
+  const std::string tls_level = cf.Get("smtpd_tls_security_level");
+  if (tls_level != "" && tls_level != "none" && tls_level != "may" && tls_level != "encrypt") {
+    return cf.Error("smtpd_tls_security_level", absl::StrCat("\"", tls_level, "\": use none, may or encrypt"));
+  }
+  std::unique_ptr<TlsContextProvider> tls;
+  if (tls_level == "may" || tls_level == "encrypt") {
+    if (cf.Get("smtpd_tls_cert_file").empty()) {
+      return cf.Error("smtpd_tls_security_level", absl::StrCat(tls_level, " needs smtpd_tls_cert_file"));
+    }
+    GatewayMetrics* metrics = services.metrics;
+    absl::StatusOr<std::unique_ptr<TlsContextProvider>> created = TlsContextProvider::Create(
+        cf.Get("smtpd_tls_cert_file"), cf.Get("smtpd_tls_key_file"), [metrics](absl::Time expiry) {
+          if (metrics) metrics->tls_certificate_expiry.Set(static_cast<double>(absl::ToUnixSeconds(expiry)));
+        });
+    if (!created.ok()) return created.status();
+    tls = *std::move(created);
+  }
+
+  std::shared_ptr<GatewaySettings> settings(
+      new GatewaySettings(addressing::LocalDomain(cf, *std::move(aliases))));
+  settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"));
+  settings->proxy_networks_ = std::move(proxy_networks);
+  settings->tls_ = std::move(tls);
+
+  SessionEnvironment& environment = settings->environment_;
+  environment.drain = services.drain;
+  environment.queue = services.queue;
+  environment.metrics = services.metrics;
+  environment.policy = &*settings->policy_;
+  environment.proxy_networks = settings->proxy_networks_ ? &*settings->proxy_networks_ : nullptr;
+  environment.proxy_timeout = Millis(cf.GetTime("smtpd_upstream_proxy_timeout"));
+  environment.tls = settings->tls_.get();
+  environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
+  environment.limits.tls_available = settings->tls_ != nullptr;
+  environment.limits.tls_required = tls_level == "encrypt";
+  environment.limits.hostname = cf.Get("myhostname");
+  environment.limits.banner = cf.Get("smtpd_banner");
+  environment.limits.message_size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
+  environment.limits.recipient_limit = static_cast<size_t>(cf.GetInteger("smtpd_recipient_limit"));
+  environment.limits.strict_smtputf8 = cf.GetBool("strict_smtputf8");
+  environment.limits.hard_error_limit = static_cast<size_t>(cf.GetInteger("smtpd_hard_error_limit"));
+  environment.limits.junk_command_limit = static_cast<size_t>(cf.GetInteger("smtpd_junk_command_limit"));
+  environment.soft_error_limit = static_cast<size_t>(cf.GetInteger("smtpd_soft_error_limit"));
+  environment.error_sleep = Millis(cf.GetTime("smtpd_error_sleep_time"));
+  environment.mail_name = cf.Get("mail_name");
+  environment.line_length_limit = static_cast<size_t>(cf.GetInteger("line_length_limit"));
+  environment.timeout = std::chrono::seconds(absl::ToInt64Seconds(cf.GetTime("smtpd_timeout")));
+  environment.peername_lookup = cf.GetBool("smtpd_peername_lookup");
+  return std::shared_ptr<const GatewaySettings>(std::move(settings));
+}
+
+std::vector<std::string> RestartOnlyChanges(const config::MainCf& running, const config::MainCf& next) {
+  std::vector<std::string> changed;
+  for (const char* name : kRestartOnly) {
+    if (running.Get(name) != next.Get(name)) changed.emplace_back(name);
+  }
+  return changed;
+}
+
+std::shared_ptr<const SessionEnvironment> SettingsHolder::Current() const {
+  absl::MutexLock lock(&mu_);
+  return std::shared_ptr<const SessionEnvironment>(current_, &current_->environment());
+}
+
+void SettingsHolder::Replace(std::shared_ptr<const GatewaySettings> next) {
+  std::shared_ptr<const GatewaySettings> previous;  // Released outside the lock.
+  absl::MutexLock lock(&mu_);
+  previous = std::exchange(current_, std::move(next));
+}
+
+}  // namespace postgate::gateway

@@ -1,0 +1,73 @@
+// What the SMTP sessions need from main.cf – relay policy, local users and aliases, limits, TLS,
+// PROXY protocol – built in one piece so that a reload (SIGHUP, or the file changing under a
+// Kubernetes ConfigMap) swaps all of it at once or none of it. A session keeps the settings it
+// started with until it ends; only new sessions see a reload, so none is dropped.
+//
+// Listen addresses, the queue address, metrics and health ports and the thread count are bound
+// once at start; RestartOnlyChanges() names the ones a new file changes, so the log can say that
+// those need a restart.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/addressing/local_domain.h"
+#include "core/config/main_cf.h"
+#include "smtp-gateway/policy/network.h"
+#include "smtp-gateway/policy/relay_policy.h"
+#include "smtp-gateway/session/smtp_session.h"
+#include "smtp-gateway/session/tls_context.h"
+
+namespace postgate::gateway {
+
+// The long-lived parts every generation of settings points at.
+struct GatewayServices {
+  QueueClient* queue = nullptr;
+  GatewayMetrics* metrics = nullptr;
+  DrainControl* drain = nullptr;
+};
+
+class GatewaySettings {
+ public:
+  // Errors name the parameter and its file:line, like a failed start.
+  static absl::StatusOr<std::shared_ptr<const GatewaySettings>> Build(const config::MainCf& cf,
+                                                                     const GatewayServices& services);
+
+  GatewaySettings(const GatewaySettings&) = delete;
+  GatewaySettings& operator=(const GatewaySettings&) = delete;
+
+  const SessionEnvironment& environment() const { return environment_; }
+
+ private:
+  explicit GatewaySettings(addressing::LocalDomain domain) : domain_(std::move(domain)) {}
+
+  addressing::LocalDomain domain_;
+  std::optional<policy::RelayPolicy> policy_;  // Points into domain_.
+  std::optional<policy::NetworkList> proxy_networks_;
+  std::unique_ptr<TlsContextProvider> tls_;
+  SessionEnvironment environment_;  // Points into the members above.
+};
+
+// Parameters read once at start whose value differs between `running` and `next`.
+std::vector<std::string> RestartOnlyChanges(const config::MainCf& running, const config::MainCf& next);
+
+// The settings new sessions get. Thread-safe.
+class SettingsHolder {
+ public:
+  explicit SettingsHolder(std::shared_ptr<const GatewaySettings> initial) : current_(std::move(initial)) {}
+
+  // The environment of the current settings, keeping them alive as long as the caller holds it.
+  std::shared_ptr<const SessionEnvironment> Current() const;
+  void Replace(std::shared_ptr<const GatewaySettings> next);
+
+ private:
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const GatewaySettings> current_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace postgate::gateway
