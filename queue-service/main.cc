@@ -137,7 +137,11 @@ int Run(const Flags& flags) {
   options.remote_defer_reason = smtp_deferred ? "deferred transport"
                                               : "remote SMTP delivery is not available in this version";
   options.myhostname = cf.Get("myhostname");
-  queue::QueueIdGenerator ids;
+  const int64_t replica = cf.GetInteger("postgate_queue_replica_id");
+  if (replica >= queue::kMaxReplicas) {
+    Fatal(cf.Error("postgate_queue_replica_id", absl::StrCat(replica, ": use 0 to ", queue::kMaxReplicas - 1)));
+  }
+  queue::QueueIdGenerator ids("", static_cast<int>(replica));
   queue::EventBus events;
   queue::DeliveryAgent agent(**store, index, ids, events, domain, local, metrics, options);
   if (absl::Status recovered = agent.Recover(); !recovered.ok()) Fatal(recovered);

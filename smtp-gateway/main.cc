@@ -161,7 +161,7 @@ int Run(const Flags& flags) {
   gateway::GrpcQueueClient queue(
       cf.Get("postgate_queue_address"),
       std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("postgate_queue_timeout"))),
-      channel_tls);
+      channel_tls, static_cast<size_t>(cf.GetInteger("postgate_queue_replay_limit")));
 
   gateway::DrainControl drain;
   gateway::GatewayServices services{.queue = &queue, .metrics = &metrics, .drain = &drain};

@@ -60,7 +60,12 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_queue_listen", "127.0.0.1:50051", K::kString},
     ParameterSpec{"postgate_queue_address", "$postgate_queue_listen", K::kString},
     ParameterSpec{"postgate_queue_timeout", "30s", K::kTime, 's'},
+    // This queue-service's number among several (the StatefulSet ordinal, 0–15); in every queue ID.
+    ParameterSpec{"postgate_queue_replica_id", "0", K::kInteger},
     ParameterSpec{"postgate_queue_admin_token_file", "", K::kString},
+    // Messages up to this size are kept in the gateway while they upload, so a broken stream to
+    // the queue is replayed (same replica, same idempotency key) instead of costing the client a 451.
+    ParameterSpec{"postgate_queue_replay_limit", "262144", K::kInteger},
     // gRPC TLS: the queue's port (server side) …
     ParameterSpec{"postgate_queue_tls_cert_file", "", K::kString},
     ParameterSpec{"postgate_queue_tls_key_file", "$postgate_queue_tls_cert_file", K::kString},

@@ -30,6 +30,36 @@ grpc::Status QueueApiService::Fail(const std::string& id, uint32_t chunks, const
   return status;
 }
 
+QueueApiService::KeyClaim::KeyClaim(QueueApiService& service, const std::string& key)
+    : service_(service), key_(key) {
+  absl::MutexLock lock(&service_.keys_mu_);
+  claimed_ = service_.keys_in_flight_.insert(key_).second;
+}
+
+QueueApiService::KeyClaim::~KeyClaim() {
+  if (!claimed_) return;
+  absl::MutexLock lock(&service_.keys_mu_);
+  service_.keys_in_flight_.erase(key_);
+}
+
+grpc::Status QueueApiService::AnswerDuplicate(
+    const std::string& id, grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) {
+  v1::EnqueueResponse response;
+  response.set_queue_id(id);
+  if (!stream->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
+  v1::EnqueueRequest request;
+  while (stream->Read(&request)) {  // The content again: already stored, not kept.
+    if (request.has_commit()) {
+      metrics_.enqueue_duplicates.Increment();
+      spdlog::info("{}: retry with the same idempotency key: already stored, not stored again", id);
+      response.set_committed_queue_id(id);
+      stream->Write(response);
+      return grpc::Status::OK;
+    }
+  }
+  return grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before commit");
+}
+
 grpc::Status QueueApiService::Enqueue(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) {
@@ -42,8 +72,29 @@ grpc::Status QueueApiService::Enqueue(
     return InvalidArgument("envelope.recipient_options", "one entry per recipient, or none");
   }
 
+  // A retry of a message this replica already stored: answer its ID, store nothing.
+  const std::string key = request.envelope().idempotency_key();
+  std::optional<KeyClaim> claim;
+  if (!key.empty()) {
+    if (std::optional<std::string> stored = index_.FindByIdempotencyKey(key)) {
+      return AnswerDuplicate(*stored, stream);
+    }
+    claim.emplace(*this, key);
+    if (!claim->claimed()) {
+      return grpc::Status(grpc::StatusCode::ABORTED, "a message with this idempotency_key is being stored");
+    }
+    if (std::optional<std::string> stored = index_.FindByIdempotencyKey(key)) {  // Stored meanwhile.
+      return AnswerDuplicate(*stored, stream);
+    }
+  }
+
   const absl::Time arrival = absl::Now();
-  const std::string id = ids_.Next(arrival);
+  // A retry keeps the ID already written into its Received: header when this replica issued it.
+  // Only with a claimed key: the attempt that was given the ID has the same key, so it is over
+  // (its chunks discarded) before the claim could be taken.
+  const std::string& requested = request.envelope().requested_queue_id();
+  const bool reuse = claim && ids_.Issued(requested) && !index_.Contains(requested);
+  const std::string id = reuse ? requested : ids_.Next(arrival);
   v1::EnqueueResponse response;
   response.set_queue_id(id);
   if (!stream->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
 #include "queue-service/api/admin_auth.h"
 #include "queue-service/delivery/delivery_agent.h"
@@ -64,6 +66,23 @@ class QueueApiService final : public v1::QueueService::Service {
   QueueMetrics& metrics_;
   AdminAuth& admin_;
   uint64_t max_message_bytes_;  // 0: no limit.
+
+  // One Enqueue at a time per idempotency key, so two concurrent retries cannot both store.
+  class KeyClaim {
+   public:
+    KeyClaim(QueueApiService& service, const std::string& key);
+    ~KeyClaim();
+    bool claimed() const { return claimed_; }
+
+   private:
+    QueueApiService& service_;
+    std::string key_;
+    bool claimed_ = false;
+  };
+  grpc::Status AnswerDuplicate(const std::string& id,
+                               grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream);
+  absl::Mutex keys_mu_;
+  absl::flat_hash_set<std::string> keys_in_flight_ ABSL_GUARDED_BY(keys_mu_);
 };
 
 }  // namespace postgate::queue

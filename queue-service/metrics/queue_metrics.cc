@@ -62,6 +62,11 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
                        .Help("Content bytes of committed messages.")
                        .Register(registry)
                        .Add({})),
+      enqueue_duplicates(BuildCounter()
+                             .Name("postgate_queue_enqueue_duplicates_total")
+                             .Help("Enqueue retries whose idempotency key named a stored message: answered, not stored again.")
+                             .Register(registry)
+                             .Add({})),
       enqueue_failures(BuildCounter()
                            .Name("postgate_queue_enqueue_failures_total")
                            .Help("Enqueue streams that ended without a stored message, by reason.")

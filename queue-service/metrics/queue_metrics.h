@@ -19,6 +19,7 @@ class QueueMetrics {
 
   prometheus::Counter& messages_stored;
   prometheus::Counter& stored_bytes;
+  prometheus::Counter& enqueue_duplicates;  // Retries answered from the idempotency key.
   prometheus::Family<prometheus::Counter>& enqueue_failures;  // {reason}
   prometheus::Histogram& commit_seconds;                      // fsync'd commit latency
   prometheus::Family<prometheus::Counter>& deliveries;        // {transport, result}

@@ -15,8 +15,21 @@ bool IsValidQueueId(absl::string_view id) {
   return true;
 }
 
-QueueIdGenerator::QueueIdGenerator(absl::string_view newest_existing) : last_(0) {
+int QueueIdReplica(absl::string_view id) {
+  uint64_t value = 0;
+  if (!IsValidQueueId(id) || !absl::SimpleHexAtoi(id, &value)) return -1;
+  return static_cast<int>(value % kMaxReplicas);
+}
+
+QueueIdGenerator::QueueIdGenerator(absl::string_view newest_existing, int replica)
+    : last_(0), replica_(replica) {
   AtLeast(newest_existing);
+}
+
+bool QueueIdGenerator::Issued(absl::string_view id) const {
+  uint64_t value = 0;
+  if (!IsValidQueueId(id) || !absl::SimpleHexAtoi(id, &value)) return false;
+  return static_cast<int>(value % kMaxReplicas) == replica_ && value <= last_.load();
 }
 
 void QueueIdGenerator::AtLeast(absl::string_view id) {
@@ -32,7 +45,10 @@ std::string QueueIdGenerator::Next(absl::Time now) {
   uint64_t previous = last_.load(std::memory_order_relaxed);
   uint64_t next;
   do {
-    next = micros > previous ? micros : previous + 1;
+    const uint64_t earliest = micros > previous ? micros : previous + 1;
+    // The smallest value from `earliest` on that ends in this replica's digit.
+    next = earliest - earliest % kMaxReplicas + static_cast<uint64_t>(replica_);
+    if (next < earliest) next += kMaxReplicas;
   } while (!last_.compare_exchange_weak(previous, next, std::memory_order_relaxed));
   char buffer[32];
   std::snprintf(buffer, sizeof(buffer), "%013llX", static_cast<unsigned long long>(next));

@@ -1,7 +1,9 @@
 // Queue IDs that look like Postfix's short IDs (upper-case hex) – 13 digits: the arrival time in
-// microseconds since 1970. They sort in arrival order (the store lists messages by key) and are
-// unique across restarts: the generator never goes below the newest ID already stored, nor
-// repeats one when the clock stands still or steps back. Thread-safe.
+// microseconds since 1970 whose last hex digit is replaced by the replica number (0–15, the
+// StatefulSet ordinal), so IDs are unique across replicas and name the replica that holds the
+// message. They sort in arrival order (the store lists messages by key) and are unique across
+// restarts: the generator never goes below the newest ID already stored, nor repeats one when
+// the clock stands still or steps back. Thread-safe.
 #pragma once
 
 #include <atomic>
@@ -14,20 +16,27 @@
 namespace postgate::queue {
 
 inline constexpr size_t kQueueIdLength = 13;
+inline constexpr int kMaxReplicas = 16;
 
 bool IsValidQueueId(absl::string_view id);
+// The replica that issued a valid ID.
+int QueueIdReplica(absl::string_view id);
 
 class QueueIdGenerator {
  public:
   // `newest_existing` is the largest ID in the store, or "" for an empty store.
-  explicit QueueIdGenerator(absl::string_view newest_existing = "");
+  explicit QueueIdGenerator(absl::string_view newest_existing = "", int replica = 0);
 
   std::string Next(absl::Time now);
   // Never issue an ID at or below `id` (the newest one found in the store after a restart).
   void AtLeast(absl::string_view id);
+  // Issued by this generator's replica and not above the last ID issued (a retry may reuse it).
+  bool Issued(absl::string_view id) const;
+  int replica() const { return replica_; }
 
  private:
   std::atomic<uint64_t> last_;
+  const int replica_;
 };
 
 }  // namespace postgate::queue

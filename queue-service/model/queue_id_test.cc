@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 
@@ -52,6 +53,32 @@ TEST(QueueIdTest, UniqueAcrossThreads) {
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(ids.size(), 20000u);
+}
+
+TEST(QueueIdTest, ReplicasNeverCollideAndAreNamedByTheId) {
+  std::set<std::string> ids;
+  const absl::Time t = absl::FromUnixSeconds(1795000000);
+  for (int replica : {0, 1, 2, 15}) {
+    QueueIdGenerator generator("", replica);
+    std::string previous;
+    for (int i = 0; i < 1000; ++i) {  // The same microsecond on every replica.
+      std::string id = generator.Next(t);
+      EXPECT_EQ(QueueIdReplica(id), replica) << id;
+      EXPECT_GT(id, previous);
+      EXPECT_TRUE(generator.Issued(id));
+      previous = id;
+      ids.insert(id);
+    }
+    EXPECT_FALSE(generator.Issued(QueueIdGenerator("", (replica + 1) % kMaxReplicas).Next(t)));
+  }
+  EXPECT_EQ(ids.size(), 4000u);
+  // Close to the clock: at most one step of 16 µs ahead of it.
+  QueueIdGenerator generator("", 9);
+  std::string id = generator.Next(t);
+  uint64_t value = 0;
+  ASSERT_TRUE(absl::SimpleHexAtoi(id, &value));
+  EXPECT_GE(value, static_cast<uint64_t>(absl::ToUnixMicros(t)));
+  EXPECT_LT(value, static_cast<uint64_t>(absl::ToUnixMicros(t)) + kMaxReplicas);
 }
 
 TEST(QueueIdTest, Validation) {

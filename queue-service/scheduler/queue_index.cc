@@ -15,16 +15,33 @@ v1::MessageState DeriveState(const v1::Message& message) {
 void QueueIndex::Upsert(const std::string& id, const Entry& entry) {
   absl::MutexLock lock(&mu_);
   entries_[id] = entry;
+  if (!entry.idempotency_key.empty()) ids_by_key_[entry.idempotency_key] = id;
 }
 
 void QueueIndex::Upsert(const v1::Message& message) {
   Upsert(message.queue_id(), Entry{message.state(), message.size(), FromTimestamp(message.arrival_time()),
-                                   FromTimestamp(message.completion_time())});
+                                   FromTimestamp(message.completion_time()),
+                                   message.envelope().idempotency_key()});
 }
 
 void QueueIndex::Remove(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  entries_.erase(id);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  if (!it->second.idempotency_key.empty()) ids_by_key_.erase(it->second.idempotency_key);
+  entries_.erase(it);
+}
+
+bool QueueIndex::Contains(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  return entries_.contains(id);
+}
+
+std::optional<std::string> QueueIndex::FindByIdempotencyKey(const std::string& key) const {
+  absl::MutexLock lock(&mu_);
+  auto it = ids_by_key_.find(key);
+  if (it == ids_by_key_.end()) return std::nullopt;
+  return it->second;
 }
 
 QueueIndex::Summary QueueIndex::Summarize() const {

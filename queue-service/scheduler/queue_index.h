@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "postgate/queue/v1/queue.pb.h"
@@ -27,6 +28,7 @@ class QueueIndex {
     uint64_t size = 0;
     absl::Time arrival;
     absl::Time completion;  // For DONE entries.
+    std::string idempotency_key;  // Envelope's, "" when none.
   };
   struct Summary {
     std::array<uint64_t, 5> messages{};  // Indexed by v1::MessageState.
@@ -43,6 +45,9 @@ class QueueIndex {
   // With `descending`, IDs before `after` ("" = from the newest), newest first.
   std::vector<std::string> List(v1::MessageState state, const std::string& after, size_t limit,
                                 bool descending = false) const;
+  bool Contains(const std::string& id) const;
+  // The ID of the message stored with `key` (Envelope.idempotency_key), if any.
+  std::optional<std::string> FindByIdempotencyKey(const std::string& key) const;
   // The largest ID held, "" when empty.
   std::string NewestId() const;
   // IDs in `state` whose completion (DONE) or arrival (others) is before `before`.
@@ -51,6 +56,7 @@ class QueueIndex {
  private:
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> ids_by_key_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace postgate::queue

@@ -1,9 +1,15 @@
 #include "smtp-gateway/queue_client/grpc_queue_client.h"
 
 #include <functional>
+#include <optional>
+#include <random>
+#include <vector>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "asio/any_io_executor.hpp"
 #include "asio/async_result.hpp"
 #include "asio/post.hpp"
@@ -76,6 +82,9 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
     Release();
   }
 
+  // The replica serving this call ("ipv4:10.1.2.3:50051"), once it has answered.
+  std::string peer() { return context_.peer(); }
+
   void OnWriteDone(bool ok) override { Complete(write_done_, ok); }
   void OnReadDone(bool ok) override { Complete(read_done_, ok); }
   void OnDone(const grpc::Status& status) override {
@@ -135,57 +144,24 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
   grpc::Status status_;
 };
 
+constexpr int kOpenAttempts = 3;
+
+// "dns:///queue.ns.svc:50051" → "queue.ns.svc": the name the replicas' certificate carries.
+std::string ServiceHostName(const std::string& address) {
+  std::string host = address;
+  if (size_t scheme = host.find(":///"); scheme != std::string::npos) host = host.substr(scheme + 4);
+  if (size_t colon = host.rfind(':'); colon != std::string::npos && host.find(']') == std::string::npos) {
+    host = host.substr(0, colon);
+  }
+  return host;
+}
+
 // Turns a failed step into the most telling status: gRPC's final one if it has one.
 asio::awaitable<absl::Status> FailedStep(EnqueueCall& call, absl::string_view step) {
   grpc::Status status = co_await call.Finish();
   if (!status.ok()) co_return FromGrpc(status);
   co_return absl::UnavailableError(absl::StrCat("queue-service: ", step, " failed"));
 }
-
-class GrpcMessageUpload : public MessageUpload {
- public:
-  GrpcMessageUpload(std::shared_ptr<EnqueueCall> call, std::string queue_id,
-                    std::chrono::milliseconds timeout)
-      : call_(std::move(call)), queue_id_(std::move(queue_id)), timeout_(timeout) {}
-  ~GrpcMessageUpload() override {
-    if (!committed_) call_->Cancel();  // The queue discards what it received.
-  }
-
-  const std::string& queue_id() const override { return queue_id_; }
-
-  asio::awaitable<absl::Status> Write(std::string chunk) override {
-    v1::EnqueueRequest request;
-    request.set_content(std::move(chunk));
-    if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "write");
-    co_return absl::OkStatus();
-  }
-
-  asio::awaitable<absl::Status> Commit(uint64_t size) override {
-    v1::EnqueueRequest request;
-    request.mutable_commit()->set_size(size);
-    // Half the step timeout: the queue must have committed well before we stop waiting.
-    const auto deadline = std::chrono::system_clock::now() + timeout_ / 2;
-    const auto nanos =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
-    request.mutable_commit()->mutable_deadline()->set_seconds(nanos / 1000000000);
-    request.mutable_commit()->mutable_deadline()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-    if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "commit");
-    v1::EnqueueResponse response;
-    if (!co_await call_->Read(&response)) co_return co_await FailedStep(*call_, "commit");
-    if (response.committed_queue_id() != queue_id_) {
-      co_return absl::InternalError("queue-service confirmed another message");
-    }
-    committed_ = true;
-    co_await call_->Finish();  // Stored already; the final status only tidies up.
-    co_return absl::OkStatus();
-  }
-
- private:
-  std::shared_ptr<EnqueueCall> call_;
-  std::string queue_id_;
-  std::chrono::milliseconds timeout_;
-  bool committed_ = false;
-};
 
 v1::BodyType ToProto(protocol::BodyType body) {
   switch (body) {
@@ -206,37 +182,179 @@ struct FlushCall {
 }  // namespace
 
 struct GrpcQueueClient::Impl {
-  std::shared_ptr<grpc::Channel> channel;
+  std::shared_ptr<grpc::Channel> channel;  // Every replica, round_robin.
   std::unique_ptr<v1::QueueService::Stub> stub;
   std::chrono::milliseconds timeout;
+  size_t replay_limit = 0;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  grpc::ChannelArguments peer_arguments;
+
+  // A stub bound to one replica (a peer address from an earlier call), for retries that must
+  // reach the replica that may already hold the message.
+  v1::QueueService::Stub& StubFor(const std::string& peer) {
+    absl::MutexLock lock(&mu);
+    std::unique_ptr<v1::QueueService::Stub>& stub_for_peer = peer_stubs[peer];
+    if (!stub_for_peer) {
+      stub_for_peer = v1::QueueService::NewStub(grpc::CreateCustomChannel(peer, credentials, peer_arguments));
+    }
+    return *stub_for_peer;
+  }
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, std::unique_ptr<v1::QueueService::Stub>> peer_stubs ABSL_GUARDED_BY(mu);
 };
 
+namespace {
+
+// A fresh random key per message: 128 bits, hex.
+std::string NewIdempotencyKey() {
+  thread_local std::mt19937_64 generator{std::random_device{}()};
+  return absl::StrCat(absl::Hex(generator(), absl::kZeroPad16), absl::Hex(generator(), absl::kZeroPad16));
+}
+
+// Opens an Enqueue call on `stub` and sends the envelope; the call and the queue ID it was given.
+asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueCall>, std::string>>> StartEnqueue(
+    v1::QueueService::Stub& stub, const v1::EnqueueRequest& envelope, std::chrono::milliseconds timeout) {
+  auto call = std::make_shared<EnqueueCall>(co_await asio::this_coro::executor, timeout);
+  call->Start(stub);
+  if (!co_await call->Write(envelope)) co_return co_await FailedStep(*call, "envelope");
+  v1::EnqueueResponse response;
+  if (!co_await call->Read(&response) || response.queue_id().empty()) {
+    co_return co_await FailedStep(*call, "queue ID");
+  }
+  co_return std::make_pair(call, response.queue_id());
+}
+
+// Keeps what it sent (up to the replay limit) so that when the stream breaks it can send the
+// message again – to the same replica, with the same idempotency key: if that replica stored it
+// already it answers the ID and stores nothing; otherwise it stores it once, under the same ID.
+class GrpcMessageUpload : public MessageUpload {
+ public:
+  GrpcMessageUpload(GrpcQueueClient::Impl& client, v1::EnqueueRequest envelope,
+                    std::shared_ptr<EnqueueCall> call, std::string queue_id)
+      : client_(client), envelope_(std::move(envelope)), call_(std::move(call)),
+        queue_id_(std::move(queue_id)), peer_(call_->peer()) {}
+  ~GrpcMessageUpload() override {
+    if (!committed_) call_->Cancel();  // The queue discards what it received.
+  }
+
+  const std::string& queue_id() const override { return queue_id_; }
+
+  asio::awaitable<absl::Status> Write(std::string chunk) override {
+    Keep(chunk);
+    v1::EnqueueRequest request;
+    request.set_content(std::move(chunk));
+    if (!co_await call_->Write(std::move(request))) {
+      absl::Status failed = co_await FailedStep(*call_, "write");
+      co_return co_await Replay(failed, /*commit_size=*/std::nullopt);
+    }
+    co_return absl::OkStatus();
+  }
+
+  asio::awaitable<absl::Status> Commit(uint64_t size) override {
+    absl::Status status = co_await CommitOn(*call_, size);
+    if (status.ok() || absl::IsInternal(status)) co_return status;
+    co_return co_await Replay(status, size);
+  }
+
+ private:
+  void Keep(const std::string& chunk) {
+    if (!replayable_) return;
+    if (kept_bytes_ + chunk.size() > client_.replay_limit) {
+      replayable_ = false;
+      kept_.clear();
+      return;
+    }
+    kept_bytes_ += chunk.size();
+    kept_.push_back(chunk);
+  }
+
+  asio::awaitable<absl::Status> CommitOn(EnqueueCall& call, uint64_t size) {
+    v1::EnqueueRequest request;
+    request.mutable_commit()->set_size(size);
+    // Half the step timeout: the queue must have committed well before we stop waiting.
+    const auto deadline = std::chrono::system_clock::now() + client_.timeout / 2;
+    const auto nanos =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
+    request.mutable_commit()->mutable_deadline()->set_seconds(nanos / 1000000000);
+    request.mutable_commit()->mutable_deadline()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+    if (!co_await call.Write(std::move(request))) co_return co_await FailedStep(call, "commit");
+    v1::EnqueueResponse response;
+    if (!co_await call.Read(&response)) co_return co_await FailedStep(call, "commit");
+    if (response.committed_queue_id() != queue_id_) {
+      co_return absl::InternalError("queue-service confirmed another message");
+    }
+    committed_ = true;
+    co_await call.Finish();  // Stored already; the final status only tidies up.
+    co_return absl::OkStatus();
+  }
+
+  // Sends the envelope and everything kept again (and commits, given `commit_size`). One more
+  // attempt after a short pause: a broken stream, not a replica that is gone, is what it is for.
+  asio::awaitable<absl::Status> Replay(absl::Status failure, std::optional<uint64_t> commit_size) {
+    if (!replayable_ || replayed_) co_return failure;
+    replayed_ = true;
+    asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+    co_await pause.async_wait(asio::use_awaitable);
+    envelope_.mutable_envelope()->set_requested_queue_id(queue_id_);
+    auto started = co_await StartEnqueue(client_.StubFor(peer_), envelope_, client_.timeout);
+    if (!started.ok()) co_return failure;
+    call_->Cancel();
+    call_ = started->first;
+    queue_id_ = started->second;  // The same unless the replica had to give a new one.
+    for (const std::string& chunk : kept_) {
+      v1::EnqueueRequest request;
+      request.set_content(chunk);
+      if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "write");
+    }
+    if (!commit_size) co_return absl::OkStatus();
+    co_return co_await CommitOn(*call_, *commit_size);
+  }
+
+  GrpcQueueClient::Impl& client_;
+  v1::EnqueueRequest envelope_;
+  std::shared_ptr<EnqueueCall> call_;
+  std::string queue_id_;
+  const std::string peer_;
+  std::vector<std::string> kept_;
+  uint64_t kept_bytes_ = 0;
+  bool replayable_ = true;
+  bool replayed_ = false;
+  bool committed_ = false;
+};
+
+}  // namespace
+
 GrpcQueueClient::GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout,
-                                 const QueueChannelTls& tls)
+                                 const QueueChannelTls& tls, size_t replay_limit)
     : impl_(std::make_unique<Impl>()) {
   grpc::ChannelArguments arguments;
   // Reconnect quickly after queue-service restarts, so clients see 451 for as short as possible.
   arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  impl_->peer_arguments = arguments;
+  // Several replicas ("dns:///postgate-queue-headless:50051" or "ipv4:a:p,b:p"): every message
+  // goes to the next ready one; one that is down or draining is skipped.
+  arguments.SetLoadBalancingPolicyName("round_robin");
+  impl_->credentials = grpc::InsecureChannelCredentials();
   if (!tls.ca_pem.empty()) {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = tls.ca_pem;
     options.pem_cert_chain = tls.cert_pem;
     options.pem_private_key = tls.key_pem;
-    credentials = grpc::SslCredentials(options);
+    impl_->credentials = grpc::SslCredentials(options);
+    // A retry addresses a replica by IP: its certificate still names the service.
+    impl_->peer_arguments.SetSslTargetNameOverride(ServiceHostName(address));
   }
-  impl_->channel = grpc::CreateCustomChannel(address, credentials, arguments);
+  impl_->channel = grpc::CreateCustomChannel(address, impl_->credentials, arguments);
   impl_->stub = v1::QueueService::NewStub(impl_->channel);
   impl_->timeout = step_timeout;
+  impl_->replay_limit = replay_limit;
 }
 
 GrpcQueueClient::~GrpcQueueClient() = default;
 
 asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient::Open(
     const OutgoingEnvelope& envelope) {
-  auto call = std::make_shared<EnqueueCall>(co_await asio::this_coro::executor, impl_->timeout);
-  call->Start(*impl_->stub);
   v1::EnqueueRequest request;
   v1::Envelope& out = *request.mutable_envelope();
   out.set_sender(envelope.transaction.sender);
@@ -262,12 +380,20 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
   out.mutable_client()->set_hostname(envelope.client_hostname);
   out.mutable_client()->set_helo(envelope.helo);
   out.mutable_client()->set_protocol(envelope.protocol);
-  if (!co_await call->Write(std::move(request))) co_return co_await FailedStep(*call, "envelope");
-  v1::EnqueueResponse response;
-  if (!co_await call->Read(&response) || response.queue_id().empty()) {
-    co_return co_await FailedStep(*call, "queue ID");
+  out.set_idempotency_key(NewIdempotencyKey());
+  // Nothing is stored before the envelope is answered: a replica that fails here is simply
+  // replaced by the next one.
+  absl::Status failure;
+  for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
+    auto started = co_await StartEnqueue(*impl_->stub, request, impl_->timeout);
+    if (started.ok()) {
+      co_return std::make_unique<GrpcMessageUpload>(*impl_, std::move(request), std::move(started->first),
+                                                    std::move(started->second));
+    }
+    failure = started.status();
+    if (absl::IsDeadlineExceeded(failure)) break;  // The whole step budget is spent.
   }
-  co_return std::make_unique<GrpcMessageUpload>(call, response.queue_id(), impl_->timeout);
+  co_return failure;
 }
 
 }  // namespace postgate::gateway

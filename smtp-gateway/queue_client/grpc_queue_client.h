@@ -27,8 +27,11 @@ struct QueueChannelTls {
 
 class GrpcQueueClient : public QueueClient {
  public:
+  // `address`: one replica, or several through gRPC's resolver ("dns:///name:port" → round_robin
+  // over every address the name has, "ipv4:a:p,b:p"). Messages up to `replay_limit` bytes are
+  // kept while they upload so a broken stream can be replayed (postgate_queue_replay_limit).
   GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout,
-                  const QueueChannelTls& tls = {});
+                  const QueueChannelTls& tls = {}, size_t replay_limit = 0);
   ~GrpcQueueClient() override;
 
   asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> Open(
@@ -40,8 +43,10 @@ class GrpcQueueClient : public QueueClient {
   // nullopt while connecting: not known yet.
   std::optional<bool> Connected();
 
- private:
+ public:
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

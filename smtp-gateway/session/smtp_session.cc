@@ -374,6 +374,7 @@ class SmtpSession {
       status = co_await message.upload->Write(std::exchange(message.pending, std::string()));
     }
     if (status.ok()) status = co_await message.upload->Commit(message.stored_bytes);
+    if (status.ok()) message.queue_id = message.upload->queue_id();  // A replayed upload may have a new one.
     if (!status.ok()) {
       spdlog::warn("{}: queue file write error: {}", message.queue_id, status.ToString());
       co_return status;
