@@ -111,18 +111,18 @@ class Postgate:
         self.gateway = None
         self.grpc_port = None
 
-    def start_queue(self):
+    def start_queue(self, extra_args=()):
         self.queue = Service([os.path.join(BIN_DIR, "queue-service"), "--config", self.config,
                               "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.grpc_port or 0}",
-                              "--metrics", "127.0.0.1:0"], "queue-service")
+                              "--metrics", "127.0.0.1:0", *extra_args], "queue-service")
         match = self.queue.wait_log(r"listening grpc=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+)")
         self.grpc_port = int(match.group(1))
         self.queue_metrics_port = int(match.group(2))
         return self
 
-    def start_gateway(self):
+    def start_gateway(self, queue_address=None):
         self.gateway = Service([os.path.join(BIN_DIR, "smtp-gateway"), "--config", self.config,
-                                "--listen", "127.0.0.1:0", "--queue", f"127.0.0.1:{self.grpc_port}",
+                                "--listen", "127.0.0.1:0", "--queue", queue_address or f"127.0.0.1:{self.grpc_port}",
                                 "--metrics", "127.0.0.1:0"], "smtp-gateway")
         match = self.gateway.wait_log(
             r"listening smtp=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+) health=127\.0\.0\.1:(\d+)")

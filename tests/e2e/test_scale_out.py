@@ -1,0 +1,98 @@
+"""Several queue-service replicas behind one gateway, addressed the way the Helm chart addresses
+them (one gRPC target naming every replica; round_robin): messages spread over the replicas, the
+replica is the last digit of the queue ID, a replica that dies is skipped without a 451, and an
+Enqueue retried with the same idempotency key is stored once."""
+import re
+import signal
+import unittest
+import urllib.request
+
+import grpc
+
+from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+from postgate_harness import QUEUE_ID, Postgate, send_message, wait_for
+
+REPLICAS = 3
+
+
+def replica_of(queue_id):
+    return int(queue_id[-1], 16)
+
+
+class ScaleOutTest(unittest.TestCase):
+    def setUp(self):
+        self.replicas = []
+        try:
+            for number in range(REPLICAS):
+                replica = Postgate()
+                self.replicas.append(replica)
+                replica.start_queue(["-o", f"postgate_queue_replica_id={number}"])
+            target = "ipv4:" + ",".join(f"127.0.0.1:{r.grpc_port}" for r in self.replicas)
+            self.replicas[0].start_gateway(queue_address=target)
+        except BaseException:
+            self.tearDown()
+            raise
+        self.smtp_port = self.replicas[0].smtp_port
+
+    def tearDown(self):
+        for replica in self.replicas:
+            replica.cleanup()
+
+    def send(self, count, tag):
+        ids = []
+        for i in range(count):
+            reply = send_message(self.smtp_port, body=f"Subject: {tag} {i}\r\n\r\n{tag} {i}\r\n")
+            match = re.search(r"^250 2\.0\.0 Ok: queued as (" + QUEUE_ID + r")\r\n$", reply)
+            self.assertIsNotNone(match, f"message {i} of {tag}: {reply!r}")
+            ids.append(match.group(1))
+        return ids
+
+    def delivered(self):
+        return sum(len(r.maildir_files("bar")) for r in self.replicas)
+
+    def test_spread_failover_and_exactly_once(self):
+        ids = self.send(30, "spread")
+        per_replica = [sum(1 for i in ids if replica_of(i) == n) for n in range(REPLICAS)]
+        self.assertTrue(all(count >= 5 for count in per_replica), per_replica)
+        self.assertEqual(len(set(ids)), 30)
+        wait_for(lambda: self.delivered() == 30, what="30 messages delivered across the replicas")
+        # Each replica delivered exactly the messages whose IDs name it.
+        for number, replica in enumerate(self.replicas):
+            self.assertEqual(len(replica.maildir_files("bar")), per_replica[number])
+            for queue_id in (i for i in ids if replica_of(i) == number):
+                replica.queue.wait_log(re.escape(queue_id) + r": to=<bar@mail169\.com>.*status=sent")
+
+        # Replica 1 dies: every message still gets a 250, from the other two.
+        self.replicas[1].queue.stop(signal.SIGKILL)
+        later = self.send(20, "failover")
+        self.assertFalse([i for i in later if replica_of(i) == 1])
+        self.assertTrue({replica_of(i) for i in later} <= {0, 2})
+        wait_for(lambda: self.delivered() == 50, what="50 messages delivered")
+
+    def test_retry_with_the_same_idempotency_key_is_stored_once(self):
+        replica = self.replicas[2]
+        stub = queue_pb2_grpc.QueueServiceStub(grpc.insecure_channel(f"127.0.0.1:{replica.grpc_port}"))
+        content = b"Subject: once\n\nonly once\n"
+
+        def enqueue():
+            envelope = queue_pb2.Envelope(sender="foo@mail169.com", recipients=["bar@mail169.com"],
+                                          idempotency_key="e2e-key-1")
+            requests = [queue_pb2.EnqueueRequest(envelope=envelope), queue_pb2.EnqueueRequest(content=content),
+                        queue_pb2.EnqueueRequest(commit=queue_pb2.Commit(size=len(content)))]
+            responses = list(stub.Enqueue(iter(requests), timeout=10))
+            return responses[-1].committed_queue_id
+
+        first = enqueue()
+        self.assertEqual(replica_of(first), 2)
+        self.assertEqual(enqueue(), first)
+        replica.wait_delivered("bar", 1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{replica.queue_metrics_port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
+        self.assertRegex(metrics, r"(?m)^postgate_queue_enqueue_duplicates_total 1$")
+        self.assertRegex(metrics, r"(?m)^postgate_queue_messages_stored_total 1$")
+        replica.queue.wait_log(re.escape(first) + r": retry with the same idempotency key: already stored")
+        self.assertEqual(len(replica.maildir_files("bar")), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
