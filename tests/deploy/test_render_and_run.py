@@ -1,0 +1,130 @@
+"""Render and run: the chart's default rendering, executed on loopback exactly as the kubelet would
+start it – each workload's container args (with $(VAR) expanded from its env), the main.cf and
+aliases from the rendered ConfigMap, the admin token Secret as a file – then the probes are called
+as Kubernetes calls them (grpc.health.v1 on the probe's port and service) and a mail goes through.
+What differs from a pod, and why: the mount paths (/etc/postgate, /var/lib/postgate,
+/run/secrets/postgate) map to a temporary directory; 0.0.0.0 listeners bind 127.0.0.1; the queue's
+DNS name (the headless Service) becomes gRPC's ipv4: address list, since no cluster DNS exists."""
+import base64
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import grpc
+import yaml
+
+import postgate_test_health_pb2 as health_pb2
+import postgate_test_health_pb2_grpc as health_pb2_grpc
+from postgate_harness import BIN_DIR, QUEUE_ID, SmtpConnection, Service, send_message, wait_for
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELM = os.path.join(ROOT, ".tools/bin/helm")
+SERVING = health_pb2.HealthCheckResponse.SERVING
+
+
+def probe(port, service):
+    """A Kubernetes grpc probe: Check(service) on the port; SERVING passes, anything else fails."""
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            return health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=1).status == SERVING
+    except grpc.RpcError:
+        return False
+
+
+class RenderAndRunTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="postgate-render-")
+        rendered = subprocess.run([HELM, "template", "pg", os.path.join(ROOT, "deploy/helm/postgate"), "-n", "mail",
+                                   "--set", "mainCf.postgate_local_users=bar",
+                                   "--set", "mainCf.mydestination=mail169.com"],
+                                  check=True, capture_output=True, text=True).stdout
+        self.objects = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
+        self.services = []
+
+    def tearDown(self):
+        for service in self.services:
+            service.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, pod_path):
+        for prefix, local in (("/etc/postgate", "etc"), ("/var/lib/postgate", "spool"),
+                              ("/run/secrets/postgate", "secrets")):
+            if pod_path.startswith(prefix):
+                return os.path.join(self.dir, local) + pod_path[len(prefix):]
+        return pod_path
+
+    def materialize(self, grpc_port):
+        config = self.objects[("ConfigMap", "pg-postgate-config")]["data"]
+        os.makedirs(self.path("/etc/postgate"))
+        main_cf = config["main.cf"]
+        main_cf = re.sub(r"(/etc/postgate|/var/lib/postgate|/run/secrets/postgate)[^\s,]*",
+                         lambda m: self.path(m.group(0)), main_cf)
+        main_cf = main_cf.replace("0.0.0.0:", "127.0.0.1:")
+        main_cf = re.sub(r"postgate_queue_address = dns:///\S+", f"postgate_queue_address = ipv4:127.0.0.1:{grpc_port}",
+                         main_cf)
+        with open(self.path("/etc/postgate/main.cf"), "w") as f:
+            f.write(main_cf)
+        with open(self.path("/etc/postgate/aliases"), "w") as f:
+            f.write(config["aliases"])
+        secret = self.objects[("Secret", "pg-postgate-admin")]["data"]["token"]
+        os.makedirs(self.path("/run/secrets/postgate/admin"))
+        with open(self.path("/run/secrets/postgate/admin/token"), "wb") as f:
+            f.write(base64.b64decode(secret))
+        os.makedirs(self.path("/var/lib/postgate"))
+        return main_cf
+
+    def command(self, container, env):
+        argv = [self.path(a) for a in container["args"]]
+        argv = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in argv]
+        return argv
+
+    def test_rendered_workloads_run_and_pass_their_probes(self):
+        queue_pod = self.objects[("StatefulSet", "pg-postgate-queue")]["spec"]["template"]["spec"]
+        gateway_pod = self.objects[("Deployment", "pg-postgate-gateway")]["spec"]["template"]["spec"]
+        queue_container, gateway_container = queue_pod["containers"][0], gateway_pod["containers"][0]
+        grpc_port = next(p["containerPort"] for p in queue_container["ports"] if p["name"] == "grpc")
+        main_cf = self.materialize(grpc_port)
+        self.assertIn("postgate_queue_listen = 127.0.0.1:50051", main_cf)
+
+        # Pod 0 of the StatefulSet: the downward API gives POD_INDEX=0.
+        env = {"POD_INDEX": "0"}
+        queue_argv = self.command(queue_container, env)
+        self.assertEqual(queue_argv[-2:], ["-o", "postgate_queue_replica_id=0"])
+        self.services.append(Service([os.path.join(BIN_DIR, "queue-service"), *queue_argv], "queue-service"))
+        self.services[-1].wait_log(r"listening grpc=")
+        for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+            spec = queue_container[kind]["grpc"]
+            wait_for(lambda: probe(spec["port"], spec.get("service", "")), timeout=10, what=f"queue {kind}")
+
+        self.services.append(Service([os.path.join(BIN_DIR, "smtp-gateway"), *self.command(gateway_container, {})],
+                                     "smtp-gateway"))
+        self.services[-1].wait_log(r"listening smtp=")
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+            spec = gateway_container[kind]["grpc"]
+            wait_for(lambda: probe(spec["port"], spec.get("service", "")), timeout=10, what=f"gateway {kind}")
+
+        # The SMTP container port the Service targets.
+        smtp_port = next(p["containerPort"] for p in gateway_container["ports"] if p["name"] == "smtp")
+        self.assertEqual(self.objects[("Service", "pg-postgate-smtp")]["spec"]["ports"][0]["targetPort"], "smtp")
+        connection = SmtpConnection(smtp_port)
+        self.assertEqual(connection.read_reply(), "220 mail.example.com ESMTP Postgate\r\n")
+        connection.close()
+        reply = send_message(smtp_port, sender="foo@example.com", recipients=("bar@mail169.com",))
+        self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
+        queue_id = re.search(QUEUE_ID, reply).group(0)
+        self.assertEqual(int(queue_id[-1], 16), 0)
+        wait_for(lambda: os.listdir(os.path.join(self.path("/var/lib/postgate"), "mail/bar/new")),
+                 what="delivery into the spool volume's Maildir")
+
+        # The queue going away makes the gateway not ready, but still live (no restart loop).
+        self.services[0].stop()
+        wait_for(lambda: not probe(9111, "readiness"), timeout=10, what="gateway readiness to fail")
+        self.assertTrue(probe(9111, ""))
+
+
+if __name__ == "__main__":
+    unittest.main()
