@@ -160,11 +160,20 @@ int Run(const Flags& flags) {
   builder.AddListeningPort(cf.Get("postgate_queue_listen"), ServerCredentials(cf), &grpc_port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(4 << 20);
+  // Gateways reconnect every few minutes, and re-resolve the headless Service as they do, so a
+  // replica added by scaling up gets its share of new mail. Streams under way get a minute to end.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 60 * 1000);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
     Fatal(cf.Error("postgate_queue_listen", "cannot listen on " + cf.Get("postgate_queue_listen")));
   }
-  server->GetHealthCheckService()->SetServingStatus(true);
+  // Probes: "" is liveness (the process serves), "readiness" also needs the replica to take new
+  // messages (false while it is being emptied, and from SIGTERM on).
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus("readiness", true);
+  service.OnAcceptingChange([health](bool accepting) { health->SetServingStatus("readiness", accepting); });
   agent.Start();
 
   std::string grpc_host = std::vector<std::string>(absl::StrSplit(cf.Get("postgate_queue_listen"), ':'))[0];
@@ -184,7 +193,8 @@ int Run(const Flags& flags) {
                  "changes (the Helm chart rolls the StatefulSet when its ConfigMap changes)");
   }
   spdlog::info("queue-service stopping on signal {}", signal_number);
-  server->GetHealthCheckService()->SetServingStatus(false);
+  health->SetServingStatus("readiness", false);
+  health->SetServingStatus("", false);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   agent.Stop();
   return 0;

@@ -12,7 +12,17 @@
 #include <utility>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <set>
+
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -64,8 +74,9 @@ const char* CodeName(grpc::StatusCode code) {
   }
 }
 
-int Report(const grpc::Status& status) {
-  std::cerr << "queuectl: " << status.error_message() << " (" << CodeName(status.error_code()) << ")\n";
+int Report(const grpc::Status& status, const std::string& where = "") {
+  std::cerr << "queuectl: " << (where.empty() ? "" : where + ": ") << status.error_message() << " ("
+            << CodeName(status.error_code()) << ")\n";
   switch (status.error_code()) {
     case grpc::StatusCode::NOT_FOUND:
     case grpc::StatusCode::INVALID_ARGUMENT:
@@ -81,6 +92,48 @@ std::unique_ptr<grpc::ClientContext> Context(const Options& options) {
   context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(options.timeout_seconds));
   if (!options.token.empty()) context->AddMetadata("authorization", "Bearer " + options.token);
   return context;
+}
+
+// One queue-service replica --server (or move --to) names.
+struct Replica {
+  std::string address;
+  std::unique_ptr<v1::QueueService::Stub> stub;
+};
+
+// "a:p,b:p" → each; "dns:///name:port" → every address the name resolves to (a Kubernetes
+// headless Service: one per ready replica); anything else → itself.
+absl::StatusOr<std::vector<std::string>> ReplicaAddresses(const std::string& server) {
+  std::vector<std::string> addresses;
+  for (absl::string_view part : absl::StrSplit(server, ',', absl::SkipWhitespace())) {
+    if (!absl::StartsWith(part, "dns:///")) {
+      addresses.emplace_back(part);
+      continue;
+    }
+    std::string target(part.substr(7));
+    size_t colon = target.rfind(':');
+    if (colon == std::string::npos) return absl::InvalidArgumentError(absl::StrCat(part, ": expected dns:///name:port"));
+    const std::string host = target.substr(0, colon), port = target.substr(colon + 1);
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (int error = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); error != 0) {
+      return absl::UnavailableError(absl::StrCat(host, ": ", gai_strerror(error)));
+    }
+    std::set<std::string> unique;
+    for (addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
+      char text[INET6_ADDRSTRLEN] = {};
+      const void* raw = entry->ai_family == AF_INET
+                            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(entry->ai_addr)->sin_addr)
+                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(entry->ai_addr)->sin6_addr);
+      inet_ntop(entry->ai_family, raw, text, sizeof(text));
+      unique.insert(entry->ai_family == AF_INET6 ? absl::StrCat("[", text, "]:", port) : absl::StrCat(text, ":", port));
+    }
+    freeaddrinfo(found);
+    addresses.insert(addresses.end(), unique.begin(), unique.end());
+  }
+  if (addresses.empty()) return absl::InvalidArgumentError(absl::StrCat("\"", server, "\" names no replica"));
+  return addresses;
 }
 
 void PrintJson(const google::protobuf::Message& message) {
@@ -135,21 +188,37 @@ std::string RecipientStateName(v1::RecipientState state) {
   }
 }
 
-int Status(v1::QueueService::Stub& stub, const Options& options) {
-  v1::QueueStatus status;
-  grpc::Status rpc = stub.GetQueueStatus(Context(options).get(), {}, &status);
-  if (!rpc.ok()) return Report(rpc);
-  if (options.json) {
-    PrintJson(status);
-    return kExitOk;
+int Status(std::vector<Replica>& replicas, const Options& options) {
+  v1::QueueStatus total;
+  std::vector<std::string> lines;
+  for (Replica& replica : replicas) {
+    v1::QueueStatus status;
+    grpc::Status rpc = replica.stub->GetQueueStatus(Context(options).get(), {}, &status);
+    if (!rpc.ok()) return Report(rpc, replica.address);
+    if (options.json) {
+      PrintJson(status);
+      continue;
+    }
+    if (total.by_state_size() == 0) total.mutable_by_state()->CopyFrom(status.by_state());
+    else for (int i = 0; i < status.by_state_size() && i < total.by_state_size(); ++i) {
+      total.mutable_by_state(i)->set_messages(total.by_state(i).messages() + status.by_state(i).messages());
+      total.mutable_by_state(i)->set_bytes(total.by_state(i).bytes() + status.by_state(i).bytes());
+    }
+    total.set_total_messages(total.total_messages() + status.total_messages());
+    total.set_total_bytes(total.total_bytes() + status.total_bytes());
+    total.set_oldest_message_age_seconds(std::max(total.oldest_message_age_seconds(), status.oldest_message_age_seconds()));
+    lines.push_back(absl::StrFormat("replica %d (%s): %d messages, %s", status.replica(), replica.address,
+                                    status.total_messages(), status.accepting() ? "accepting" : "not accepting (draining)"));
   }
+  if (options.json) return kExitOk;
   std::cout << absl::StrFormat("%-10s %10s %12s\n", "STATE", "MESSAGES", "BYTES");
-  for (const v1::StateCount& count : status.by_state()) {
+  for (const v1::StateCount& count : total.by_state()) {
     std::cout << absl::StrFormat("%-10s %10d %12d\n", StateName(count.state()), count.messages(),
                                  count.bytes());
   }
-  std::cout << absl::StrFormat("pending: %d messages, %d bytes; oldest %ds\n", status.total_messages(),
-                               status.total_bytes(), status.oldest_message_age_seconds());
+  std::cout << absl::StrFormat("pending: %d messages, %d bytes; oldest %ds\n", total.total_messages(),
+                               total.total_bytes(), total.oldest_message_age_seconds());
+  if (replicas.size() > 1) for (const std::string& line : lines) std::cout << line << "\n";
   return kExitOk;
 }
 
@@ -201,7 +270,7 @@ bool ParseState(const std::string& name, v1::MessageState* state) {
   return true;
 }
 
-int List(v1::QueueService::Stub& stub, const Options& options, const ListOptions& list) {
+int List(std::vector<Replica>& replicas, const Options& options, const ListOptions& list) {
   v1::ListMessagesRequest request;
   v1::MessageState state;
   if (!ParseState(list.state, &state)) {
@@ -214,37 +283,56 @@ int List(v1::QueueService::Stub& stub, const Options& options, const ListOptions
   request.set_min_age_seconds(list.min_age);
   request.set_max_age_seconds(list.max_age);
   request.set_newest_first(list.newest_first);
-  const bool all_pages = list.all_pages;
-  uint64_t bytes = 0, count = 0;
-  bool header = false;
-  do {
-    v1::ListMessagesResponse response;
-    grpc::Status rpc = stub.ListMessages(Context(options).get(), request, &response);
-    if (!rpc.ok()) return Report(rpc);
-    for (const v1::Message& message : response.messages()) {
-      ++count;
-      bytes += message.size();
-      if (options.json) {
-        PrintPostqueueJson(message);
-        continue;
-      }
-      if (!header) {
-        std::cout << "-Queue ID-     --Size-- ----Arrival Time---- -Sender/Recipient-------\n";
-        header = true;
-      }
-      PrintMailq(message);
+  // Every replica's messages, merged: IDs begin with the arrival time, so ID order is arrival
+  // order across replicas too.
+  std::vector<v1::Message> messages;
+  for (Replica& replica : replicas) {
+    v1::ListMessagesRequest page_request = request;
+    do {
+      v1::ListMessagesResponse response;
+      grpc::Status rpc = replica.stub->ListMessages(Context(options).get(), page_request, &response);
+      if (!rpc.ok()) return Report(rpc, replicas.size() > 1 ? replica.address : "");
+      for (v1::Message& message : *response.mutable_messages()) messages.push_back(std::move(message));
+      page_request.set_page_token(response.next_page_token());
+    } while (list.all_pages && !page_request.page_token().empty());
+  }
+  std::sort(messages.begin(), messages.end(), [&](const v1::Message& a, const v1::Message& b) {
+    return list.newest_first ? a.queue_id() > b.queue_id() : a.queue_id() < b.queue_id();
+  });
+  uint64_t bytes = 0;
+  for (const v1::Message& message : messages) {
+    bytes += message.size();
+    if (options.json) {
+      PrintPostqueueJson(message);
+      continue;
     }
-    request.set_page_token(response.next_page_token());
-  } while (all_pages && !request.page_token().empty());
+    if (&message == &messages.front()) {
+      std::cout << "-Queue ID-     --Size-- ----Arrival Time---- -Sender/Recipient-------\n";
+    }
+    PrintMailq(message);
+  }
   if (!options.json) {
-    if (count == 0) {
+    if (messages.empty()) {
       std::cout << "Mail queue is empty\n";
     } else {
-      std::cout << absl::StrFormat("-- %d Kbytes in %d Request%s.\n", (bytes + 1023) / 1024, count,
-                                   count == 1 ? "" : "s");
+      std::cout << absl::StrFormat("-- %d Kbytes in %d Request%s.\n", (bytes + 1023) / 1024, messages.size(),
+                                   messages.size() == 1 ? "" : "s");
     }
   }
   return kExitOk;
+}
+
+// The replica holding message `id`: the one that knows it (NOT_FOUND from all: the first's answer).
+v1::QueueService::Stub* FindHolder(std::vector<Replica>& replicas, const Options& options, const std::string& id) {
+  if (replicas.size() == 1) return replicas.front().stub.get();
+  v1::GetMessageRequest request;
+  request.set_queue_id(id);
+  for (Replica& replica : replicas) {
+    v1::Message message;
+    grpc::Status status = replica.stub->GetMessage(Context(options).get(), request, &message);
+    if (status.error_code() != grpc::StatusCode::NOT_FOUND) return replica.stub.get();
+  }
+  return replicas.front().stub.get();
 }
 
 int Show(v1::QueueService::Stub& stub, const Options& options, const std::string& id) {
@@ -297,7 +385,7 @@ int Cat(v1::QueueService::Stub& stub, const Options& options, const std::string&
   return status.ok() ? kExitOk : Report(status);
 }
 
-int Flush(v1::QueueService::Stub& stub, const Options& options, const std::string& domain) {
+int Flush(std::vector<Replica>& replicas, const Options& options, const std::string& domain) {
   v1::FlushRequest request;
   std::string target = domain;
   if (!target.empty() && target.front() == '@') {
@@ -306,8 +394,12 @@ int Flush(v1::QueueService::Stub& stub, const Options& options, const std::strin
   }
   request.set_domain(target);
   v1::FlushResponse response;
-  grpc::Status status = stub.Flush(Context(options).get(), request, &response);
-  if (!status.ok()) return Report(status);
+  for (Replica& replica : replicas) {
+    v1::FlushResponse one;
+    grpc::Status status = replica.stub->Flush(Context(options).get(), request, &one);
+    if (!status.ok()) return Report(status, replicas.size() > 1 ? replica.address : "");
+    response.set_messages(response.messages() + one.messages());
+  }
   if (options.json) {
     PrintJson(response);
   } else {
@@ -420,13 +512,129 @@ int Watch(v1::QueueService::Stub& stub, const Options& options, const std::strin
   return kExitOk;
 }
 
+// Empties one replica into others before it is scaled away: stops it taking new mail, then for
+// each message holds it there (so its delivery stops), copies envelope, waiting recipients and
+// content to a target replica (idempotency key "move:<ID>", so a rerun after an interruption
+// never stores a message twice), holds the copy again if it was held, and deletes the original.
+int Move(Replica& source, std::vector<Replica>& targets, const Options& options, bool keep_accepting) {
+  if (!keep_accepting) {
+    v1::SetAcceptingRequest stop;
+    stop.set_accepting(false);
+    v1::QueueStatus status;
+    grpc::Status rpc = source.stub->SetAccepting(Context(options).get(), stop, &status);
+    if (!rpc.ok()) return Report(rpc, source.address);
+    std::cerr << "queuectl: replica " << status.replica() << " (" << source.address
+              << ") no longer accepts new messages\n";
+  }
+  size_t moved = 0, next_target = 0;
+  for (int round = 0; round < 100; ++round) {  // Until a listing comes back empty.
+    v1::ListMessagesRequest list;
+    list.set_page_size(1000);
+    v1::ListMessagesResponse page;
+    grpc::Status rpc = source.stub->ListMessages(Context(options).get(), list, &page);
+    if (!rpc.ok()) return Report(rpc, source.address);
+    if (page.messages().empty()) {
+      std::cout << "moved " << moved << " message" << (moved == 1 ? "" : "s") << "; " << source.address
+                << " holds no pending mail\n";
+      return kExitOk;
+    }
+    for (const v1::Message& listed : page.messages()) {
+      const std::string& id = listed.queue_id();
+      v1::MessageRequest by_id;
+      by_id.set_queue_id(id);
+      v1::Message message;
+      const bool was_held = listed.state() == v1::MESSAGE_STATE_HOLD;
+      rpc = was_held ? source.stub->GetMessage(Context(options).get(), [&] {
+                         v1::GetMessageRequest r; r.set_queue_id(id); return r; }(), &message)
+                     : source.stub->Hold(Context(options).get(), by_id, &message);
+      if (rpc.error_code() == grpc::StatusCode::FAILED_PRECONDITION || rpc.error_code() == grpc::StatusCode::NOT_FOUND) {
+        continue;  // Finished (or gone) meanwhile: nothing to move.
+      }
+      if (!rpc.ok()) return Report(rpc, source.address + " " + id);
+
+      v1::EnqueueRequest first;
+      v1::Envelope& envelope = *first.mutable_envelope();
+      envelope = message.envelope();
+      envelope.clear_recipients();
+      envelope.clear_recipient_options();
+      envelope.set_idempotency_key("move:" + id);
+      envelope.clear_requested_queue_id();
+      for (int i = 0; i < message.recipients_size(); ++i) {
+        const v1::RecipientStatus& recipient = message.recipients(i);
+        if (recipient.state() != v1::RECIPIENT_STATE_QUEUED && recipient.state() != v1::RECIPIENT_STATE_DEFERRED) continue;
+        envelope.add_recipients(recipient.address());
+        if (i < message.envelope().recipient_options_size()) {
+          *envelope.add_recipient_options() = message.envelope().recipient_options(i);
+        } else if (message.envelope().recipient_options_size() > 0) {
+          envelope.add_recipient_options();
+        }
+      }
+      if (envelope.recipients().empty()) continue;
+
+      Replica& target = targets[next_target++ % targets.size()];
+      auto copy_context = Context(options);
+      auto upload = target.stub->Enqueue(copy_context.get());
+      v1::EnqueueResponse answer;
+      bool ok = upload->Write(first) && upload->Read(&answer);
+      v1::GetMessageContentRequest content_request;
+      content_request.set_queue_id(id);
+      auto read_context = Context(options);
+      auto content = source.stub->GetMessageContent(read_context.get(), content_request);
+      v1::MessageContentChunk chunk;
+      uint64_t size = 0;
+      while (ok && content->Read(&chunk)) {
+        v1::EnqueueRequest part;
+        size += chunk.data().size();
+        part.set_content(std::move(*chunk.mutable_data()));
+        ok = upload->Write(part);
+      }
+      grpc::Status read_status = content->Finish();
+      if (!read_status.ok()) return Report(read_status, source.address + " " + id);
+      v1::EnqueueRequest commit;
+      commit.mutable_commit()->set_size(size);
+      ok = ok && upload->Write(commit) && upload->Read(&answer);
+      upload->WritesDone();
+      grpc::Status upload_status = upload->Finish();
+      if (!ok || !upload_status.ok() || answer.committed_queue_id().empty()) {
+        return Report(upload_status.ok() ? grpc::Status(grpc::StatusCode::UNKNOWN, "no commit") : upload_status,
+                      target.address + " (copy of " + id + ")");
+      }
+      const std::string new_id = answer.committed_queue_id();
+      if (was_held) {
+        v1::MessageRequest hold;
+        hold.set_queue_id(new_id);
+        v1::Message held;
+        grpc::Status status = target.stub->Hold(Context(options).get(), hold, &held);
+        if (!status.ok() && status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {
+          return Report(status, target.address + " " + new_id);
+        }
+      }
+      v1::DeleteResponse deleted;
+      rpc = source.stub->Delete(Context(options).get(), by_id, &deleted);
+      if (!rpc.ok() && rpc.error_code() != grpc::StatusCode::NOT_FOUND) return Report(rpc, source.address + " " + id);
+      ++moved;
+      if (options.json) {
+        google::protobuf::Struct done;
+        (*done.mutable_fields())["queue_id"].set_string_value(id);
+        (*done.mutable_fields())["new_queue_id"].set_string_value(new_id);
+        (*done.mutable_fields())["replica"].set_string_value(target.address);
+        PrintJson(done);
+      } else {
+        std::cout << id << " -> " << new_id << " (" << target.address << ")\n";
+      }
+    }
+  }
+  std::cerr << "queuectl: " << source.address << " keeps receiving messages; run move again\n";
+  return kExitServer;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options options;
   CLI::App app{"queuectl: ask Postgate's queue-service what it holds"};
   app.require_subcommand(1);
-  app.add_option("--server", options.server, "queue-service gRPC address")->capture_default_str();
+  app.add_option("--server", options.server, "queue-service gRPC address; several: a:p,b:p or dns:///name:port (every address of a headless Service)")->capture_default_str();
   app.add_flag("--json", options.json, "print the API's JSON instead of a table");
   app.add_option("--timeout", options.timeout_seconds, "seconds to wait for an answer")->capture_default_str();
   app.add_option("--token-file", options.token_file,
@@ -470,6 +678,12 @@ int main(int argc, char** argv) {
   watch->add_option("--domain", watch_domain, "only recipients at this domain and its subdomains");
   watch->add_option("--id", watch_id, "only this message");
   watch->add_option("--count", watch_count, "stop after this many events");
+  std::string move_to;
+  bool keep_accepting = false;
+  CLI::App* move = app.add_subcommand(
+      "move", "empty this replica into others before it is scaled away (it stops accepting new mail)");
+  move->add_option("--to", move_to, "replicas to move to: a:p,b:p or dns:///name:port")->required();
+  move->add_flag("--keep-accepting", keep_accepting, "let the replica go on taking new messages");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -506,16 +720,59 @@ int main(int argc, char** argv) {
       arguments.SetSslTargetNameOverride(options.tls_server_name);
     }
   }
-  auto channel = grpc::CreateCustomChannel(options.server, credentials, arguments);
-  auto stub = v1::QueueService::NewStub(channel);
-  if (*status) return Status(*stub, options);
-  if (*list) return List(*stub, options, list_options);
-  if (*show) return Show(*stub, options, id);
-  if (*cat) return Cat(*stub, options, id);
-  if (*flush) return Flush(*stub, options, flush_domain);
-  if (*watch) return Watch(*stub, options, watch_domain, watch_id, watch_count);
+  auto connect = [&](const std::string& server, std::vector<Replica>* replicas) -> bool {
+    absl::StatusOr<std::vector<std::string>> addresses = ReplicaAddresses(server);
+    if (!addresses.ok()) {
+      std::cerr << "queuectl: " << addresses.status().message() << "\n";
+      return false;
+    }
+    for (const std::string& address : *addresses) {
+      replicas->push_back({address, v1::QueueService::NewStub(grpc::CreateCustomChannel(address, credentials, arguments))});
+    }
+    return true;
+  };
+  // --server may name several replicas (a:p,b:p or dns:///headless-service:port): status, list
+  // and flush then cover all of them, and commands on a queue ID find the replica that holds it.
+  std::vector<Replica> replicas;
+  if (!connect(options.server, &replicas)) return kExitUsage;
+  if (*status) return Status(replicas, options);
+  if (*list) return List(replicas, options, list_options);
+  if (*flush) return Flush(replicas, options, flush_domain);
+  if (*show) return Show(*FindHolder(replicas, options, id), options, id);
+  if (*cat) return Cat(*FindHolder(replicas, options, id), options, id);
+  if (*watch) {
+    if (replicas.size() > 1) {
+      std::cerr << "queuectl: watch follows one replica; name one with --server\n";
+      return kExitUsage;
+    }
+    return Watch(*replicas.front().stub, options, watch_domain, watch_id, watch_count);
+  }
+  if (*move) {
+    std::vector<Replica> targets;
+    if (replicas.size() != 1) {
+      std::cerr << "queuectl: move empties one replica; name it with --server\n";
+      return kExitUsage;
+    }
+    if (!connect(move_to, &targets)) return kExitUsage;
+    std::erase_if(targets, [&](const Replica& r) { return r.address == replicas.front().address; });
+    if (targets.empty()) {
+      std::cerr << "queuectl: move --to names no other replica\n";
+      return kExitUsage;
+    }
+    return Move(replicas.front(), targets, options, keep_accepting);
+  }
   for (const auto& [action, command] : actions) {
-    if (*command) return Act(*stub, options, action, ids, confirmed);
+    if (!*command) continue;
+    if (ids.size() == 1 && ids[0] == "ALL") {
+      int exit_code = kExitOk;
+      for (Replica& replica : replicas) exit_code = std::max(exit_code, Act(*replica.stub, options, action, ids, confirmed));
+      return exit_code;
+    }
+    int exit_code = kExitOk;
+    for (const std::string& one : ids) {
+      exit_code = std::max(exit_code, Act(*FindHolder(replicas, options, one), options, action, {one}, confirmed));
+    }
+    return exit_code;
   }
   return kExitUsage;
 }

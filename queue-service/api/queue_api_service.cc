@@ -42,6 +42,24 @@ QueueApiService::KeyClaim::~KeyClaim() {
   service_.keys_in_flight_.erase(key_);
 }
 
+const std::string& QueueApiService::InFlightId::Take(const std::string& requested, absl::Time now) {
+  absl::MutexLock lock(&service_.keys_mu_);
+  if (!requested.empty() && !service_.ids_in_flight_.contains(requested) && !service_.index_.Contains(requested) &&
+      service_.ids_.Adopt(requested, now)) {
+    id_ = requested;
+  } else {
+    id_ = service_.ids_.Next(now);
+  }
+  service_.ids_in_flight_.insert(id_);
+  return id_;
+}
+
+QueueApiService::InFlightId::~InFlightId() {
+  if (id_.empty()) return;
+  absl::MutexLock lock(&service_.keys_mu_);
+  service_.ids_in_flight_.erase(id_);
+}
+
 grpc::Status QueueApiService::AnswerDuplicate(
     const std::string& id, grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) {
   v1::EnqueueResponse response;
@@ -72,6 +90,9 @@ grpc::Status QueueApiService::Enqueue(
     return InvalidArgument("envelope.recipient_options", "one entry per recipient, or none");
   }
 
+  if (!accepting_.load()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica is not accepting new messages (draining)");
+  }
   // A retry of a message this replica already stored: answer its ID, store nothing.
   const std::string key = request.envelope().idempotency_key();
   std::optional<KeyClaim> claim;
@@ -89,12 +110,11 @@ grpc::Status QueueApiService::Enqueue(
   }
 
   const absl::Time arrival = absl::Now();
-  // A retry keeps the ID already written into its Received: header when this replica issued it.
-  // Only with a claimed key: the attempt that was given the ID has the same key, so it is over
-  // (its chunks discarded) before the claim could be taken.
-  const std::string& requested = request.envelope().requested_queue_id();
-  const bool reuse = claim && ids_.Issued(requested) && !index_.Contains(requested);
-  const std::string id = reuse ? requested : ids_.Next(arrival);
+  // A retry keeps the ID already written into its Received: header (this replica gave it out,
+  // perhaps before a restart). Only with a claimed key: the attempt that was given the ID has the
+  // same key, so it is over (its chunks discarded) before the claim could be taken.
+  InFlightId in_flight(*this);
+  const std::string id = in_flight.Take(claim ? request.envelope().requested_queue_id() : std::string(), arrival);
   v1::EnqueueResponse response;
   response.set_queue_id(id);
   if (!stream->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
@@ -178,7 +198,20 @@ grpc::Status QueueApiService::GetQueueStatus(grpc::ServerContext*, const v1::Get
     response->set_oldest_message_age_seconds(
         static_cast<uint64_t>(absl::ToInt64Seconds(absl::Now() - *summary.oldest_pending)));
   }
+  response->set_replica(static_cast<uint32_t>(ids_.replica()));
+  response->set_accepting(accepting_.load());
   return grpc::Status::OK;
+}
+
+grpc::Status QueueApiService::SetAccepting(grpc::ServerContext* context, const v1::SetAcceptingRequest* request,
+                                           v1::QueueStatus* response) {
+  if (grpc::Status allowed = admin_.Check(*context, "SetAccepting"); !allowed.ok()) return allowed;
+  if (accepting_.exchange(request->accepting()) != request->accepting()) {
+    spdlog::warn("replica {}: {}", ids_.replica(),
+                 request->accepting() ? "accepting new messages again" : "no longer accepting new messages (draining)");
+    if (accepting_hook_) accepting_hook_(request->accepting());
+  }
+  return GetQueueStatus(context, nullptr, response);
 }
 
 grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListMessagesRequest* request,

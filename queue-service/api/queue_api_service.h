@@ -3,7 +3,9 @@
 // synchronous server threads: a commit blocks its thread while RocksDB groups concurrent fsyncs.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
@@ -49,6 +51,11 @@ class QueueApiService final : public v1::QueueService::Service {
                        v1::Message* response) override;
   grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
                            grpc::ServerWriter<v1::QueueEvent>* writer) override;
+  grpc::Status SetAccepting(grpc::ServerContext* context, const v1::SetAcceptingRequest* request,
+                            v1::QueueStatus* response) override;
+
+  // Told whether this replica takes new messages (the "readiness" health service follows it).
+  void OnAcceptingChange(std::function<void(bool)> hook) { accepting_hook_ = std::move(hook); }
 
  private:
   grpc::Status Fail(const std::string& id, uint32_t chunks, const char* reason, grpc::Status status);
@@ -66,6 +73,8 @@ class QueueApiService final : public v1::QueueService::Service {
   QueueMetrics& metrics_;
   AdminAuth& admin_;
   uint64_t max_message_bytes_;  // 0: no limit.
+  std::atomic<bool> accepting_{true};
+  std::function<void(bool)> accepting_hook_;
 
   // One Enqueue at a time per idempotency key, so two concurrent retries cannot both store.
   class KeyClaim {
@@ -79,10 +88,22 @@ class QueueApiService final : public v1::QueueService::Service {
     std::string key_;
     bool claimed_ = false;
   };
+  // The ID an Enqueue stream uses, reserved until the stream ends (so a retry cannot take it).
+  class InFlightId {
+   public:
+    explicit InFlightId(QueueApiService& service) : service_(service) {}
+    ~InFlightId();
+    const std::string& Take(const std::string& requested, absl::Time now);
+
+   private:
+    QueueApiService& service_;
+    std::string id_;
+  };
   grpc::Status AnswerDuplicate(const std::string& id,
                                grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream);
   absl::Mutex keys_mu_;
   absl::flat_hash_set<std::string> keys_in_flight_ ABSL_GUARDED_BY(keys_mu_);
+  absl::flat_hash_set<std::string> ids_in_flight_ ABSL_GUARDED_BY(keys_mu_);
 };
 
 }  // namespace postgate::queue

@@ -26,10 +26,13 @@ QueueIdGenerator::QueueIdGenerator(absl::string_view newest_existing, int replic
   AtLeast(newest_existing);
 }
 
-bool QueueIdGenerator::Issued(absl::string_view id) const {
+bool QueueIdGenerator::Adopt(absl::string_view id, absl::Time now) {
   uint64_t value = 0;
   if (!IsValidQueueId(id) || !absl::SimpleHexAtoi(id, &value)) return false;
-  return static_cast<int>(value % kMaxReplicas) == replica_ && value <= last_.load();
+  if (static_cast<int>(value % kMaxReplicas) != replica_) return false;
+  if (value > static_cast<uint64_t>(absl::ToUnixMicros(now + absl::Seconds(1)))) return false;
+  AtLeast(id);
+  return true;
 }
 
 void QueueIdGenerator::AtLeast(absl::string_view id) {

@@ -30,8 +30,10 @@ class QueueIdGenerator {
   std::string Next(absl::Time now);
   // Never issue an ID at or below `id` (the newest one found in the store after a restart).
   void AtLeast(absl::string_view id);
-  // Issued by this generator's replica and not above the last ID issued (a retry may reuse it).
-  bool Issued(absl::string_view id) const;
+  // A retry's request to keep the ID it was given, perhaps by this replica before a restart:
+  // true when `id` carries this replica's digit and is not ahead of `now`; from then on the
+  // generator never issues it. (The caller checks it is neither stored nor in use.)
+  bool Adopt(absl::string_view id, absl::Time now);
   int replica() const { return replica_; }
 
  private:

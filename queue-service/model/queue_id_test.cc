@@ -65,11 +65,10 @@ TEST(QueueIdTest, ReplicasNeverCollideAndAreNamedByTheId) {
       std::string id = generator.Next(t);
       EXPECT_EQ(QueueIdReplica(id), replica) << id;
       EXPECT_GT(id, previous);
-      EXPECT_TRUE(generator.Issued(id));
       previous = id;
       ids.insert(id);
     }
-    EXPECT_FALSE(generator.Issued(QueueIdGenerator("", (replica + 1) % kMaxReplicas).Next(t)));
+    EXPECT_FALSE(generator.Adopt(QueueIdGenerator("", (replica + 1) % kMaxReplicas).Next(t), t));
   }
   EXPECT_EQ(ids.size(), 4000u);
   // Close to the clock: at most one step of 16 µs ahead of it.
@@ -79,6 +78,16 @@ TEST(QueueIdTest, ReplicasNeverCollideAndAreNamedByTheId) {
   ASSERT_TRUE(absl::SimpleHexAtoi(id, &value));
   EXPECT_GE(value, static_cast<uint64_t>(absl::ToUnixMicros(t)));
   EXPECT_LT(value, static_cast<uint64_t>(absl::ToUnixMicros(t)) + kMaxReplicas);
+}
+
+TEST(QueueIdTest, AdoptsItsOwnIdsFromBeforeARestartButNotFutureOnes) {
+  const absl::Time t = absl::FromUnixSeconds(1795000000);
+  std::string before_restart = QueueIdGenerator("", 3).Next(t);
+  QueueIdGenerator restarted("", 3);
+  EXPECT_TRUE(restarted.Adopt(before_restart, t + absl::Seconds(2)));
+  EXPECT_GT(restarted.Next(t), before_restart);  // Never issued again.
+  EXPECT_FALSE(restarted.Adopt(QueueIdGenerator("", 3).Next(t + absl::Hours(1)), t));
+  EXPECT_FALSE(restarted.Adopt("not-an-id", t));
 }
 
 TEST(QueueIdTest, Validation) {

@@ -2,15 +2,17 @@
 them (one gRPC target naming every replica; round_robin): messages spread over the replicas, the
 replica is the last digit of the queue ID, a replica that dies is skipped without a 451, and an
 Enqueue retried with the same idempotency key is stored once."""
+import os
 import re
 import signal
+import subprocess
 import unittest
 import urllib.request
 
 import grpc
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from postgate_harness import QUEUE_ID, Postgate, send_message, wait_for
+from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, send_message, wait_for
 
 REPLICAS = 3
 
@@ -92,6 +94,62 @@ class ScaleOutTest(unittest.TestCase):
         self.assertRegex(metrics, r"(?m)^postgate_queue_messages_stored_total 1$")
         replica.queue.wait_log(re.escape(first) + r": retry with the same idempotency key: already stored")
         self.assertEqual(len(replica.maildir_files("bar")), 1)
+
+    def queuectl(self, server, *args, check=True):
+        result = subprocess.run([os.path.join(BIN_DIR, "queuectl"), "--server", server,
+                                 "--token-file", self.replicas[0].token_file, *args],
+                                capture_output=True, text=True, timeout=60)
+        if check:
+            self.assertEqual(result.returncode, 0, result.stderr)
+        return result
+
+    def test_queuectl_sees_every_replica_and_move_empties_one(self):
+        # The admin token is per Postgate instance here; give every replica the first one's.
+        addresses = [f"127.0.0.1:{r.grpc_port}" for r in self.replicas]
+        for replica in self.replicas[1:]:
+            with open(replica.token_file, "w") as f:
+                f.write(self.replicas[0].admin_token + "\n")
+        ids = self.send_remote(12, "deferred")
+        wait_for(lambda: "12 Requests" in self.queuectl(",".join(addresses), "list").stdout,
+                 what="all 12 deferred messages in one listing")
+        listing = self.queuectl(",".join(addresses), "list").stdout
+        self.assertEqual(sorted(re.findall(r"^(" + QUEUE_ID + r")\s", listing, re.M)), sorted(ids))
+        status = self.queuectl(",".join(addresses), "status").stdout
+        self.assertRegex(status, r"deferred\s+12\s")
+        for number in range(REPLICAS):
+            self.assertIn(f"replica {number} ({addresses[number]}): ", status)
+        # A command on one ID finds the replica that holds it.
+        on_replica_1 = [i for i in ids if replica_of(i) == 1]
+        self.assertTrue(on_replica_1)
+        shown = self.queuectl(",".join(addresses), "show", on_replica_1[0]).stdout
+        self.assertIn("x@example.org", shown)
+        self.queuectl(",".join(addresses), "hold", on_replica_1[0])
+
+        # Empty replica 1 into the others.
+        moved = self.queuectl(addresses[1], "move", "--to", ",".join(addresses))
+        pairs = dict(re.findall(r"^(" + QUEUE_ID + r") -> (" + QUEUE_ID + r") ", moved.stdout, re.M))
+        self.assertEqual(sorted(pairs), sorted(on_replica_1))
+        self.assertTrue(all(replica_of(new) in (0, 2) for new in pairs.values()))
+        self.assertIn("Mail queue is empty", self.queuectl(addresses[1], "list").stdout)
+        self.assertIn("not accepting (draining)", self.queuectl(",".join(addresses), "status").stdout)
+        listing = self.queuectl(",".join(addresses), "list").stdout
+        self.assertIn("12 Requests", listing)
+        held_copy = pairs[on_replica_1[0]]
+        self.assertRegex(listing, re.escape(held_copy) + r"!")  # Still held after the move.
+        shown = self.queuectl(",".join(addresses), "show", held_copy).stdout
+        self.assertIn("Sender:     <foo@mail169.com>", shown)
+        self.assertIn("x@example.org", shown)
+        # Running it again moves nothing; new mail now goes to the other replicas only.
+        self.assertIn("moved 0 messages", self.queuectl(addresses[1], "move", "--to", ",".join(addresses)).stdout)
+        self.assertFalse([i for i in self.send(9, "after-move") if replica_of(i) == 1])
+
+    def send_remote(self, count, tag):
+        ids = []
+        for i in range(count):
+            reply = send_message(self.smtp_port, recipients=("x@example.org",),
+                                 body=f"Subject: {tag} {i}\r\n\r\n{tag} {i}\r\n")
+            ids.append(re.search(QUEUE_ID, reply).group(0))
+        return ids
 
 
 if __name__ == "__main__":
