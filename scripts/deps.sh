@@ -13,7 +13,7 @@ build_pkgs=(
 test_pkgs=(
   python3 python3-grpcio python3-protobuf
   swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus tshark pflogsumm
-  python3-yaml yamllint unzip buildah podman runc debootstrap uidmap
+  python3-yaml dnsmasq-base yamllint unzip buildah podman runc debootstrap uidmap
 )
 
 want=("${build_pkgs[@]}")

@@ -111,11 +111,11 @@ class Postgate:
         self.gateway = None
         self.grpc_port = None
 
-    def start_queue(self, extra_args=()):
+    def start_queue(self, extra_args=(), host="127.0.0.1"):
         self.queue = Service([os.path.join(BIN_DIR, "queue-service"), "--config", self.config,
-                              "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.grpc_port or 0}",
+                              "--data-dir", self.data_dir, "--listen", f"{host}:{self.grpc_port or 0}",
                               "--metrics", "127.0.0.1:0", *extra_args], "queue-service")
-        match = self.queue.wait_log(r"listening grpc=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+)")
+        match = self.queue.wait_log(r"listening grpc=127\.0\.0\.\d+:(\d+) metrics=127\.0\.0\.1:(\d+)")
         self.grpc_port = int(match.group(1))
         self.queue_metrics_port = int(match.group(2))
         return self

@@ -152,5 +152,55 @@ class ScaleOutTest(unittest.TestCase):
         return ids
 
 
+def free_port(host):
+    import socket
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class DnsScaleOutTest(unittest.TestCase):
+    """As in the cluster: the gateway's postgate_queue_address is dns:///<headless Service>:port,
+    whose name has one A record per replica. Here a dnsmasq on loopback answers for the name with
+    127.0.0.1, .2 and .3, where the three replicas listen on one port."""
+
+    def setUp(self):
+        self.replicas, self.dnsmasq = [], None
+        try:
+            dns_port = free_port("127.0.0.1")
+            self.dnsmasq = subprocess.Popen(
+                ["dnsmasq", "--keep-in-foreground", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                 "--listen-address", "127.0.0.1", "--port", str(dns_port), "--log-queries", "--log-facility=-"]
+                + [f"--host-record=queue.postgate.test,127.0.0.{n + 1}" for n in range(REPLICAS)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            grpc_port = free_port("127.0.0.1")
+            for number in range(REPLICAS):
+                replica = Postgate()
+                self.replicas.append(replica)
+                replica.grpc_port = grpc_port
+                replica.start_queue(["-o", f"postgate_queue_replica_id={number}"], host=f"127.0.0.{number + 1}")
+            # gRPC's dns resolver, pointed at the test's DNS server (the authority part of the URI).
+            self.replicas[0].start_gateway(queue_address=f"dns://127.0.0.1:{dns_port}/queue.postgate.test:{grpc_port}")
+        except BaseException:
+            self.tearDown()
+            raise
+
+    def tearDown(self):
+        for replica in self.replicas:
+            replica.cleanup()
+        if self.dnsmasq:
+            self.dnsmasq.terminate()
+            self.dnsmasq.wait(timeout=10)
+
+    def test_messages_spread_over_every_address_the_name_has(self):
+        ids = []
+        for i in range(24):
+            reply = send_message(self.replicas[0].smtp_port, body=f"Subject: dns {i}\r\n\r\ndns {i}\r\n")
+            self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
+            ids.append(re.search(QUEUE_ID, reply).group(0))
+        self.assertEqual({replica_of(i) for i in ids}, {0, 1, 2})
+        wait_for(lambda: sum(len(r.maildir_files("bar")) for r in self.replicas) == 24, what="24 deliveries")
+
+
 if __name__ == "__main__":
     unittest.main()
