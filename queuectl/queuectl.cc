@@ -544,13 +544,25 @@ int Move(Replica& source, std::vector<Replica>& targets, const Options& options,
       by_id.set_queue_id(id);
       v1::Message message;
       const bool was_held = listed.state() == v1::MESSAGE_STATE_HOLD;
-      rpc = was_held ? source.stub->GetMessage(Context(options).get(), [&] {
-                         v1::GetMessageRequest r; r.set_queue_id(id); return r; }(), &message)
-                     : source.stub->Hold(Context(options).get(), by_id, &message);
+      if (was_held) {
+        v1::GetMessageRequest get;
+        get.set_queue_id(id);
+        rpc = source.stub->GetMessage(Context(options).get(), get, &message);
+      } else {
+        rpc = source.stub->Hold(Context(options).get(), by_id, &message);  // Stops its delivery here.
+      }
       if (rpc.error_code() == grpc::StatusCode::FAILED_PRECONDITION || rpc.error_code() == grpc::StatusCode::NOT_FOUND) {
         continue;  // Finished (or gone) meanwhile: nothing to move.
       }
       if (!rpc.ok()) return Report(rpc, source.address + " " + id);
+      // On a failure below, the original goes back to how it was, and a rerun picks it up.
+      auto give_up = [&](const grpc::Status& status, const std::string& where) {
+        if (!was_held) {
+          v1::Message released;
+          (void)source.stub->Release(Context(options).get(), by_id, &released);
+        }
+        return Report(status, where);
+      };
 
       v1::EnqueueRequest first;
       v1::Envelope& envelope = *first.mutable_envelope();
@@ -589,15 +601,15 @@ int Move(Replica& source, std::vector<Replica>& targets, const Options& options,
         ok = upload->Write(part);
       }
       grpc::Status read_status = content->Finish();
-      if (!read_status.ok()) return Report(read_status, source.address + " " + id);
+      if (!read_status.ok()) return give_up(read_status, source.address + " " + id);
       v1::EnqueueRequest commit;
       commit.mutable_commit()->set_size(size);
       ok = ok && upload->Write(commit) && upload->Read(&answer);
       upload->WritesDone();
       grpc::Status upload_status = upload->Finish();
       if (!ok || !upload_status.ok() || answer.committed_queue_id().empty()) {
-        return Report(upload_status.ok() ? grpc::Status(grpc::StatusCode::UNKNOWN, "no commit") : upload_status,
-                      target.address + " (copy of " + id + ")");
+        return give_up(upload_status.ok() ? grpc::Status(grpc::StatusCode::UNKNOWN, "no commit") : upload_status,
+                       target.address + " (copy of " + id + ")");
       }
       const std::string new_id = answer.committed_queue_id();
       if (was_held) {

@@ -291,7 +291,7 @@ class GrpcMessageUpload : public MessageUpload {
   // Sends the envelope and everything kept again (and commits, given `commit_size`). One more
   // attempt after a short pause: a broken stream, not a replica that is gone, is what it is for.
   asio::awaitable<absl::Status> Replay(absl::Status failure, std::optional<uint64_t> commit_size) {
-    if (!replayable_ || replayed_) co_return failure;
+    if (!replayable_ || replayed_ || peer_.empty()) co_return failure;
     replayed_ = true;
     asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
     co_await pause.async_wait(asio::use_awaitable);
