@@ -128,14 +128,24 @@ int Run(const Flags& flags) {
   queue::LocalDelivery local(domain, {data_dir + "/mail", format,
                                       static_cast<uint64_t>(cf.GetInteger("mailbox_size_limit")),
                                       cf.Get("myhostname")});
-  bool smtp_deferred = false;
-  for (const std::string& transport : cf.GetList("defer_transports")) smtp_deferred |= transport == "smtp";
+  absl::StatusOr<queue::Router> router = queue::Router::Create(cf);
+  if (!router.ok()) Fatal(router.status());
   queue::DeliveryAgentOptions options;
   options.workers = static_cast<int>(cf.GetInteger("local_destination_concurrency_limit"));
   options.queue_run_delay = cf.GetTime("queue_run_delay");
   options.done_retention = cf.GetTime("postgate_done_retention");
-  options.remote_defer_reason = smtp_deferred ? "deferred transport"
-                                              : "remote SMTP delivery is not available in this version";
+  options.router = &*router;
+  options.smtp.helo_name = cf.Get("smtp_helo_name");
+  options.smtp.connect_timeout = cf.GetTime("smtp_connect_timeout");
+  options.smtp.helo_timeout = cf.GetTime("smtp_helo_timeout");
+  options.smtp.mail_timeout = cf.GetTime("smtp_mail_timeout");
+  options.smtp.rcpt_timeout = cf.GetTime("smtp_rcpt_timeout");
+  options.smtp.data_init_timeout = cf.GetTime("smtp_data_init_timeout");
+  options.smtp.data_xfer_timeout = cf.GetTime("smtp_data_xfer_timeout");
+  options.smtp.data_done_timeout = cf.GetTime("smtp_data_done_timeout");
+  options.minimal_backoff = cf.GetTime("minimal_backoff_time");
+  options.maximal_backoff = cf.GetTime("maximal_backoff_time");
+  options.maximal_queue_lifetime = cf.GetTime("maximal_queue_lifetime");
   options.myhostname = cf.Get("myhostname");
   const int64_t replica = cf.GetInteger("postgate_queue_replica_id");
   if (replica >= queue::kMaxReplicas) {

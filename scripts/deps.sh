@@ -13,7 +13,7 @@ build_pkgs=(
 test_pkgs=(
   python3 python3-grpcio python3-protobuf
   swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus tshark pflogsumm
-  python3-yaml dnsmasq-base yamllint unzip buildah podman runc debootstrap uidmap
+  postfix python3-yaml dnsmasq-base yamllint unzip buildah podman runc debootstrap uidmap
 )
 
 want=("${build_pkgs[@]}")
@@ -31,6 +31,10 @@ sudo=""
 export DEBIAN_FRONTEND=noninteractive
 # tshark asks whether non-root users may capture; answer "no" without a prompt.
 echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
+# postfix only for its smtp-sink (the remote in delivery tests): left unconfigured, it runs nothing.
+if ! dpkg-query -W -f='${Status}' postfix 2>/dev/null | grep -q 'install ok installed'; then
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo debconf-set-selections
+fi
 $sudo apt-get update -q
 # --no-install-recommends: mail tools recommend default-mta (exim4), which would fight any Postfix here.
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

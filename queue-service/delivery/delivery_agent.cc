@@ -1,5 +1,7 @@
 #include "queue-service/delivery/delivery_agent.h"
 
+#include <map>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -243,8 +245,8 @@ void DeliveryAgent::MaintenanceLoop() {
       auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping), options_.queue_run_delay)) return;
     }
-    // Queue run: retry what was deferred.
-    for (const std::string& id : index_.List(v1::MESSAGE_STATE_DEFERRED, "", SIZE_MAX)) Submit(id);
+    // Queue run: retry deferred messages whose backoff has passed.
+    for (const std::string& id : index_.Due(absl::Now())) Submit(id);
     // Forget finished messages after the retention period.
     for (const std::string& id :
          index_.Older(v1::MESSAGE_STATE_DONE, absl::Now() - options_.done_retention)) {
@@ -313,23 +315,17 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
 
   std::vector<int> report_failure, report_success;  // Who asked to hear about this attempt.
   const bool null_sender = message.envelope().sender().empty();  // Never notify <> (RFC 3461).
-  for (int i = 0; i < message.recipients_size(); ++i) {
+  const absl::Time expires = arrival + options_.maximal_queue_lifetime;
+  auto record_attempt = [&](int i, DeliveryOutcome outcome, const char* transport, absl::Time attempt_start) {
     v1::RecipientStatus& recipient = *message.mutable_recipients(i);
-    if (recipient.state() != v1::RECIPIENT_STATE_QUEUED &&
-        recipient.state() != v1::RECIPIENT_STATE_DEFERRED) {
-      continue;
-    }
-    DeliveryOutcome outcome;
-    const char* transport = "local";
-    const absl::Time attempt_start = absl::Now();
-    if (domain_.Classify(recipient.address()).local) {
-      // After any earlier attempt a reader may have moved a delivered file on to cur/.
-      outcome = local_.Deliver(message, i, content, work.recovered || recipient.attempts() > 0);
-    } else {
-      transport = "smtp";
-      outcome = {v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", options_.remote_defer_reason, "none"};
-    }
     const absl::Time now = absl::Now();
+    if (outcome.state == v1::RECIPIENT_STATE_DEFERRED && now >= expires) {
+      // Postfix's "status=expired, returned to sender": the last reason, and a bounce.
+      outcome.state = v1::RECIPIENT_STATE_BOUNCED;
+      outcome.reason = absl::StrCat(outcome.reason, " (message expired after ",
+                                    base::FormatDelay(absl::ToDoubleSeconds(options_.maximal_queue_lifetime)),
+                                    "s in the queue)");
+    }
     RecordAttempt(recipient, outcome, attempt_start, now);
     metrics_.deliveries.Add({{"transport", transport}, {"result", StatusWord(outcome.state)}}).Increment();
     if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) {
@@ -347,6 +343,38 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
     } else if (!null_sender && outcome.state == v1::RECIPIENT_STATE_DELIVERED && notify.notify_success()) {
       report_success.push_back(i);
     }
+  };
+
+  std::map<std::string, std::pair<NextHop, std::vector<int>>> by_next_hop;  // Remote, by destination.
+  for (int i = 0; i < message.recipients_size(); ++i) {
+    const v1::RecipientStatus& recipient = message.recipients(i);
+    if (recipient.state() != v1::RECIPIENT_STATE_QUEUED &&
+        recipient.state() != v1::RECIPIENT_STATE_DEFERRED) {
+      continue;
+    }
+    const absl::Time attempt_start = absl::Now();
+    const addressing::ClassifiedAddress address = domain_.Classify(recipient.address());
+    if (address.local) {
+      // After any earlier attempt a reader may have moved a delivered file on to cur/.
+      record_attempt(i, local_.Deliver(message, i, content, work.recovered || recipient.attempts() > 0), "local",
+             attempt_start);
+      continue;
+    }
+    Route route;
+    route.reason = "no route for remote mail";
+    if (options_.router) route = options_.router->Resolve(address.domain);
+    if (route.kind != Route::Kind::kSmtp) {
+      record_attempt(i, {v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", route.reason, "none"}, "smtp", attempt_start);
+      continue;
+    }
+    auto& group = by_next_hop[route.next_hop.ToString()];
+    group.first = route.next_hop;
+    group.second.push_back(i);
+  }
+  for (const auto& [name, group] : by_next_hop) {
+    const absl::Time attempt_start = absl::Now();
+    std::vector<DeliveryOutcome> outcomes = DeliverOverSmtp(group.first, options_.smtp, message, group.second, content);
+    for (size_t k = 0; k < group.second.size(); ++k) record_attempt(group.second[k], outcomes[k], "smtp", attempt_start);
   }
 
   for (const auto& [indices, success] : {std::pair{report_failure, false}, std::pair{report_success, true}}) {
@@ -363,6 +391,19 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
   }
 
   message.set_state(DeriveState(message));
+  if (message.state() == v1::MESSAGE_STATE_DEFERRED) {
+    // Postfix's backoff: minimal_backoff_time, doubling with each attempt, at most maximal_backoff_time.
+    uint32_t attempts = 1;
+    for (const v1::RecipientStatus& recipient : message.recipients()) {
+      if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) attempts = std::max(attempts, recipient.attempts());
+    }
+    absl::Duration backoff = options_.minimal_backoff;
+    for (uint32_t n = 1; n < attempts && backoff < options_.maximal_backoff; ++n) backoff *= 2;
+    backoff = std::min(backoff, options_.maximal_backoff);
+    SetTimestamp(message.mutable_next_attempt_time(), absl::Now() + backoff);
+  } else {
+    message.clear_next_attempt_time();
+  }
   absl::Status saved;
   if (message.state() == v1::MESSAGE_STATE_DONE) {
     SetTimestamp(message.mutable_completion_time(), absl::Now());

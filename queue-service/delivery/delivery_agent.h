@@ -1,8 +1,10 @@
 // Works the queue: a small pool of workers takes message IDs, attempts every recipient still
-// waiting (local mailboxes now; remote recipients are deferred with a clear reason until the SMTP
-// client exists), and records each result durably before moving on. A periodic queue run
-// (queue_run_delay) retries deferred messages, and completed messages' records are purged after
-// postgate_done_retention. Like Postfix's qmgr + local, minus remote transport.
+// waiting – local mailboxes, or SMTP to the next hop the Router names (one conversation per next
+// hop and message) – and records each result durably before moving on. A deferred message's next
+// attempt is due after an exponential backoff (minimal_backoff_time doubling up to
+// maximal_backoff_time); the queue run (queue_run_delay) submits what is due. A recipient still
+// deferred after maximal_queue_lifetime is returned to the sender. Completed messages' records are
+// purged after postgate_done_retention. Like Postfix's qmgr + local + smtp.
 // Thread-safe; Submit may be called from any thread.
 #pragma once
 
@@ -16,6 +18,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "queue-service/delivery/local_delivery.h"
+#include "queue-service/delivery/smtp_client.h"
+#include "queue-service/routing/router.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
 #include "queue-service/scheduler/event_bus.h"
@@ -28,8 +32,13 @@ struct DeliveryAgentOptions {
   int workers = 2;                               // local_destination_concurrency_limit
   absl::Duration queue_run_delay = absl::Seconds(300);
   absl::Duration done_retention = absl::Hours(24 * 7);
-  std::string remote_defer_reason;               // Why non-local recipients wait.
   std::string myhostname;                        // Reporting-MTA of notifications.
+  // Remote mail: where it goes (null: every non-local recipient waits, "no route"), how to talk.
+  const Router* router = nullptr;
+  SmtpClientOptions smtp;
+  absl::Duration minimal_backoff = absl::Seconds(300);   // minimal_backoff_time
+  absl::Duration maximal_backoff = absl::Seconds(4000);  // maximal_backoff_time
+  absl::Duration maximal_queue_lifetime = absl::Hours(24 * 5);
 };
 
 class DeliveryAgent {

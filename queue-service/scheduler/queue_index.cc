@@ -21,7 +21,9 @@ void QueueIndex::Upsert(const std::string& id, const Entry& entry) {
 void QueueIndex::Upsert(const v1::Message& message) {
   Upsert(message.queue_id(), Entry{message.state(), message.size(), FromTimestamp(message.arrival_time()),
                                    FromTimestamp(message.completion_time()),
-                                   message.envelope().idempotency_key()});
+                                   message.envelope().idempotency_key(),
+                                   message.has_next_attempt_time() ? FromTimestamp(message.next_attempt_time())
+                                                                   : absl::InfinitePast()});
 }
 
 void QueueIndex::Remove(const std::string& id) {
@@ -30,6 +32,15 @@ void QueueIndex::Remove(const std::string& id) {
   if (it == entries_.end()) return;
   if (!it->second.idempotency_key.empty()) ids_by_key_.erase(it->second.idempotency_key);
   entries_.erase(it);
+}
+
+std::vector<std::string> QueueIndex::Due(absl::Time now) const {
+  std::vector<std::string> due;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, entry] : entries_) {
+    if (entry.state == v1::MESSAGE_STATE_DEFERRED && entry.next_attempt <= now) due.push_back(id);
+  }
+  return due;
 }
 
 bool QueueIndex::Contains(const std::string& id) const {

@@ -29,6 +29,7 @@ class QueueIndex {
     absl::Time arrival;
     absl::Time completion;  // For DONE entries.
     std::string idempotency_key;  // Envelope's, "" when none.
+    absl::Time next_attempt = absl::InfinitePast();  // DEFERRED: when the next attempt is due.
   };
   struct Summary {
     std::array<uint64_t, 5> messages{};  // Indexed by v1::MessageState.
@@ -50,6 +51,8 @@ class QueueIndex {
   std::optional<std::string> FindByIdempotencyKey(const std::string& key) const;
   // The largest ID held, "" when empty.
   std::string NewestId() const;
+  // DEFERRED messages whose next attempt is due at `now`.
+  std::vector<std::string> Due(absl::Time now) const;
   // IDs in `state` whose completion (DONE) or arrival (others) is before `before`.
   std::vector<std::string> Older(v1::MessageState state, absl::Time before) const;
 

@@ -23,9 +23,9 @@ TEST(QueueIndexTest, DeriveState) {
 TEST(QueueIndexTest, SummaryListAndAge) {
   QueueIndex index;
   absl::Time t0 = absl::FromUnixSeconds(1000);
-  index.Upsert("A", {v1::MESSAGE_STATE_ACTIVE, 100, t0 + absl::Seconds(5), {}, {}});
-  index.Upsert("B", {v1::MESSAGE_STATE_DEFERRED, 200, t0, {}, {}});
-  index.Upsert("C", {v1::MESSAGE_STATE_DONE, 300, t0 - absl::Hours(1), t0, {}});
+  index.Upsert("A", {v1::MESSAGE_STATE_ACTIVE, 100, t0 + absl::Seconds(5), {}, {}, absl::InfinitePast()});
+  index.Upsert("B", {v1::MESSAGE_STATE_DEFERRED, 200, t0, {}, {}, absl::InfinitePast()});
+  index.Upsert("C", {v1::MESSAGE_STATE_DONE, 300, t0 - absl::Hours(1), t0, {}, absl::InfinitePast()});
   QueueIndex::Summary summary = index.Summarize();
   EXPECT_EQ(summary.messages[v1::MESSAGE_STATE_ACTIVE], 1u);
   EXPECT_EQ(summary.bytes[v1::MESSAGE_STATE_DEFERRED], 200u);
@@ -37,7 +37,7 @@ TEST(QueueIndexTest, SummaryListAndAge) {
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "", 1), (std::vector<std::string>{"A"}));
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "", 10, true), (std::vector<std::string>{"B", "A"}));
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "B", 10, true), (std::vector<std::string>{"A"}));
-  index.Upsert("D", {v1::MESSAGE_STATE_HOLD, 50, t0, {}, {}});
+  index.Upsert("D", {v1::MESSAGE_STATE_HOLD, 50, t0, {}, {}, absl::InfinitePast()});
   EXPECT_EQ(index.Summarize().messages[v1::MESSAGE_STATE_HOLD], 1u);
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "C", 10), (std::vector<std::string>{"D"}));
   index.Remove("D");

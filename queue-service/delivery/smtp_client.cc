@@ -1,0 +1,347 @@
+#include "queue-service/delivery/smtp_client.h"
+
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "asio/co_spawn.hpp"
+#include "asio/connect.hpp"
+#include "asio/detached.hpp"
+#include "asio/experimental/as_tuple.hpp"
+#include "asio/experimental/awaitable_operators.hpp"
+#include "asio/io_context.hpp"
+#include "asio/ip/tcp.hpp"
+#include "asio/read_until.hpp"
+#include "asio/steady_timer.hpp"
+#include "asio/use_awaitable.hpp"
+#include "asio/write.hpp"
+
+namespace postgate::queue {
+namespace {
+
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+
+std::chrono::milliseconds Millis(absl::Duration d) {
+  return std::chrono::milliseconds(absl::ToInt64Milliseconds(d));
+}
+
+// Why a conversation stopped before every recipient had an answer; applies to those left.
+struct Stop {
+  v1::RecipientState state = v1::RECIPIENT_STATE_DEFERRED;
+  uint32_t code = 0;
+  std::string dsn;
+  std::string reason;
+};
+
+class Conversation {
+ public:
+  Conversation(asio::io_context& io, const NextHop& hop, const SmtpClientOptions& options)
+      : socket_(io), timer_(io), hop_(hop), options_(options), relay_(hop.host + "[" + hop.host + "]:" +
+                                                                        std::to_string(hop.port)) {}
+
+  const std::string& relay() const { return relay_; }
+
+  asio::awaitable<std::optional<Stop>> Connect() {
+    tcp::resolver resolver(socket_.get_executor());
+    auto resolved = co_await (resolver.async_resolve(hop_.host, std::to_string(hop_.port),
+                                                     kAsTuple) ||
+                              Timeout(options_.connect_timeout));
+    if (resolved.index() == 1) co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.3", "Host lookup timed out"};
+    auto [resolve_error, endpoints] = std::get<0>(resolved);
+    if (resolve_error) {
+      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.3",
+                     absl::StrCat("Host or domain name not found. Name service error for name=", hop_.host)};
+    }
+    auto connected = co_await (asio::async_connect(socket_, endpoints, kAsTuple) ||
+                               Timeout(options_.connect_timeout));
+    const std::string where = absl::StrCat(hop_.host, "[", endpoints.begin()->endpoint().address().to_string(),
+                                           "]:", hop_.port);
+    if (connected.index() == 1) {
+      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", absl::StrCat("connect to ", where, ": Connection timed out")};
+    }
+    auto [connect_error, endpoint] = std::get<0>(connected);
+    if (connect_error) {
+      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1",
+                     absl::StrCat("connect to ", where, ": ", connect_error.message())};
+    }
+    relay_ = absl::StrCat(hop_.host, "[", endpoint.address().to_string(), "]:", hop_.port);
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<bool> Send(const std::string& data, absl::Duration timeout) {
+    auto written = co_await (asio::async_write(socket_, asio::buffer(data), kAsTuple) ||
+                             Timeout(timeout));
+    co_return written.index() == 0 && !std::get<0>(std::get<0>(written));
+  }
+
+  // One complete reply, or nullopt when the connection broke or `timeout` passed.
+  asio::awaitable<std::optional<ServerReply>> Read(absl::Duration timeout) {
+    std::vector<std::string> lines;
+    for (;;) {
+      auto read = co_await (asio::async_read_until(socket_, asio::dynamic_buffer(input_), "\n",
+                                                   kAsTuple) ||
+                            Timeout(timeout));
+      if (read.index() == 1) {
+        timed_out_ = true;
+        co_return std::nullopt;
+      }
+      auto [error, length] = std::get<0>(read);
+      if (error) co_return std::nullopt;
+      std::string line = input_.substr(0, length);
+      input_.erase(0, length);
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      lines.push_back(std::move(line));
+      if (std::optional<ServerReply> reply = ParseServerReply(lines)) co_return reply;
+      if (lines.size() > 1000) co_return std::nullopt;
+    }
+  }
+
+  // Postfix's wording for a lost or silent peer while waiting for `what`.
+  Stop Lost(absl::string_view what) const {
+    return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, timed_out_ ? "4.4.2" : "4.4.2",
+                absl::StrCat(timed_out_ ? "conversation with " : "lost connection with ", relay_,
+                             timed_out_ ? " timed out while " : " while ", what)};
+  }
+
+  // "host x[1.2.3.4] said: 550 5.1.1 … (in reply to RCPT TO command)", deferred or bounced by code.
+  Stop Said(const ServerReply& reply, absl::string_view command) const {
+    Stop stop;
+    stop.state = reply.code >= 500 ? v1::RECIPIENT_STATE_BOUNCED : v1::RECIPIENT_STATE_DEFERRED;
+    stop.code = static_cast<uint32_t>(reply.code);
+    stop.dsn = !reply.enhanced.empty() ? reply.enhanced : reply.code >= 500 ? "5.0.0" : "4.0.0";
+    stop.reason = absl::StrCat("host ", relay_, " said: ", reply.text, " (in reply to ", command, ")");
+    return stop;
+  }
+
+  void Close() {
+    std::error_code ignored;
+    socket_.close(ignored);
+  }
+
+ private:
+  asio::awaitable<void> Timeout(absl::Duration timeout) {
+    timer_.expires_after(Millis(timeout));
+    co_await timer_.async_wait(kAsTuple);
+  }
+
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  const NextHop& hop_;
+  const SmtpClientOptions& options_;
+  std::string relay_;
+  std::string input_;
+  bool timed_out_ = false;
+};
+
+std::string Enhanced(absl::string_view text) {
+  // "2.1.5 Ok" → "2.1.5".
+  size_t end = text.find(' ');
+  absl::string_view word = text.substr(0, end);
+  std::vector<absl::string_view> parts = absl::StrSplit(word, '.');
+  if (parts.size() != 3 || word.size() > 11) return "";
+  for (absl::string_view part : parts) {
+    int value = 0;
+    if (part.empty() || !absl::SimpleAtoi(part, &value)) return "";
+  }
+  if (word[0] != '2' && word[0] != '4' && word[0] != '5') return "";
+  return std::string(word);
+}
+
+DeliveryOutcome FromStop(const Stop& stop, const std::string& relay) {
+  return DeliveryOutcome{stop.state, stop.code, stop.dsn, stop.reason, relay};
+}
+
+asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const SmtpClientOptions& options,
+                               const v1::Message& message, const std::string& wire,
+                               std::vector<DeliveryOutcome>& outcomes) {
+  Conversation c(io, hop, options);
+  // Sets every recipient still without an answer to `stop`.
+  auto finish = [&](const Stop& stop) {
+    for (DeliveryOutcome& outcome : outcomes) {
+      if (outcome.smtp_code == 0 && outcome.reason.empty()) outcome = FromStop(stop, c.relay());
+    }
+  };
+  if (std::optional<Stop> failed = co_await c.Connect()) {
+    finish(*failed);
+    co_return;
+  }
+  std::optional<ServerReply> reply = co_await c.Read(options.helo_timeout);
+  if (!reply) co_return finish(c.Lost("receiving the initial server greeting"));
+  if (reply->code / 100 != 2) co_return finish(c.Said(*reply, "initial greeting"));
+
+  // EHLO, HELO if the server does not know it.
+  bool esmtp = true;
+  if (!co_await c.Send(absl::StrCat("EHLO ", options.helo_name, "\r\n"), options.helo_timeout)) {
+    co_return finish(c.Lost("sending EHLO"));
+  }
+  reply = co_await c.Read(options.helo_timeout);
+  if (!reply) co_return finish(c.Lost("receiving the EHLO reply"));
+  if (reply->code / 100 == 5) {
+    esmtp = false;
+    if (!co_await c.Send(absl::StrCat("HELO ", options.helo_name, "\r\n"), options.helo_timeout)) {
+      co_return finish(c.Lost("sending HELO"));
+    }
+    reply = co_await c.Read(options.helo_timeout);
+    if (!reply) co_return finish(c.Lost("receiving the HELO reply"));
+  }
+  if (reply->code / 100 != 2) co_return finish(c.Said(*reply, esmtp ? "EHLO command" : "HELO command"));
+  bool pipelining = false, eight_bit = false, smtputf8 = false;
+  uint64_t size_limit = 0;
+  for (size_t i = 1; esmtp && i < reply->lines.size(); ++i) {
+    std::string keyword = absl::AsciiStrToUpper(reply->lines[i]);
+    if (keyword == "PIPELINING") pipelining = true;
+    else if (keyword == "8BITMIME") eight_bit = true;
+    else if (keyword == "SMTPUTF8") smtputf8 = true;
+    else if (absl::StartsWith(keyword, "SIZE ")) (void)absl::SimpleAtoi(keyword.substr(5), &size_limit);
+  }
+  const v1::Envelope& envelope = message.envelope();
+  if (envelope.smtputf8() && !smtputf8) {
+    co_return finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.6.7",
+                          absl::StrCat("SMTPUTF8 is required, but was not offered by host ", c.relay())});
+  }
+  if (size_limit > 0 && message.size() > size_limit) {
+    co_return finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.3.4",
+                          absl::StrCat("message size ", message.size(), " exceeds size limit ", size_limit,
+                                       " of server ", c.relay())});
+  }
+
+  std::string mail = absl::StrCat("MAIL FROM:<", envelope.sender(), ">");
+  if (size_limit > 0 || esmtp) {
+    if (esmtp) absl::StrAppend(&mail, " SIZE=", message.size());
+  }
+  if (eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) absl::StrAppend(&mail, " BODY=8BITMIME");
+  if (envelope.smtputf8()) absl::StrAppend(&mail, " SMTPUTF8");
+  mail += "\r\n";
+  std::vector<std::string> rcpts;
+  for (const DeliveryOutcome& outcome : outcomes) rcpts.push_back(absl::StrCat("RCPT TO:<", outcome.relay, ">\r\n"));
+  // (outcome.relay carries the address until the answer replaces the outcome.)
+  for (DeliveryOutcome& outcome : outcomes) outcome.relay.clear();
+
+  // With PIPELINING: MAIL, every RCPT and DATA in one write, then the replies in order.
+  if (pipelining) {
+    std::string batch = mail;
+    for (const std::string& rcpt : rcpts) batch += rcpt;
+    batch += "DATA\r\n";
+    if (!co_await c.Send(batch, options.mail_timeout)) co_return finish(c.Lost("sending MAIL FROM"));
+  } else if (!co_await c.Send(mail, options.mail_timeout)) {
+    co_return finish(c.Lost("sending MAIL FROM"));
+  }
+  reply = co_await c.Read(options.mail_timeout);
+  if (!reply) co_return finish(c.Lost("receiving the MAIL FROM reply"));
+  if (reply->code / 100 != 2) co_return finish(c.Said(*reply, "MAIL FROM command"));
+
+  std::vector<size_t> accepted;
+  for (size_t i = 0; i < rcpts.size(); ++i) {
+    if (!pipelining && !co_await c.Send(rcpts[i], options.rcpt_timeout)) co_return finish(c.Lost("sending RCPT TO"));
+    reply = co_await c.Read(options.rcpt_timeout);
+    if (!reply) co_return finish(c.Lost("receiving the RCPT TO reply"));
+    if (reply->code / 100 == 2) {
+      accepted.push_back(i);
+    } else {
+      outcomes[i] = FromStop(c.Said(*reply, "RCPT TO command"), c.relay());
+    }
+  }
+  if (!pipelining) {
+    if (accepted.empty()) {
+      (void)co_await c.Send("QUIT\r\n", options.helo_timeout);
+      co_return;
+    }
+    if (!co_await c.Send("DATA\r\n", options.data_init_timeout)) co_return finish(c.Lost("sending DATA"));
+  }
+  reply = co_await c.Read(options.data_init_timeout);
+  if (!reply) co_return finish(c.Lost("receiving the DATA reply"));
+  if (accepted.empty()) {  // Pipelined DATA after no accepted recipient: the server refused it.
+    (void)co_await c.Send("QUIT\r\n", options.helo_timeout);
+    co_return;
+  }
+  if (reply->code != 354) co_return finish(c.Said(*reply, "DATA command"));
+  if (!co_await c.Send(wire, options.data_xfer_timeout)) co_return finish(c.Lost("sending message body"));
+  reply = co_await c.Read(options.data_done_timeout);
+  if (!reply) co_return finish(c.Lost("receiving the end of data reply"));
+  for (size_t i : accepted) {
+    if (reply->code / 100 == 2) {
+      outcomes[i] = DeliveryOutcome{v1::RECIPIENT_STATE_DELIVERED, static_cast<uint32_t>(reply->code),
+                                    reply->enhanced.empty() ? "2.0.0" : reply->enhanced, reply->text, c.relay()};
+    } else {
+      outcomes[i] = FromStop(c.Said(*reply, "end of DATA command"), c.relay());
+    }
+  }
+  (void)co_await c.Send("QUIT\r\n", options.helo_timeout);
+  (void)co_await c.Read(options.helo_timeout);
+  c.Close();
+}
+
+}  // namespace
+
+std::optional<ServerReply> ParseServerReply(const std::vector<std::string>& lines) {
+  if (lines.empty()) return std::nullopt;
+  const std::string& last = lines.back();
+  if (last.size() >= 4 && last[3] == '-') return std::nullopt;  // More lines follow.
+  ServerReply reply;
+  int code = 0;
+  if (last.size() < 3 || !absl::SimpleAtoi(last.substr(0, 3), &code) || code < 200 || code > 599) {
+    reply.code = 0;  // Not SMTP: treated as a protocol error (a 4xx-like deferral).
+    reply.text = last;
+    reply.lines = {last};
+    return reply;
+  }
+  reply.code = code;
+  std::vector<std::string> texts;
+  for (const std::string& line : lines) reply.lines.push_back(line.size() > 4 ? line.substr(4) : "");
+  if (reply.lines.size() > 0) reply.enhanced = Enhanced(reply.lines.back());
+  for (const std::string& text : reply.lines) texts.push_back(text);
+  reply.text = absl::StrCat(code, " ", absl::StrJoin(texts, " "));
+  return reply;
+}
+
+std::string ToWireData(absl::string_view stored) {
+  std::string wire;
+  wire.reserve(stored.size() + stored.size() / 40 + 8);
+  bool line_start = true;
+  for (char ch : stored) {
+    if (line_start && ch == '.') wire += '.';
+    if (ch == '\n') {
+      wire += "\r\n";
+      line_start = true;
+      continue;
+    }
+    wire += ch;
+    line_start = false;
+  }
+  if (!line_start) wire += "\r\n";
+  wire += ".\r\n";
+  return wire;
+}
+
+std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const SmtpClientOptions& options,
+                                             const v1::Message& message, const std::vector<int>& recipients,
+                                             const ContentSource& content) {
+  std::vector<DeliveryOutcome> outcomes(recipients.size());
+  for (size_t i = 0; i < recipients.size(); ++i) outcomes[i].relay = message.recipients(recipients[i]).address();
+  std::string stored;
+  absl::Status read = content([&](absl::string_view chunk) {
+    stored.append(chunk.data(), chunk.size());
+    return absl::OkStatus();
+  });
+  if (!read.ok()) {
+    for (DeliveryOutcome& outcome : outcomes) {
+      outcome = {v1::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", read.message()),
+                 "none"};
+    }
+    return outcomes;
+  }
+  const std::string wire = ToWireData(stored);
+  stored.clear();
+  asio::io_context io(1);
+  asio::co_spawn(io, Converse(io, next_hop, options, message, wire, outcomes), asio::detached);
+  io.run();
+  return outcomes;
+}
+
+}  // namespace postgate::queue

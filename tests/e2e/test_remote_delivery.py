@@ -1,0 +1,165 @@
+"""Remote delivery over SMTP with Postfix's smtp-sink as the remote (on loopback, routed by
+transport_maps): delivered with the remote's reply recorded; 4xx deferred with the reply quoted and
+retried after the backoff; 5xx bounced with a report to the sender quoting the remote; no listener
+and a stalled server deferred; three recipients with three outcomes, only the deferred retried."""
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import grpc
+
+from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+from postgate_harness import QUEUE_ID, Postgate, send_message, wait_for
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink:
+    """smtp-sink on 127.0.0.1:port; `options` e.g. ["-r", "rcpt"] (4xx) or ["-f", "rcpt"] (5xx)."""
+
+    def __init__(self, port, options=()):
+        self.dump = tempfile.mkdtemp(prefix="postgate-sink-")
+        os.chmod(self.dump, 0o777)
+        self.process = subprocess.Popen([SMTP_SINK, "-u", "nobody", "-d", f"{self.dump}/%M.", *options,
+                                         f"127.0.0.1:{port}", "64"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.listening(port), what=f"smtp-sink on {port}")
+
+    @staticmethod
+    def listening(port):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def messages(self):
+        texts = []
+        for name in sorted(os.listdir(self.dump)):
+            with open(os.path.join(self.dump, name), "rb") as f:
+                texts.append(f.read().decode("utf-8", "replace"))
+        return texts
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.dump, ignore_errors=True)
+
+
+class RemoteDeliveryTest(unittest.TestCase):
+    def setUp(self):
+        self.ports = {name: free_port() for name in ("ok", "soft", "hard", "closed", "stall")}
+        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
+        for name, port in self.ports.items():
+            self.transport.write(f"{name}.example smtp:[127.0.0.1]:{port}\n")
+        self.transport.close()
+        self.stall = socket.socket()
+        self.stall.bind(("127.0.0.1", self.ports["stall"]))
+        self.stall.listen(8)  # Accepts (the kernel does) and never says a word.
+        self.sinks = {}
+        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
+                                  "queue_run_delay": "1s", "minimal_backoff_time": "1s",
+                                  "maximal_backoff_time": "2s", "smtp_helo_timeout": "2s",
+                                  "smtp_connect_timeout": "2s"})
+        self.postgate.start()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+
+    def tearDown(self):
+        self.postgate.cleanup()
+        for sink in self.sinks.values():
+            sink.stop()
+        self.stall.close()
+        os.unlink(self.transport.name)
+
+    def sink(self, name, options=()):
+        self.sinks[name] = Sink(self.ports[name], options)
+        return self.sinks[name]
+
+    def send(self, *recipients, subject="remote"):
+        reply = send_message(self.postgate.smtp_port, recipients=recipients,
+                             body=f"Subject: {subject}\r\n\r\n..leading dot\r\nbody of {subject}\r\n")
+        self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
+        return re.search(QUEUE_ID, reply).group(0)
+
+    def message(self, queue_id):
+        return self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
+
+    def recipient(self, queue_id, address):
+        return next(r for r in self.message(queue_id).recipients if r.address == address)
+
+    def wait_state(self, queue_id, address, state, timeout=20):
+        return wait_for(lambda: (r := self.recipient(queue_id, address)).state == state and r, timeout=timeout,
+                        what=f"{address} of {queue_id} in state {state}")
+
+    def test_delivered_to_the_next_hop_with_its_reply(self):
+        sink = self.sink("ok")
+        queue_id = self.send("user@ok.example", subject="to the sink")
+        recipient = self.wait_state(queue_id, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.assertEqual(recipient.smtp_code, 250)
+        self.assertEqual(recipient.relay, f"127.0.0.1[127.0.0.1]:{self.ports['ok']}")
+        texts = wait_for(lambda: sink.messages(), what="the message in smtp-sink's dump")
+        self.assertIn("Subject: to the sink", texts[0])
+        self.assertIn("\n.leading dot", texts[0].replace("\r\n", "\n"))  # Dot-stuffing undone by the peer.
+        self.postgate.queue.wait_log(re.escape(queue_id) + r": to=<user@ok\.example>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:"
+                                     + str(self.ports["ok"]) + r", .*status=sent \(250 ")
+
+    def test_soft_failure_is_retried_after_the_backoff(self):
+        self.sink("soft", ["-r", "rcpt"])
+        queue_id = self.send("user@soft.example")
+        recipient = self.wait_state(queue_id, "user@soft.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
+        self.assertEqual(recipient.smtp_code // 100, 4)
+        self.assertRegex(recipient.reason, r"^host 127\.0\.0\.1\[127\.0\.0\.1\]:\d+ said: 4\d\d .*\(in reply to RCPT TO command\)$")
+        message = self.message(queue_id)
+        self.assertEqual(message.state, queue_pb2.MESSAGE_STATE_DEFERRED)
+        self.assertTrue(message.HasField("next_attempt_time"))
+        # The remote recovers: the next queue run after the backoff delivers.
+        self.sinks.pop("soft").stop()
+        self.sink("soft")
+        recipient = self.wait_state(queue_id, "user@soft.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.assertGreaterEqual(recipient.attempts, 2)
+
+    def test_hard_failure_bounces_with_the_remote_text(self):
+        self.sink("hard", ["-f", "rcpt", "-B", "550 5.1.1 no such user here"])
+        queue_id = self.send("user@hard.example")
+        recipient = self.wait_state(queue_id, "user@hard.example", queue_pb2.RECIPIENT_STATE_BOUNCED)
+        self.assertEqual((recipient.smtp_code, recipient.dsn_status), (550, "5.1.1"))
+        self.assertIn("said: 550 5.1.1 no such user here (in reply to RCPT TO command)", recipient.reason)
+        reports = wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if "no such user here" in t],
+                           what="the non-delivery report in the sender's mailbox")
+        self.assertIn("Final-Recipient: rfc822; user@hard.example", reports[0])
+
+    def test_no_listener_and_stalled_server_defer(self):
+        closed = self.send("user@closed.example")
+        recipient = self.wait_state(closed, "user@closed.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
+        self.assertEqual(recipient.reason, f"connect to 127.0.0.1[127.0.0.1]:{self.ports['closed']}: Connection refused")
+        stalled = self.send("user@stall.example")
+        recipient = self.wait_state(stalled, "user@stall.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
+        self.assertRegex(recipient.reason, r"timed out while receiving the initial server greeting$")
+
+    def test_three_recipients_three_outcomes_only_the_deferred_retried(self):
+        ok = self.sink("ok")
+        self.sink("hard", ["-f", "rcpt"])
+        queue_id = self.send("a@ok.example", "b@closed.example", "c@hard.example")
+        self.wait_state(queue_id, "a@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.wait_state(queue_id, "c@hard.example", queue_pb2.RECIPIENT_STATE_BOUNCED)
+        deferred = self.wait_state(queue_id, "b@closed.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
+        wait_for(lambda: self.recipient(queue_id, "b@closed.example").attempts >= deferred.attempts + 1, timeout=20,
+                 what="another attempt for the deferred recipient")
+        self.assertEqual(self.recipient(queue_id, "a@ok.example").attempts, 1)
+        self.assertEqual(self.recipient(queue_id, "c@hard.example").attempts, 1)
+        self.assertEqual(len(ok.messages()), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
