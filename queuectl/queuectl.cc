@@ -234,6 +234,11 @@ void PrintMailq(const v1::Message& message) {
       absl::FormatTime("%a %b %e %H:%M:%S", ToTime(message.arrival_time()), absl::LocalTimeZone()));
   std::cout << head
             << (message.envelope().sender().empty() ? "MAILER-DAEMON" : message.envelope().sender()) << "\n";
+  if (message.state() == v1::MESSAGE_STATE_DEFERRED && message.has_next_attempt_time()) {
+    std::cout << "(next attempt "
+              << absl::FormatTime("%a %b %e %H:%M:%S", ToTime(message.next_attempt_time()), absl::LocalTimeZone())
+              << ")\n";
+  }
   const std::string indent(head.size(), ' ');
   std::string last_reason;
   for (const v1::RecipientStatus& recipient : message.recipients()) {
@@ -354,6 +359,7 @@ int Show(v1::QueueService::Stub& stub, const Options& options, const std::string
             << "State:      " << StateName(message.state()) << "\n"
             << "Arrival:    " << when(message.arrival_time()) << "\n"
             << "Completed:  " << when(message.completion_time()) << "\n"
+            << "Next try:   " << when(message.next_attempt_time()) << "\n"
             << "Size:       " << message.size() << " bytes\n"
             << "Sender:     <" << envelope.sender() << ">\n"
             << "Client:     " << envelope.client().hostname() << "[" << envelope.client().address()

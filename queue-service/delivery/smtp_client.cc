@@ -104,7 +104,7 @@ class Conversation {
 
   // Postfix's wording for a lost or silent peer while waiting for `what`.
   Stop Lost(absl::string_view what) const {
-    return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, timed_out_ ? "4.4.2" : "4.4.2",
+    return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.2",
                 absl::StrCat(timed_out_ ? "conversation with " : "lost connection with ", relay_,
                              timed_out_ ? " timed out while " : " while ", what)};
   }
@@ -212,9 +212,7 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const S
   }
 
   std::string mail = absl::StrCat("MAIL FROM:<", envelope.sender(), ">");
-  if (size_limit > 0 || esmtp) {
-    if (esmtp) absl::StrAppend(&mail, " SIZE=", message.size());
-  }
+  if (esmtp) absl::StrAppend(&mail, " SIZE=", message.size());
   if (eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) absl::StrAppend(&mail, " BODY=8BITMIME");
   if (envelope.smtputf8()) absl::StrAppend(&mail, " SMTPUTF8");
   mail += "\r\n";
