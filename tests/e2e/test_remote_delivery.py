@@ -5,6 +5,7 @@ and a stalled server deferred; three recipients with three outcomes, only the de
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -159,6 +160,22 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.assertEqual(self.recipient(queue_id, "a@ok.example").attempts, 1)
         self.assertEqual(self.recipient(queue_id, "c@hard.example").attempts, 1)
         self.assertEqual(len(ok.messages()), 1)
+
+    def test_the_schedule_survives_a_restart(self):
+        queue_id = self.send("user@ok.example")  # No sink yet: connection refused, deferred.
+        wait_for(lambda: self.recipient(queue_id, "user@ok.example").attempts >= 2, timeout=20, what="two attempts")
+        before = self.message(queue_id)
+        self.postgate.queue.stop(signal.SIGKILL)
+        self.postgate.start_queue()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        after = self.message(queue_id)
+        self.assertEqual(after.state, queue_pb2.MESSAGE_STATE_DEFERRED)
+        self.assertGreaterEqual(after.recipients[0].attempts, before.recipients[0].attempts)
+        self.assertTrue(after.HasField("next_attempt_time"))
+        sink = self.sink("ok")
+        recipient = self.wait_state(queue_id, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.assertGreater(recipient.attempts, before.recipients[0].attempts)
+        self.assertEqual(len(sink.messages()), 1)
 
 
 if __name__ == "__main__":
