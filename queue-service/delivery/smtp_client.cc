@@ -19,6 +19,7 @@
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
+#include "core/smtp/xtext.h"
 
 namespace postgate::queue {
 namespace {
@@ -157,9 +158,31 @@ DeliveryOutcome FromStop(const Stop& stop, const std::string& relay) {
   return DeliveryOutcome{stop.state, stop.code, stop.dsn, stop.reason, relay};
 }
 
+// RCPT TO with the recipient's DSN options (RFC 3461) when the server announced DSN.
+std::string RcptCommand(const v1::RecipientStatus& recipient, bool dsn) {
+  std::string command = absl::StrCat("RCPT TO:<", recipient.address(), ">");
+  const v1::RecipientOptions& options = recipient.options();
+  if (dsn && options.notify_given()) {
+    std::vector<const char*> notify;
+    if (options.notify_success()) notify.push_back("SUCCESS");
+    if (options.notify_failure()) notify.push_back("FAILURE");
+    if (options.notify_delay()) notify.push_back("DELAY");
+    absl::StrAppend(&command, " NOTIFY=", notify.empty() ? "NEVER" : absl::StrJoin(notify, ","));
+  }
+  if (dsn && !options.original_recipient().empty()) {
+    const std::string& original = options.original_recipient();  // "rfc822;bar@example.org"
+    size_t semicolon = original.find(';');
+    if (semicolon != std::string::npos) {
+      absl::StrAppend(&command, " ORCPT=", original.substr(0, semicolon), ";",
+                      smtp::EncodeXtext(original.substr(semicolon + 1)));
+    }
+  }
+  return command + "\r\n";
+}
+
 asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const SmtpClientOptions& options,
-                               const v1::Message& message, const std::string& wire,
-                               std::vector<DeliveryOutcome>& outcomes) {
+                               const v1::Message& message, const std::vector<int>& recipients,
+                               const std::string& wire, std::vector<DeliveryOutcome>& outcomes) {
   Conversation c(io, hop, options);
   // Sets every recipient still without an answer to `stop`.
   auto finish = [&](const Stop& stop) {
@@ -191,13 +214,14 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const S
     if (!reply) co_return finish(c.Lost("receiving the HELO reply"));
   }
   if (reply->code / 100 != 2) co_return finish(c.Said(*reply, esmtp ? "EHLO command" : "HELO command"));
-  bool pipelining = false, eight_bit = false, smtputf8 = false;
+  bool pipelining = false, eight_bit = false, smtputf8 = false, dsn = false;
   uint64_t size_limit = 0;
   for (size_t i = 1; esmtp && i < reply->lines.size(); ++i) {
     std::string keyword = absl::AsciiStrToUpper(reply->lines[i]);
     if (keyword == "PIPELINING") pipelining = true;
     else if (keyword == "8BITMIME") eight_bit = true;
     else if (keyword == "SMTPUTF8") smtputf8 = true;
+    else if (keyword == "DSN") dsn = true;
     else if (absl::StartsWith(keyword, "SIZE ")) (void)absl::SimpleAtoi(keyword.substr(5), &size_limit);
   }
   const v1::Envelope& envelope = message.envelope();
@@ -215,11 +239,13 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const S
   if (esmtp) absl::StrAppend(&mail, " SIZE=", message.size());
   if (eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) absl::StrAppend(&mail, " BODY=8BITMIME");
   if (envelope.smtputf8()) absl::StrAppend(&mail, " SMTPUTF8");
+  if (dsn && envelope.dsn_return() != v1::DSN_RETURN_UNSPECIFIED) {
+    absl::StrAppend(&mail, " RET=", envelope.dsn_return() == v1::DSN_RETURN_FULL ? "FULL" : "HDRS");
+  }
+  if (dsn && !envelope.envid().empty()) absl::StrAppend(&mail, " ENVID=", smtp::EncodeXtext(envelope.envid()));
   mail += "\r\n";
   std::vector<std::string> rcpts;
-  for (const DeliveryOutcome& outcome : outcomes) rcpts.push_back(absl::StrCat("RCPT TO:<", outcome.relay, ">\r\n"));
-  // (outcome.relay carries the address until the answer replaces the outcome.)
-  for (DeliveryOutcome& outcome : outcomes) outcome.relay.clear();
+  for (int index : recipients) rcpts.push_back(RcptCommand(message.recipients(index), dsn));
 
   // With PIPELINING: MAIL, every RCPT and DATA in one write, then the replies in order.
   if (pipelining) {
@@ -321,7 +347,6 @@ std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const Smtp
                                              const v1::Message& message, const std::vector<int>& recipients,
                                              const ContentSource& content) {
   std::vector<DeliveryOutcome> outcomes(recipients.size());
-  for (size_t i = 0; i < recipients.size(); ++i) outcomes[i].relay = message.recipients(recipients[i]).address();
   std::string stored;
   absl::Status read = content([&](absl::string_view chunk) {
     stored.append(chunk.data(), chunk.size());
@@ -337,7 +362,7 @@ std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const Smtp
   const std::string wire = ToWireData(stored);
   stored.clear();
   asio::io_context io(1);
-  asio::co_spawn(io, Converse(io, next_hop, options, message, wire, outcomes), asio::detached);
+  asio::co_spawn(io, Converse(io, next_hop, options, message, recipients, wire, outcomes), asio::detached);
   io.run();
   return outcomes;
 }

@@ -15,7 +15,7 @@ import unittest
 import grpc
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from postgate_harness import QUEUE_ID, Postgate, send_message, wait_for
+from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
@@ -160,6 +160,25 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.assertEqual(self.recipient(queue_id, "a@ok.example").attempts, 1)
         self.assertEqual(self.recipient(queue_id, "c@hard.example").attempts, 1)
         self.assertEqual(len(ok.messages()), 1)
+
+    def test_dsn_and_body_parameters_are_passed_on(self):
+        sink = self.sink("ok")
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            connection.command("EHLO client.test")
+            self.assertTrue(connection.command("MAIL FROM:<foo@mail169.com> RET=HDRS ENVID=env+2Bid BODY=8BITMIME")
+                            .startswith("250"))
+            self.assertTrue(connection.command("RCPT TO:<user@ok.example> NOTIFY=SUCCESS,FAILURE "
+                                               "ORCPT=rfc822;user+2Btag@ok.example").startswith("250"))
+            self.assertTrue(connection.command("DATA").startswith("354"))
+            connection.send("Subject: dsn\r\n\r\nd\xc3\xa9j\xc3\xa0\r\n.\r\n".encode("latin-1"))
+            self.assertTrue(connection.read_reply().startswith("250"))
+        finally:
+            connection.close()
+        text = wait_for(lambda: sink.messages(), what="the message at the sink")[0]
+        self.assertRegex(text, r"X-Mail-Args: <foo@mail169\.com> SIZE=\d+ BODY=8BITMIME RET=HDRS ENVID=env\+2Bid\n")
+        self.assertIn("X-Rcpt-Args: <user@ok.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;user+2Btag@ok.example\n", text)
 
     def test_the_schedule_survives_a_restart(self):
         queue_id = self.send("user@ok.example")  # No sink yet: connection refused, deferred.
