@@ -136,6 +136,16 @@ int Run(const Flags& flags) {
   options.done_retention = cf.GetTime("postgate_done_retention");
   options.router = &*router;
   options.smtp.helo_name = cf.Get("smtp_helo_name");
+  const std::string smtp_tls = cf.Get("smtp_tls_security_level");
+  if (smtp_tls == "" || smtp_tls == "none") options.smtp.tls_level = queue::SmtpTlsLevel::kNone;
+  else if (smtp_tls == "may") options.smtp.tls_level = queue::SmtpTlsLevel::kMay;
+  else if (smtp_tls == "encrypt") options.smtp.tls_level = queue::SmtpTlsLevel::kEncrypt;
+  else if (smtp_tls == "verify" || smtp_tls == "secure") options.smtp.tls_level = queue::SmtpTlsLevel::kVerify;
+  else Fatal(cf.Error("smtp_tls_security_level", absl::StrCat("\"", smtp_tls, "\": use none, may, encrypt or verify")));
+  options.smtp.tls_ca_file = cf.Get("smtp_tls_CAfile");
+  if (options.smtp.tls_level == queue::SmtpTlsLevel::kVerify && options.smtp.tls_ca_file.empty()) {
+    Fatal(cf.Error("smtp_tls_security_level", "verify needs smtp_tls_CAfile"));
+  }
   options.smtp.connect_timeout = cf.GetTime("smtp_connect_timeout");
   options.smtp.helo_timeout = cf.GetTime("smtp_helo_timeout");
   options.smtp.mail_timeout = cf.GetTime("smtp_mail_timeout");

@@ -63,6 +63,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtp_data_xfer_timeout", "180s", K::kTime, 's'},
     ParameterSpec{"smtp_data_done_timeout", "600s", K::kTime, 's'},
     ParameterSpec{"smtp_helo_name", "$myhostname", K::kString},
+    ParameterSpec{"smtp_tls_security_level", "", K::kString},
+    ParameterSpec{"smtp_tls_CAfile", "", K::kString},
     ParameterSpec{"minimal_backoff_time", "300s", K::kTime, 's'},
     ParameterSpec{"maximal_backoff_time", "4000s", K::kTime, 's'},
     ParameterSpec{"maximal_queue_lifetime", "5d", K::kTime, 'd'},

@@ -1,6 +1,8 @@
 #include "queue-service/delivery/smtp_client.h"
 
 #include <optional>
+#include <tuple>
+#include <variant>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -16,10 +18,13 @@
 #include "asio/io_context.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/read_until.hpp"
+#include "asio/ssl/context.hpp"
+#include "asio/ssl/stream.hpp"
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
 #include "core/smtp/xtext.h"
+#include "spdlog/spdlog.h"
 
 namespace postgate::queue {
 namespace {
@@ -76,18 +81,62 @@ class Conversation {
   }
 
   asio::awaitable<bool> Send(const std::string& data, absl::Duration timeout) {
+    if (tls_) {
+      auto written = co_await (asio::async_write(*tls_, asio::buffer(data), kAsTuple) || Timeout(timeout));
+      co_return written.index() == 0 && !std::get<0>(std::get<0>(written));
+    }
     auto written = co_await (asio::async_write(socket_, asio::buffer(data), kAsTuple) ||
                              Timeout(timeout));
     co_return written.index() == 0 && !std::get<0>(std::get<0>(written));
   }
 
+  // After "220 Ready to start TLS". nullopt on success; the description is kept for the logs.
+  asio::awaitable<std::optional<Stop>> StartTls(const SmtpClientOptions& options, absl::Duration timeout) {
+    tls_context_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls_context_->set_options(asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                              asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    if (options.tls_level == SmtpTlsLevel::kVerify) {
+      std::error_code error;
+      tls_context_->load_verify_file(options.tls_ca_file, error);
+      if (error) {
+        co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.5",
+                       absl::StrCat("cannot load smtp_tls_CAfile ", options.tls_ca_file, ": ", error.message())};
+      }
+      tls_context_->set_verify_mode(asio::ssl::verify_peer);
+    } else {
+      tls_context_->set_verify_mode(asio::ssl::verify_none);
+    }
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
+    SSL_set_tlsext_host_name(tls_->native_handle(), hop_.host.c_str());
+    if (options.tls_level == SmtpTlsLevel::kVerify) {
+      SSL_set1_host(tls_->native_handle(), hop_.host.c_str());
+    }
+    auto shaken = co_await (tls_->async_handshake(asio::ssl::stream_base::client, kAsTuple) || Timeout(timeout));
+    if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
+      const std::string why = shaken.index() == 1 ? "timed out" : std::get<0>(std::get<0>(shaken)).message();
+      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.5",
+                     absl::StrCat("TLS handshake with ", relay_, " failed: ", why)};
+    }
+    SSL* ssl = tls_->native_handle();
+    tls_description_ = absl::StrCat(SSL_get_version(ssl), " with cipher ",
+                                    SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+    co_return std::nullopt;
+  }
+  const std::string& tls_description() const { return tls_description_; }
+
   // One complete reply, or nullopt when the connection broke or `timeout` passed.
   asio::awaitable<std::optional<ServerReply>> Read(absl::Duration timeout) {
     std::vector<std::string> lines;
     for (;;) {
-      auto read = co_await (asio::async_read_until(socket_, asio::dynamic_buffer(input_), "\n",
-                                                   kAsTuple) ||
-                            Timeout(timeout));
+      // (No co_await inside ?: – g++ 12 miscompiles it.)
+      std::variant<std::tuple<std::error_code, size_t>, std::monostate> read;
+      if (tls_) {
+        read = co_await (asio::async_read_until(*tls_, asio::dynamic_buffer(input_), "\n", kAsTuple) ||
+                         Timeout(timeout));
+      } else {
+        read = co_await (asio::async_read_until(socket_, asio::dynamic_buffer(input_), "\n", kAsTuple) ||
+                         Timeout(timeout));
+      }
       if (read.index() == 1) {
         timed_out_ = true;
         co_return std::nullopt;
@@ -132,6 +181,9 @@ class Conversation {
   }
 
   tcp::socket socket_;
+  std::unique_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // After STARTTLS.
+  std::string tls_description_;
   asio::steady_timer timer_;
   const NextHop& hop_;
   const SmtpClientOptions& options_;
@@ -214,15 +266,46 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const S
     if (!reply) co_return finish(c.Lost("receiving the HELO reply"));
   }
   if (reply->code / 100 != 2) co_return finish(c.Said(*reply, esmtp ? "EHLO command" : "HELO command"));
-  bool pipelining = false, eight_bit = false, smtputf8 = false, dsn = false;
+  bool pipelining = false, eight_bit = false, smtputf8 = false, dsn = false, starttls = false;
   uint64_t size_limit = 0;
-  for (size_t i = 1; esmtp && i < reply->lines.size(); ++i) {
-    std::string keyword = absl::AsciiStrToUpper(reply->lines[i]);
-    if (keyword == "PIPELINING") pipelining = true;
-    else if (keyword == "8BITMIME") eight_bit = true;
-    else if (keyword == "SMTPUTF8") smtputf8 = true;
-    else if (keyword == "DSN") dsn = true;
-    else if (absl::StartsWith(keyword, "SIZE ")) (void)absl::SimpleAtoi(keyword.substr(5), &size_limit);
+  auto learn = [&](const ServerReply& ehlo) {
+    pipelining = eight_bit = smtputf8 = dsn = starttls = false;
+    size_limit = 0;
+    for (size_t i = 1; esmtp && i < ehlo.lines.size(); ++i) {
+      std::string keyword = absl::AsciiStrToUpper(ehlo.lines[i]);
+      if (keyword == "PIPELINING") pipelining = true;
+      else if (keyword == "8BITMIME") eight_bit = true;
+      else if (keyword == "SMTPUTF8") smtputf8 = true;
+      else if (keyword == "DSN") dsn = true;
+      else if (keyword == "STARTTLS") starttls = true;
+      else if (absl::StartsWith(keyword, "SIZE ")) (void)absl::SimpleAtoi(keyword.substr(5), &size_limit);
+    }
+  };
+  learn(*reply);
+  const bool tls_required = options.tls_level == SmtpTlsLevel::kEncrypt || options.tls_level == SmtpTlsLevel::kVerify;
+  if (options.tls_level != SmtpTlsLevel::kNone && starttls) {
+    if (!co_await c.Send("STARTTLS\r\n", options.helo_timeout)) co_return finish(c.Lost("sending STARTTLS"));
+    reply = co_await c.Read(options.helo_timeout);
+    if (!reply) co_return finish(c.Lost("receiving the STARTTLS reply"));
+    if (reply->code != 220) {
+      if (tls_required) co_return finish(c.Said(*reply, "STARTTLS command"));
+    } else {
+      if (std::optional<Stop> failed = co_await c.StartTls(options, options.helo_timeout)) co_return finish(*failed);
+      spdlog::info("{} TLS connection established to {}: {}",
+                   options.tls_level == SmtpTlsLevel::kVerify ? "Verified" : "Anonymous", c.relay(),
+                   c.tls_description());
+      // RFC 3207: forget what was learnt before TLS and ask again.
+      if (!co_await c.Send(absl::StrCat("EHLO ", options.helo_name, "\r\n"), options.helo_timeout)) {
+        co_return finish(c.Lost("sending EHLO"));
+      }
+      reply = co_await c.Read(options.helo_timeout);
+      if (!reply) co_return finish(c.Lost("receiving the EHLO reply"));
+      if (reply->code / 100 != 2) co_return finish(c.Said(*reply, "EHLO command"));
+      learn(*reply);
+    }
+  } else if (tls_required) {
+    co_return finish(Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.4",
+                          absl::StrCat("TLS is required, but was not offered by host ", c.relay())});
   }
   const v1::Envelope& envelope = message.envelope();
   if (envelope.smtputf8() && !smtputf8) {

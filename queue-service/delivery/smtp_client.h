@@ -1,7 +1,7 @@
 // Remote delivery over SMTP to one next hop, like Postfix's smtp(8): connect (smtp_connect_timeout),
 // greeting and EHLO (smtp_helo_timeout; HELO when EHLO is refused), MAIL FROM with SIZE=, BODY= and
 // SMTPUTF8 as the server offers them, RCPT TO per recipient, DATA; with PIPELINING the envelope
-// goes in one write. Each step has Postfix's timeout. Every recipient comes back with its own
+// goes in one write; STARTTLS per smtp_tls_security_level. Each step has Postfix's timeout. Every recipient comes back with its own
 // outcome: 2xx delivered, 4xx and network trouble deferred, 5xx bounced, with the server's reply
 // quoted as Postfix does ("host x[1.2.3.4] said: 550 … (in reply to RCPT TO command)").
 // Runs as an Asio coroutine on its own io_context per call, so a delivery worker just calls it.
@@ -17,8 +17,15 @@
 
 namespace postgate::queue {
 
+// smtp_tls_security_level: none; may (STARTTLS when offered, certificate not checked); encrypt
+// (TLS required, certificate not checked); verify (TLS required, certificate chain checked
+// against smtp_tls_CAfile and the next hop's name).
+enum class SmtpTlsLevel { kNone, kMay, kEncrypt, kVerify };
+
 struct SmtpClientOptions {
   std::string helo_name = "localhost";        // smtp_helo_name
+  SmtpTlsLevel tls_level = SmtpTlsLevel::kNone;
+  std::string tls_ca_file;                    // smtp_tls_CAfile (verify)
   absl::Duration connect_timeout = absl::Seconds(30);
   absl::Duration helo_timeout = absl::Seconds(300);
   absl::Duration mail_timeout = absl::Seconds(300);

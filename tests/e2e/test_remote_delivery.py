@@ -197,5 +197,53 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.assertEqual(len(sink.messages()), 1)
 
 
+class PostgateToPostgateTest(unittest.TestCase):
+    """A second Postgate as the remote: STARTTLS (smtp_tls_security_level) on the way."""
+
+    def setUp(self):
+        self.remote = Postgate().start()  # The reference lab: mail169.com, STARTTLS offered.
+        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
+        self.transport.write(f"mail169.com smtp:[127.0.0.1]:{self.remote.smtp_port}\n")
+        self.transport.close()
+        self.sender = None
+
+    def tearDown(self):
+        for postgate in (self.sender, self.remote):
+            if postgate:
+                postgate.cleanup()
+        os.unlink(self.transport.name)
+
+    def start_sender(self, level, ca_file=None):
+        overrides = {"myhostname": "sender.test", "mydomain": "sender.test", "mydestination": "sender.test",
+                     "fast_flush_domains": "", "defer_transports": "", "smtp_tls_security_level": level,
+                     "transport_maps": f"texthash:{self.transport.name}", "queue_run_delay": "1s",
+                     "minimal_backoff_time": "1s", "postgate_local_users": "foo"}
+        if ca_file:
+            overrides["smtp_tls_CAfile"] = ca_file
+        self.sender = Postgate(overrides).start()
+
+    def test_starttls_when_offered(self):
+        self.start_sender("encrypt")
+        reply = send_message(self.sender.smtp_port, sender="foo@sender.test", recipients=("bar@mail169.com",),
+                             body="Subject: across\r\n\r\nover TLS\r\n")
+        self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
+        delivered = self.remote.wait_delivered("bar", 1)[0]
+        self.assertIn("Subject: across", delivered)
+        self.assertRegex(delivered, r"by mail169\.com \(Postgate\) with ESMTPS id [0-9A-F]{13}")  # TLS at the remote.
+        self.assertRegex(delivered, r"\(using TLSv1\.[23] with cipher ")
+        self.sender.queue.wait_log(r"Anonymous TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: TLSv1\.[23]")
+
+    def test_verify_refuses_an_unverifiable_certificate(self):
+        other_ca = os.path.join(self.remote.dir, "other-ca")
+        subprocess.run([os.path.join(os.environ.get("POSTGATE_SOURCE_DIR", "."), "scripts/make-snakeoil-cert.sh"),
+                        other_ca], check=True, capture_output=True)
+        self.start_sender("verify", os.path.join(other_ca, "snakeoil.pem"))
+        reply = send_message(self.sender.smtp_port, sender="foo@sender.test", recipients=("bar@mail169.com",))
+        queue_id = re.search(QUEUE_ID, reply).group(0)
+        self.sender.queue.wait_log(re.escape(queue_id) + r": to=<bar@mail169\.com>, relay=.*dsn=4\.7\.5, "
+                                   r"status=deferred \(TLS handshake with 127\.0\.0\.1\[127\.0\.0\.1\]:\d+ failed")
+        self.assertEqual(self.remote.maildir_files("bar"), [])
+
+
 if __name__ == "__main__":
     unittest.main()
