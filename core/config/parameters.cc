@@ -68,6 +68,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"minimal_backoff_time", "300s", K::kTime, 's'},
     ParameterSpec{"maximal_backoff_time", "4000s", K::kTime, 's'},
     ParameterSpec{"maximal_queue_lifetime", "5d", K::kTime, 'd'},
+    ParameterSpec{"default_process_limit", "100", K::kInteger},
+    ParameterSpec{"default_destination_concurrency_limit", "20", K::kInteger},
     // Postgate's own: what Postfix keeps in master.cf, in the passwd file, or lacks.
     ParameterSpec{"postgate_local_users", "", K::kList},
     ParameterSpec{"postgate_data_directory", "var", K::kString},

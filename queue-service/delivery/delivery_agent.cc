@@ -174,7 +174,8 @@ absl::Status DeliveryAgent::Recover() {
 }
 
 void DeliveryAgent::Start() {
-  for (int i = 0; i < std::max(1, options_.workers); ++i) threads_.emplace_back([this] { WorkerLoop(); });
+  for (int i = 0; i < std::max(1, options_.workers); ++i) threads_.emplace_back([this] { WorkerLoop(false); });
+  for (int i = 0; i < std::max(1, options_.smtp_workers); ++i) threads_.emplace_back([this] { WorkerLoop(true); });
   threads_.emplace_back([this] { MaintenanceLoop(); });
 }
 
@@ -207,6 +208,10 @@ absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool in
       }
     }
   }
+  {
+    absl::MutexLock lock(&destinations_mu_);  // A flush tries suspended destinations again too.
+    suspended_.clear();
+  }
   spdlog::info("flush {}{}: {} messages scheduled", include_subdomains ? "@" : "",
                wanted.empty() ? "(all)" : wanted, scheduled);
   return scheduled;
@@ -214,28 +219,71 @@ absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool in
 
 void DeliveryAgent::Enqueue(Work work) {
   absl::MutexLock lock(&mu_);
-  if (!queued_or_running_.insert(work.id).second) return;  // Already waiting or being worked on.
-  pending_.push_back(std::move(work));
+  auto& waiting = work.remote ? remote_queued_or_running_ : queued_or_running_;
+  if (!waiting.insert(work.id).second) return;  // Already waiting or being worked on.
+  (work.remote ? pending_remote_ : pending_).push_back(std::move(work));
 }
 
-void DeliveryAgent::WorkerLoop() {
+void DeliveryAgent::WorkerLoop(bool remote) {
   for (;;) {
     Work work;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](DeliveryAgent* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-            return self->stopping_ || !self->pending_.empty();
-          },
-          this));
+      std::deque<Work>& queue = remote ? pending_remote_ : pending_;
+      auto ready = [this, &queue]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue.empty(); };
+      mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
-      work = std::move(pending_.front());
-      pending_.pop_front();
+      work = std::move(queue.front());
+      queue.pop_front();
     }
-    Process(work);
-    absl::MutexLock lock(&mu_);
-    queued_or_running_.erase(work.id);
+    const bool again = Process(work);
+    {
+      absl::MutexLock lock(&mu_);
+      (remote ? remote_queued_or_running_ : queued_or_running_).erase(work.id);
+    }
+    if (again) {  // A destination at its concurrency limit: back in line, after the others.
+      absl::SleepFor(absl::Milliseconds(20));
+      Enqueue(work);
+    }
   }
+}
+
+std::optional<std::string> DeliveryAgent::Suspended(const std::string& next_hop) {
+  absl::MutexLock lock(&destinations_mu_);
+  auto it = suspended_.find(next_hop);
+  if (it == suspended_.end()) return std::nullopt;
+  if (absl::Now() >= it->second.first) {
+    suspended_.erase(it);
+    return std::nullopt;
+  }
+  return it->second.second;
+}
+
+void DeliveryAgent::NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes) {
+  // Connection-level trouble (no SMTP reply at all for anyone) suspends the destination.
+  bool dead = !outcomes.empty();
+  for (const DeliveryOutcome& outcome : outcomes) {
+    dead &= outcome.state == v1::RECIPIENT_STATE_DEFERRED && outcome.smtp_code == 0;
+  }
+  absl::MutexLock lock(&destinations_mu_);
+  if (dead) {
+    suspended_[next_hop] = {absl::Now() + options_.minimal_backoff, outcomes.front().reason};
+  } else {
+    suspended_.erase(next_hop);
+  }
+}
+
+bool DeliveryAgent::AcquireDestination(const std::string& next_hop) {
+  absl::MutexLock lock(&destinations_mu_);
+  int& active = active_conversations_[next_hop];
+  if (active >= std::max(1, options_.destination_concurrency_limit)) return false;
+  ++active;
+  return true;
+}
+
+void DeliveryAgent::ReleaseDestination(const std::string& next_hop) {
+  absl::MutexLock lock(&destinations_mu_);
+  if (--active_conversations_[next_hop] <= 0) active_conversations_.erase(next_hop);
 }
 
 void DeliveryAgent::MaintenanceLoop() {
@@ -292,22 +340,23 @@ void DeliveryAgent::LogAttempt(const v1::Message& message, const v1::RecipientSt
                StatusWord(outcome.state), outcome.reason);
 }
 
-void DeliveryAgent::Process(const Work& work) {
+bool DeliveryAgent::Process(const Work& work) {
   LockMessage(work.id);
-  ProcessLocked(work);
+  const bool again = ProcessLocked(work);
   UnlockMessage(work.id);
+  return again;
 }
 
-void DeliveryAgent::ProcessLocked(const Work& work) {
+bool DeliveryAgent::ProcessLocked(const Work& work) {
   absl::StatusOr<StoredMessage> loaded = store_.Get(work.id);
-  if (absl::IsNotFound(loaded.status())) return;  // Deleted by an operator meanwhile.
+  if (absl::IsNotFound(loaded.status())) return false;  // Deleted by an operator meanwhile.
   if (!loaded.ok()) {
     spdlog::warn("{}: cannot load for delivery: {}", work.id, loaded.status().ToString());
-    return;
+    return false;
   }
   StoredMessage record = *std::move(loaded);
   v1::Message& message = *record.mutable_message();
-  if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) return;
+  if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) return false;
   const absl::Time arrival = FromTimestamp(message.arrival_time());
   ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
     return store_.ReadContent(record, sink);
@@ -316,7 +365,9 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
   std::vector<int> report_failure, report_success;  // Who asked to hear about this attempt.
   const bool null_sender = message.envelope().sender().empty();  // Never notify <> (RFC 3461).
   const absl::Time expires = arrival + options_.maximal_queue_lifetime;
+  int attempted = 0;
   auto record_attempt = [&](int i, DeliveryOutcome outcome, const char* transport, absl::Time attempt_start) {
+    ++attempted;
     v1::RecipientStatus& recipient = *message.mutable_recipients(i);
     const absl::Time now = absl::Now();
     if (outcome.state == v1::RECIPIENT_STATE_DEFERRED && now >= expires) {
@@ -346,6 +397,7 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
   };
 
   std::map<std::string, std::pair<NextHop, std::vector<int>>> by_next_hop;  // Remote, by destination.
+  bool needs_smtp = false;
   for (int i = 0; i < message.recipients_size(); ++i) {
     const v1::RecipientStatus& recipient = message.recipients(i);
     if (recipient.state() != v1::RECIPIENT_STATE_QUEUED &&
@@ -354,6 +406,7 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
     }
     const absl::Time attempt_start = absl::Now();
     const addressing::ClassifiedAddress address = domain_.Classify(recipient.address());
+    if (work.remote && address.local) continue;
     if (address.local) {
       // After any earlier attempt a reader may have moved a delivered file on to cur/.
       record_attempt(i, local_.Deliver(message, i, content, work.recovered || recipient.attempts() > 0), "local",
@@ -364,18 +417,40 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
     route.reason = "no route for remote mail";
     if (options_.router) route = options_.router->Resolve(address.domain);
     if (route.kind != Route::Kind::kSmtp) {
-      record_attempt(i, {v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", route.reason, "none"}, "smtp", attempt_start);
+      if (!work.remote) {
+        record_attempt(i, {v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", route.reason, "none"}, "smtp", attempt_start);
+      }
+      continue;
+    }
+    if (!work.remote) {
+      needs_smtp = true;  // Left to the SMTP workers.
       continue;
     }
     auto& group = by_next_hop[route.next_hop.ToString()];
     group.first = route.next_hop;
     group.second.push_back(i);
   }
+  bool busy_destination = false;
   for (const auto& [name, group] : by_next_hop) {
     const absl::Time attempt_start = absl::Now();
+    if (std::optional<std::string> why = Suspended(name)) {
+      for (int i : group.second) {
+        record_attempt(i, {v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", "delivery temporarily suspended: " + *why, "none"},
+                       "smtp", attempt_start);
+      }
+      continue;
+    }
+    if (!AcquireDestination(name)) {  // At its concurrency limit: these recipients wait their turn.
+      busy_destination = true;
+      continue;
+    }
     std::vector<DeliveryOutcome> outcomes = DeliverOverSmtp(group.first, options_.smtp, message, group.second, content);
+    ReleaseDestination(name);
+    NoteConversation(name, outcomes);
     for (size_t k = 0; k < group.second.size(); ++k) record_attempt(group.second[k], outcomes[k], "smtp", attempt_start);
   }
+  if (needs_smtp) Enqueue({work.id, work.recovered, /*remote=*/true});
+  if (attempted == 0) return busy_destination;  // Nothing changed: nothing to write.
 
   for (const auto& [indices, success] : {std::pair{report_failure, false}, std::pair{report_success, true}}) {
     if (indices.empty()) continue;
@@ -418,9 +493,10 @@ void DeliveryAgent::ProcessLocked(const Work& work) {
   if (!saved.ok()) {
     // The mailbox write is idempotent, so the next attempt repeats nothing that happened.
     spdlog::error("{}: cannot record delivery results: {}", message.queue_id(), saved.ToString());
-    return;
+    return false;
   }
   index_.Upsert(message);
+  return busy_destination;
 }
 
 }  // namespace postgate::queue

@@ -10,10 +10,12 @@
 
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -39,6 +41,8 @@ struct DeliveryAgentOptions {
   absl::Duration minimal_backoff = absl::Seconds(300);   // minimal_backoff_time
   absl::Duration maximal_backoff = absl::Seconds(4000);  // maximal_backoff_time
   absl::Duration maximal_queue_lifetime = absl::Hours(24 * 5);
+  int smtp_workers = 100;                    // default_process_limit: concurrent SMTP conversations
+  int destination_concurrency_limit = 20;    // default_destination_concurrency_limit, per next hop
 };
 
 class DeliveryAgent {
@@ -73,12 +77,22 @@ class DeliveryAgent {
   struct Work {
     std::string id;
     bool recovered = false;
+    bool remote = false;  // The SMTP phase: recipients routed to a next hop (their own workers,
+                          // so a slow remote never holds up local delivery).
   };
   void Enqueue(Work work);
-  void WorkerLoop();
+  void WorkerLoop(bool remote);
+  // A next hop whose last conversation failed at the connection level is not tried again until
+  // its suspension ends (Postfix's "dead" destination): its mail is deferred at once.
+  std::optional<std::string> Suspended(const std::string& next_hop);
+  void NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes);
+  // Per next hop, at most destination_concurrency_limit conversations at a time.
+  bool AcquireDestination(const std::string& next_hop);
+  void ReleaseDestination(const std::string& next_hop);
   void MaintenanceLoop();
-  void Process(const Work& work);
-  void ProcessLocked(const Work& work);
+  // True when some recipients must wait for a free slot at their destination (try again soon).
+  bool Process(const Work& work);
+  bool ProcessLocked(const Work& work);
   static void RecordAttempt(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome,
                             absl::Time start, absl::Time end);
   static void LogAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
@@ -111,6 +125,11 @@ class DeliveryAgent {
   absl::Mutex mu_;
   std::deque<Work> pending_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> queued_or_running_ ABSL_GUARDED_BY(mu_);
+  std::deque<Work> pending_remote_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> remote_queued_or_running_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex destinations_mu_;
+  absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>> suspended_ ABSL_GUARDED_BY(destinations_mu_);
+  absl::flat_hash_map<std::string, int> active_conversations_ ABSL_GUARDED_BY(destinations_mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Mutex busy_mu_;
   absl::flat_hash_set<std::string> busy_ ABSL_GUARDED_BY(busy_mu_);  // Messages being changed.

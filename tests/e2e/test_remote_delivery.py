@@ -161,6 +161,18 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.assertEqual(self.recipient(queue_id, "c@hard.example").attempts, 1)
         self.assertEqual(len(ok.messages()), 1)
 
+    def test_a_stalled_destination_holds_up_nobody_else(self):
+        self.sink("ok")
+        stalled = [self.send("user@stall.example", subject=f"stalled {i}") for i in range(3)]
+        local = self.send("bar@mail169.com", subject="local meanwhile")
+        remote = self.send("user@ok.example", subject="remote meanwhile")
+        self.wait_state(local, "bar@mail169.com", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.wait_state(remote, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        # Delivered while the stalled conversations were still waiting for a greeting (2s timeout).
+        self.assertEqual([self.recipient(i, "user@stall.example").attempts for i in stalled], [0, 0, 0])
+        for queue_id in stalled:
+            self.wait_state(queue_id, "user@stall.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
+
     def test_dsn_and_body_parameters_are_passed_on(self):
         sink = self.sink("ok")
         connection = SmtpConnection(self.postgate.smtp_port)
@@ -195,6 +207,42 @@ class RemoteDeliveryTest(unittest.TestCase):
         recipient = self.wait_state(queue_id, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
         self.assertGreater(recipient.attempts, before.recipients[0].attempts)
         self.assertEqual(len(sink.messages()), 1)
+
+
+class DeadDestinationTest(unittest.TestCase):
+    """After a connection failure a next hop is suspended (Postfix's dead destination) until the
+    backoff passes or a flush: its other mail is deferred at once, without hammering it."""
+
+    def setUp(self):
+        self.port = free_port()
+        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
+        self.transport.write(f"closed.example smtp:[127.0.0.1]:{self.port}\n")
+        self.transport.close()
+        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
+                                  "queue_run_delay": "300s", "minimal_backoff_time": "300s"}).start()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+
+    def tearDown(self):
+        self.postgate.cleanup()
+        os.unlink(self.transport.name)
+
+    def reason(self, queue_id):
+        message = self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
+        return message.recipients[0].reason if message.recipients[0].attempts else None
+
+    def test_second_message_is_deferred_without_a_connection(self):
+        first = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=("a@closed.example",))).group(0)
+        wait_for(lambda: self.reason(first), what="the first attempt")
+        self.assertEqual(self.reason(first), f"connect to 127.0.0.1[127.0.0.1]:{self.port}: Connection refused")
+        second = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=("b@closed.example",))).group(0)
+        wait_for(lambda: self.reason(second), what="the second attempt")
+        self.assertEqual(self.reason(second), "delivery temporarily suspended: connect to 127.0.0.1[127.0.0.1]:"
+                                              f"{self.port}: Connection refused")
+        # A flush (ETRN, queuectl flush) tries the destination for real again.
+        self.stub.Flush(queue_pb2.FlushRequest())
+        wait_for(lambda: self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=second)).recipients[0].attempts == 2,
+                 what="the flushed attempt")
+        self.assertEqual(self.reason(second), f"connect to 127.0.0.1[127.0.0.1]:{self.port}: Connection refused")
 
 
 class PostgateToPostgateTest(unittest.TestCase):
