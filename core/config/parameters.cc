@@ -69,6 +69,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"maximal_backoff_time", "4000s", K::kTime, 's'},
     ParameterSpec{"maximal_queue_lifetime", "5d", K::kTime, 'd'},
     ParameterSpec{"default_process_limit", "100", K::kInteger},
+    // DNS servers for MX lookups ("127.0.0.1:5353,…"); empty: /etc/resolv.conf.
+    ParameterSpec{"postgate_dns_servers", "", K::kString},
     ParameterSpec{"default_destination_concurrency_limit", "20", K::kInteger},
     // Postgate's own: what Postfix keeps in master.cf, in the passwd file, or lacks.
     ParameterSpec{"postgate_local_users", "", K::kList},

@@ -32,7 +32,7 @@ DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGene
                              const LocalDelivery& local, QueueMetrics& metrics,
                              DeliveryAgentOptions options)
     : store_(store), index_(index), ids_(ids), events_(events), domain_(domain), local_(local),
-      metrics_(metrics), options_(std::move(options)) {}
+      metrics_(metrics), options_(std::move(options)), resolver_(options_.dns_servers) {}
 
 void DeliveryAgent::LockMessage(const std::string& id) {
   absl::MutexLock lock(&busy_mu_);
@@ -273,6 +273,27 @@ void DeliveryAgent::NoteConversation(const std::string& next_hop, const std::vec
   }
 }
 
+absl::StatusOr<std::vector<SmtpCandidate>> DeliveryAgent::Candidates(const NextHop& hop) const {
+  std::vector<MailExchanger> exchangers{{0, hop.host}};
+  if (hop.mx_lookup) {
+    absl::StatusOr<std::vector<MailExchanger>> found = resolver_.MailExchangers(hop.host);
+    if (!found.ok()) return found.status();
+    exchangers = *std::move(found);
+  }
+  std::vector<SmtpCandidate> candidates;
+  absl::Status last = absl::OkStatus();
+  for (const MailExchanger& exchanger : exchangers) {
+    absl::StatusOr<std::vector<std::string>> addresses = resolver_.Addresses(exchanger.host);
+    if (!addresses.ok()) {
+      last = addresses.status();
+      continue;  // The next mail exchanger may resolve.
+    }
+    for (const std::string& address : *addresses) candidates.push_back({exchanger.host, address});
+  }
+  if (candidates.empty()) return last.ok() ? absl::UnavailableError("no address for " + hop.host) : last;
+  return candidates;
+}
+
 bool DeliveryAgent::AcquireDestination(const std::string& next_hop) {
   absl::MutexLock lock(&destinations_mu_);
   int& active = active_conversations_[next_hop];
@@ -444,7 +465,20 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
       busy_destination = true;
       continue;
     }
-    std::vector<DeliveryOutcome> outcomes = DeliverOverSmtp(group.first, options_.smtp, message, group.second, content);
+    absl::StatusOr<std::vector<SmtpCandidate>> candidates = Candidates(group.first);
+    if (!candidates.ok()) {
+      ReleaseDestination(name);
+      // A domain that does not exist bounces; DNS trouble defers.
+      const bool missing = absl::IsNotFound(candidates.status());
+      for (int i : group.second) {
+        record_attempt(i, {missing ? v1::RECIPIENT_STATE_BOUNCED : v1::RECIPIENT_STATE_DEFERRED, 0,
+                           missing ? "5.4.4" : "4.4.3", std::string(candidates.status().message()), "none"},
+                       "smtp", attempt_start);
+      }
+      continue;
+    }
+    std::vector<DeliveryOutcome> outcomes =
+        DeliverOverSmtp(group.first, *candidates, options_.smtp, message, group.second, content);
     ReleaseDestination(name);
     NoteConversation(name, outcomes);
     for (size_t k = 0; k < group.second.size(); ++k) record_attempt(group.second[k], outcomes[k], "smtp", attempt_start);

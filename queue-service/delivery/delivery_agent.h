@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/delivery/smtp_client.h"
+#include "queue-service/dns/mx_resolver.h"
 #include "queue-service/routing/router.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
@@ -43,6 +44,7 @@ struct DeliveryAgentOptions {
   absl::Duration maximal_queue_lifetime = absl::Hours(24 * 5);
   int smtp_workers = 100;                    // default_process_limit: concurrent SMTP conversations
   int destination_concurrency_limit = 20;    // default_destination_concurrency_limit, per next hop
+  std::string dns_servers;                   // postgate_dns_servers; "" = /etc/resolv.conf
 };
 
 class DeliveryAgent {
@@ -88,6 +90,8 @@ class DeliveryAgent {
   void NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes);
   // Per next hop, at most destination_concurrency_limit conversations at a time.
   bool AcquireDestination(const std::string& next_hop);
+  // The addresses to try for `hop`: its MX hosts by preference (unless bracketed), each resolved.
+  absl::StatusOr<std::vector<SmtpCandidate>> Candidates(const NextHop& hop) const;
   void ReleaseDestination(const std::string& next_hop);
   void MaintenanceLoop();
   // True when some recipients must wait for a free slot at their destination (try again soon).
@@ -121,6 +125,7 @@ class DeliveryAgent {
   const LocalDelivery& local_;
   QueueMetrics& metrics_;
   DeliveryAgentOptions options_;
+  MxResolver resolver_;
 
   absl::Mutex mu_;
   std::deque<Work> pending_ ABSL_GUARDED_BY(mu_);

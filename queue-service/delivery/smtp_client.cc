@@ -48,36 +48,38 @@ struct Stop {
 class Conversation {
  public:
   Conversation(asio::io_context& io, const NextHop& hop, const SmtpClientOptions& options)
-      : socket_(io), timer_(io), hop_(hop), options_(options), relay_(hop.host + "[" + hop.host + "]:" +
-                                                                        std::to_string(hop.port)) {}
+      : socket_(io), timer_(io), hop_(hop), options_(options), relay_(hop.ToString()) {}
 
   const std::string& relay() const { return relay_; }
 
-  asio::awaitable<std::optional<Stop>> Connect() {
-    tcp::resolver resolver(socket_.get_executor());
-    auto resolved = co_await (resolver.async_resolve(hop_.host, std::to_string(hop_.port),
-                                                     kAsTuple) ||
-                              Timeout(options_.connect_timeout));
-    if (resolved.index() == 1) co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.3", "Host lookup timed out"};
-    auto [resolve_error, endpoints] = std::get<0>(resolved);
-    if (resolve_error) {
-      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.3",
-                     absl::StrCat("Host or domain name not found. Name service error for name=", hop_.host)};
+  // Tries each address in order (MX preference order, then each host's addresses) until one
+  // answers; the last failure is the reason when none does.
+  asio::awaitable<std::optional<Stop>> Connect(const std::vector<SmtpCandidate>& candidates) {
+    Stop last{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", "no address to connect to"};
+    for (const SmtpCandidate& candidate : candidates) {
+      std::error_code parse_error;
+      const asio::ip::address address = asio::ip::make_address(candidate.address, parse_error);
+      const std::string where = absl::StrCat(candidate.host, "[", candidate.address, "]:", hop_.port);
+      if (parse_error) {
+        last.reason = absl::StrCat("connect to ", where, ": bad address");
+        continue;
+      }
+      std::error_code closed;
+      socket_.close(closed);
+      auto connected = co_await (socket_.async_connect(tcp::endpoint(address, hop_.port), kAsTuple) ||
+                                 Timeout(options_.connect_timeout));
+      if (connected.index() == 1) {
+        last.reason = absl::StrCat("connect to ", where, ": Connection timed out");
+        continue;
+      }
+      if (auto [error] = std::get<0>(connected); error) {
+        last.reason = absl::StrCat("connect to ", where, ": ", error.message());
+        continue;
+      }
+      relay_ = where;
+      co_return std::nullopt;
     }
-    auto connected = co_await (asio::async_connect(socket_, endpoints, kAsTuple) ||
-                               Timeout(options_.connect_timeout));
-    const std::string where = absl::StrCat(hop_.host, "[", endpoints.begin()->endpoint().address().to_string(),
-                                           "]:", hop_.port);
-    if (connected.index() == 1) {
-      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", absl::StrCat("connect to ", where, ": Connection timed out")};
-    }
-    auto [connect_error, endpoint] = std::get<0>(connected);
-    if (connect_error) {
-      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1",
-                     absl::StrCat("connect to ", where, ": ", connect_error.message())};
-    }
-    relay_ = absl::StrCat(hop_.host, "[", endpoint.address().to_string(), "]:", hop_.port);
-    co_return std::nullopt;
+    co_return last;
   }
 
   asio::awaitable<bool> Send(const std::string& data, absl::Duration timeout) {
@@ -232,9 +234,10 @@ std::string RcptCommand(const v1::RecipientStatus& recipient, bool dsn) {
   return command + "\r\n";
 }
 
-asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const SmtpClientOptions& options,
-                               const v1::Message& message, const std::vector<int>& recipients,
-                               const std::string& wire, std::vector<DeliveryOutcome>& outcomes) {
+asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const std::vector<SmtpCandidate>& candidates,
+                               const SmtpClientOptions& options, const v1::Message& message,
+                               const std::vector<int>& recipients, const std::string& wire,
+                               std::vector<DeliveryOutcome>& outcomes) {
   Conversation c(io, hop, options);
   // Sets every recipient still without an answer to `stop`.
   auto finish = [&](const Stop& stop) {
@@ -242,7 +245,7 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const S
       if (outcome.smtp_code == 0 && outcome.reason.empty()) outcome = FromStop(stop, c.relay());
     }
   };
-  if (std::optional<Stop> failed = co_await c.Connect()) {
+  if (std::optional<Stop> failed = co_await c.Connect(candidates)) {
     finish(*failed);
     co_return;
   }
@@ -426,9 +429,9 @@ std::string ToWireData(absl::string_view stored) {
   return wire;
 }
 
-std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const SmtpClientOptions& options,
-                                             const v1::Message& message, const std::vector<int>& recipients,
-                                             const ContentSource& content) {
+std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
+                                             const SmtpClientOptions& options, const v1::Message& message,
+                                             const std::vector<int>& recipients, const ContentSource& content) {
   std::vector<DeliveryOutcome> outcomes(recipients.size());
   std::string stored;
   absl::Status read = content([&](absl::string_view chunk) {
@@ -445,7 +448,7 @@ std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const Smtp
   const std::string wire = ToWireData(stored);
   stored.clear();
   asio::io_context io(1);
-  asio::co_spawn(io, Converse(io, next_hop, options, message, recipients, wire, outcomes), asio::detached);
+  asio::co_spawn(io, Converse(io, next_hop, candidates, options, message, recipients, wire, outcomes), asio::detached);
   io.run();
   return outcomes;
 }

@@ -48,10 +48,17 @@ std::optional<ServerReply> ParseServerReply(const std::vector<std::string>& line
 // Pure: the message as it goes on the wire after DATA: LF → CRLF, dot-stuffed, ending CRLF.CRLF.
 std::string ToWireData(absl::string_view stored);
 
+// One address to try for a next hop: the mail exchanger's name and one of its addresses.
+struct SmtpCandidate {
+  std::string host;
+  std::string address;
+};
+
 // Delivers `message` (its envelope, content via `content`) to `recipients` (indices into the
-// message's recipients) at `next_hop`. One outcome per recipient, in the same order.
-std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const SmtpClientOptions& options,
-                                             const v1::Message& message, const std::vector<int>& recipients,
-                                             const ContentSource& content);
+// message's recipients) at `next_hop`, trying `candidates` in order until one answers. One outcome
+// per recipient, in the same order.
+std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
+                                             const SmtpClientOptions& options, const v1::Message& message,
+                                             const std::vector<int>& recipients, const ContentSource& content);
 
 }  // namespace postgate::queue

@@ -119,22 +119,13 @@ Route Router::Resolve(absl::string_view domain) const {
     route.reason = "deferred transport";
     return route;
   }
+  route.kind = Route::Kind::kSmtp;
   if (const std::string* entry = map_.Find(domain)) {
-    route.kind = Route::Kind::kSmtp;
     route.next_hop = entry->empty() ? NextHop{std::string(domain), 25, true} : *ParseNextHop(*entry);
   } else if (relayhost_) {
-    route.kind = Route::Kind::kSmtp;
     route.next_hop = *relayhost_;
   } else {
-    route.kind = Route::Kind::kNoRoute;
-    route.reason = "no route: set relayhost or transport_maps (DNS MX lookup is not available yet)";
-    return route;
-  }
-  if (route.next_hop.mx_lookup) {
-    // An unbracketed host would need its MX records; without a resolver, say so rather than guess.
-    route.kind = Route::Kind::kNoRoute;
-    route.reason = absl::StrCat("no route to ", route.next_hop.host,
-                                ": MX lookup is not available yet; use [", route.next_hop.host, "]");
+    route.next_hop = NextHop{std::string(domain), 25, true};  // The domain's MX hosts, as Postfix.
   }
   return route;
 }

@@ -1,7 +1,8 @@
 // Where a recipient domain's mail goes – Postfix's trivial-rewrite for the transports Postgate has:
 // mydestination → local; otherwise, in order, transport_maps (transport(5) text: "example.org
 // smtp:[127.0.0.1]:2526", ".example.org" for subdomains, "*" for any), relayhost ("[host]:port",
-// brackets meaning "no MX lookup", as in Postfix), and defer_transports holding smtp mail back.
+// brackets meaning "no MX lookup", as in Postfix), else the recipient domain's MX hosts; and
+// defer_transports holding smtp mail back.
 // Pure: the caller reads the map files.
 #pragma once
 
@@ -42,10 +43,10 @@ class TransportMap {
 };
 
 struct Route {
-  enum class Kind { kSmtp, kDefer, kNoRoute };
-  Kind kind = Kind::kNoRoute;
+  enum class Kind { kSmtp, kDefer };
+  Kind kind = Kind::kDefer;
   NextHop next_hop;
-  std::string reason;  // For kDefer and kNoRoute: why the mail waits.
+  std::string reason;  // For kDefer: why the mail waits.
 };
 
 class Router {

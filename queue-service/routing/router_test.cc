@@ -41,7 +41,8 @@ TEST(RouterTest, MapThenRelayhostThenNothing) {
   EXPECT_EQ(mapped.next_hop.ToString(), "[127.0.0.1]:2526");
   EXPECT_EQ(router.Resolve("elsewhere.test").next_hop.ToString(), "[127.0.0.3]:2527");
   Router bare(*TransportMap::Parse("", "t"), std::nullopt, false);
-  EXPECT_EQ(bare.Resolve("example.org").kind, Route::Kind::kNoRoute);
+  EXPECT_EQ(bare.Resolve("Example.org").kind, Route::Kind::kSmtp);
+  EXPECT_EQ(bare.Resolve("example.org").next_hop, (NextHop{"example.org", 25, true}));  // Its MX hosts.
   Router deferred(*TransportMap::Parse("example.org smtp:[127.0.0.1]\n", "t"), std::nullopt, true);
   EXPECT_EQ(deferred.Resolve("example.org").kind, Route::Kind::kDefer);
   EXPECT_EQ(deferred.Resolve("example.org").reason, "deferred transport");
