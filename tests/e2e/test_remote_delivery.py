@@ -247,6 +247,58 @@ class DeadDestinationTest(unittest.TestCase):
         self.assertIn(refused, (self.reason(first), self.reason(second)))
 
 
+class MxRoutingTest(unittest.TestCase):
+    """Next hops found by MX lookup, from a dnsmasq the test runs on loopback: the preferred MX
+    has no listener, so the next one is used; a domain without MX falls back to its address; a
+    domain that does not exist bounces."""
+
+    def setUp(self):
+        self.dns_port, self.smtp_port = free_port(), free_port()
+        self.dnsmasq = subprocess.Popen(
+            ["dnsmasq", "--keep-in-foreground", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
+             "--listen-address", "127.0.0.1", "--port", str(self.dns_port), "--log-facility=-",
+             "--local=/example/",  # Authoritative for the test zone: NODATA, not REFUSED, where a type is missing.
+             "--mx-host=mx.example,mx1.mx.example,10", "--mx-host=mx.example,mx2.mx.example,20",
+             "--host-record=mx1.mx.example,127.0.0.2", "--host-record=mx2.mx.example,127.0.0.1",
+             "--host-record=plain.example,127.0.0.1", "--address=/nowhere.example/"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
+        # Unbracketed next hops: look up MX records; the port still comes from here.
+        for domain in ("mx.example", "plain.example", "nowhere.example"):
+            self.transport.write(f"{domain} smtp:{domain}:{self.smtp_port}\n")
+        self.transport.close()
+        self.sink = Sink(self.smtp_port)
+        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
+                                  "postgate_dns_servers": f"127.0.0.1:{self.dns_port}", "queue_run_delay": "1s",
+                                  "minimal_backoff_time": "1s", "smtp_connect_timeout": "2s"}).start()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+
+    def tearDown(self):
+        self.postgate.cleanup()
+        self.sink.stop()
+        self.dnsmasq.terminate()
+        self.dnsmasq.wait(timeout=10)
+        os.unlink(self.transport.name)
+
+    def final(self, address):
+        queue_id = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=(address,))).group(0)
+        return wait_for(lambda: (r := self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id)).recipients[0])
+                        .state in (queue_pb2.RECIPIENT_STATE_DELIVERED, queue_pb2.RECIPIENT_STATE_BOUNCED) and r,
+                        timeout=20, what=f"a final state for {address}")
+
+    def test_mx_preference_fallback_and_missing_domain(self):
+        via_mx = self.final("user@mx.example")
+        self.assertEqual(via_mx.state, queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.assertEqual(via_mx.relay, f"mx2.mx.example[127.0.0.1]:{self.smtp_port}")  # mx1 refused the connection.
+        plain = self.final("user@plain.example")
+        self.assertEqual(plain.state, queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.assertEqual(plain.relay, f"plain.example[127.0.0.1]:{self.smtp_port}")
+        missing = self.final("user@nowhere.example")
+        self.assertEqual((missing.state, missing.dsn_status), (queue_pb2.RECIPIENT_STATE_BOUNCED, "5.4.4"))
+        self.assertIn("Host or domain name not found. Name service error for name=nowhere.example type=MX", missing.reason)
+        self.assertEqual(len(self.sink.messages()), 2)
+
+
 class PostgateToPostgateTest(unittest.TestCase):
     """A second Postgate as the remote: STARTTLS (smtp_tls_security_level) on the way."""
 
