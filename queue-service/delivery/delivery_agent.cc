@@ -486,17 +486,41 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
   if (needs_smtp) Enqueue({work.id, work.recovered, /*remote=*/true});
   if (attempted == 0) return busy_destination;  // Nothing changed: nothing to write.
 
-  for (const auto& [indices, success] : {std::pair{report_failure, false}, std::pair{report_success, true}}) {
+  // Delay warnings: once per recipient, when still deferred after delay_warning_time.
+  std::vector<int> report_delay;
+  if (options_.delay_warning_time > absl::ZeroDuration() && !null_sender &&
+      absl::Now() - arrival >= options_.delay_warning_time) {
+    for (int i = 0; i < message.recipients_size(); ++i) {
+      const v1::RecipientStatus& recipient = message.recipients(i);
+      const v1::RecipientOptions& notify = recipient.options();
+      if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED && !recipient.delay_warning_sent() &&
+          (!notify.notify_given() || notify.notify_delay())) {
+        report_delay.push_back(i);
+      }
+    }
+  }
+  for (const auto& [indices, kind] : {std::pair{report_failure, Notification::kFailure},
+                                      std::pair{report_success, Notification::kSuccess},
+                                      std::pair{report_delay, Notification::kDelay}}) {
     if (indices.empty()) continue;
-    absl::StatusOr<std::string> notification = SendNotification(record, indices, success);
+    absl::StatusOr<std::string> notification = SendNotification(record, indices, kind);
     if (!notification.ok()) {
       spdlog::error("{}: cannot queue the delivery status notification: {}", message.queue_id(),
                     notification.status().ToString());
       continue;
     }
-    for (int i : indices) message.mutable_recipients(i)->set_dsn_queue_id(*notification);
+    for (int i : indices) {
+      if (kind == Notification::kDelay) {
+        message.mutable_recipients(i)->set_delay_warning_sent(true);
+      } else {
+        message.mutable_recipients(i)->set_dsn_queue_id(*notification);
+      }
+    }
     spdlog::info("{}: sender {} notification: {}", message.queue_id(),
-                 success ? "delivery status" : "non-delivery", *notification);
+                 kind == Notification::kSuccess ? "delivery status"
+                 : kind == Notification::kDelay ? "delay"
+                                                : "non-delivery",
+                 *notification);
   }
 
   message.set_state(DeriveState(message));
@@ -570,11 +594,14 @@ class ChunkWriter {
 
 absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage& record,
                                                             const std::vector<int>& recipients,
-                                                            bool success) {
+                                                            Notification kind) {
+  const bool success = kind == Notification::kSuccess;
   const v1::Message& message = record.message();
   const absl::Time now = absl::Now();
   DsnReport report;
   report.success = success;
+  report.delay = kind == Notification::kDelay;
+  report.retry_until = FromTimestamp(record.message().arrival_time()) + options_.maximal_queue_lifetime;
   report.return_full_message = message.envelope().dsn_return() != v1::DSN_RETURN_HEADERS;
   report.myhostname = options_.myhostname;
   report.original_queue_id = message.queue_id();
@@ -586,11 +613,11 @@ absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage&
   for (int i : recipients) {
     const v1::RecipientStatus& recipient = message.recipients(i);
     report.recipients.push_back({recipient.address(), recipient.options().original_recipient(),
-                                 success ? "delivered" : "failed", recipient.dsn_status(),
+                                 success ? "delivered" : report.delay ? "delayed" : "failed", recipient.dsn_status(),
                                  recipient.reason(), recipient.relay()});
   }
   const DsnText text = FormatDsn(report);
-  const bool full = !success && report.return_full_message;
+  const bool full = kind == Notification::kFailure && report.return_full_message;
 
   ChunkWriter writer(store_, report.dsn_queue_id);
   absl::Status status = writer.Append(text.head);

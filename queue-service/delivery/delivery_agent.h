@@ -42,6 +42,7 @@ struct DeliveryAgentOptions {
   absl::Duration minimal_backoff = absl::Seconds(300);   // minimal_backoff_time
   absl::Duration maximal_backoff = absl::Seconds(4000);  // maximal_backoff_time
   absl::Duration maximal_queue_lifetime = absl::Hours(24 * 5);
+  absl::Duration delay_warning_time = absl::ZeroDuration();  // 0: no delay warnings.
   int smtp_workers = 100;                    // default_process_limit: concurrent SMTP conversations
   int destination_concurrency_limit = 20;    // default_destination_concurrency_limit, per next hop
   std::string dns_servers;                   // postgate_dns_servers; "" = /etc/resolv.conf
@@ -114,8 +115,9 @@ class DeliveryAgent {
                                             bool attempt_now);
   // Queues one RFC 3464 notification to the sender about `recipients` (indices into `record`)
   // and returns its queue ID. Reads the original content, so it runs before that is dropped.
-  absl::StatusOr<std::string> SendNotification(const StoredMessage& record,
-                                               const std::vector<int>& recipients, bool success);
+  enum class Notification { kFailure, kSuccess, kDelay };
+  absl::StatusOr<std::string> SendNotification(const StoredMessage& record, const std::vector<int>& recipients,
+                                               Notification kind);
 
   MessageStore& store_;
   QueueIndex& index_;

@@ -20,7 +20,10 @@ DsnText FormatDsn(const DsnReport& r) {
                   RfcDate(r.now), "\n");
   absl::StrAppend(&out, "Date: ", RfcDate(r.now), "\n",
                   "From: Mail Delivery System <MAILER-DAEMON@", r.myhostname, ">\n",
-                  "Subject: ", r.success ? "Successful Mail Delivery Report" : "Undelivered Mail Returned to Sender",
+                  "Subject: ",
+                  r.success ? "Successful Mail Delivery Report"
+                  : r.delay ? "Delayed Mail (still being retried)"
+                            : "Undelivered Mail Returned to Sender",
                   "\n", "To: ", r.original_sender, "\n", "Auto-Submitted: auto-replied\n",
                   "MIME-Version: 1.0\n",
                   "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"", boundary,
@@ -32,7 +35,15 @@ DsnText FormatDsn(const DsnReport& r) {
   absl::StrAppend(&out, "--", boundary, "\n", "Content-Description: Notification\n",
                   "Content-Type: text/plain; charset=utf-8\n", "Content-Transfer-Encoding: 8bit\n\n",
                   "This is the mail system at host ", r.myhostname, ".\n\n");
-  if (r.success) {
+  if (r.delay) {
+    absl::StrAppend(&out,
+                    "####################################################################\n"
+                    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
+                    "####################################################################\n\n"
+                    "Your message could not be delivered for ",
+                    absl::FormatDuration(absl::Trunc(r.now - r.arrival, absl::Minutes(1))),
+                    ". It will be retried until\n", RfcDate(r.retry_until), ".\n");
+  } else if (r.success) {
     absl::StrAppend(&out,
                     "Your message was successfully delivered to the destination(s)\n"
                     "listed below. If the message was delivered to mailbox you will\n"
@@ -65,16 +76,18 @@ DsnText FormatDsn(const DsnReport& r) {
     if (!recipient.original_recipient.empty()) {
       absl::StrAppend(&out, "Original-Recipient: ", recipient.original_recipient, "\n");
     }
-    absl::StrAppend(&out, "Action: ", recipient.action, "\n", "Status: ", recipient.status, "\n",
+    absl::StrAppend(&out, "Action: ", recipient.action, "\n", "Status: ", recipient.status, "\n");
+    if (r.delay) absl::StrAppend(&out, "Will-Retry-Until: ", RfcDate(r.retry_until), "\n");
+    absl::StrAppend(&out,
                     "Diagnostic-Code: X-Postgate; ",
                     r.success ? absl::StrCat("delivery via ", recipient.relay, ": ") : "",
                     recipient.diagnostic, "\n");
   }
 
   // Part three: what was sent.
-  const bool full = !r.success && r.return_full_message;
+  const bool full = !r.success && !r.delay && r.return_full_message;
   absl::StrAppend(&out, "\n--", boundary, "\n", "Content-Description: ",
-                  full ? "Undelivered Message" : r.success ? "Message Headers" : "Undelivered Message Headers",
+                  full ? "Undelivered Message" : r.success || r.delay ? "Message Headers" : "Undelivered Message Headers",
                   "\n", "Content-Type: ", full ? "message/rfc822" : "text/rfc822-headers", "\n",
                   "Content-Transfer-Encoding: 8bit\n\n");
   text.tail = absl::StrCat("\n--", boundary, "--\n");

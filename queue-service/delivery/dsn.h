@@ -14,7 +14,7 @@ namespace postgate::queue {
 struct DsnRecipient {
   std::string final_recipient;     // The address delivery was attempted to.
   std::string original_recipient;  // ORCPT as "type;address", or "".
-  std::string action;              // "failed", "delivered", "relayed".
+  std::string action;              // "failed", "delivered", "relayed", "delayed".
   std::string status;              // Enhanced status code, e.g. "5.1.1".
   std::string diagnostic;          // e.g. "unknown user: \"nobody\"".
   std::string relay;               // e.g. "local".
@@ -22,6 +22,8 @@ struct DsnRecipient {
 
 struct DsnReport {
   bool success = false;            // Success report (NOTIFY=SUCCESS) rather than a bounce.
+  bool delay = false;              // Delay warning (delay_warning_time): still being retried.
+  absl::Time retry_until;          // With `delay`: when the message will be given up.
   bool return_full_message = true; // Bounce with RET=FULL or no RET; else headers only.
   std::string myhostname;
   std::string original_queue_id;

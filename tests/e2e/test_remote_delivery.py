@@ -247,6 +247,42 @@ class DeadDestinationTest(unittest.TestCase):
         self.assertIn(refused, (self.reason(first), self.reason(second)))
 
 
+class DelayWarningTest(unittest.TestCase):
+    """delay_warning_time: one "delayed" notice per recipient to the sender, the message still queued."""
+
+    def setUp(self):
+        self.port = free_port()
+        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
+        self.transport.write(f"closed.example smtp:[127.0.0.1]:{self.port}\n")
+        self.transport.close()
+        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
+                                  "queue_run_delay": "1s", "minimal_backoff_time": "1s", "maximal_backoff_time": "1s",
+                                  "delay_warning_time": "2s"}).start()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+
+    def tearDown(self):
+        self.postgate.cleanup()
+        os.unlink(self.transport.name)
+
+    def test_one_delay_warning_while_retrying(self):
+        queue_id = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=("a@closed.example",))).group(0)
+        warnings = wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if "Delayed Mail" in t],
+                            timeout=20, what="the delay warning in the sender's mailbox")
+        self.assertIn("Subject: Delayed Mail (still being retried)", warnings[0])
+        self.assertIn("THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE.", warnings[0])
+        self.assertIn("Action: delayed", warnings[0])
+        self.assertIn("Will-Retry-Until: ", warnings[0])
+        self.assertIn(f"connect to 127.0.0.1[127.0.0.1]:{self.port}: Connection refused", warnings[0])
+        message = self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
+        self.assertEqual(message.state, queue_pb2.MESSAGE_STATE_DEFERRED)
+        self.assertTrue(message.recipients[0].delay_warning_sent)
+        # Later attempts send no second warning.
+        attempts = message.recipients[0].attempts
+        wait_for(lambda: self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id)).recipients[0].attempts
+                 >= attempts + 2, timeout=20, what="two more attempts")
+        self.assertEqual(len([t for t in self.postgate.read_maildir("foo") if "Delayed Mail" in t]), 1)
+
+
 class MxRoutingTest(unittest.TestCase):
     """Next hops found by MX lookup, from a dnsmasq the test runs on loopback: the preferred MX
     has no listener, so the next one is used; a domain without MX falls back to its address; a
