@@ -209,9 +209,10 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.assertEqual(len(sink.messages()), 1)
 
 
-class DeadDestinationTest(unittest.TestCase):
-    """After a connection failure a next hop is suspended (Postfix's dead destination) until the
-    backoff passes or a flush: its other mail is deferred at once, without hammering it."""
+class ClosedDestinationTestCase(unittest.TestCase):
+    """A Postgate whose closed.example goes to a loopback port nobody listens on; OVERRIDES adds
+    main.cf settings."""
+    OVERRIDES = {}
 
     def setUp(self):
         self.port = free_port()
@@ -219,12 +220,19 @@ class DeadDestinationTest(unittest.TestCase):
         self.transport.write(f"closed.example smtp:[127.0.0.1]:{self.port}\n")
         self.transport.close()
         self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
-                                  "queue_run_delay": "300s", "minimal_backoff_time": "300s"}).start()
+                                  **self.OVERRIDES}).start()
         self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
 
     def tearDown(self):
         self.postgate.cleanup()
         os.unlink(self.transport.name)
+
+
+class DeadDestinationTest(ClosedDestinationTestCase):
+    """After a connection failure a next hop is suspended (Postfix's dead destination) until the
+    backoff passes or a flush: its other mail is deferred at once, without hammering it."""
+
+    OVERRIDES = {"queue_run_delay": "300s", "minimal_backoff_time": "300s"}
 
     def reason(self, queue_id):
         message = self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id))
@@ -247,22 +255,11 @@ class DeadDestinationTest(unittest.TestCase):
         self.assertIn(refused, (self.reason(first), self.reason(second)))
 
 
-class DelayWarningTest(unittest.TestCase):
+class DelayWarningTest(ClosedDestinationTestCase):
     """delay_warning_time: one "delayed" notice per recipient to the sender, the message still queued."""
 
-    def setUp(self):
-        self.port = free_port()
-        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
-        self.transport.write(f"closed.example smtp:[127.0.0.1]:{self.port}\n")
-        self.transport.close()
-        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
-                                  "queue_run_delay": "1s", "minimal_backoff_time": "1s", "maximal_backoff_time": "1s",
-                                  "delay_warning_time": "2s"}).start()
-        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
-
-    def tearDown(self):
-        self.postgate.cleanup()
-        os.unlink(self.transport.name)
+    OVERRIDES = {"queue_run_delay": "1s", "minimal_backoff_time": "1s", "maximal_backoff_time": "1s",
+                 "delay_warning_time": "2s"}
 
     def test_one_delay_warning_while_retrying(self):
         queue_id = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=("a@closed.example",))).group(0)
