@@ -160,6 +160,7 @@ int Run(const Flags& flags) {
   options.dns_servers = cf.Get("postgate_dns_servers");
   options.smtp_workers = static_cast<int>(cf.GetInteger("default_process_limit"));
   options.destination_concurrency_limit = static_cast<int>(cf.GetInteger("default_destination_concurrency_limit"));
+  options.destination_recipient_limit = static_cast<int>(cf.GetInteger("default_destination_recipient_limit"));
   options.myhostname = cf.Get("myhostname");
   const int64_t replica = cf.GetInteger("postgate_queue_replica_id");
   if (replica >= queue::kMaxReplicas) {

@@ -73,6 +73,7 @@ constexpr std::array kParameters = {
     // DNS servers for MX lookups ("127.0.0.1:5353,…"); empty: /etc/resolv.conf.
     ParameterSpec{"postgate_dns_servers", "", K::kString},
     ParameterSpec{"default_destination_concurrency_limit", "20", K::kInteger},
+    ParameterSpec{"default_destination_recipient_limit", "50", K::kInteger},
     // Postgate's own: what Postfix keeps in master.cf, in the passwd file, or lacks.
     ParameterSpec{"postgate_local_users", "", K::kList},
     ParameterSpec{"postgate_data_directory", "var", K::kString},

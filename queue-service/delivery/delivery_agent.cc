@@ -477,11 +477,18 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
       }
       continue;
     }
-    std::vector<DeliveryOutcome> outcomes =
-        DeliverOverSmtp(group.first, *candidates, options_.smtp, message, group.second, content);
+    // At most default_destination_recipient_limit recipients per conversation (one message each).
+    const size_t per_conversation = static_cast<size_t>(std::max(1, options_.destination_recipient_limit));
+    for (size_t first = 0; first < group.second.size(); first += per_conversation) {
+      const std::vector<int> batch(group.second.begin() + static_cast<std::ptrdiff_t>(first),
+                                   group.second.begin() + static_cast<std::ptrdiff_t>(
+                                                              std::min(group.second.size(), first + per_conversation)));
+      std::vector<DeliveryOutcome> outcomes =
+          DeliverOverSmtp(group.first, *candidates, options_.smtp, message, batch, content);
+      NoteConversation(name, outcomes);
+      for (size_t k = 0; k < batch.size(); ++k) record_attempt(batch[k], outcomes[k], "smtp", attempt_start);
+    }
     ReleaseDestination(name);
-    NoteConversation(name, outcomes);
-    for (size_t k = 0; k < group.second.size(); ++k) record_attempt(group.second[k], outcomes[k], "smtp", attempt_start);
   }
   if (needs_smtp) Enqueue({work.id, work.recovered, /*remote=*/true});
   if (attempted == 0) return busy_destination;  // Nothing changed: nothing to write.

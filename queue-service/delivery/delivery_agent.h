@@ -45,6 +45,7 @@ struct DeliveryAgentOptions {
   absl::Duration delay_warning_time = absl::ZeroDuration();  // 0: no delay warnings.
   int smtp_workers = 100;                    // default_process_limit: concurrent SMTP conversations
   int destination_concurrency_limit = 20;    // default_destination_concurrency_limit, per next hop
+  int destination_recipient_limit = 50;      // default_destination_recipient_limit, per conversation
   std::string dns_servers;                   // postgate_dns_servers; "" = /etc/resolv.conf
 };
 

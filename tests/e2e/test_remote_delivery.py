@@ -148,6 +148,18 @@ class RemoteDeliveryTest(unittest.TestCase):
         recipient = self.wait_state(stalled, "user@stall.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
         self.assertRegex(recipient.reason, r"timed out while receiving the initial server greeting$")
 
+    def test_recipients_per_conversation_are_limited(self):
+        self.postgate.cleanup()
+        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
+                                  "default_destination_recipient_limit": "2"}).start()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        sink = self.sink("ok")
+        queue_id = self.send("a@ok.example", "b@ok.example", "c@ok.example")
+        for address in ("a@ok.example", "b@ok.example", "c@ok.example"):
+            self.wait_state(queue_id, address, queue_pb2.RECIPIENT_STATE_DELIVERED)
+        texts = wait_for(lambda: len(t := sink.messages()) == 2 and t, what="two transactions at the sink")
+        self.assertEqual(sorted(len(re.findall(r"^X-Rcpt-Args:", t, re.M)) for t in texts), [1, 2])
+
     def test_three_recipients_three_outcomes_only_the_deferred_retried(self):
         ok = self.sink("ok")
         self.sink("hard", ["-f", "rcpt"])
