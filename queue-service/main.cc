@@ -156,6 +156,7 @@ int Run(const Flags& flags) {
   options.minimal_backoff = cf.GetTime("minimal_backoff_time");
   options.maximal_backoff = cf.GetTime("maximal_backoff_time");
   options.maximal_queue_lifetime = cf.GetTime("maximal_queue_lifetime");
+  options.bounce_queue_lifetime = cf.GetTime("bounce_queue_lifetime");
   options.delay_warning_time = cf.GetTime("delay_warning_time");
   options.dns_servers = cf.Get("postgate_dns_servers");
   options.smtp_workers = static_cast<int>(cf.GetInteger("default_process_limit"));

@@ -68,6 +68,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"minimal_backoff_time", "300s", K::kTime, 's'},
     ParameterSpec{"maximal_backoff_time", "4000s", K::kTime, 's'},
     ParameterSpec{"maximal_queue_lifetime", "5d", K::kTime, 'd'},
+    ParameterSpec{"bounce_queue_lifetime", "5d", K::kTime, 'd'},
     ParameterSpec{"delay_warning_time", "0h", K::kTime, 'h'},
     ParameterSpec{"default_process_limit", "100", K::kInteger},
     // DNS servers for MX lookups ("127.0.0.1:5353,…"); empty: /etc/resolv.conf.

@@ -192,6 +192,11 @@ void DeliveryAgent::Stop() {
 void DeliveryAgent::Submit(const std::string& id) { Enqueue({id, false}); }
 
 absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool include_subdomains) {
+  {
+    // A flush tries suspended destinations again too (before any attempt it schedules starts).
+    absl::MutexLock lock(&destinations_mu_);
+    suspended_.clear();
+  }
   const std::string wanted = absl::AsciiStrToLower(domain);
   uint32_t scheduled = 0;
   for (const std::string& id : index_.List(v1::MESSAGE_STATE_DEFERRED, "", SIZE_MAX)) {
@@ -207,10 +212,6 @@ absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool in
         break;
       }
     }
-  }
-  {
-    absl::MutexLock lock(&destinations_mu_);  // A flush tries suspended destinations again too.
-    suspended_.clear();
   }
   spdlog::info("flush {}{}: {} messages scheduled", include_subdomains ? "@" : "",
                wanted.empty() ? "(all)" : wanted, scheduled);
@@ -385,7 +386,9 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
 
   std::vector<int> report_failure, report_success;  // Who asked to hear about this attempt.
   const bool null_sender = message.envelope().sender().empty();  // Never notify <> (RFC 3461).
-  const absl::Time expires = arrival + options_.maximal_queue_lifetime;
+  // Bounces (null sender) give up sooner: bounce_queue_lifetime, as in Postfix.
+  const absl::Duration lifetime = null_sender ? options_.bounce_queue_lifetime : options_.maximal_queue_lifetime;
+  const absl::Time expires = arrival + lifetime;
   int attempted = 0;
   auto record_attempt = [&](int i, DeliveryOutcome outcome, const char* transport, absl::Time attempt_start) {
     ++attempted;
@@ -394,9 +397,8 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
     if (outcome.state == v1::RECIPIENT_STATE_DEFERRED && now >= expires) {
       // Postfix's "status=expired, returned to sender": the last reason, and a bounce.
       outcome.state = v1::RECIPIENT_STATE_BOUNCED;
-      outcome.reason = absl::StrCat(outcome.reason, " (message expired after ",
-                                    base::FormatDelay(absl::ToDoubleSeconds(options_.maximal_queue_lifetime)),
-                                    "s in the queue)");
+      outcome.reason =
+          absl::StrCat(outcome.reason, " (message expired after ", absl::FormatDuration(lifetime), " in the queue)");
     }
     RecordAttempt(recipient, outcome, attempt_start, now);
     metrics_.deliveries.Add({{"transport", transport}, {"result", StatusWord(outcome.state)}}).Increment();

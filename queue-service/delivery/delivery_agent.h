@@ -42,6 +42,7 @@ struct DeliveryAgentOptions {
   absl::Duration minimal_backoff = absl::Seconds(300);   // minimal_backoff_time
   absl::Duration maximal_backoff = absl::Seconds(4000);  // maximal_backoff_time
   absl::Duration maximal_queue_lifetime = absl::Hours(24 * 5);
+  absl::Duration bounce_queue_lifetime = absl::Hours(24 * 5);  // For bounces (null sender).
   absl::Duration delay_warning_time = absl::ZeroDuration();  // 0: no delay warnings.
   int smtp_workers = 100;                    // default_process_limit: concurrent SMTP conversations
   int destination_concurrency_limit = 20;    // default_destination_concurrency_limit, per next hop

@@ -117,7 +117,8 @@ class RenderAndRunTest(unittest.TestCase):
         self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
         queue_id = re.search(QUEUE_ID, reply).group(0)
         self.assertEqual(int(queue_id[-1], 16), 0)
-        wait_for(lambda: os.listdir(os.path.join(self.path("/var/lib/postgate"), "mail/bar/new")),
+        new = os.path.join(self.path("/var/lib/postgate"), "mail/bar/new")
+        wait_for(lambda: os.path.isdir(new) and os.listdir(new),
                  what="delivery into the spool volume's Maildir")
 
         # The queue going away makes the gateway not ready, but still live (no restart loop).

@@ -71,7 +71,7 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.sinks = {}
         self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
                                   "queue_run_delay": "1s", "minimal_backoff_time": "1s",
-                                  "maximal_backoff_time": "2s", "smtp_helo_timeout": "2s",
+                                  "maximal_backoff_time": "2s", "smtp_helo_timeout": "6s",
                                   "smtp_connect_timeout": "2s"})
         self.postgate.start()
         self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
@@ -180,7 +180,7 @@ class RemoteDeliveryTest(unittest.TestCase):
         remote = self.send("user@ok.example", subject="remote meanwhile")
         self.wait_state(local, "bar@mail169.com", queue_pb2.RECIPIENT_STATE_DELIVERED)
         self.wait_state(remote, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
-        # Delivered while the stalled conversations were still waiting for a greeting (2s timeout).
+        # Delivered while the stalled conversations were still waiting for a greeting (6s timeout).
         self.assertEqual([self.recipient(i, "user@stall.example").attempts for i in stalled], [0, 0, 0])
         for queue_id in stalled:
             self.wait_state(queue_id, "user@stall.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
@@ -290,6 +290,31 @@ class DelayWarningTest(ClosedDestinationTestCase):
         wait_for(lambda: self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id)).recipients[0].attempts
                  >= attempts + 2, timeout=20, what="two more attempts")
         self.assertEqual(len([t for t in self.postgate.read_maildir("foo") if "Delayed Mail" in t]), 1)
+
+
+class LifetimeTest(ClosedDestinationTestCase):
+    """maximal_queue_lifetime returns mail to its sender; bounces give up after bounce_queue_lifetime
+    and are never bounced again."""
+    OVERRIDES = {"queue_run_delay": "1s", "minimal_backoff_time": "1s", "maximal_backoff_time": "1s",
+                 "maximal_queue_lifetime": "3s", "bounce_queue_lifetime": "2s"}
+
+    def final(self, queue_id):
+        return wait_for(lambda: (r := self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id)).recipients[0])
+                        .state == queue_pb2.RECIPIENT_STATE_BOUNCED and r, timeout=20, what=f"{queue_id} expired")
+
+    def test_expiry(self):
+        normal = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=("a@closed.example",))).group(0)
+        bounce = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, sender="",
+                                                  recipients=("b@closed.example",))).group(0)
+        expired = self.final(normal)
+        self.assertEqual(expired.reason, f"connect to 127.0.0.1[127.0.0.1]:{self.port}: Connection refused "
+                                         "(message expired after 3s in the queue)")
+        reports = wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if "Undelivered Mail" in t],
+                           what="the expiry report to the sender")
+        self.assertIn("message expired after 3s in the queue", reports[0])
+        self.assertIn("(message expired after 2s in the queue)", self.final(bounce).reason)
+        # The expired bounce produced no report of its own (null sender): only the one above exists.
+        self.assertEqual(len([t for t in self.postgate.read_maildir("foo") if "Undelivered Mail" in t]), 1)
 
 
 class MxRoutingTest(unittest.TestCase):
