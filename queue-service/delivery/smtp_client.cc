@@ -269,10 +269,10 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const s
     if (!reply) co_return finish(c.Lost("receiving the HELO reply"));
   }
   if (reply->code / 100 != 2) co_return finish(c.Said(*reply, esmtp ? "EHLO command" : "HELO command"));
-  bool pipelining = false, eight_bit = false, smtputf8 = false, dsn = false, starttls = false;
-  uint64_t size_limit = 0;
+  bool pipelining = false, eight_bit = false, smtputf8 = false, dsn = false, starttls = false, size = false;
+  uint64_t size_limit = 0;  // 0 with `size`: announced without a limit.
   auto learn = [&](const ServerReply& ehlo) {
-    pipelining = eight_bit = smtputf8 = dsn = starttls = false;
+    pipelining = eight_bit = smtputf8 = dsn = starttls = size = false;
     size_limit = 0;
     for (size_t i = 1; esmtp && i < ehlo.lines.size(); ++i) {
       std::string keyword = absl::AsciiStrToUpper(ehlo.lines[i]);
@@ -281,7 +281,10 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const s
       else if (keyword == "SMTPUTF8") smtputf8 = true;
       else if (keyword == "DSN") dsn = true;
       else if (keyword == "STARTTLS") starttls = true;
-      else if (absl::StartsWith(keyword, "SIZE ")) (void)absl::SimpleAtoi(keyword.substr(5), &size_limit);
+      else if (keyword == "SIZE" || absl::StartsWith(keyword, "SIZE ")) {
+        size = true;
+        if (keyword.size() > 5) (void)absl::SimpleAtoi(keyword.substr(5), &size_limit);
+      }
     }
   };
   learn(*reply);
@@ -322,7 +325,7 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const s
   }
 
   std::string mail = absl::StrCat("MAIL FROM:<", envelope.sender(), ">");
-  if (esmtp) absl::StrAppend(&mail, " SIZE=", message.size());
+  if (size) absl::StrAppend(&mail, " SIZE=", message.size());  // RFC 1870: only where announced.
   if (eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) absl::StrAppend(&mail, " BODY=8BITMIME");
   if (envelope.smtputf8()) absl::StrAppend(&mail, " SMTPUTF8");
   if (dsn && envelope.dsn_return() != v1::DSN_RETURN_UNSPECIFIED) {
@@ -402,11 +405,9 @@ std::optional<ServerReply> ParseServerReply(const std::vector<std::string>& line
     return reply;
   }
   reply.code = code;
-  std::vector<std::string> texts;
   for (const std::string& line : lines) reply.lines.push_back(line.size() > 4 ? line.substr(4) : "");
-  if (reply.lines.size() > 0) reply.enhanced = Enhanced(reply.lines.back());
-  for (const std::string& text : reply.lines) texts.push_back(text);
-  reply.text = absl::StrCat(code, " ", absl::StrJoin(texts, " "));
+  reply.enhanced = Enhanced(reply.lines.back());
+  reply.text = absl::StrCat(code, " ", absl::StrJoin(reply.lines, " "));
   return reply;
 }
 
