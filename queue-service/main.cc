@@ -160,6 +160,10 @@ int Run(const Flags& flags) {
   options.delay_warning_time = cf.GetTime("delay_warning_time");
   options.dns_servers = cf.Get("postgate_dns_servers");
   options.smtp_workers = static_cast<int>(cf.GetInteger("default_process_limit"));
+  options.connection_cache.enabled = cf.GetBool("smtp_connection_cache_on_demand");
+  options.connection_cache.idle_limit = cf.GetTime("smtp_connection_cache_time_limit");
+  options.connection_cache.reuse_time_limit = cf.GetTime("smtp_connection_reuse_time_limit");
+  options.connection_cache.reuse_count_limit = static_cast<int>(cf.GetInteger("smtp_connection_reuse_count_limit"));
   options.destination_concurrency_limit = static_cast<int>(cf.GetInteger("default_destination_concurrency_limit"));
   options.destination_recipient_limit = static_cast<int>(cf.GetInteger("default_destination_recipient_limit"));
   options.myhostname = cf.Get("myhostname");

@@ -71,6 +71,16 @@ constexpr std::array kParameters = {
     ParameterSpec{"bounce_queue_lifetime", "5d", K::kTime, 'd'},
     ParameterSpec{"delay_warning_time", "0h", K::kTime, 'h'},
     ParameterSpec{"default_process_limit", "100", K::kInteger},
+    ParameterSpec{"smtp_connection_cache_on_demand", "yes", K::kBool},
+    ParameterSpec{"smtp_connection_cache_time_limit", "2s", K::kTime, 's'},
+    ParameterSpec{"smtp_connection_reuse_time_limit", "300s", K::kTime, 's'},
+    ParameterSpec{"smtp_connection_reuse_count_limit", "0", K::kInteger},
+    // Who hears about trouble, as in Postfix.
+    ParameterSpec{"notify_classes", "resource, software", K::kList},
+    ParameterSpec{"bounce_notice_recipient", "postmaster", K::kString},
+    ParameterSpec{"2bounce_notice_recipient", "postmaster", K::kString},
+    ParameterSpec{"delay_notice_recipient", "postmaster", K::kString},
+    ParameterSpec{"double_bounce_sender", "double-bounce", K::kString},
     // DNS servers for MX lookups ("127.0.0.1:5353,…"); empty: /etc/resolv.conf.
     ParameterSpec{"postgate_dns_servers", "", K::kString},
     ParameterSpec{"default_destination_concurrency_limit", "20", K::kInteger},

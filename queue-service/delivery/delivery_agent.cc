@@ -32,7 +32,8 @@ DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGene
                              const LocalDelivery& local, QueueMetrics& metrics,
                              DeliveryAgentOptions options)
     : store_(store), index_(index), ids_(ids), events_(events), domain_(domain), local_(local),
-      metrics_(metrics), options_(std::move(options)), resolver_(options_.dns_servers) {}
+      metrics_(metrics), options_(std::move(options)), resolver_(options_.dns_servers),
+      connection_cache_(options_.connection_cache) {}
 
 void DeliveryAgent::LockMessage(const std::string& id) {
   absl::MutexLock lock(&busy_mu_);
@@ -353,8 +354,11 @@ void DeliveryAgent::LogAttempt(const v1::Message& message, const v1::RecipientSt
   // Postfix's delays=a/b/c/d: before the queue, in the queue, connection set-up, transmission.
   const absl::Time arrival = FromTimestamp(message.arrival_time());
   const absl::Time queued = message.has_queued_time() ? FromTimestamp(message.queued_time()) : arrival;
-  spdlog::info("{}: to=<{}>, relay={}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
-               message.queue_id(), recipient.address(), outcome.relay,
+  // ", conn_use=N" as Postfix logs it for the N-th transaction on a cached connection.
+  const std::string connection_use =
+      outcome.connection_use > 1 ? absl::StrCat(", conn_use=", outcome.connection_use) : "";
+  spdlog::info("{}: to=<{}>, relay={}{}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
+               message.queue_id(), recipient.address(), outcome.relay, connection_use,
                base::FormatDelay(absl::ToDoubleSeconds(end - arrival)),
                base::FormatDelay(absl::ToDoubleSeconds(queued - arrival)),
                base::FormatDelay(absl::ToDoubleSeconds(start - queued)),
@@ -486,8 +490,11 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
                                    group.second.begin() + static_cast<std::ptrdiff_t>(
                                                               std::min(group.second.size(), first + per_conversation)));
       std::vector<DeliveryOutcome> outcomes =
-          DeliverOverSmtp(group.first, *candidates, options_.smtp, message, batch, content);
+          DeliverOverSmtp(group.first, *candidates, options_.smtp, message, batch, content, &connection_cache_);
       NoteConversation(name, outcomes);
+      if (const int use = outcomes.front().connection_use; use > 0) {
+        metrics_.smtp_connection_cache.Add({{"result", use > 1 ? "hit" : "miss"}}).Increment();
+      }
       for (size_t k = 0; k < batch.size(); ++k) record_attempt(batch[k], outcomes[k], "smtp", attempt_start);
     }
     ReleaseDestination(name);

@@ -39,6 +39,7 @@ struct DeliveryAgentOptions {
   // Remote mail: where it goes (null: every non-local recipient waits, "no route"), how to talk.
   const Router* router = nullptr;
   SmtpClientOptions smtp;
+  SmtpConnectionCacheOptions connection_cache;
   absl::Duration minimal_backoff = absl::Seconds(300);   // minimal_backoff_time
   absl::Duration maximal_backoff = absl::Seconds(4000);  // maximal_backoff_time
   absl::Duration maximal_queue_lifetime = absl::Hours(24 * 5);
@@ -130,6 +131,7 @@ class DeliveryAgent {
   QueueMetrics& metrics_;
   DeliveryAgentOptions options_;
   MxResolver resolver_;
+  SmtpConnectionCache connection_cache_;  // Sessions kept between messages, by next hop.
 
   absl::Mutex mu_;
   std::deque<Work> pending_ ABSL_GUARDED_BY(mu_);

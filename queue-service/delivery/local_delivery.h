@@ -23,6 +23,9 @@ struct DeliveryOutcome {
   std::string dsn_status;
   std::string reason;
   std::string relay;
+  // SMTP: which transaction on its connection this was (Postfix's conn_use): 1 on a new
+  // connection, n > 1 on a cached one; 0 when no connection got as far as a transaction.
+  int connection_use = 0;
 };
 
 enum class MailboxFormat { kMaildir, kMbox };

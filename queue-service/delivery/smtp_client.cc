@@ -1,5 +1,6 @@
 #include "queue-service/delivery/smtp_client.h"
 
+#include <algorithm>
 #include <optional>
 #include <tuple>
 #include <variant>
@@ -45,12 +46,56 @@ struct Stop {
   std::string reason;
 };
 
-class Conversation {
+// What the server announced in its EHLO reply (after STARTTLS: the second one).
+struct Capabilities {
+  bool esmtp = true, pipelining = false, eight_bit = false, smtputf8 = false, dsn = false, starttls = false;
+  bool size = false;
+  uint64_t size_limit = 0;  // 0 with `size`: announced without a limit.
+};
+
+}  // namespace
+
+// One connection to a next hop. Owns its io_context, so a cached session can be picked up by
+// any worker thread (one at a time) and run there.
+class SmtpSession {
  public:
-  Conversation(asio::io_context& io, const NextHop& hop, const SmtpClientOptions& options)
-      : socket_(io), timer_(io), hop_(hop), options_(options), relay_(hop.ToString()) {}
+  SmtpSession(const NextHop& hop, const SmtpClientOptions& options)
+      : io_(std::make_unique<asio::io_context>(1)), socket_(*io_), timer_(*io_), hop_(hop), options_(options),
+        relay_(hop.ToString()), opened_(absl::Now()) {}
 
   const std::string& relay() const { return relay_; }
+  const SmtpClientOptions& options() const { return options_; }
+  Capabilities& capabilities() { return capabilities_; }
+  absl::Time opened() const { return opened_; }
+  int uses() const { return uses_; }
+  void CountUse() { ++uses_; }
+  absl::Time idle_since() const { return idle_since_; }
+  void MarkIdle() { idle_since_ = absl::Now(); }
+  bool timed_out() const { return timed_out_; }
+
+  // Runs `task` to completion on this session's io_context (on the calling thread).
+  template <typename T>
+  T Run(asio::awaitable<T> task) {
+    timed_out_ = false;
+    io_->restart();
+    std::optional<T> result;
+    std::exception_ptr failure;
+    asio::co_spawn(*io_, std::move(task), [&](std::exception_ptr error, T value) {
+      failure = error;
+      if (!error) result = std::move(value);
+    });
+    io_->run();
+    if (failure) std::rethrow_exception(failure);
+    return *std::move(result);
+  }
+
+  // QUIT, its reply awaited briefly (RFC 5321 4.1.1.10), then close.
+  void Quit() {
+    if (socket_.is_open()) {
+      Run(QuitNow());
+    }
+    Close();
+  }
 
   // Tries each address in order (MX preference order, then each host's addresses) until one
   // answers; the last failure is the reason when none does.
@@ -177,22 +222,36 @@ class Conversation {
   }
 
  private:
+  asio::awaitable<bool> QuitNow() {
+    constexpr absl::Duration kQuitWait = absl::Seconds(2);  // A closing courtesy, not worth more.
+    if (co_await Send("QUIT\r\n", kQuitWait)) (void)co_await Read(kQuitWait);
+    co_return true;
+  }
+
   asio::awaitable<void> Timeout(absl::Duration timeout) {
     timer_.expires_after(Millis(timeout));
     co_await timer_.async_wait(kAsTuple);
   }
 
+  std::unique_ptr<asio::io_context> io_;  // First: the socket and timer live on it.
   tcp::socket socket_;
   std::unique_ptr<asio::ssl::context> tls_context_;
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;  // After STARTTLS.
   std::string tls_description_;
   asio::steady_timer timer_;
-  const NextHop& hop_;
-  const SmtpClientOptions& options_;
+  const NextHop hop_;
+  const SmtpClientOptions options_;
   std::string relay_;
   std::string input_;
   bool timed_out_ = false;
+  Capabilities capabilities_;
+  const absl::Time opened_;
+  absl::Time idle_since_;
+  int uses_ = 0;
 };
+
+namespace {
+
 
 std::string Enhanced(absl::string_view text) {
   // "2.1.5 Ok" → "2.1.5".
@@ -234,126 +293,162 @@ std::string RcptCommand(const v1::RecipientStatus& recipient, bool dsn) {
   return command + "\r\n";
 }
 
-asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const std::vector<SmtpCandidate>& candidates,
-                               const SmtpClientOptions& options, const v1::Message& message,
-                               const std::vector<int>& recipients, const std::string& wire,
-                               std::vector<DeliveryOutcome>& outcomes) {
-  Conversation c(io, hop, options);
+// Connects (each candidate in turn), reads the greeting, says EHLO (HELO when refused) and, per
+// smtp_tls_security_level, STARTTLS and EHLO again. nullopt when the session is ready for mail.
+asio::awaitable<std::optional<Stop>> Open(SmtpSession& c, const std::vector<SmtpCandidate>& candidates) {
+  const SmtpClientOptions& options = c.options();
+  if (std::optional<Stop> failed = co_await c.Connect(candidates)) co_return failed;
+  std::optional<ServerReply> reply = co_await c.Read(options.helo_timeout);
+  if (!reply) co_return c.Lost("receiving the initial server greeting");
+  if (reply->code / 100 != 2) co_return c.Said(*reply, "initial greeting");
+
+  Capabilities& capabilities = c.capabilities();
+  if (!co_await c.Send(absl::StrCat("EHLO ", options.helo_name, "\r\n"), options.helo_timeout)) {
+    co_return c.Lost("sending EHLO");
+  }
+  reply = co_await c.Read(options.helo_timeout);
+  if (!reply) co_return c.Lost("receiving the EHLO reply");
+  if (reply->code / 100 == 5) {
+    capabilities.esmtp = false;
+    if (!co_await c.Send(absl::StrCat("HELO ", options.helo_name, "\r\n"), options.helo_timeout)) {
+      co_return c.Lost("sending HELO");
+    }
+    reply = co_await c.Read(options.helo_timeout);
+    if (!reply) co_return c.Lost("receiving the HELO reply");
+  }
+  if (reply->code / 100 != 2) co_return c.Said(*reply, capabilities.esmtp ? "EHLO command" : "HELO command");
+  auto learn = [&capabilities](const ServerReply& ehlo) {
+    capabilities = Capabilities{.esmtp = capabilities.esmtp};
+    for (size_t i = 1; capabilities.esmtp && i < ehlo.lines.size(); ++i) {
+      std::string keyword = absl::AsciiStrToUpper(ehlo.lines[i]);
+      if (keyword == "PIPELINING") capabilities.pipelining = true;
+      else if (keyword == "8BITMIME") capabilities.eight_bit = true;
+      else if (keyword == "SMTPUTF8") capabilities.smtputf8 = true;
+      else if (keyword == "DSN") capabilities.dsn = true;
+      else if (keyword == "STARTTLS") capabilities.starttls = true;
+      else if (keyword == "SIZE" || absl::StartsWith(keyword, "SIZE ")) {
+        capabilities.size = true;
+        if (keyword.size() > 5) (void)absl::SimpleAtoi(keyword.substr(5), &capabilities.size_limit);
+      }
+    }
+  };
+  learn(*reply);
+  const bool tls_required = options.tls_level == SmtpTlsLevel::kEncrypt || options.tls_level == SmtpTlsLevel::kVerify;
+  if (options.tls_level != SmtpTlsLevel::kNone && capabilities.starttls) {
+    if (!co_await c.Send("STARTTLS\r\n", options.helo_timeout)) co_return c.Lost("sending STARTTLS");
+    reply = co_await c.Read(options.helo_timeout);
+    if (!reply) co_return c.Lost("receiving the STARTTLS reply");
+    if (reply->code != 220) {
+      if (tls_required) co_return c.Said(*reply, "STARTTLS command");
+    } else {
+      if (std::optional<Stop> failed = co_await c.StartTls(options, options.helo_timeout)) co_return failed;
+      spdlog::info("{} TLS connection established to {}: {}",
+                   options.tls_level == SmtpTlsLevel::kVerify ? "Verified" : "Anonymous", c.relay(),
+                   c.tls_description());
+      // RFC 3207: forget what was learnt before TLS and ask again.
+      if (!co_await c.Send(absl::StrCat("EHLO ", options.helo_name, "\r\n"), options.helo_timeout)) {
+        co_return c.Lost("sending EHLO");
+      }
+      reply = co_await c.Read(options.helo_timeout);
+      if (!reply) co_return c.Lost("receiving the EHLO reply");
+      if (reply->code / 100 != 2) co_return c.Said(*reply, "EHLO command");
+      learn(*reply);
+    }
+  } else if (tls_required) {
+    co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.4",
+                   absl::StrCat("TLS is required, but was not offered by host ", c.relay())};
+  }
+  co_return std::nullopt;
+}
+
+// How a transaction left its session.
+enum class After {
+  kReusable,  // Between transactions: fit for the next message.
+  kQuit,      // Sound, but not worth keeping (a refused envelope): QUIT.
+  kBroken,    // Lost, timed out or closing (421): close without a word.
+  kStale,     // A cached session the server had closed before MAIL FROM got an answer: nothing was
+              // sent on it, so the caller starts again on a new connection.
+};
+
+// MAIL FROM, RCPT TO per recipient and DATA (pipelined when offered), filling `outcomes`.
+asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, const std::vector<int>& recipients,
+                                const std::string& wire, std::vector<DeliveryOutcome>& outcomes, bool reused) {
+  const SmtpClientOptions& options = c.options();
+  const Capabilities& capabilities = c.capabilities();
   // Sets every recipient still without an answer to `stop`.
   auto finish = [&](const Stop& stop) {
     for (DeliveryOutcome& outcome : outcomes) {
       if (outcome.smtp_code == 0 && outcome.reason.empty()) outcome = FromStop(stop, c.relay());
     }
   };
-  if (std::optional<Stop> failed = co_await c.Connect(candidates)) {
-    finish(*failed);
-    co_return;
-  }
-  std::optional<ServerReply> reply = co_await c.Read(options.helo_timeout);
-  if (!reply) co_return finish(c.Lost("receiving the initial server greeting"));
-  if (reply->code / 100 != 2) co_return finish(c.Said(*reply, "initial greeting"));
-
-  // EHLO, HELO if the server does not know it.
-  bool esmtp = true;
-  if (!co_await c.Send(absl::StrCat("EHLO ", options.helo_name, "\r\n"), options.helo_timeout)) {
-    co_return finish(c.Lost("sending EHLO"));
-  }
-  reply = co_await c.Read(options.helo_timeout);
-  if (!reply) co_return finish(c.Lost("receiving the EHLO reply"));
-  if (reply->code / 100 == 5) {
-    esmtp = false;
-    if (!co_await c.Send(absl::StrCat("HELO ", options.helo_name, "\r\n"), options.helo_timeout)) {
-      co_return finish(c.Lost("sending HELO"));
-    }
-    reply = co_await c.Read(options.helo_timeout);
-    if (!reply) co_return finish(c.Lost("receiving the HELO reply"));
-  }
-  if (reply->code / 100 != 2) co_return finish(c.Said(*reply, esmtp ? "EHLO command" : "HELO command"));
-  bool pipelining = false, eight_bit = false, smtputf8 = false, dsn = false, starttls = false, size = false;
-  uint64_t size_limit = 0;  // 0 with `size`: announced without a limit.
-  auto learn = [&](const ServerReply& ehlo) {
-    pipelining = eight_bit = smtputf8 = dsn = starttls = size = false;
-    size_limit = 0;
-    for (size_t i = 1; esmtp && i < ehlo.lines.size(); ++i) {
-      std::string keyword = absl::AsciiStrToUpper(ehlo.lines[i]);
-      if (keyword == "PIPELINING") pipelining = true;
-      else if (keyword == "8BITMIME") eight_bit = true;
-      else if (keyword == "SMTPUTF8") smtputf8 = true;
-      else if (keyword == "DSN") dsn = true;
-      else if (keyword == "STARTTLS") starttls = true;
-      else if (keyword == "SIZE" || absl::StartsWith(keyword, "SIZE ")) {
-        size = true;
-        if (keyword.size() > 5) (void)absl::SimpleAtoi(keyword.substr(5), &size_limit);
-      }
-    }
-  };
-  learn(*reply);
-  const bool tls_required = options.tls_level == SmtpTlsLevel::kEncrypt || options.tls_level == SmtpTlsLevel::kVerify;
-  if (options.tls_level != SmtpTlsLevel::kNone && starttls) {
-    if (!co_await c.Send("STARTTLS\r\n", options.helo_timeout)) co_return finish(c.Lost("sending STARTTLS"));
-    reply = co_await c.Read(options.helo_timeout);
-    if (!reply) co_return finish(c.Lost("receiving the STARTTLS reply"));
-    if (reply->code != 220) {
-      if (tls_required) co_return finish(c.Said(*reply, "STARTTLS command"));
-    } else {
-      if (std::optional<Stop> failed = co_await c.StartTls(options, options.helo_timeout)) co_return finish(*failed);
-      spdlog::info("{} TLS connection established to {}: {}",
-                   options.tls_level == SmtpTlsLevel::kVerify ? "Verified" : "Anonymous", c.relay(),
-                   c.tls_description());
-      // RFC 3207: forget what was learnt before TLS and ask again.
-      if (!co_await c.Send(absl::StrCat("EHLO ", options.helo_name, "\r\n"), options.helo_timeout)) {
-        co_return finish(c.Lost("sending EHLO"));
-      }
-      reply = co_await c.Read(options.helo_timeout);
-      if (!reply) co_return finish(c.Lost("receiving the EHLO reply"));
-      if (reply->code / 100 != 2) co_return finish(c.Said(*reply, "EHLO command"));
-      learn(*reply);
-    }
-  } else if (tls_required) {
-    co_return finish(Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.4",
-                          absl::StrCat("TLS is required, but was not offered by host ", c.relay())});
-  }
   const v1::Envelope& envelope = message.envelope();
-  if (envelope.smtputf8() && !smtputf8) {
-    co_return finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.6.7",
-                          absl::StrCat("SMTPUTF8 is required, but was not offered by host ", c.relay())});
+  if (envelope.smtputf8() && !capabilities.smtputf8) {
+    finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.6.7",
+                absl::StrCat("SMTPUTF8 is required, but was not offered by host ", c.relay())});
+    co_return After::kReusable;
   }
-  if (size_limit > 0 && message.size() > size_limit) {
-    co_return finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.3.4",
-                          absl::StrCat("message size ", message.size(), " exceeds size limit ", size_limit,
-                                       " of server ", c.relay())});
+  if (capabilities.size_limit > 0 && message.size() > capabilities.size_limit) {
+    finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.3.4",
+                absl::StrCat("message size ", message.size(), " exceeds size limit ", capabilities.size_limit,
+                             " of server ", c.relay())});
+    co_return After::kReusable;
   }
 
   std::string mail = absl::StrCat("MAIL FROM:<", envelope.sender(), ">");
-  if (size) absl::StrAppend(&mail, " SIZE=", message.size());  // RFC 1870: only where announced.
-  if (eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) absl::StrAppend(&mail, " BODY=8BITMIME");
+  if (capabilities.size) absl::StrAppend(&mail, " SIZE=", message.size());  // RFC 1870: only where announced.
+  if (capabilities.eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) {
+    absl::StrAppend(&mail, " BODY=8BITMIME");
+  }
   if (envelope.smtputf8()) absl::StrAppend(&mail, " SMTPUTF8");
-  if (dsn && envelope.dsn_return() != v1::DSN_RETURN_UNSPECIFIED) {
+  if (capabilities.dsn && envelope.dsn_return() != v1::DSN_RETURN_UNSPECIFIED) {
     absl::StrAppend(&mail, " RET=", envelope.dsn_return() == v1::DSN_RETURN_FULL ? "FULL" : "HDRS");
   }
-  if (dsn && !envelope.envid().empty()) absl::StrAppend(&mail, " ENVID=", smtp::EncodeXtext(envelope.envid()));
+  if (capabilities.dsn && !envelope.envid().empty()) {
+    absl::StrAppend(&mail, " ENVID=", smtp::EncodeXtext(envelope.envid()));
+  }
   mail += "\r\n";
   std::vector<std::string> rcpts;
-  for (int index : recipients) rcpts.push_back(RcptCommand(message.recipients(index), dsn));
+  for (int index : recipients) rcpts.push_back(RcptCommand(message.recipients(index), capabilities.dsn));
 
   // With PIPELINING: MAIL, every RCPT and DATA in one write, then the replies in order.
+  const bool pipelining = capabilities.pipelining;
+  bool sent = false;
   if (pipelining) {
     std::string batch = mail;
     for (const std::string& rcpt : rcpts) batch += rcpt;
     batch += "DATA\r\n";
-    if (!co_await c.Send(batch, options.mail_timeout)) co_return finish(c.Lost("sending MAIL FROM"));
-  } else if (!co_await c.Send(mail, options.mail_timeout)) {
-    co_return finish(c.Lost("sending MAIL FROM"));
+    sent = co_await c.Send(batch, options.mail_timeout);
+  } else {
+    sent = co_await c.Send(mail, options.mail_timeout);
   }
-  reply = co_await c.Read(options.mail_timeout);
-  if (!reply) co_return finish(c.Lost("receiving the MAIL FROM reply"));
-  if (reply->code / 100 != 2) co_return finish(c.Said(*reply, "MAIL FROM command"));
+  if (!sent) {
+    if (reused) co_return After::kStale;
+    finish(c.Lost("sending MAIL FROM"));
+    co_return After::kBroken;
+  }
+  std::optional<ServerReply> reply = co_await c.Read(options.mail_timeout);
+  // A cached session the server dropped (closed, or said 421 on its way out) is not a failure.
+  if (reused && ((!reply && !c.timed_out()) || (reply && reply->code == 421))) co_return After::kStale;
+  if (!reply) {
+    finish(c.Lost("receiving the MAIL FROM reply"));
+    co_return After::kBroken;
+  }
+  if (reply->code / 100 != 2) {
+    finish(c.Said(*reply, "MAIL FROM command"));
+    co_return reply->code == 421 ? After::kBroken : After::kQuit;
+  }
 
   std::vector<size_t> accepted;
   for (size_t i = 0; i < rcpts.size(); ++i) {
-    if (!pipelining && !co_await c.Send(rcpts[i], options.rcpt_timeout)) co_return finish(c.Lost("sending RCPT TO"));
+    if (!pipelining && !co_await c.Send(rcpts[i], options.rcpt_timeout)) {
+      finish(c.Lost("sending RCPT TO"));
+      co_return After::kBroken;
+    }
     reply = co_await c.Read(options.rcpt_timeout);
-    if (!reply) co_return finish(c.Lost("receiving the RCPT TO reply"));
+    if (!reply) {
+      finish(c.Lost("receiving the RCPT TO reply"));
+      co_return After::kBroken;
+    }
     if (reply->code / 100 == 2) {
       accepted.push_back(i);
     } else {
@@ -361,22 +456,31 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const s
     }
   }
   if (!pipelining) {
-    if (accepted.empty()) {
-      (void)co_await c.Send("QUIT\r\n", options.helo_timeout);
-      co_return;
+    if (accepted.empty()) co_return After::kQuit;
+    if (!co_await c.Send("DATA\r\n", options.data_init_timeout)) {
+      finish(c.Lost("sending DATA"));
+      co_return After::kBroken;
     }
-    if (!co_await c.Send("DATA\r\n", options.data_init_timeout)) co_return finish(c.Lost("sending DATA"));
   }
   reply = co_await c.Read(options.data_init_timeout);
-  if (!reply) co_return finish(c.Lost("receiving the DATA reply"));
-  if (accepted.empty()) {  // Pipelined DATA after no accepted recipient: the server refused it.
-    (void)co_await c.Send("QUIT\r\n", options.helo_timeout);
-    co_return;
+  if (!reply) {
+    finish(c.Lost("receiving the DATA reply"));
+    co_return After::kBroken;
   }
-  if (reply->code != 354) co_return finish(c.Said(*reply, "DATA command"));
-  if (!co_await c.Send(wire, options.data_xfer_timeout)) co_return finish(c.Lost("sending message body"));
+  if (accepted.empty()) co_return After::kQuit;  // Pipelined DATA after no accepted recipient: refused.
+  if (reply->code != 354) {
+    finish(c.Said(*reply, "DATA command"));
+    co_return After::kQuit;
+  }
+  if (!co_await c.Send(wire, options.data_xfer_timeout)) {
+    finish(c.Lost("sending message body"));
+    co_return After::kBroken;
+  }
   reply = co_await c.Read(options.data_done_timeout);
-  if (!reply) co_return finish(c.Lost("receiving the end of data reply"));
+  if (!reply) {
+    finish(c.Lost("receiving the end of data reply"));
+    co_return After::kBroken;
+  }
   for (size_t i : accepted) {
     if (reply->code / 100 == 2) {
       outcomes[i] = DeliveryOutcome{v1::RECIPIENT_STATE_DELIVERED, static_cast<uint32_t>(reply->code),
@@ -385,9 +489,7 @@ asio::awaitable<void> Converse(asio::io_context& io, const NextHop& hop, const s
       outcomes[i] = FromStop(c.Said(*reply, "end of DATA command"), c.relay());
     }
   }
-  (void)co_await c.Send("QUIT\r\n", options.helo_timeout);
-  (void)co_await c.Read(options.helo_timeout);
-  c.Close();
+  co_return reply->code == 421 ? After::kBroken : After::kReusable;
 }
 
 }  // namespace
@@ -432,7 +534,8 @@ std::string ToWireData(absl::string_view stored) {
 
 std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
                                              const SmtpClientOptions& options, const v1::Message& message,
-                                             const std::vector<int>& recipients, const ContentSource& content) {
+                                             const std::vector<int>& recipients, const ContentSource& content,
+                                             SmtpConnectionCache* cache) {
   std::vector<DeliveryOutcome> outcomes(recipients.size());
   std::string stored;
   absl::Status read = content([&](absl::string_view chunk) {
@@ -448,10 +551,118 @@ std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std:
   }
   const std::string wire = ToWireData(stored);
   stored.clear();
-  asio::io_context io(1);
-  asio::co_spawn(io, Converse(io, next_hop, candidates, options, message, recipients, wire, outcomes), asio::detached);
-  io.run();
+  const std::string key = next_hop.ToString();
+
+  std::unique_ptr<SmtpSession> session = cache != nullptr ? cache->Take(key) : nullptr;
+  After after = After::kStale;
+  if (session != nullptr) {
+    session->CountUse();
+    after = session->Run(Transact(*session, message, recipients, wire, outcomes, /*reused=*/true));
+    if (after == After::kStale) {
+      spdlog::info("cached connection to {} was closed by the server; connecting again", session->relay());
+      session->Close();
+      outcomes.assign(recipients.size(), DeliveryOutcome{});
+    }
+  }
+  if (after == After::kStale) {
+    session = std::make_unique<SmtpSession>(next_hop, options);
+    if (std::optional<Stop> failed = session->Run(Open(*session, candidates))) {
+      for (DeliveryOutcome& outcome : outcomes) outcome = FromStop(*failed, session->relay());
+      session->Close();
+      return outcomes;
+    }
+    session->CountUse();
+    after = session->Run(Transact(*session, message, recipients, wire, outcomes, /*reused=*/false));
+  }
+  for (DeliveryOutcome& outcome : outcomes) outcome.connection_use = session->uses();
+  switch (after) {
+    case After::kReusable:
+      if (cache != nullptr) {
+        cache->Put(key, std::move(session));
+      } else {
+        session->Quit();
+      }
+      break;
+    case After::kQuit:
+      session->Quit();
+      break;
+    default:
+      session->Close();
+  }
   return outcomes;
+}
+
+SmtpConnectionCache::SmtpConnectionCache(SmtpConnectionCacheOptions options)
+    : options_(options), closer_([this] { CloseIdleLoop(); }) {}
+
+SmtpConnectionCache::~SmtpConnectionCache() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  closer_.join();
+  for (auto& [next_hop, sessions] : idle_) {
+    for (std::unique_ptr<SmtpSession>& session : sessions) session->Quit();
+  }
+}
+
+std::unique_ptr<SmtpSession> SmtpConnectionCache::Take(const std::string& next_hop) {
+  absl::MutexLock lock(&mu_);
+  auto it = idle_.find(next_hop);
+  if (it == idle_.end()) return nullptr;
+  std::unique_ptr<SmtpSession> session = std::move(it->second.back());  // The most recently used.
+  it->second.pop_back();
+  if (it->second.empty()) idle_.erase(it);
+  return session;
+}
+
+void SmtpConnectionCache::Put(const std::string& next_hop, std::unique_ptr<SmtpSession> session) {
+  const bool worn_out = (options_.reuse_count_limit > 0 && session->uses() >= options_.reuse_count_limit) ||
+                        absl::Now() - session->opened() >= options_.reuse_time_limit;
+  if (!options_.enabled || worn_out) {
+    session->Quit();
+    return;
+  }
+  session->MarkIdle();
+  absl::MutexLock lock(&mu_);
+  idle_[next_hop].push_back(std::move(session));
+}
+
+size_t SmtpConnectionCache::IdleSessions() {
+  absl::MutexLock lock(&mu_);
+  size_t count = 0;
+  for (const auto& [next_hop, sessions] : idle_) count += sessions.size();
+  return count;
+}
+
+void SmtpConnectionCache::CloseIdleLoop() {
+  const absl::Duration tick = std::clamp(options_.idle_limit / 4, absl::Milliseconds(50), absl::Seconds(1));
+  for (;;) {
+    std::vector<std::unique_ptr<SmtpSession>> expired;
+    {
+      absl::MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), tick)) return;
+      const absl::Time now = absl::Now();
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        std::vector<std::unique_ptr<SmtpSession>>& sessions = it->second;
+        for (auto session = sessions.begin(); session != sessions.end();) {
+          if (now - (*session)->idle_since() >= options_.idle_limit) {
+            expired.push_back(std::move(*session));
+            session = sessions.erase(session);
+          } else {
+            ++session;
+          }
+        }
+        if (sessions.empty()) {
+          idle_.erase(it++);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (std::unique_ptr<SmtpSession>& session : expired) session->Quit();  // Outside the lock.
+  }
 }
 
 }  // namespace postgate::queue

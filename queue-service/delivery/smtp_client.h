@@ -4,12 +4,16 @@
 // goes in one write; STARTTLS per smtp_tls_security_level. Each step has Postfix's timeout. Every recipient comes back with its own
 // outcome: 2xx delivered, 4xx and network trouble deferred, 5xx bounced, with the server's reply
 // quoted as Postfix does ("host x[1.2.3.4] said: 550 … (in reply to RCPT TO command)").
-// Runs as an Asio coroutine on its own io_context per call, so a delivery worker just calls it.
+// Runs as Asio coroutines on the session's own io_context, so a delivery worker just calls it.
 #pragma once
 
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "postgate/queue/v1/queue.pb.h"
 #include "queue-service/delivery/local_delivery.h"
@@ -54,11 +58,52 @@ struct SmtpCandidate {
   std::string address;
 };
 
+// Postfix's SMTP connection cache: after a transaction the session stays open for
+// smtp_connection_cache_time_limit, and the next message to the same next hop goes over it – no
+// new connection, greeting, EHLO or TLS handshake – until smtp_connection_reuse_time_limit after
+// it was opened or smtp_connection_reuse_count_limit transactions. Postfix keeps a session only
+// when mail for that destination is backlogged; Postgate keeps every one that briefly.
+struct SmtpConnectionCacheOptions {
+  bool enabled = true;                                   // smtp_connection_cache_on_demand
+  absl::Duration idle_limit = absl::Seconds(2);          // smtp_connection_cache_time_limit
+  absl::Duration reuse_time_limit = absl::Seconds(300);  // smtp_connection_reuse_time_limit
+  int reuse_count_limit = 0;                             // smtp_connection_reuse_count_limit (0: none)
+};
+
+class SmtpSession;  // One open SMTP connection, with what its server announced.
+
+// Idle sessions by next hop. Thread-safe; a thread of its own says QUIT to sessions idle too long.
+class SmtpConnectionCache {
+ public:
+  explicit SmtpConnectionCache(SmtpConnectionCacheOptions options);
+  ~SmtpConnectionCache();  // Says QUIT on every idle session.
+  SmtpConnectionCache(const SmtpConnectionCache&) = delete;
+  SmtpConnectionCache& operator=(const SmtpConnectionCache&) = delete;
+
+  // An idle session to `next_hop`, or null.
+  std::unique_ptr<SmtpSession> Take(const std::string& next_hop);
+  // Keeps `session` for `next_hop`, or closes it when caching is off or its reuse limits are reached.
+  void Put(const std::string& next_hop, std::unique_ptr<SmtpSession> session);
+  size_t IdleSessions();
+
+ private:
+  void CloseIdleLoop();
+
+  const SmtpConnectionCacheOptions options_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::vector<std::unique_ptr<SmtpSession>>> idle_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread closer_;
+};
+
 // Delivers `message` (its envelope, content via `content`) to `recipients` (indices into the
-// message's recipients) at `next_hop`, trying `candidates` in order until one answers. One outcome
-// per recipient, in the same order.
+// message's recipients) at `next_hop`: over a session from `cache` when one is idle there (a
+// session the server closed meanwhile is replaced transparently), else trying `candidates` in
+// order until one answers. Afterwards the session goes back to `cache` (null: QUIT). One
+// outcome per recipient, in the same order, each with the transaction's connection_use.
 std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
                                              const SmtpClientOptions& options, const v1::Message& message,
-                                             const std::vector<int>& recipients, const ContentSource& content);
+                                             const std::vector<int>& recipients, const ContentSource& content,
+                                             SmtpConnectionCache* cache);
 
 }  // namespace postgate::queue

@@ -42,7 +42,15 @@ class DepthCollector : public prometheus::Collectable {
                           ? absl::ToDoubleSeconds(absl::Now() - *summary.oldest_pending)
                           : 0.0;
     oldest.metric.push_back(age);
-    return {messages, bytes, oldest};
+    prometheus::MetricFamily oldest_deferred{
+        "postgate_queue_oldest_deferred_age_seconds",
+        "Age (since arrival) of the oldest deferred message; 0 when nothing is deferred.",
+        prometheus::MetricType::Gauge, {}};
+    age.gauge.value = summary.oldest_deferred
+                          ? absl::ToDoubleSeconds(absl::Now() - *summary.oldest_deferred)
+                          : 0.0;
+    oldest_deferred.metric.push_back(age);
+    return {messages, bytes, oldest, oldest_deferred};
   }
 
  private:
@@ -92,6 +100,10 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
                         .Name("postgate_queue_notifications_total")
                         .Help("Delivery status notifications (RFC 3464) queued, by kind.")
                         .Register(registry)),
+      smtp_connection_cache(BuildCounter()
+                                .Name("postgate_queue_smtp_connection_cache_total")
+                                .Help("SMTP transactions by connection: over a cached one (hit) or a new one (miss).")
+                                .Register(registry)),
       admin_denied(BuildCounter()
                        .Name("postgate_queue_admin_denied_total")
                        .Help("Admin RPCs refused for missing or wrong credentials, by method.")
@@ -103,6 +115,7 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
     }
   }
   for (const char* kind : {"failure", "success"}) notifications.Add({{"kind", kind}});
+  for (const char* result : {"hit", "miss"}) smtp_connection_cache.Add({{"result", result}});
   for (const char* method : {"GetMessageContent", "Hold", "Release", "Delete", "Requeue"}) {
     admin_denied.Add({{"method", method}});
   }

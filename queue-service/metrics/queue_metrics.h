@@ -25,6 +25,7 @@ class QueueMetrics {
   prometheus::Family<prometheus::Counter>& deliveries;        // {transport, result}
   prometheus::Histogram& delivery_seconds;                    // arrival → final delivery
   prometheus::Family<prometheus::Counter>& notifications;     // {kind}: failure, success
+  prometheus::Family<prometheus::Counter>& smtp_connection_cache;  // {result}: hit, miss
   prometheus::Family<prometheus::Counter>& admin_denied;      // {method}
 
   // A collector reporting queue depth and oldest age from `index`; register it with the Exposer.

@@ -68,6 +68,10 @@ QueueIndex::Summary QueueIndex::Summarize() const {
         (!summary.oldest_pending || entry.arrival < *summary.oldest_pending)) {
       summary.oldest_pending = entry.arrival;
     }
+    if (entry.state == v1::MESSAGE_STATE_DEFERRED &&
+        (!summary.oldest_deferred || entry.arrival < *summary.oldest_deferred)) {
+      summary.oldest_deferred = entry.arrival;
+    }
   }
   return summary;
 }

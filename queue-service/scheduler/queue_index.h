@@ -35,6 +35,7 @@ class QueueIndex {
     std::array<uint64_t, 5> messages{};  // Indexed by v1::MessageState.
     std::array<uint64_t, 5> bytes{};
     std::optional<absl::Time> oldest_pending;  // Oldest arrival not yet DONE.
+    std::optional<absl::Time> oldest_deferred;  // Oldest arrival among DEFERRED messages.
   };
 
   void Upsert(const std::string& id, const Entry& entry);

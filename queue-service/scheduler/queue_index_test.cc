@@ -31,6 +31,12 @@ TEST(QueueIndexTest, SummaryListAndAge) {
   EXPECT_EQ(summary.bytes[v1::MESSAGE_STATE_DEFERRED], 200u);
   EXPECT_EQ(summary.messages[v1::MESSAGE_STATE_DONE], 1u);
   EXPECT_EQ(*summary.oldest_pending, t0);  // The DONE message does not count.
+  EXPECT_EQ(*summary.oldest_deferred, t0);
+  // An older active message is the oldest pending one, not the oldest deferred one.
+  index.Upsert("E", {v1::MESSAGE_STATE_ACTIVE, 10, t0 - absl::Minutes(1), {}, {}, absl::InfinitePast()});
+  EXPECT_EQ(*index.Summarize().oldest_pending, t0 - absl::Minutes(1));
+  EXPECT_EQ(*index.Summarize().oldest_deferred, t0);
+  index.Remove("E");
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "", 10), (std::vector<std::string>{"A", "B"}));
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_DONE, "", 10), (std::vector<std::string>{"C"}));
   EXPECT_EQ(index.List(v1::MESSAGE_STATE_UNSPECIFIED, "A", 10), (std::vector<std::string>{"B"}));

@@ -67,6 +67,8 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(value(text, "postgate_queue_delivery_duration_seconds_count"), 2)
         self.assertEqual(value(text, "postgate_queue_commit_duration_seconds_count"), 3)
         self.assertGreater(value(text, "postgate_queue_oldest_message_age_seconds"), 0)
+        self.assertGreater(value(text, "postgate_queue_oldest_deferred_age_seconds"), 0)
+        self.assertEqual(value(text, 'postgate_queue_smtp_connection_cache_total{result="hit"}'), 0)
 
 
 if __name__ == "__main__":

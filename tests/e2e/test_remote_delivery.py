@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import unittest
+import urllib.request
 
 import grpc
 
@@ -220,6 +221,80 @@ class RemoteDeliveryTest(unittest.TestCase):
         recipient = self.wait_state(queue_id, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
         self.assertGreater(recipient.attempts, before.recipients[0].attempts)
         self.assertEqual(len(sink.messages()), 1)
+
+
+def scrape_metric(port, series):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    match = re.search(r"^" + re.escape(series) + r" ([0-9.e+-]+)$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def connections_to(port, state):
+    """Local TCP connections to 127.0.0.1:port in `state` (ss's names: established, close-wait)."""
+    out = subprocess.run(["ss", "-Htn", "state", state, "dst", f"127.0.0.1:{port}"], capture_output=True, text=True,
+                         check=True).stdout
+    return len(out.splitlines())
+
+
+class ConnectionCacheTest(unittest.TestCase):
+    """Postfix's connection cache: one SMTP session carries consecutive messages to a next hop, is
+    closed when idle for smtp_connection_cache_time_limit, and a cached session the server dropped
+    is replaced without a failed delivery."""
+
+    def setUp(self):
+        self.port = free_port()
+        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
+        self.transport.write(f"ok.example smtp:[127.0.0.1]:{self.port}\n")
+        self.transport.close()
+        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
+                                  "smtp_connection_cache_time_limit": "5s"}).start()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        self.sink = None
+
+    def tearDown(self):
+        self.postgate.cleanup()
+        if self.sink:
+            self.sink.stop()
+        os.unlink(self.transport.name)
+
+    def deliver(self, subject):
+        reply = send_message(self.postgate.smtp_port, recipients=("user@ok.example",),
+                             body=f"Subject: {subject}\r\n\r\nbody\r\n")
+        queue_id = re.search(QUEUE_ID, reply).group(0)
+        wait_for(lambda: self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id)).recipients[0].state
+                 == queue_pb2.RECIPIENT_STATE_DELIVERED, what=f"{queue_id} delivered")
+        return queue_id
+
+    def cache(self, result):
+        return scrape_metric(self.postgate.queue_metrics_port, f'postgate_queue_smtp_connection_cache_total{{result="{result}"}}')
+
+    def test_consecutive_messages_share_a_connection_until_it_idles_out(self):
+        self.sink = Sink(self.port)
+        ids = [self.deliver(f"message {i}") for i in range(3)]
+        self.assertEqual(len(self.sink.messages()), 3)
+        self.assertEqual((self.cache("miss"), self.cache("hit")), (1, 2))
+        relay = re.escape(f"relay=127.0.0.1[127.0.0.1]:{self.port}")
+        self.postgate.queue.wait_log(re.escape(ids[1]) + r": to=<user@ok\.example>, " + relay + r", conn_use=2, ")
+        self.postgate.queue.wait_log(re.escape(ids[2]) + r": to=<user@ok\.example>, " + relay + r", conn_use=3, ")
+        self.assertNotRegex("\n".join(self.postgate.queue.log()), re.escape(ids[0]) + r": .*conn_use=")
+        self.assertEqual(connections_to(self.port, "established"), 1)  # Kept open, idle.
+        # After smtp_connection_cache_time_limit it is closed (QUIT), and the next message opens another.
+        wait_for(lambda: connections_to(self.port, "established") == 0, timeout=15, what="the idle session closed")
+        self.deliver("after the idle limit")
+        self.assertEqual((self.cache("miss"), self.cache("hit")), (2, 2))
+
+    def test_a_session_the_server_dropped_is_replaced(self):
+        self.sink = Sink(self.port, ["-t", "1"])  # smtp-sink hangs up after 1 s without a command.
+        self.deliver("first")
+        wait_for(lambda: connections_to(self.port, "close-wait") == 1, what="the server hanging up the idle session")
+        second = self.deliver("second")  # Over the dropped session first, then a new one.
+        self.postgate.queue.wait_log(r"cached connection to 127\.0\.0\.1\[127\.0\.0\.1\]:" + str(self.port) +
+                                     r" was closed by the server; connecting again")
+        message = self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=second))
+        self.assertEqual(message.recipients[0].attempts, 1)  # No failed attempt was recorded.
+        self.assertEqual(len(self.sink.messages()), 2)
+        self.assertEqual((self.cache("miss"), self.cache("hit")), (2, 0))
 
 
 class ClosedDestinationTestCase(unittest.TestCase):
