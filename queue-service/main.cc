@@ -8,7 +8,9 @@
 #include <memory>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/addressing/local_domain.h"
 #include "core/config/aliases.h"
@@ -34,6 +36,41 @@ using namespace postgate;
 [[noreturn]] void Fatal(const absl::Status& status) {
   std::cerr << "queue-service: fatal: " << status.message() << std::endl;
   std::exit(1);
+}
+
+// notify_classes and the addresses its notices go to and come from ("postmaster" becomes
+// postmaster@$myorigin, as Postfix appends $myorigin).
+void ApplyNotifyClasses(const config::MainCf& cf, queue::DeliveryAgentOptions& options) {
+  std::vector<std::string> not_sent;
+  for (const std::string& name : cf.GetList("notify_classes")) {
+    const std::string notice = absl::AsciiStrToLower(name);
+    if (notice == "bounce") {
+      options.notify_bounce = options.notify_2bounce = true;  // bounce implies 2bounce.
+    } else if (notice == "2bounce") {
+      options.notify_2bounce = true;
+    } else if (notice == "delay") {
+      options.notify_delay = true;
+    } else if (notice == "resource" || notice == "software" || notice == "policy" || notice == "protocol" ||
+               notice == "data") {
+      not_sent.push_back(notice);  // Postfix's SMTP session transcripts: not produced by Postgate.
+    } else {
+      Fatal(cf.Error("notify_classes", absl::StrCat("\"", name, "\": use bounce, 2bounce or delay")));
+    }
+  }
+  if (!not_sent.empty()) {
+    spdlog::info("notify_classes: {}: Postgate sends no session transcripts to the postmaster (only bounce, "
+                 "2bounce and delay notices)", absl::StrJoin(not_sent, ", "));
+  }
+  auto qualified = [&cf](const std::string& parameter) {
+    std::string address = cf.Get(parameter);
+    if (address.empty()) Fatal(cf.Error(parameter, "must not be empty"));
+    if (address.find('@') == std::string::npos) absl::StrAppend(&address, "@", cf.Get("myorigin"));
+    return address;
+  };
+  options.bounce_notice_recipient = qualified("bounce_notice_recipient");
+  options.double_bounce_recipient = qualified("2bounce_notice_recipient");
+  options.delay_notice_recipient = qualified("delay_notice_recipient");
+  options.double_bounce_sender = qualified("double_bounce_sender");
 }
 
 struct Flags {
@@ -167,6 +204,7 @@ int Run(const Flags& flags) {
   options.destination_concurrency_limit = static_cast<int>(cf.GetInteger("default_destination_concurrency_limit"));
   options.destination_recipient_limit = static_cast<int>(cf.GetInteger("default_destination_recipient_limit"));
   options.myhostname = cf.Get("myhostname");
+  ApplyNotifyClasses(cf, options);
   const int64_t replica = cf.GetInteger("postgate_queue_replica_id");
   if (replica >= queue::kMaxReplicas) {
     Fatal(cf.Error("postgate_queue_replica_id", absl::StrCat(replica, ": use 0 to ", queue::kMaxReplicas - 1)));

@@ -388,10 +388,11 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
     return store_.ReadContent(record, sink);
   };
 
-  std::vector<int> report_failure, report_success;  // Who asked to hear about this attempt.
-  const bool null_sender = message.envelope().sender().empty();  // Never notify <> (RFC 3461).
-  // Bounces (null sender) give up sooner: bounce_queue_lifetime, as in Postfix.
-  const absl::Duration lifetime = null_sender ? options_.bounce_queue_lifetime : options_.maximal_queue_lifetime;
+  std::vector<int> failed, delivered;  // Recipients this attempt settled, for notifications.
+  // Notifications themselves (null sender, or the postmaster's double_bounce_sender) give up
+  // sooner: bounce_queue_lifetime, as in Postfix; and nobody is told of their own delays.
+  const bool notification = message.envelope().sender().empty() || IsPostmasterNotice(message);
+  const absl::Duration lifetime = notification ? options_.bounce_queue_lifetime : options_.maximal_queue_lifetime;
   const absl::Time expires = arrival + lifetime;
   int attempted = 0;
   auto record_attempt = [&](int i, DeliveryOutcome outcome, const char* transport, absl::Time attempt_start) {
@@ -414,13 +415,8 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
             : outcome.state == v1::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
                                                            : v1::EVENT_KIND_DEFERRED,
             message, &recipient);
-    const v1::RecipientOptions& notify = recipient.options();
-    if (!null_sender && outcome.state == v1::RECIPIENT_STATE_BOUNCED &&
-        (!notify.notify_given() || notify.notify_failure())) {
-      report_failure.push_back(i);
-    } else if (!null_sender && outcome.state == v1::RECIPIENT_STATE_DELIVERED && notify.notify_success()) {
-      report_success.push_back(i);
-    }
+    if (outcome.state == v1::RECIPIENT_STATE_BOUNCED) failed.push_back(i);
+    if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) delivered.push_back(i);
   };
 
   std::map<std::string, std::pair<NextHop, std::vector<int>>> by_next_hop;  // Remote, by destination.
@@ -503,41 +499,15 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
   if (attempted == 0) return busy_destination;  // Nothing changed: nothing to write.
 
   // Delay warnings: once per recipient, when still deferred after delay_warning_time.
-  std::vector<int> report_delay;
-  if (options_.delay_warning_time > absl::ZeroDuration() && !null_sender &&
+  std::vector<int> delayed;
+  if (options_.delay_warning_time > absl::ZeroDuration() && !notification &&
       absl::Now() - arrival >= options_.delay_warning_time) {
     for (int i = 0; i < message.recipients_size(); ++i) {
       const v1::RecipientStatus& recipient = message.recipients(i);
-      const v1::RecipientOptions& notify = recipient.options();
-      if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED && !recipient.delay_warning_sent() &&
-          (!notify.notify_given() || notify.notify_delay())) {
-        report_delay.push_back(i);
-      }
+      if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED && !recipient.delay_warning_sent()) delayed.push_back(i);
     }
   }
-  for (const auto& [indices, kind] : {std::pair{report_failure, Notification::kFailure},
-                                      std::pair{report_success, Notification::kSuccess},
-                                      std::pair{report_delay, Notification::kDelay}}) {
-    if (indices.empty()) continue;
-    absl::StatusOr<std::string> notification = SendNotification(record, indices, kind);
-    if (!notification.ok()) {
-      spdlog::error("{}: cannot queue the delivery status notification: {}", message.queue_id(),
-                    notification.status().ToString());
-      continue;
-    }
-    for (int i : indices) {
-      if (kind == Notification::kDelay) {
-        message.mutable_recipients(i)->set_delay_warning_sent(true);
-      } else {
-        message.mutable_recipients(i)->set_dsn_queue_id(*notification);
-      }
-    }
-    spdlog::info("{}: sender {} notification: {}", message.queue_id(),
-                 kind == Notification::kSuccess ? "delivery status"
-                 : kind == Notification::kDelay ? "delay"
-                                                : "non-delivery",
-                 *notification);
-  }
+  Notify(record, failed, delivered, delayed);
 
   message.set_state(DeriveState(message));
   if (message.state() == v1::MESSAGE_STATE_DEFERRED) {
@@ -608,9 +578,83 @@ class ChunkWriter {
 
 }  // namespace
 
+bool DeliveryAgent::IsPostmasterNotice(const v1::Message& message) const {
+  return !options_.double_bounce_sender.empty() &&
+         absl::EqualsIgnoreCase(message.envelope().sender(), options_.double_bounce_sender);
+}
+
+void DeliveryAgent::Notify(StoredMessage& record, const std::vector<int>& failed, const std::vector<int>& delivered,
+                           const std::vector<int>& delayed) {
+  v1::Message& message = *record.mutable_message();
+  const std::string& sender = message.envelope().sender();
+  const bool bounce = sender.empty();
+  const bool postmaster_notice = IsPostmasterNotice(message);
+  // The sender hears what NOTIFY asked for (RFC 3461; no NOTIFY: failures and delays) – unless
+  // the message is itself a notification, which is never answered.
+  std::vector<int> sender_failed, sender_delivered, sender_delayed;
+  if (!bounce && !postmaster_notice) {
+    for (int i : failed) {
+      const v1::RecipientOptions& notify = message.recipients(i).options();
+      if (!notify.notify_given() || notify.notify_failure()) sender_failed.push_back(i);
+    }
+    for (int i : delivered) {
+      if (message.recipients(i).options().notify_success()) sender_delivered.push_back(i);
+    }
+    for (int i : delayed) {
+      const v1::RecipientOptions& notify = message.recipients(i).options();
+      if (!notify.notify_given() || notify.notify_delay()) sender_delayed.push_back(i);
+    }
+  }
+  // Queues one notification; false when there was nothing to send or it could not be queued.
+  auto send = [&](const std::vector<int>& indices, Notification kind, const NotificationTarget& target,
+                  absl::string_view what) {
+    if (indices.empty()) return false;
+    absl::StatusOr<std::string> id = SendNotification(record, indices, kind, target);
+    if (!id.ok()) {
+      spdlog::error("{}: cannot queue the {}: {}", message.queue_id(), what, id.status().ToString());
+      return false;
+    }
+    spdlog::info("{}: {}: {}", message.queue_id(), what, *id);
+    if (!target.postmaster && kind != Notification::kDelay) {
+      for (int i : indices) message.mutable_recipients(i)->set_dsn_queue_id(*id);
+    }
+    return true;
+  };
+  send(sender_failed, Notification::kFailure,
+       {sender, "", false, message.envelope().dsn_return() != v1::DSN_RETURN_HEADERS},
+       "sender non-delivery notification");
+  send(sender_delivered, Notification::kSuccess, {sender, "", false, false}, "sender delivery status notification");
+  bool delay_noticed = send(sender_delayed, Notification::kDelay, {sender, "", false, false},
+                            "sender delay notification");
+
+  // notify_classes. Postmaster notices come from double_bounce_sender, so a failed one is dropped.
+  const std::string& from = options_.double_bounce_sender;
+  if (!failed.empty()) {
+    if (postmaster_notice) {
+      spdlog::warn("{}: dropping undeliverable postmaster notification", message.queue_id());
+    } else if (bounce && options_.notify_2bounce) {  // The whole bounce goes to the postmaster.
+      send(failed, Notification::kFailure, {options_.double_bounce_recipient, from, true, true},
+           "postmaster non-delivery notification");
+    } else if (bounce) {
+      spdlog::warn("{}: discarding undeliverable bounce (no 2bounce in notify_classes)", message.queue_id());
+    } else if (options_.notify_bounce) {  // A copy of the sender's report, headers only.
+      send(failed, Notification::kFailure, {options_.bounce_notice_recipient, from, true, false},
+           "postmaster non-delivery notification");
+    }
+  }
+  if (options_.notify_delay) {
+    delay_noticed |= send(delayed, Notification::kDelay, {options_.delay_notice_recipient, from, true, false},
+                          "postmaster delay notification");
+  }
+  // One round of delay notices per recipient (also for those whose NOTIFY excluded DELAY).
+  if (delay_noticed || sender_delayed.empty()) {
+    for (int i : delayed) message.mutable_recipients(i)->set_delay_warning_sent(true);
+  }
+}
+
 absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage& record,
                                                             const std::vector<int>& recipients,
-                                                            Notification kind) {
+                                                            Notification kind, const NotificationTarget& target) {
   const bool success = kind == Notification::kSuccess;
   const v1::Message& message = record.message();
   const absl::Time now = absl::Now();
@@ -618,7 +662,9 @@ absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage&
   report.success = success;
   report.delay = kind == Notification::kDelay;
   report.retry_until = FromTimestamp(record.message().arrival_time()) + options_.maximal_queue_lifetime;
-  report.return_full_message = message.envelope().dsn_return() != v1::DSN_RETURN_HEADERS;
+  report.return_full_message = target.full_content;
+  report.postmaster_copy = target.postmaster;
+  if (target.postmaster) report.to = target.recipient;
   report.myhostname = options_.myhostname;
   report.original_queue_id = message.queue_id();
   report.original_sender = message.envelope().sender();
@@ -633,7 +679,7 @@ absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage&
                                  recipient.reason(), recipient.relay()});
   }
   const DsnText text = FormatDsn(report);
-  const bool full = kind == Notification::kFailure && report.return_full_message;
+  const bool full = kind == Notification::kFailure && target.full_content;
 
   ChunkWriter writer(store_, report.dsn_queue_id);
   absl::Status status = writer.Append(text.head);
@@ -666,8 +712,9 @@ absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage&
   }
 
   v1::Envelope envelope;
-  envelope.set_sender("");  // Notifications go out with the null sender: never a loop.
-  envelope.add_recipients(message.envelope().sender());
+  // To senders with the null sender, to postmasters from double_bounce_sender: never a loop.
+  envelope.set_sender(target.sender);
+  envelope.add_recipients(target.recipient);
   envelope.mutable_client()->set_hostname(options_.myhostname);
   envelope.mutable_client()->set_protocol("local");
   StoredMessage notification =
@@ -678,8 +725,11 @@ absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage&
   }
   index_.Upsert(notification.message());
   PublishReceived(notification.message());
-  metrics_.notifications.Add({{"kind", success ? "success" : "failure"}}).Increment();
-  spdlog::info("{}: from=<>, size={}, nrcpt=1 (queue active)", report.dsn_queue_id, writer.size());
+  metrics_.notifications
+      .Add({{"kind", success ? "success" : report.delay ? "delay" : "failure"},
+            {"to", target.postmaster ? "postmaster" : "sender"}})
+      .Increment();
+  spdlog::info("{}: from=<{}>, size={}, nrcpt=1 (queue active)", report.dsn_queue_id, target.sender, writer.size());
   Submit(report.dsn_queue_id);
   return report.dsn_queue_id;
 }

@@ -36,6 +36,13 @@ struct DeliveryAgentOptions {
   absl::Duration queue_run_delay = absl::Seconds(300);
   absl::Duration done_retention = absl::Hours(24 * 7);
   std::string myhostname;                        // Reporting-MTA of notifications.
+  // notify_classes: postmaster copies of bounces (bounce), undeliverable bounces to the postmaster
+  // (2bounce, implied by bounce), postmaster copies of delay warnings (delay). Addresses complete
+  // (name@domain): *_notice_recipient, and double_bounce_sender – the envelope sender of those
+  // notices, whose own failures are dropped, so they can never loop.
+  bool notify_bounce = false, notify_2bounce = false, notify_delay = false;
+  std::string bounce_notice_recipient, double_bounce_recipient, delay_notice_recipient;
+  std::string double_bounce_sender;
   // Remote mail: where it goes (null: every non-local recipient waits, "no route"), how to talk.
   const Router* router = nullptr;
   SmtpClientOptions smtp;
@@ -119,8 +126,20 @@ class DeliveryAgent {
   // Queues one RFC 3464 notification to the sender about `recipients` (indices into `record`)
   // and returns its queue ID. Reads the original content, so it runs before that is dropped.
   enum class Notification { kFailure, kSuccess, kDelay };
+  struct NotificationTarget {
+    std::string recipient;      // Who gets it: the original sender, or a postmaster address.
+    std::string sender;         // Its envelope sender: "" to senders, double_bounce_sender to postmasters.
+    bool postmaster = false;    // A notify_classes notice ("Postmaster Copy: …").
+    bool full_content = false;  // Returns the whole message rather than its header section.
+  };
   absl::StatusOr<std::string> SendNotification(const StoredMessage& record, const std::vector<int>& recipients,
-                                               Notification kind);
+                                               Notification kind, const NotificationTarget& target);
+  // A notice from double_bounce_sender to the postmaster: its own failures are dropped.
+  bool IsPostmasterNotice(const v1::Message& message) const;
+  // Sends the notifications one attempt calls for: to the sender as NOTIFY allows, and to the
+  // postmaster per notify_classes; marks recipients whose notices went out.
+  void Notify(StoredMessage& record, const std::vector<int>& failed, const std::vector<int>& succeeded,
+              const std::vector<int>& delayed);
 
   MessageStore& store_;
   QueueIndex& index_;

@@ -9,6 +9,13 @@ std::string RfcDate(absl::Time t) {
   return absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", t, absl::LocalTimeZone());
 }
 
+// Postfix's subjects, its Postmaster-Subject variants for notify_classes copies included.
+const char* Subject(const DsnReport& r) {
+  if (r.success) return "Successful Mail Delivery Report";
+  if (r.delay) return r.postmaster_copy ? "Postmaster Warning: Delayed Mail" : "Delayed Mail (still being retried)";
+  return r.postmaster_copy ? "Postmaster Copy: Undelivered Mail" : "Undelivered Mail Returned to Sender";
+}
+
 }  // namespace
 
 DsnText FormatDsn(const DsnReport& r) {
@@ -20,11 +27,8 @@ DsnText FormatDsn(const DsnReport& r) {
                   RfcDate(r.now), "\n");
   absl::StrAppend(&out, "Date: ", RfcDate(r.now), "\n",
                   "From: Mail Delivery System <MAILER-DAEMON@", r.myhostname, ">\n",
-                  "Subject: ",
-                  r.success ? "Successful Mail Delivery Report"
-                  : r.delay ? "Delayed Mail (still being retried)"
-                            : "Undelivered Mail Returned to Sender",
-                  "\n", "To: ", r.original_sender, "\n", "Auto-Submitted: auto-replied\n",
+                  "Subject: ", Subject(r), "\n", "To: ", r.to.empty() ? r.original_sender : r.to, "\n",
+                  "Auto-Submitted: auto-replied\n",
                   "MIME-Version: 1.0\n",
                   "Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"", boundary,
                   "\"\n", "Content-Transfer-Encoding: 8bit\n",

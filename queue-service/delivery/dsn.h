@@ -28,6 +28,9 @@ struct DsnReport {
   std::string myhostname;
   std::string original_queue_id;
   std::string original_sender;
+  // A notice for the postmaster (notify_classes): addressed to `to`, "Postmaster Copy:" subject.
+  bool postmaster_copy = false;
+  std::string to;                  // The To: header; "" = the original sender.
   absl::Time arrival;
   std::string envid;               // ENVID, "" when none.
   std::string dsn_queue_id;        // Queue ID the notification itself gets.

@@ -98,7 +98,7 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
                                                                 900, 3600})),
       notifications(BuildCounter()
                         .Name("postgate_queue_notifications_total")
-                        .Help("Delivery status notifications (RFC 3464) queued, by kind.")
+                        .Help("Delivery status notifications (RFC 3464) queued, by kind and by who gets them (sender, postmaster).")
                         .Register(registry)),
       smtp_connection_cache(BuildCounter()
                                 .Name("postgate_queue_smtp_connection_cache_total")
@@ -114,7 +114,9 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
       deliveries.Add({{"transport", transport}, {"result", result}});
     }
   }
-  for (const char* kind : {"failure", "success"}) notifications.Add({{"kind", kind}});
+  for (const char* kind : {"failure", "success", "delay"}) {
+    for (const char* to : {"sender", "postmaster"}) notifications.Add({{"kind", kind}, {"to", to}});
+  }
   for (const char* result : {"hit", "miss"}) smtp_connection_cache.Add({{"result", result}});
   for (const char* method : {"GetMessageContent", "Hold", "Release", "Delete", "Requeue"}) {
     admin_denied.Add({{"method", method}});

@@ -24,7 +24,7 @@ class QueueMetrics {
   prometheus::Histogram& commit_seconds;                      // fsync'd commit latency
   prometheus::Family<prometheus::Counter>& deliveries;        // {transport, result}
   prometheus::Histogram& delivery_seconds;                    // arrival → final delivery
-  prometheus::Family<prometheus::Counter>& notifications;     // {kind}: failure, success
+  prometheus::Family<prometheus::Counter>& notifications;     // {kind, to}
   prometheus::Family<prometheus::Counter>& smtp_connection_cache;  // {result}: hit, miss
   prometheus::Family<prometheus::Counter>& admin_denied;      // {method}
 

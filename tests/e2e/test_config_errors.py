@@ -49,6 +49,8 @@ class ConfigErrorsTest(unittest.TestCase):
         self.assertFailsWith("queue-service", "postgate_mailbox_format = mbx\n",
                              "FILE:LINE: postgate_mailbox_format: use maildir or mbox")
         self.assertFailsWith("smtp-gateway", "myorigin = $nosuch\n", "FILE:LINE: myorigin: undefined parameter $nosuch")
+        self.assertFailsWith("queue-service", "notify_classes = bounce, bounces\n",
+                             'FILE:LINE: notify_classes: "bounces": use bounce, 2bounce or delay')
         self.assertFailsWith("smtp-gateway", "alias_maps = dbm:/etc/aliases\n",
                              'FILE:LINE: alias_maps: "dbm:/etc/aliases": unsupported map type (use hash: or texthash:)')
 

@@ -297,6 +297,112 @@ class ConnectionCacheTest(unittest.TestCase):
         self.assertEqual((self.cache("miss"), self.cache("hit")), (2, 0))
 
 
+class NotifyTestCase(unittest.TestCase):
+    """A Postgate with notify_classes from OVERRIDES; the postmaster is aliased to bar.
+    hard.example refuses every recipient (smtp-sink), closed.example has no listener."""
+    OVERRIDES = {}
+
+    def setUp(self):
+        self.hard_port, self.closed_port = free_port(), free_port()
+        self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
+        self.transport.write(f"hard.example smtp:[127.0.0.1]:{self.hard_port}\n"
+                             f"closed.example smtp:[127.0.0.1]:{self.closed_port}\n")
+        self.transport.close()
+        self.sink = Sink(self.hard_port, ["-f", "rcpt", "-B", "550 5.1.1 no such user here"])
+        self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.transport.name}",
+                                  "queue_run_delay": "1s", "minimal_backoff_time": "1s", "maximal_backoff_time": "1s",
+                                  "delay_warning_time": "2s", **self.OVERRIDES}).start()
+
+    def tearDown(self):
+        self.postgate.cleanup()
+        self.sink.stop()
+        os.unlink(self.transport.name)
+
+    def send(self, sender, recipient, subject):
+        reply = send_message(self.postgate.smtp_port, sender=sender, recipients=(recipient,),
+                             body=f"Subject: {subject}\r\n\r\nsecret body of {subject}\r\n")
+        self.assertRegex(reply, r"^250 ")
+
+    def postmaster_mail(self, subject):
+        return [t for t in self.postgate.read_maildir("bar") if f"\nSubject: {subject}\n" in t]
+
+    def wait_queue_empty(self):
+        """Until every message is done: whatever notices there were have been delivered."""
+        stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        wait_for(lambda: not stub.ListMessages(queue_pb2.ListMessagesRequest()).messages, what="an empty queue")
+
+
+class NotifyClassesTest(NotifyTestCase):
+    """bounce (implying 2bounce): the postmaster gets the headers of each bounce and every
+    undeliverable bounce whole, from double_bounce_sender."""
+    OVERRIDES = {"notify_classes": "bounce, resource, software"}
+
+    def test_postmaster_gets_the_headers_of_a_bounce(self):
+        self.send("foo@mail169.com", "user@hard.example", "bounced")
+        wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if "Undelivered Mail Returned" in t],
+                 what="the sender's bounce")
+        copy = wait_for(lambda: self.postmaster_mail("Postmaster Copy: Undelivered Mail"), what="the postmaster copy")
+        self.assertEqual(len(copy), 1)
+        self.assertTrue(copy[0].startswith("Return-Path: <double-bounce@mail169.com>\n"), copy[0][:200])
+        self.assertIn("\nTo: postmaster@mail169.com\n", copy[0])
+        self.assertIn("said: 550 5.1.1 no such user here (in reply to RCPT TO command)", copy[0])
+        self.assertIn("Content-Type: text/rfc822-headers", copy[0])
+        self.assertIn("Subject: bounced", copy[0])
+        self.assertNotIn("secret body", copy[0])  # Headers only: the postmaster does not read the mail.
+
+    def test_an_undeliverable_bounce_goes_to_the_postmaster(self):
+        # From a relay client in mynetworks: the bounce to x@hard.example cannot be delivered either.
+        self.send("x@hard.example", "y@hard.example", "double")
+        double = wait_for(lambda: [t for t in self.postmaster_mail("Postmaster Copy: Undelivered Mail")
+                                   if "Content-Type: message/rfc822" in t], what="the double bounce")
+        self.assertEqual(len(double), 1)
+        self.assertIn("X-Postgate-Sender: rfc822; \n", double[0])  # It was about a bounce (null sender) …
+        self.assertIn("Subject: Undelivered Mail Returned to Sender", double[0])  # … returned whole.
+        self.assertIn("Final-Recipient: rfc822; x@hard.example", double[0])
+
+
+class UndeliverablePostmasterNoticeTest(NotifyTestCase):
+    """A postmaster who cannot be reached: the double bounce to them fails and is dropped – no loop."""
+    OVERRIDES = {"notify_classes": "2bounce", "2bounce_notice_recipient": "postmaster@hard.example"}
+
+    def test_a_failed_postmaster_notice_ends_the_chain(self):
+        self.send("x@hard.example", "y@hard.example", "triple")
+        self.postgate.queue.wait_log(r": dropping undeliverable postmaster notification")
+        self.postgate.queue.wait_log(r": from=<double-bounce@mail169\.com>, size=")
+        self.wait_queue_empty()  # Nothing left to retry: the chain ended.
+        self.assertEqual(self.postgate.read_maildir("bar"), [])
+
+
+class NoDoubleBounceTest(NotifyTestCase):
+    """Postfix's default notify_classes (resource, software): no copies, an undeliverable bounce is discarded."""
+
+    def test_no_postmaster_copy(self):
+        self.send("foo@mail169.com", "user@hard.example", "bounced")
+        wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if "Undelivered Mail Returned" in t],
+                 what="the sender's bounce")
+        self.wait_queue_empty()
+        self.assertEqual(self.postgate.read_maildir("bar"), [])  # No bounce class: no copy.
+
+    def test_an_undeliverable_bounce_is_discarded(self):
+        self.send("x@hard.example", "y@hard.example", "discarded")
+        self.postgate.queue.wait_log(r": discarding undeliverable bounce \(no 2bounce in notify_classes\)")
+        self.wait_queue_empty()
+        self.assertEqual(self.postgate.read_maildir("bar"), [])
+
+
+class PostmasterDelayNoticeTest(NotifyTestCase):
+    """delay: the postmaster gets the headers of each delay warning."""
+    OVERRIDES = {"notify_classes": "delay"}
+
+    def test_postmaster_copy_of_a_delay_warning(self):
+        self.send("foo@mail169.com", "user@closed.example", "slow")
+        wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if "Subject: Delayed Mail" in t], timeout=20,
+                 what="the sender's delay warning")
+        copy = wait_for(lambda: self.postmaster_mail("Postmaster Warning: Delayed Mail"), what="the postmaster's copy")
+        self.assertIn("Action: delayed", copy[0])
+        self.assertNotIn("secret body", copy[0])
+
+
 class ClosedDestinationTestCase(unittest.TestCase):
     """A Postgate whose closed.example goes to a loopback port nobody listens on; OVERRIDES adds
     main.cf settings."""
