@@ -391,8 +391,21 @@ int Cat(v1::QueueService::Stub& stub, const Options& options, const std::string&
   return status.ok() ? kExitOk : Report(status);
 }
 
-int Flush(std::vector<Replica>& replicas, const Options& options, const std::string& domain) {
+int Flush(std::vector<Replica>& replicas, const Options& options, const std::string& domain, const std::string& id) {
   v1::FlushRequest request;
+  if (!id.empty()) {  // Only the replica that holds it.
+    v1::QueueService::Stub* holder = FindHolder(replicas, options, id);
+    request.set_queue_id(id);
+    v1::FlushResponse response;
+    grpc::Status status = holder->Flush(Context(options).get(), request, &response);
+    if (!status.ok()) return Report(status);
+    if (options.json) {
+      PrintJson(response);
+    } else {
+      std::cout << id << ": scheduled for delivery now\n";
+    }
+    return kExitOk;
+  }
   std::string target = domain;
   if (!target.empty() && target.front() == '@') {
     request.set_include_subdomains(true);
@@ -678,9 +691,11 @@ int main(int argc, char** argv) {
   show->add_option("id", id, "queue ID")->required();
   CLI::App* cat = app.add_subcommand("cat", "print a queued message as stored (like postcat -q)");
   cat->add_option("id", id, "queue ID")->required();
-  std::string flush_domain;
-  CLI::App* flush = app.add_subcommand("flush", "attempt deferred mail now (all, or for DOMAIN; @DOMAIN adds subdomains)");
+  std::string flush_domain, flush_id;
+  CLI::App* flush = app.add_subcommand(
+      "flush", "attempt deferred mail now (all, for DOMAIN, @DOMAIN with subdomains, or -i one message)");
   flush->add_option("domain", flush_domain, "recipient domain");
+  flush->add_option("-i,--id", flush_id, "only this queue ID (like postqueue -i)")->excludes("domain");
   std::vector<std::string> ids;
   bool confirmed = false;
   std::vector<std::pair<std::string, CLI::App*>> actions;
@@ -755,7 +770,7 @@ int main(int argc, char** argv) {
   if (!connect(options.server, &replicas)) return kExitUsage;
   if (*status) return Status(replicas, options);
   if (*list) return List(replicas, options, list_options);
-  if (*flush) return Flush(replicas, options, flush_domain);
+  if (*flush) return Flush(replicas, options, flush_domain, flush_id);
   if (*show) return Show(*FindHolder(replicas, options, id), options, id);
   if (*cat) return Cat(*FindHolder(replicas, options, id), options, id);
   if (*watch) {

@@ -288,7 +288,9 @@ namespace postgate::queue {
 
 grpc::Status QueueApiService::Flush(grpc::ServerContext*, const v1::FlushRequest* request,
                                     v1::FlushResponse* response) {
-  absl::StatusOr<uint32_t> scheduled = agent_.Flush(request->domain(), request->include_subdomains());
+  absl::StatusOr<uint32_t> scheduled = request->queue_id().empty()
+                                            ? agent_.Flush(request->domain(), request->include_subdomains())
+                                            : agent_.FlushMessage(request->queue_id());
   if (!scheduled.ok()) return ToGrpcStatus(scheduled.status());
   response->set_messages(*scheduled);
   return grpc::Status::OK;

@@ -219,6 +219,23 @@ absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool in
   return scheduled;
 }
 
+absl::StatusOr<uint32_t> DeliveryAgent::FlushMessage(const std::string& id) {
+  absl::StatusOr<StoredMessage> record = LoadForChange(id);
+  if (!record.ok()) return record.status();
+  const v1::MessageState state = record->message().state();
+  if (state == v1::MESSAGE_STATE_HOLD || state == v1::MESSAGE_STATE_DONE) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("queue ID ", id, " is ", state == v1::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
+  }
+  {
+    absl::MutexLock lock(&destinations_mu_);
+    suspended_.clear();  // As a flush does: its destinations are tried for real.
+  }
+  Submit(id);
+  spdlog::info("flush {}: scheduled", id);
+  return 1u;
+}
+
 void DeliveryAgent::Enqueue(Work work) {
   absl::MutexLock lock(&mu_);
   auto& waiting = work.remote ? remote_queued_or_running_ : queued_or_running_;

@@ -75,6 +75,8 @@ class DeliveryAgent {
   // Queues every deferred message with a deferred recipient at `domain` ("" = any; with
   // `include_subdomains`, also below it). Returns how many were queued.
   absl::StatusOr<uint32_t> Flush(const std::string& domain, bool include_subdomains);
+  // Queues one message for an attempt now (postqueue -i): 1, or an error if unknown, held or done.
+  absl::StatusOr<uint32_t> FlushMessage(const std::string& id);
 
   // Operator actions (postsuper's -h, -H, -d, -r). Each waits for a delivery attempt on the same
   // message to finish, so an attempt never writes back a message that was held or deleted.

@@ -67,16 +67,21 @@ class OperationsTest(PostgateTestCase):
         self.assertIn("already held", again.stderr)
         # A held message is not attempted by a flush.
         self.assertEqual(self.queuectl("flush", "example.org").stdout, "0 messages scheduled for delivery now\n")
+        held_flush = self.queuectl("flush", "-i", queue_id)
+        self.assertEqual(held_flush.returncode, 2)
+        self.assertIn("held (release it)", held_flush.stderr)
         self.assertEqual(self.message(queue_id).recipients[0].attempts, 1)
         self.assertEqual(self.queuectl("release", queue_id).returncode, 0)
         wait_for(lambda: self.message(queue_id).recipients[0].attempts == 2, what="an attempt after release")
         self.assertEqual(self.queuectl("requeue", queue_id).returncode, 0)
         wait_for(lambda: self.message(queue_id).recipients[0].attempts == 3, what="an attempt after requeue")
+        self.assertEqual(self.queuectl("flush", "-i", queue_id).stdout, f"{queue_id}: scheduled for delivery now\n")
+        wait_for(lambda: self.message(queue_id).recipients[0].attempts == 4, what="an attempt after flush -i")
         history = self.message(queue_id).recipients[0].history
-        self.assertEqual([(h.smtp_code, h.dsn_status, h.reason) for h in history], [(450, "4.3.2", "deferred transport")] * 3)
-        self.assertLess(history[0].time.ToNanoseconds(), history[2].time.ToNanoseconds())
+        self.assertEqual([(h.smtp_code, h.dsn_status, h.reason) for h in history], [(450, "4.3.2", "deferred transport")] * 4)
+        self.assertLess(history[0].time.ToNanoseconds(), history[3].time.ToNanoseconds())
         shown = self.queuectl("show", queue_id).stdout
-        self.assertEqual(shown.count("450 4.3.2 deferred transport"), 3)
+        self.assertEqual(shown.count("450 4.3.2 deferred transport"), 4)
         content = self.queuectl("cat", queue_id)
         self.assertEqual(content.returncode, 0)
         self.assertTrue(content.stdout.startswith("Received: from client.test"))
@@ -88,6 +93,9 @@ class OperationsTest(PostgateTestCase):
         out, _ = watch.communicate(timeout=30)
         kinds = [json.loads(line)["kind"] for line in out.splitlines()]
         self.assertEqual(kinds, ["EVENT_KIND_HELD", "EVENT_KIND_RELEASED", "EVENT_KIND_DEFERRED", "EVENT_KIND_DEFERRED"])
+        missing = self.queuectl("flush", "-i", "0000000000000")
+        self.assertEqual(missing.returncode, 2)
+        self.assertIn("not found", missing.stderr)
         self.postgate.queue.wait_log(rf"{queue_id}: removed")
 
     def test_errors_through_the_api(self):
