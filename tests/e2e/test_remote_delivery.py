@@ -222,6 +222,19 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.assertGreater(recipient.attempts, before.recipients[0].attempts)
         self.assertEqual(len(sink.messages()), 1)
 
+    def test_sigkill_during_delivery_costs_at_most_one_duplicate(self):
+        # smtp-sink holds its reply to the end of DATA for 5 s: queue-service dies after the remote
+        # has the message and before it heard "250" – the at-least-once window of every MTA.
+        sink = self.sink("ok", ["-W", ".:5"])
+        queue_id = self.send("user@ok.example", subject="in flight")
+        wait_for(lambda: any("body of in flight" in t for t in sink.messages()), what="the body at the remote")
+        self.postgate.queue.stop(signal.SIGKILL)
+        self.postgate.start_queue()
+        self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        recipient = self.wait_state(queue_id, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED, timeout=30)
+        self.assertEqual(recipient.attempts, 1)  # The killed attempt was never recorded …
+        self.assertEqual(len(sink.messages()), 2)  # … so it was repeated: one duplicate, nothing lost.
+
 
 def scrape_metric(port, series):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
