@@ -9,6 +9,8 @@
 #include <memory>
 #include <optional>
 #include <thread>
+
+#include <sys/resource.h>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -114,6 +116,31 @@ std::vector<tcp::endpoint> ListenEndpoints(const config::MainCf& cf, const std::
 }
 
 // main.cf with the command line's overrides (-o name=value wins, as with Postfix's daemons).
+// postgate_smtpd_session_limit, kept inside the descriptors the process may open: the soft
+// RLIMIT_NOFILE is raised to the hard one, and if that is still too low the limit shrinks (with a
+// warning) so that accept() never fails for want of a descriptor.
+size_t SessionLimit(const config::MainCf& cf) {
+  const int64_t configured = cf.GetInteger("postgate_smtpd_session_limit");
+  if (configured <= 0) Fatal(cf.Error("postgate_smtpd_session_limit", "must be at least 1"));
+  size_t limit = static_cast<size_t>(configured);
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
+    if (files.rlim_cur < files.rlim_max) {
+      files.rlim_cur = files.rlim_max;
+      (void)setrlimit(RLIMIT_NOFILE, &files);
+      (void)getrlimit(RLIMIT_NOFILE, &files);
+    }
+    constexpr rlim_t kReserved = 128;  // Listeners, gRPC, metrics, TLS files, logs.
+    const rlim_t usable = files.rlim_cur > kReserved ? files.rlim_cur - kReserved : 1;
+    if (files.rlim_cur != RLIM_INFINITY && usable < limit) {
+      spdlog::warn("postgate_smtpd_session_limit {} lowered to {}: only {} file descriptors (ulimit -n)", limit,
+                   usable, files.rlim_cur);
+      limit = static_cast<size_t>(usable);
+    }
+  }
+  return limit;
+}
+
 absl::StatusOr<config::MainCf> LoadConfig(const Flags& flags) {
   absl::StatusOr<config::MainCf> cf = config::LoadMainCf(flags.config);
   if (!cf.ok()) return cf.status();
@@ -160,7 +187,9 @@ int Run(const Flags& flags) {
       channel_tls, static_cast<size_t>(cf.GetInteger("postgate_queue_replay_limit")));
 
   gateway::DrainControl drain;
-  gateway::GatewayServices services{.queue = &queue, .metrics = &metrics, .drain = &drain};
+  gateway::policy::ClientLimiter client_limiter;
+  gateway::GatewayServices services{
+      .queue = &queue, .metrics = &metrics, .drain = &drain, .client_limiter = &client_limiter};
   absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> initial =
       gateway::GatewaySettings::Build(cf, services);
   if (!initial.ok()) Fatal(initial.status());
@@ -173,6 +202,7 @@ int Run(const Flags& flags) {
   std::vector<asio::io_context*> contexts;
   for (size_t i = 0; i < thread_count; ++i) contexts.push_back(new asio::io_context(1));
 
+  gateway::SessionSlots slots(*contexts[0], SessionLimit(cf));
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::vector<std::string> bound;
   for (const tcp::endpoint& endpoint : endpoints) {
@@ -189,7 +219,7 @@ int Run(const Flags& flags) {
     }
     tcp::endpoint local = acceptor->local_endpoint();
     bound.push_back(absl::StrCat(local.address().to_string(), ":", local.port()));
-    asio::co_spawn(*contexts[0], gateway::AcceptSmtpConnections(*acceptor, contexts, [&settings] { return settings.Current(); }),
+    asio::co_spawn(*contexts[0], gateway::AcceptSmtpConnections(*acceptor, contexts, [&settings] { return settings.Current(); }, slots),
                    asio::detached);
     acceptors.push_back(std::move(acceptor));
   }

@@ -30,6 +30,10 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_soft_error_limit", "10", K::kInteger},
     ParameterSpec{"smtpd_error_sleep_time", "1s", K::kTime, 's'},
     ParameterSpec{"smtpd_junk_command_limit", "100", K::kInteger},
+    ParameterSpec{"smtpd_client_connection_count_limit", "50", K::kInteger},
+    ParameterSpec{"smtpd_client_connection_rate_limit", "0", K::kInteger},
+    ParameterSpec{"smtpd_client_event_limit_exceptions", "$mynetworks", K::kList},
+    ParameterSpec{"anvil_rate_time_unit", "60s", K::kTime, 's'},
     ParameterSpec{"smtpd_peername_lookup", "yes", K::kBool},
     ParameterSpec{"strict_smtputf8", "no", K::kBool},
     ParameterSpec{"smtpd_upstream_proxy_protocol", "", K::kString},
@@ -113,6 +117,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_smtpd_health_listen", "127.0.0.1:9111", K::kString},
     ParameterSpec{"postgate_queue_metrics_listen", "127.0.0.1:9102", K::kString},
     ParameterSpec{"postgate_smtpd_threads", "0", K::kInteger},
+    // Sessions at once over all listeners; more clients wait in the listen queue.
+    ParameterSpec{"postgate_smtpd_session_limit", "20000", K::kInteger},
     ParameterSpec{"postgate_done_retention", "7d", K::kTime, 'd'},
     ParameterSpec{"postgate_log_format", "text", K::kString},
     // Shorter than Kubernetes' terminationGracePeriodSeconds (30s by default).

@@ -19,6 +19,8 @@ class DataDecoder {
   size_t Decode(absl::string_view input, std::string* out);
 
   bool done() const { return state_ == State::kDone; }
+  // Between content lines (nothing of the current line seen yet).
+  bool at_line_start() const { return state_ == State::kLineStart; }
 
  private:
   enum class State {

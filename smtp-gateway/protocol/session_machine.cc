@@ -75,8 +75,9 @@ Step SessionMachine::OnLine(const smtp::CommandLine& line) {
     case smtp::Verb::kRset:
     case smtp::Verb::kVrfy:
     case smtp::Verb::kEtrn:
-      // Harmless one at a time; a flood of them is a client wasting the server's time.
-      if (++junk_count_ > limits_.junk_command_limit && !(step.reply && step.reply->code >= 400)) {
+      // Harmless one at a time; a flood of them is a client wasting the server's time. Counted
+      // as Postfix does: the first smtpd_junk_command_limit + 1 are free.
+      if (junk_count_++ > limits_.junk_command_limit && !(step.reply && step.reply->code >= 400)) {
         ++error_count_;
       }
       break;

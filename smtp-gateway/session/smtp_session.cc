@@ -85,6 +85,7 @@ class SmtpSession {
 
   ~SmtpSession() {
     *alive_ = false;
+    if (admitted_) env_.client_limiter->Release(address_);
     if (drain_handle_ != 0) env_.drain->Unregister(drain_handle_);
   }
 
@@ -121,7 +122,9 @@ class SmtpSession {
 
     decider_ = env_.policy->ForClient(address_);
     machine_.emplace(env_.limits, *decider_);
-    if (env_.drain->draining()) {
+    if (std::optional<std::string> refusal = AdmitClient()) {
+      co_await SayAndClose(*refusal);
+    } else if (env_.drain->draining()) {
       co_await SayShuttingDown();  // Instead of the greeting: come back to another instance.
     } else {
       machine_->Greeting().AppendTo(&output_);
@@ -181,14 +184,35 @@ class SmtpSession {
     }
   }
 
+  // smtpd_client_connection_count_limit and _rate_limit, unless the client is one of
+  // smtpd_client_event_limit_exceptions: nullopt, or Postfix's 421 to send instead of a greeting.
+  std::optional<std::string> AdmitClient() {
+    if (env_.client_limiter == nullptr) return std::nullopt;
+    absl::StatusOr<policy::IpAddress> ip = policy::IpAddress::Parse(address_);
+    if (ip.ok() && env_.limit_exceptions != nullptr && env_.limit_exceptions->Contains(*ip)) return std::nullopt;
+    const policy::ClientLimiter::Admission admission =
+        env_.client_limiter->Admit(address_, env_.client_limits, absl::Now());
+    if (admission.verdict == policy::ClientLimiter::Verdict::kAdmitted) {
+      admitted_ = true;
+      return std::nullopt;
+    }
+    const bool rate = admission.verdict == policy::ClientLimiter::Verdict::kTooFast;
+    spdlog::warn("Connection {} limit exceeded: {} from {} for service smtp", rate ? "rate" : "concurrency",
+                 admission.count, client_);
+    env_.metrics->CountReject(rate ? "connection_rate" : "connection_count");
+    return absl::StrCat("421 4.7.0 ", env_.limits.hostname, " Error: too many connections from ", address_, "\r\n");
+  }
+
   // A message is being received (DATA, or BDAT chunks before LAST): a drain lets it finish.
   bool busy() const { return in_message_ || bdat_message_.has_value(); }
 
   // 421 and a graceful close: stop sending, then read (and drop) what the client still sends
   // until it closes, so unread input never turns our close into a reset that eats the 421.
-  asio::awaitable<void> SayShuttingDown() {
+  asio::awaitable<void> SayShuttingDown() { co_await SayAndClose("421 4.3.2 Service shutting down\r\n"); }
+
+  asio::awaitable<void> SayAndClose(std::string reply) {
     output_.clear();
-    output_ += "421 4.3.2 Service shutting down\r\n";
+    output_ += reply;
     if (!co_await Flush() || tls_) co_return;
     std::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_send, ignored);
@@ -215,7 +239,7 @@ class SmtpSession {
         input_.erase(0, consumed);
         // Nothing complete left: answer the whole pipelined group, then wait for more.
         if (!co_await Flush()) co_return;
-        if (!co_await ReadMore()) co_return;
+        if (!co_await ReadMore(/*within_record=*/!input_.empty())) co_return;
         continue;
       }
       protocol::Step step = machine_->OnLine(*line);
@@ -400,7 +424,7 @@ class SmtpSession {
       input_.erase(0, decoder.Decode(input_, &message->pending));
       co_await Ship(*message, message->pending.size() - before);
       if (decoder.done()) break;
-      if (!co_await ReadMore()) co_return protocol::Step{};
+      if (!co_await ReadMore(/*within_record=*/!decoder.at_line_start())) co_return protocol::Step{};
     }
     protocol::DataOutcome outcome = protocol::DataOutcome::kTooBig;
     if (!message->too_big) {
@@ -430,7 +454,7 @@ class SmtpSession {
       input_.erase(0, take);  // Dropped bytes are never held beyond one read.
       remaining -= take;
       if (remaining == 0) break;
-      if (!co_await ReadMore()) co_return protocol::Step{};
+      if (!co_await ReadMore(/*within_record=*/false)) co_return protocol::Step{};
     }
     protocol::BdatOutcome outcome = protocol::BdatOutcome::kKept;
     if (open_failed) {
@@ -454,11 +478,14 @@ class SmtpSession {
   }
 
   // Reads what the client sent next into input_. False when the client is gone or timed out
-  // (then the 421 has been sent).
-  asio::awaitable<bool> ReadMore() {
+  // (then the 421 has been sent). smtpd_timeout is a deadline for a whole record – a command
+  // line or a content line (Postfix's smtpd_per_record_deadline = yes) – so a client trickling
+  // a byte at a time is cut when it runs out, however often it sends.
+  asio::awaitable<bool> ReadMore(bool within_record) {
     const size_t old_size = input_.size();
     input_.resize(old_size + kReadSize);
-    timer_.expires_after(env_.timeout);
+    if (!within_record) record_deadline_ = std::chrono::steady_clock::now() + env_.timeout;
+    timer_.expires_at(record_deadline_);
     const auto buffer = asio::buffer(input_.data() + old_size, kReadSize);
     std::variant<std::tuple<std::error_code, size_t>, std::tuple<std::error_code>> result;
     if (tls_) {
@@ -539,6 +566,8 @@ class SmtpSession {
   CommandTally tally_;
   std::optional<MessageInProgress> bdat_message_;  // Across the BDAT commands of one message.
   bool in_message_ = false;
+  bool admitted_ = false;
+  std::chrono::steady_clock::time_point record_deadline_;  // See ReadMore.  // Counted by the client limiter: released at the end.
   // False once the session is gone; drain nudges posted earlier check it before touching `this`.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   uint64_t drain_handle_ = 0;

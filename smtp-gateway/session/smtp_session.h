@@ -12,6 +12,7 @@
 #include "asio/awaitable.hpp"
 #include "asio/ip/tcp.hpp"
 #include "smtp-gateway/metrics/gateway_metrics.h"
+#include "smtp-gateway/policy/client_limiter.h"
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/protocol/session_machine.h"
 #include "smtp-gateway/queue_client/queue_client.h"
@@ -38,6 +39,11 @@ struct SessionEnvironment {
   // smtpd_upstream_proxy_protocol = haproxy: a PROXY v1/v2 header comes first, only from these.
   const policy::NetworkList* proxy_networks = nullptr;  // Null: no PROXY protocol.
   std::chrono::milliseconds proxy_timeout{5000};        // smtpd_upstream_proxy_timeout
+  // smtpd_client_connection_count_limit / _rate_limit; the limiter outlives reloads (its counts
+  // carry on), the limits and smtpd_client_event_limit_exceptions come with each settings.
+  policy::ClientLimiter* client_limiter = nullptr;  // Null: no per-client limits.
+  policy::ClientLimits client_limits;
+  const policy::NetworkList* limit_exceptions = nullptr;
 };
 
 // `environment` stays alive (and unchanged) for the whole session, whatever a reload does.

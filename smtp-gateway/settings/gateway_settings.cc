@@ -15,7 +15,7 @@ constexpr std::array kRestartOnly = {
     "postgate_queue_timeout",    "postgate_queue_tls_ca_file", "postgate_queue_replay_limit",
     "postgate_queue_tls_client_cert_file", "postgate_queue_tls_client_key_file",
     "postgate_smtpd_metrics_listen", "postgate_smtpd_health_listen",
-    "postgate_smtpd_threads",    "postgate_log_format",
+    "postgate_smtpd_threads",    "postgate_smtpd_session_limit", "postgate_log_format",
     "postgate_drain_timeout",    "myhostname",
 };
 
@@ -82,6 +82,10 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
       new GatewaySettings(addressing::LocalDomain(cf, *std::move(aliases))));
   settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"));
   settings->proxy_networks_ = std::move(proxy_networks);
+  absl::StatusOr<policy::NetworkList> exceptions =
+      policy::NetworkList::Parse(cf.GetList("smtpd_client_event_limit_exceptions"));
+  if (!exceptions.ok()) return cf.Error("smtpd_client_event_limit_exceptions", exceptions.status().message());
+  settings->limit_exceptions_ = *std::move(exceptions);
   settings->tls_ = std::move(tls);
 
   SessionEnvironment& environment = settings->environment_;
@@ -106,8 +110,19 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   environment.error_sleep = Millis(cf.GetTime("smtpd_error_sleep_time"));
   environment.mail_name = cf.Get("mail_name");
   environment.line_length_limit = static_cast<size_t>(cf.GetInteger("line_length_limit"));
+  if (environment.line_length_limit < 512) {  // Postfix's floor too: RFC 5321 command lines are 512.
+    return cf.Error("line_length_limit", absl::StrCat(environment.line_length_limit, " is less than 512"));
+  }
   environment.timeout = std::chrono::seconds(absl::ToInt64Seconds(cf.GetTime("smtpd_timeout")));
   environment.peername_lookup = cf.GetBool("smtpd_peername_lookup");
+  environment.client_limiter = services.client_limiter;
+  environment.client_limits.count_limit = static_cast<size_t>(cf.GetInteger("smtpd_client_connection_count_limit"));
+  environment.client_limits.rate_limit = static_cast<size_t>(cf.GetInteger("smtpd_client_connection_rate_limit"));
+  environment.client_limits.time_unit = cf.GetTime("anvil_rate_time_unit");
+  if (environment.client_limits.time_unit <= absl::ZeroDuration()) {
+    return cf.Error("anvil_rate_time_unit", "must be positive");
+  }
+  environment.limit_exceptions = &*settings->limit_exceptions_;
   return std::shared_ptr<const GatewaySettings>(std::move(settings));
 }
 

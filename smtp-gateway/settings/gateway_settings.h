@@ -30,6 +30,7 @@ struct GatewayServices {
   QueueClient* queue = nullptr;
   GatewayMetrics* metrics = nullptr;
   DrainControl* drain = nullptr;
+  policy::ClientLimiter* client_limiter = nullptr;  // Counts carry on across reloads.
 };
 
 class GatewaySettings {
@@ -49,6 +50,7 @@ class GatewaySettings {
   addressing::LocalDomain domain_;
   std::optional<policy::RelayPolicy> policy_;  // Points into domain_.
   std::optional<policy::NetworkList> proxy_networks_;
+  std::optional<policy::NetworkList> limit_exceptions_;  // smtpd_client_event_limit_exceptions
   std::unique_ptr<TlsContextProvider> tls_;
   SessionEnvironment environment_;  // Points into the members above.
 };

@@ -120,8 +120,9 @@ class Postgate:
         self.queue_metrics_port = int(match.group(2))
         return self
 
-    def start_gateway(self, queue_address=None):
-        self.gateway = Service([os.path.join(BIN_DIR, "smtp-gateway"), "--config", self.config,
+    def start_gateway(self, queue_address=None, prefix=()):
+        """`prefix`: a command that runs the gateway, e.g. ("prlimit", "--nofile=256")."""
+        self.gateway = Service([*prefix, os.path.join(BIN_DIR, "smtp-gateway"), "--config", self.config,
                                 "--listen", "127.0.0.1:0", "--queue", queue_address or f"127.0.0.1:{self.grpc_port}",
                                 "--metrics", "127.0.0.1:0"], "smtp-gateway")
         match = self.gateway.wait_log(

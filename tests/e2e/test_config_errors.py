@@ -49,6 +49,7 @@ class ConfigErrorsTest(unittest.TestCase):
         self.assertFailsWith("queue-service", "postgate_mailbox_format = mbx\n",
                              "FILE:LINE: postgate_mailbox_format: use maildir or mbox")
         self.assertFailsWith("smtp-gateway", "myorigin = $nosuch\n", "FILE:LINE: myorigin: undefined parameter $nosuch")
+        self.assertFailsWith("smtp-gateway", "line_length_limit = 100\n", "FILE:LINE: line_length_limit: 100 is less than 512")
         self.assertFailsWith("queue-service", "notify_classes = bounce, bounces\n",
                              'FILE:LINE: notify_classes: "bounces": use bounce, 2bounce or delay')
         self.assertFailsWith("smtp-gateway", "alias_maps = dbm:/etc/aliases\n",
