@@ -31,14 +31,36 @@ std::string LocalDomain::Qualify(absl::string_view address) const {
   return absl::StrCat(address, "@", myorigin_);
 }
 
+namespace {
+
+// A local part without its quotes and quoting backslashes ("\"a b\"" → "a b").
+std::string Dequote(absl::string_view local_part) {
+  std::string out;
+  bool quoted = false;
+  for (size_t i = 0; i < local_part.size(); ++i) {
+    const char c = local_part[i];
+    if (c == '"') {
+      quoted = !quoted;
+    } else if (c == '\\' && quoted && i + 1 < local_part.size()) {
+      out += local_part[++i];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 ClassifiedAddress LocalDomain::Classify(absl::string_view address) const {
   smtp::MailboxParts parts = smtp::SplitMailbox(Qualify(address));
   ClassifiedAddress result;
   result.domain = NormalizeDomain(parts.domain);
   result.local = domains_.contains(result.domain);
-  result.local_part = absl::AsciiStrToLower(parts.local_part);
-  result.routing_syntax =
-      result.local_part.find_first_of("%!@\"") != std::string::npos;
+  // Quoting changes nothing about who is meant (RFC 5321 §4.1.2): "bar"@ is bar@, while
+  // "user@example.org"@ carries a route in its dequoted local part.
+  result.local_part = absl::AsciiStrToLower(Dequote(parts.local_part));
+  result.routing_syntax = result.local_part.find_first_of("%!@") != std::string::npos;
   result.base = result.local_part;
   if (!delimiter_.empty()) {
     size_t split = result.local_part.find_first_of(delimiter_);

@@ -41,6 +41,15 @@ TEST(LocalDomainTest, RemoteAndRoutingTricksAreNotLocalUsers) {
   EXPECT_FALSE(lab.IsKnownRecipient(percent));
   EXPECT_FALSE(lab.IsKnownRecipient(lab.Classify("example.org!bar@mail169.com")));
   EXPECT_FALSE(lab.IsKnownRecipient(lab.Classify("\"bar@example.org\"@mail169.com")));
+  EXPECT_FALSE(lab.IsKnownRecipient(lab.Classify("bar@example.org@mail169.com")));
+  EXPECT_TRUE(lab.Classify("bar@example.org@mail169.com").routing_syntax);
+}
+
+TEST(LocalDomainTest, QuotesAndTheRootDotChangeNothing) {
+  LocalDomain lab = Lab();
+  EXPECT_TRUE(lab.IsKnownRecipient(lab.Classify("\"bar\"@mail169.com")));  // As Postfix: 250.
+  EXPECT_TRUE(lab.IsKnownRecipient(lab.Classify("bar@mail169.com.")));
+  EXPECT_FALSE(lab.Classify("user@example.org.").local);
 }
 
 TEST(LocalDomainTest, QualifyAppendsMyorigin) {

@@ -96,9 +96,27 @@ bool IsValidDomain(absl::string_view domain) {
 bool IsValidMailbox(absl::string_view address) {
   size_t at = DomainSeparator(address);
   absl::string_view local = address.substr(0, at);
-  if (!IsDotAtom(local) && !IsQuotedString(local)) return false;
+  // Like Postfix, "user@example.org@mail169.com" is a local part with an '@' in it (the relay
+  // policy, not the syntax check, decides what that is): each '@'-separated piece must be a
+  // dot-atom or a quoted string.
+  bool quoted = false;
+  size_t piece_start = 0;
+  for (size_t i = 0; i <= local.size(); ++i) {
+    if (i < local.size() && local[i] == '\\' && quoted) {
+      ++i;
+      continue;
+    }
+    if (i < local.size() && local[i] == '"') quoted = !quoted;
+    if (i == local.size() || (local[i] == '@' && !quoted)) {
+      absl::string_view piece = local.substr(piece_start, i - piece_start);
+      if (!IsDotAtom(piece) && !IsQuotedString(piece)) return false;
+      piece_start = i + 1;
+    }
+  }
   if (at == absl::string_view::npos) return true;
   absl::string_view domain = address.substr(at + 1);
+  // A fully qualified name may end in its root dot ("example.org."), as Postfix accepts.
+  if (domain.size() > 1 && domain.back() == '.' && domain.front() != '[') domain.remove_suffix(1);
   return IsHostName(domain) || IsAddressLiteral(domain);
 }
 

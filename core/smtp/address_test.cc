@@ -58,6 +58,16 @@ TEST(AddressTest, MailboxValidity) {
   EXPECT_TRUE(IsValidMailbox("postmaster"));
   EXPECT_FALSE(IsValidMailbox("a@-b.com"));
   EXPECT_FALSE(IsValidMailbox("a\x01@b.com"));
+  // What Postfix's syntax check lets through, so that the relay policy decides about it.
+  EXPECT_TRUE(IsValidMailbox("user@example.org@mail169.com"));
+  EXPECT_TRUE(IsValidMailbox("\"user@example.org\"@mail169.com"));
+  EXPECT_TRUE(IsValidMailbox("user@example.org."));
+  EXPECT_FALSE(IsValidMailbox("user@example.org.."));
+  EXPECT_FALSE(IsValidMailbox("user@.example.org"));
+  EXPECT_FALSE(IsValidMailbox("user@example.org%mail169.com"));
+  EXPECT_FALSE(IsValidMailbox("user@example.org:25"));
+  EXPECT_FALSE(IsValidMailbox("@example.org"));
+  EXPECT_FALSE(IsValidMailbox("user@@example.org"));
 }
 
 }  // namespace

@@ -111,8 +111,8 @@ class Postgate:
         self.gateway = None
         self.grpc_port = None
 
-    def start_queue(self, extra_args=(), host="127.0.0.1"):
-        self.queue = Service([os.path.join(BIN_DIR, "queue-service"), "--config", self.config,
+    def start_queue(self, extra_args=(), host="127.0.0.1", prefix=()):
+        self.queue = Service([*prefix, os.path.join(BIN_DIR, "queue-service"), "--config", self.config,
                               "--data-dir", self.data_dir, "--listen", f"{host}:{self.grpc_port or 0}",
                               "--metrics", "127.0.0.1:0", *extra_args], "queue-service")
         match = self.queue.wait_log(r"listening grpc=127\.0\.0\.\d+:(\d+) metrics=127\.0\.0\.1:(\d+)")
@@ -120,13 +120,13 @@ class Postgate:
         self.queue_metrics_port = int(match.group(2))
         return self
 
-    def start_gateway(self, queue_address=None, prefix=()):
+    def start_gateway(self, queue_address=None, prefix=(), listen="127.0.0.1:0"):
         """`prefix`: a command that runs the gateway, e.g. ("prlimit", "--nofile=256")."""
         self.gateway = Service([*prefix, os.path.join(BIN_DIR, "smtp-gateway"), "--config", self.config,
-                                "--listen", "127.0.0.1:0", "--queue", queue_address or f"127.0.0.1:{self.grpc_port}",
+                                "--listen", listen, "--queue", queue_address or f"127.0.0.1:{self.grpc_port}",
                                 "--metrics", "127.0.0.1:0"], "smtp-gateway")
         match = self.gateway.wait_log(
-            r"listening smtp=127\.0\.0\.1:(\d+) metrics=127\.0\.0\.1:(\d+) health=127\.0\.0\.1:(\d+)")
+            r"listening smtp=[0-9.]+:(\d+) metrics=127\.0\.0\.1:(\d+) health=127\.0\.0\.1:(\d+)")
         self.smtp_port = int(match.group(1))
         self.gateway_metrics_port = int(match.group(2))
         self.gateway_health_port = int(match.group(3))
