@@ -240,3 +240,44 @@ class PostgateTestCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.postgate.cleanup()
+
+
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sink:
+    """smtp-sink on 127.0.0.1:port; `options` e.g. ["-r", "rcpt"] (4xx) or ["-f", "rcpt"] (5xx)."""
+
+    def __init__(self, port, options=()):
+        self.dump = tempfile.mkdtemp(prefix="postgate-sink-")
+        os.chmod(self.dump, 0o777)
+        self.process = subprocess.Popen([SMTP_SINK, "-u", "nobody", "-d", f"{self.dump}/%M.", *options,
+                                         f"127.0.0.1:{port}", "64"], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.listening(port), what=f"smtp-sink on {port}")
+
+    @staticmethod
+    def listening(port):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def messages(self):
+        texts = []
+        for name in sorted(os.listdir(self.dump)):
+            with open(os.path.join(self.dump, name), "rb") as f:
+                texts.append(f.read().decode("utf-8", "replace"))
+        return texts
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.dump, ignore_errors=True)
