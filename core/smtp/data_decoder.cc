@@ -18,7 +18,27 @@ size_t DataDecoder::Decode(absl::string_view input, std::string* out) {
           state_ = State::kCr;
         } else {
           out->push_back(c);
-          state_ = State::kMidLine;
+          state_ = c == '\n' ? State::kBareLineStart : State::kMidLine;
+        }
+        break;
+      case State::kBareLineStart:
+        if (c == '.') {
+          state_ = State::kBareDot;
+        } else if (c == '\r') {
+          state_ = State::kCr;
+        } else {
+          out->push_back(c);
+          state_ = c == '\n' ? State::kBareLineStart : State::kMidLine;
+        }
+        break;
+      case State::kBareDot:
+        // "..x" → ".x" as on any line; but a lone "." here is content, never the end.
+        if (c == '\r' || c == '\n') out->push_back('.');
+        if (c == '\r') {
+          state_ = State::kCr;
+        } else {
+          out->push_back(c);
+          state_ = c == '\n' ? State::kBareLineStart : State::kMidLine;
         }
         break;
       case State::kCr:

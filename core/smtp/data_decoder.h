@@ -1,8 +1,10 @@
 // Decodes the DATA phase (RFC 5321 §4.1.1.4, §4.5.2): removes dot-stuffing, turns CRLF into the
 // LF line ends the queue stores, and finds the end of the message. The end is only CRLF "." CRLF
 // (or "." CRLF as the very first line): "\n.\n", "\r.\r", "\n.\r\n" and "\r\n.\n" are content,
-// so one message can never smuggle a second one past a stricter peer. A bare LF or bare CR is
-// kept as content and does not start a line for dot-unstuffing.
+// so one message can never smuggle a second one past a stricter peer. A bare LF ends a content
+// line as Postfix's smtpd_forbid_bare_newline = normalize has it (stored as a line end, a leading
+// dot after it unstuffed), but never starts an end-of-data line – stricter than normalize, which
+// takes "\n.\r\n" as the end. A bare CR is content.
 // Pure and incremental: feed any split of the input; state is a few bytes.
 #pragma once
 
@@ -20,11 +22,13 @@ class DataDecoder {
 
   bool done() const { return state_ == State::kDone; }
   // Between content lines (nothing of the current line seen yet).
-  bool at_line_start() const { return state_ == State::kLineStart; }
+  bool at_line_start() const { return state_ == State::kLineStart || state_ == State::kBareLineStart; }
 
  private:
   enum class State {
-    kLineStart,  // Start of the message or just after CRLF.
+    kLineStart,      // Start of the message or just after CRLF.
+    kBareLineStart,  // Just after a bare LF: a new line, but never the end-of-data line.
+    kBareDot,        // Saw "." just after a bare LF.
     kMidLine,
     kCr,         // Saw CR in a line; not yet known whether CRLF follows.
     kDot,        // Saw "." at a line start.

@@ -65,6 +65,17 @@ TEST_P(DataDecoderTest, BareCrAndLfAreKept) {
   EXPECT_EQ(d.content, "a\rb\nc\r\nd\n");
 }
 
+TEST_P(DataDecoderTest, BareLfStartsALineButNeverTheEnd) {
+  // As Postfix 3.7 with smtpd_forbid_bare_newline = normalize: "..B" after a bare LF is ".B".
+  EXPECT_EQ(DecodeInSteps("A\n..B\n.C\r\n.\r\n", GetParam()).content, "A\n.B\nC\n");
+  // Unlike it, a lone dot after a bare LF is content, whatever follows.
+  for (absl::string_view fake : {"A\n.\r\nD\r\n.\r\n", "A\n.\nD\r\n.\r\n", "A\n\n.\r\nD\r\n.\r\n"}) {
+    Decoded d = DecodeInSteps(fake, GetParam());
+    EXPECT_TRUE(d.done) << fake;
+    EXPECT_NE(d.content.find(".\nD\n"), std::string::npos) << fake;
+  }
+}
+
 TEST_P(DataDecoderTest, NotDoneWithoutTerminator) {
   Decoded d = DecodeInSteps("line\r\n.", GetParam());
   EXPECT_FALSE(d.done);
