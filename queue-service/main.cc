@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <sys/statvfs.h>
 #include <iostream>
 #include <memory>
 
@@ -221,6 +223,16 @@ int Run(const Flags& flags) {
                          cf.GetList("postgate_queue_admin_client_names"), metrics.admin_denied);
   queue::QueueApiService service(**store, index, ids, agent, events, metrics, admin,
                                  size_limit == 0 ? 0 : size_limit + 64 * 1024);
+  const int64_t minfree_setting = cf.GetInteger("queue_minfree");
+  const uint64_t minfree = minfree_setting > 0 ? static_cast<uint64_t>(minfree_setting) : size_limit / 2 * 3;
+  service.SetStorageCheck([data_dir, minfree]() -> absl::Status {
+    struct statvfs space {};
+    if (statvfs(data_dir.c_str(), &space) != 0) return absl::OkStatus();  // Unknown: let the write decide.
+    const uint64_t available = static_cast<uint64_t>(space.f_bavail) * space.f_frsize;
+    if (available >= minfree) return absl::OkStatus();
+    return absl::ResourceExhaustedError(absl::StrCat("insufficient system storage: ", available,
+                                                     " bytes free in ", data_dir, ", queue_minfree ", minfree));
+  });
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

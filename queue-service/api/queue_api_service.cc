@@ -93,6 +93,12 @@ grpc::Status QueueApiService::Enqueue(
   if (!accepting_.load()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica is not accepting new messages (draining)");
   }
+  if (storage_check_) {
+    if (absl::Status space = storage_check_(); !space.ok()) {
+      metrics_.enqueue_failures.Add({{"reason", "storage"}}).Increment();
+      return ToGrpcStatus(space);
+    }
+  }
   // A retry of a message this replica already stored: answer its ID, store nothing.
   const std::string key = request.envelope().idempotency_key();
   std::optional<KeyClaim> claim;
@@ -146,7 +152,7 @@ grpc::Status QueueApiService::Enqueue(
     size += request.content().size();
     if (max_message_bytes_ > 0 && size > max_message_bytes_) {
       return Fail(id, chunks, "too_big",
-                  grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "message too big"));
+                  grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
     }
     if (absl::Status put = store_.PutChunk(id, chunks, request.content()); !put.ok()) {
       return Fail(id, chunks + 1, "store", ToGrpcStatus(put));

@@ -56,6 +56,9 @@ class QueueApiService final : public v1::QueueService::Service {
 
   // Told whether this replica takes new messages (the "readiness" health service follows it).
   void OnAcceptingChange(std::function<void(bool)> hook) { accepting_hook_ = std::move(hook); }
+  // Asked before each new message: RESOURCE_EXHAUSTED when the queue's file system is too full
+  // (queue_minfree), so the client hears "452 4.3.1 Insufficient system storage".
+  void SetStorageCheck(std::function<absl::Status()> check) { storage_check_ = std::move(check); }
 
  private:
   grpc::Status Fail(const std::string& id, uint32_t chunks, const char* reason, grpc::Status status);
@@ -75,6 +78,7 @@ class QueueApiService final : public v1::QueueService::Service {
   uint64_t max_message_bytes_;  // 0: no limit.
   std::atomic<bool> accepting_{true};
   std::function<void(bool)> accepting_hook_;
+  std::function<absl::Status()> storage_check_;
 
   // One Enqueue at a time per idempotency key, so two concurrent retries cannot both store.
   class KeyClaim {

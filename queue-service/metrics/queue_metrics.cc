@@ -121,7 +121,7 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
   for (const char* method : {"GetMessageContent", "Hold", "Release", "Delete", "Requeue"}) {
     admin_denied.Add({{"method", method}});
   }
-  for (const char* reason : {"cancelled", "store", "too_big", "size_mismatch", "protocol", "expired"}) {
+  for (const char* reason : {"cancelled", "store", "storage", "too_big", "size_mismatch", "protocol", "expired"}) {
     enqueue_failures.Add({{"reason", reason}});
   }
 }

@@ -29,6 +29,8 @@ absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
   std::string message = absl::StrCat(what, ": ", status.ToString());
   if (status.IsNotFound()) return absl::NotFoundError(message);
+  // A full disk is not an outage: the gateway tells clients "452 4.3.1 Insufficient system storage".
+  if (status.IsNoSpace()) return absl::ResourceExhaustedError(message);
   if (status.IsIOError() || status.IsBusy() || status.IsTimedOut() || status.IsTryAgain()) {
     return absl::UnavailableError(message);
   }

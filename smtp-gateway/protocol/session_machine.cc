@@ -277,10 +277,11 @@ Step SessionMachine::OnData(const smtp::Command& command) {
   return Step{std::nullopt, Action::kOpenQueue};
 }
 
-Step SessionMachine::QueueOpened(bool ok) {
+Step SessionMachine::QueueOpened(bool ok, bool no_storage) {
   if (!ok) {
     ResetTransaction();
-    return Say(451, "4.3.0", "Error: queue file write error");
+    return no_storage ? Say(452, "4.3.1", "Insufficient system storage")
+                      : Say(451, "4.3.0", "Error: queue file write error");
   }
   return Step{Reply::Plain(354, "End data with <CR><LF>.<CR><LF>"), Action::kReadData};
 }
@@ -292,6 +293,8 @@ Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_
       return Say(250, "2.0.0", absl::StrCat("Ok: queued as ", queue_id));
     case DataOutcome::kTooBig:
       return Say(552, "5.3.4", "Message size exceeds fixed limit");
+    case DataOutcome::kNoStorage:
+      return Say(452, "4.3.1", "Insufficient system storage");
     case DataOutcome::kQueueError:
       break;
   }
@@ -419,6 +422,9 @@ Step SessionMachine::BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes,
       break;
     case BdatOutcome::kQueueError:
       step = Say(451, "4.3.0", "Error: queue file write error");
+      break;
+    case BdatOutcome::kNoStorage:
+      step = Say(452, "4.3.1", "Insufficient system storage");
       break;
     case BdatOutcome::kDiscarded:
       step = bdat_error_ ? Step{*bdat_error_, Action::kNone}

@@ -93,6 +93,7 @@ enum class DataOutcome {
   kQueued,       // The queue has the message on disk.
   kTooBig,       // More than message_size_limit bytes arrived.
   kQueueError,   // The queue failed or was unreachable; nothing was kept.
+  kNoStorage,    // The queue's disk is (nearly) full; nothing was kept.
 };
 
 // The BDAT chunk the session must read next (RFC 3030). The bytes are read in every case – the
@@ -109,6 +110,7 @@ enum class BdatOutcome {
   kQueued,      // LAST chunk: the queue has the message on disk.
   kTooBig,      // message_size_limit passed; the rest of the message is discarded.
   kQueueError,  // The queue failed; the rest of the message is discarded.
+  kNoStorage,   // The queue's disk is (nearly) full; the rest of the message is discarded.
   kDiscarded,   // The session dropped the bytes as bdat_chunk().discard asked.
 };
 
@@ -118,7 +120,8 @@ class SessionMachine {
 
   smtp::Reply Greeting() const;
   Step OnLine(const smtp::CommandLine& line);
-  Step QueueOpened(bool ok);
+  // `no_storage`: the queue refused for want of disk space (452 4.3.1 rather than 451 4.3.0).
+  Step QueueOpened(bool ok, bool no_storage = false);
   Step DataFinished(DataOutcome outcome, const std::string& queue_id);
   // After kReadChunk. `message_bytes` counts every byte of this message so far.
   Step BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes, const std::string& queue_id);

@@ -147,6 +147,20 @@ TEST_F(SessionMachineTest, QueueFailuresAndSizeResetTheTransaction) {
   EXPECT_EQ(Send("mail from:<foo@mail169.com>"), "250 2.1.0 Ok\r\n");
 }
 
+TEST_F(SessionMachineTest, FullQueueDiskIsInsufficientStorage) {
+  Play({{"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"data", ""}});
+  EXPECT_EQ(machine_.QueueOpened(false, true).reply->Format(), "452 4.3.1 Insufficient system storage\r\n");
+  Play({{"mail from:<foo@mail169.com>", "250 2.1.0 Ok\r\n"},
+        {"rcpt to:<bar@mail169.com>", "250 2.1.5 Ok\r\n"},
+        {"data", ""}});
+  machine_.QueueOpened(true);
+  EXPECT_EQ(machine_.DataFinished(DataOutcome::kNoStorage, "").reply->Format(),
+            "452 4.3.1 Insufficient system storage\r\n");
+  EXPECT_EQ(Send("rcpt to:<bar@mail169.com>"), "503 5.5.1 Error: need MAIL command\r\n");
+}
+
 // Feeds a BDAT command; the session would read the bytes; `outcome` is what it made of them.
 std::string Bdat(SessionMachine& machine, const std::string& line, BdatOutcome outcome,
                  uint64_t total = 0, const std::string& id = "") {

@@ -357,6 +357,7 @@ class SmtpSession {
     const protocol::Transaction& transaction = machine_->transaction();
     const OutgoingEnvelope envelope{transaction, address_, hostname_, machine_->helo(), ProtocolName()};
     absl::StatusOr<std::unique_ptr<MessageUpload>> opened = co_await env_.queue->Open(envelope);
+    open_status_ = opened.status();
     if (!opened.ok()) {
       spdlog::warn("queue file write error opening a message for {}: {}", client_,
                    opened.status().ToString());
@@ -414,7 +415,7 @@ class SmtpSession {
   // reply; a step without a reply means the connection is gone.
   asio::awaitable<protocol::Step> ReceiveData() {
     std::optional<MessageInProgress> message = co_await OpenMessage();
-    protocol::Step step = machine_->QueueOpened(message.has_value());
+    protocol::Step step = machine_->QueueOpened(message.has_value(), absl::IsResourceExhausted(open_status_));
     if (step.action != protocol::Action::kReadData) co_return step;
     Answer(step);
     if (!co_await Flush()) co_return protocol::Step{};
@@ -429,7 +430,9 @@ class SmtpSession {
     protocol::DataOutcome outcome = protocol::DataOutcome::kTooBig;
     if (!message->too_big) {
       absl::Status committed = co_await Commit(*message);
-      outcome = committed.ok() ? protocol::DataOutcome::kQueued : protocol::DataOutcome::kQueueError;
+      outcome = committed.ok()                         ? protocol::DataOutcome::kQueued
+                : absl::IsResourceExhausted(committed) ? protocol::DataOutcome::kNoStorage
+                                                       : protocol::DataOutcome::kQueueError;
     }
     co_return machine_->DataFinished(outcome, message->queue_id);
   }
@@ -457,18 +460,21 @@ class SmtpSession {
       if (!co_await ReadMore(/*within_record=*/false)) co_return protocol::Step{};
     }
     protocol::BdatOutcome outcome = protocol::BdatOutcome::kKept;
+    const auto failure = [](const absl::Status& status) {
+      return absl::IsResourceExhausted(status) ? protocol::BdatOutcome::kNoStorage : protocol::BdatOutcome::kQueueError;
+    };
     if (open_failed) {
-      outcome = protocol::BdatOutcome::kQueueError;
+      outcome = failure(open_status_);
     } else if (!keep) {
       outcome = protocol::BdatOutcome::kDiscarded;
     } else if (bdat_message_->too_big) {
       outcome = protocol::BdatOutcome::kTooBig;
     } else if (!bdat_message_->queue_status.ok()) {
-      outcome = protocol::BdatOutcome::kQueueError;
+      outcome = failure(bdat_message_->queue_status);
     } else if (chunk.last) {
       bdat_message_->crlf.Finish(&bdat_message_->pending);
-      outcome = (co_await Commit(*bdat_message_)).ok() ? protocol::BdatOutcome::kQueued
-                                                       : protocol::BdatOutcome::kQueueError;
+      const absl::Status committed = co_await Commit(*bdat_message_);
+      outcome = committed.ok() ? protocol::BdatOutcome::kQueued : failure(committed);
     }
     const uint64_t total = bdat_message_ ? bdat_message_->client_bytes : 0;
     const std::string queue_id = bdat_message_ ? bdat_message_->queue_id : "";
@@ -567,6 +573,7 @@ class SmtpSession {
   std::optional<MessageInProgress> bdat_message_;  // Across the BDAT commands of one message.
   bool in_message_ = false;
   bool admitted_ = false;
+  absl::Status open_status_;  // How the last Open of the queue went.
   std::chrono::steady_clock::time_point record_deadline_;  // See ReadMore.  // Counted by the client limiter: released at the end.
   // False once the session is gone; drain nudges posted earlier check it before touching `this`.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -1,0 +1,204 @@
+"""Faults between the services and under them: queue-service killed in the middle of a message,
+its disk (nearly) full, and a soak – sustained load while queue-service is SIGKILLed and restarted
+again and again – after which every acknowledged message is in the mailbox (exactly once, or at
+worst duplicated by the at-least-once window), with the counts printed.
+
+POSTGATE_SOAK_SECONDS sets the soak's length (default 40 s in ./scripts/test; see tests/README.md
+for the long run)."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
+
+
+def open_transaction(port, recipient="bar@mail169.com"):
+    connection = SmtpConnection(port)
+    connection.read_reply()
+    for line in ("EHLO client.test", "MAIL FROM:<foo@mail169.com>", f"RCPT TO:<{recipient}>"):
+        reply = connection.command(line)
+        assert reply.startswith("250"), reply
+    return connection
+
+
+class QueueKilledMidMessageTest(unittest.TestCase):
+    def setUp(self):
+        self.postgate = Postgate({"postgate_queue_timeout": "3s", "postgate_queue_replay_limit": "0"}).start()
+
+    def tearDown(self):
+        self.postgate.cleanup()
+
+    def test_sigkill_during_upload_gives_451_and_nothing_half_stored(self):
+        connection = open_transaction(self.postgate.smtp_port)
+        try:
+            self.assertTrue(connection.command("DATA").startswith("354"))
+            connection.send("Subject: cut short\r\n\r\n" + "z" * 300_000 + "\r\n")  # Several chunks upload.
+            self.postgate.queue.stop(signal.SIGKILL)
+            connection.send(".\r\n")
+            self.assertEqual(connection.read_reply(), "451 4.3.0 Error: queue file write error\r\n")
+            self.assertEqual(connection.command("NOOP"), "250 2.0.0 Ok\r\n")  # The session lives on.
+        finally:
+            connection.close()
+        self.postgate.start_queue()  # Restarts on the same data; recovery drops orphaned chunks.
+
+        def accepted():
+            try:
+                return send_message(self.postgate.smtp_port).startswith("250 2.0.0 Ok: queued as")
+            except AssertionError:
+                return False
+
+        wait_for(accepted, timeout=30, interval=0.2, what="the gateway to reconnect by itself")
+        texts = self.postgate.wait_delivered("bar", 1)
+        self.assertFalse(any("cut short" in t for t in texts))
+
+
+class DiskFullTest(unittest.TestCase):
+    """The queue's data directory on a 48 MB tmpfs, filled up to below queue_minfree
+    (1.5 × message_size_limit = 1.5 MB here)."""
+
+    def setUp(self):
+        self.postgate = Postgate({"message_size_limit": "1000000"})
+        self.mount = self.postgate.data_dir
+        saved = tempfile.mkdtemp(prefix="postgate-data-")
+        shutil.copytree(self.mount, saved, dirs_exist_ok=True)  # Certificates, admin token.
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", self.mount], check=True)
+        shutil.copytree(saved, self.mount, dirs_exist_ok=True)
+        shutil.rmtree(saved)
+        self.filler = os.path.join(self.mount, "filler")
+        self.postgate.start()
+
+    def tearDown(self):
+        self.postgate.stop()
+        subprocess.run(["umount", self.mount], check=False)
+        self.postgate.cleanup()
+
+    def fill(self, leave_bytes):
+        stats = os.statvfs(self.mount)
+        size = stats.f_bavail * stats.f_frsize - leave_bytes
+        with open(self.filler, "wb") as out:
+            out.truncate(0)
+            chunk = b"\0" * (1 << 20)
+            while size > 0:
+                out.write(chunk[:min(size, len(chunk))])
+                size -= len(chunk)
+
+    def test_new_mail_gets_452_and_queued_mail_is_untouched(self):
+        queued = re.search(QUEUE_ID, send_message(self.postgate.smtp_port, recipients=("user@example.org",),
+                                                  body="Subject: waiting\r\n\r\nkept safe\r\n")).group(0)
+        stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
+        wait_for(lambda: stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queued)).state
+                 == queue_pb2.MESSAGE_STATE_DEFERRED, what="the remote message deferred (defer_transports)")
+        self.fill(leave_bytes=1_000_000)
+
+        connection = open_transaction(self.postgate.smtp_port)
+        try:
+            self.assertEqual(connection.command("DATA"), "452 4.3.1 Insufficient system storage\r\n")
+            self.assertEqual(connection.command("RCPT TO:<bar@mail169.com>"), "503 5.5.1 Error: need MAIL command\r\n")
+        finally:
+            connection.close()
+        self.postgate.gateway.wait_log(r"insufficient system storage: \d+ bytes free")
+
+        # What was queued before is still there, whole.
+        message = stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queued))
+        self.assertEqual(message.state, queue_pb2.MESSAGE_STATE_DEFERRED)
+        content = b"".join(c.data for c in stub.GetMessageContent(
+            queue_pb2.GetMessageContentRequest(queue_id=queued), metadata=self.postgate.admin_metadata()))
+        self.assertIn(b"kept safe", content)
+
+        # Space again: mail is accepted at once, without a restart.
+        os.unlink(self.filler)
+        self.assertRegex(send_message(self.postgate.smtp_port), r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
+        self.postgate.wait_delivered("bar", 1)
+
+
+class SoakTest(unittest.TestCase):
+    SECONDS = float(os.environ.get("POSTGATE_SOAK_SECONDS", "40"))
+    KILL_EVERY = 8.0  # Seconds between SIGKILLs of queue-service.
+
+    def setUp(self):
+        self.postgate = Postgate({"postgate_queue_timeout": "3s"}).start()
+
+    def tearDown(self):
+        self.postgate.cleanup()
+
+    def test_acknowledged_mail_survives_repeated_sigkills(self):
+        acknowledged, refused = [], [0]
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def sender(worker):
+            n = 0
+            while not stop.is_set():
+                n += 1
+                marker = f"soak-{worker}-{n}"
+                try:
+                    reply = send_message(self.postgate.smtp_port, body=f"Subject: {marker}\r\n\r\n{marker}\r\n")
+                except (OSError, AssertionError, ConnectionError):
+                    reply = ""
+                match = re.match(rf"250 2\.0\.0 Ok: queued as ({QUEUE_ID})", reply)
+                with lock:
+                    if match:
+                        acknowledged.append((marker, match.group(1)))
+                    else:
+                        refused[0] += 1  # 451 or a reset: not acknowledged; a real client retries.
+
+        threads = [threading.Thread(target=sender, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        kills = 0
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < self.SECONDS:
+                before = len(acknowledged)
+                # Load flows between kills (a condition, with a deadline), then the next SIGKILL.
+                wait_for(lambda: len(acknowledged) >= before + 20, timeout=30, what="mail flowing again")
+                deadline = min(started + self.SECONDS, time.monotonic() + self.KILL_EVERY)
+                while time.monotonic() < deadline and not stop.is_set():
+                    stop.wait(0.2)  # The load runs meanwhile; this is the soak's pacing, not a wait for state.
+                if time.monotonic() - started >= self.SECONDS:
+                    break
+                self.postgate.queue.stop(signal.SIGKILL)
+                kills += 1
+                self.postgate.start_queue()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+        with lock:
+            expected = list(acknowledged)
+
+        # Every acknowledged queue ID (from the Received: header "id …") in the mailbox, counted once.
+        wait_for(lambda: len(self.postgate.maildir_files("bar")) >= len(expected), timeout=180,
+                 what=f"{len(expected)} acknowledged messages delivered")
+        copies = {}
+        for text in self.postgate.read_maildir("bar"):
+            match = re.search(r"\bid (" + QUEUE_ID + r")\n", text)
+            if match:
+                copies.setdefault(match.group(1), []).append(text)
+        once = duplicated = lost = 0
+        for marker, queue_id in expected:
+            found = [t for t in copies.get(queue_id, []) if marker in t]
+            if not found:
+                lost += 1
+            elif len(found) == 1:
+                once += 1
+            else:
+                duplicated += 1
+        print(f"\nsoak: {self.SECONDS:.0f} s, {kills} SIGKILLs of queue-service, {len(expected)} acknowledged, "
+              f"{once} delivered once, {duplicated} duplicated, {lost} lost; {refused[0]} sessions refused "
+              f"(451 or reset, not acknowledged)", flush=True)
+        self.assertGreaterEqual(kills, 2)
+        self.assertEqual(lost, 0)
+        self.assertLessEqual(duplicated, kills)  # At most the one in flight per kill.
+
+
+if __name__ == "__main__":
+    unittest.main()
