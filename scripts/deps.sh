@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Postgate needs to build, run and test, skipping what is present.
-# Usage: scripts/deps.sh [build|test]   (test = build + the real SMTP/gRPC/Prometheus peers the tests use)
+# Usage: scripts/deps.sh [build|test|fuzz]   (test = build + the real SMTP/gRPC/Prometheus peers the
+# tests use and clang for the fuzz targets; fuzz = build + clang and libFuzzer)
 set -euo pipefail
 
 build_pkgs=(
@@ -16,8 +17,11 @@ test_pkgs=(
   postfix python3-yaml dnsmasq-base yamllint unzip buildah podman runc debootstrap uidmap
 )
 
+fuzz_pkgs=(clang-14 libclang-rt-14-dev)
+
 want=("${build_pkgs[@]}")
-[ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")
+[ "${1:-build}" = test ] && want+=("${test_pkgs[@]}" "${fuzz_pkgs[@]}")
+[ "${1:-build}" = fuzz ] && want+=("${fuzz_pkgs[@]}")
 
 missing=()
 for p in "${want[@]}"; do

@@ -84,11 +84,7 @@ grpc::Status QueueApiService::Enqueue(
   v1::EnqueueRequest request;
   if (!stream->Read(&request)) return grpc::Status(grpc::StatusCode::CANCELLED, "no envelope");
   if (!request.has_envelope()) return InvalidArgument("envelope", "must be the first message");
-  if (request.envelope().recipients().empty()) return InvalidArgument("envelope.recipients", "empty");
-  if (request.envelope().recipient_options_size() != 0 &&
-      request.envelope().recipient_options_size() != request.envelope().recipients_size()) {
-    return InvalidArgument("envelope.recipient_options", "one entry per recipient, or none");
-  }
+  if (absl::Status valid = ValidateEnvelope(request.envelope()); !valid.ok()) return ToGrpcStatus(valid);
 
   if (!accepting_.load()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica is not accepting new messages (draining)");
