@@ -32,6 +32,9 @@ def wait_for(condition, timeout=15.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error: |SUMMARY: UndefinedBehaviorSanitizer")
+
+
 class Service:
     """One running binary whose stderr is collected line by line."""
 
@@ -76,6 +79,10 @@ class Service:
                 self.process.wait()
         self._reader.join(timeout=5)
         self.process.stdout.close()
+        # Under the sanitizer build (scripts/sanitize) a report fails the test that ran the service.
+        reports = [l for l in self.log() if SANITIZER_REPORT.search(l)]
+        if reports:
+            raise AssertionError(f"{self.name}: sanitizer report:\n" + "\n".join(self.log()[-80:]))
 
 
 class Postgate:
@@ -141,13 +148,21 @@ class Postgate:
             raise
 
     def stop(self):
+        problems = []
         for service in (self.gateway, self.queue):
             if service:
-                service.stop()
+                try:
+                    service.stop()
+                except AssertionError as problem:  # A sanitizer report: stop the rest, then say it.
+                    problems.append(problem)
+        if problems:
+            raise problems[0]
 
     def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def maildir_files(self, user, sub="new"):
         path = os.path.join(self.data_dir, "mail", user, sub)
