@@ -2,10 +2,13 @@
 (smtpd_client_connection_count_limit / _rate_limit, mynetworks exempt by default), the global
 session limit with back-pressure, smtpd_timeout as a per-record deadline (a slowloris is cut),
 smtpd_junk_command_limit, and overlong lines."""
+import os
+import re
 import select
 import socket
 import time
 import unittest
+import urllib.request
 
 from postgate_harness import Postgate, SmtpConnection, send_message, wait_for
 
@@ -155,6 +158,33 @@ class TimeoutTest(LimitsTestCase):
         self.assertEqual(said, "421 4.4.2 mail169.com Error: timeout exceeded\r\n")
         self.assertLess(elapsed, 4)
         self.assertEqual(self.postgate.maildir_files("bar"), [])  # Nothing half-received was kept.
+
+
+class IdleSessionCostTest(LimitsTestCase):
+    """What a slowloris costs while it lasts: one coroutine and its small buffers."""
+
+    def test_hundreds_of_half_sent_commands_cost_a_few_kilobytes_each(self):
+        with open(f"/proc/{self.postgate.gateway.process.pid}/status") as status:
+            before = int(re.search(r"^VmRSS:\s+(\d+) kB", status.read(), re.M).group(1))
+        count = 400
+        for _ in range(count):
+            connection, reply = self.open()
+            self.assertTrue(reply.startswith("220 "))
+            connection.send(b"EHLO slow")  # And then nothing: a command that never ends.
+        wait_for(lambda: self.active_sessions() == count, what=f"{count} sessions open")
+        with open(f"/proc/{self.postgate.gateway.process.pid}/status") as status:
+            after = int(re.search(r"^VmRSS:\s+(\d+) kB", status.read(), re.M).group(1))
+        per_session = (after - before) / count
+        print(f"\n{count} half-sent commands: gateway RSS {before} → {after} KiB, {per_session:.1f} KiB each",
+              flush=True)
+        limit = 200 if os.environ.get("POSTGATE_SANITIZER") else 48  # ASan pads every allocation.
+        self.assertLess(per_session, limit)
+
+    def active_sessions(self):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.postgate.gateway_metrics_port}/metrics",
+                                    timeout=10) as response:
+            text = response.read().decode()
+        return float(re.search(r"^postgate_smtpd_active_sessions ([0-9.e+]+)$", text, re.M).group(1))
 
 
 class JunkCommandLimitTest(LimitsTestCase):
