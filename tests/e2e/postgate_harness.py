@@ -257,6 +257,72 @@ class PostgateTestCase(unittest.TestCase):
         cls.postgate.cleanup()
 
 
+class AcknowledgedLoad:
+    """`senders` clients sending one message per session to bar@ until stop(); remembers each
+    (marker, queue ID) that got "250 … queued as", and counts the sessions that did not (451 or a
+    reset: not acknowledged, a real client would send again)."""
+
+    def __init__(self, postgate, senders=4):
+        self.postgate = postgate
+        self.acknowledged = []
+        self.refused = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._send, args=(i,)) for i in range(senders)]
+        for thread in self._threads:
+            thread.start()
+
+    def _send(self, worker):
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            marker = f"load-{worker}-{n}"
+            try:
+                reply = send_message(self.postgate.smtp_port, body=f"Subject: {marker}\r\n\r\n{marker}\r\n")
+            except (OSError, AssertionError, ConnectionError):
+                reply = ""
+            match = re.match(rf"250 2\.0\.0 Ok: queued as ({QUEUE_ID})", reply)
+            with self._lock:
+                if match:
+                    self.acknowledged.append((marker, match.group(1)))
+                else:
+                    self.refused += 1
+
+    def count(self):
+        with self._lock:
+            return len(self.acknowledged)
+
+    def stop(self):
+        """Stops the senders; returns the acknowledged (marker, queue ID) pairs."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+        with self._lock:
+            return list(self.acknowledged)
+
+
+def delivery_counts(postgate, acknowledged, timeout=180):
+    """Waits until bar's Maildir holds as many files as `acknowledged` has messages, then returns
+    (delivered once, duplicated, lost), matching each by the queue ID in its Received: header and
+    its marker."""
+    wait_for(lambda: len(postgate.maildir_files("bar")) >= len(acknowledged), timeout=timeout,
+             what=f"{len(acknowledged)} acknowledged messages delivered")
+    copies = {}
+    for text in postgate.read_maildir("bar"):
+        match = re.search(r"\bid (" + QUEUE_ID + r")\n", text)
+        if match:
+            copies.setdefault(match.group(1), []).append(text)
+    once = duplicated = lost = 0
+    for marker, queue_id in acknowledged:
+        found = [t for t in copies.get(queue_id, []) if marker in t]
+        if not found:
+            lost += 1
+        elif len(found) == 1:
+            once += 1
+        else:
+            duplicated += 1
+    return once, duplicated, lost
+
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
 

@@ -1,15 +1,11 @@
 """Nothing acknowledged is lost: SIGKILL of queue-service under load, a queue that is down or
 stalled, and clients that vanish mid-DATA."""
-import re
 import signal
 import socket
-import threading
 import unittest
 
-import grpc
-
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
+from postgate_harness import AcknowledgedLoad, Postgate, SmtpConnection, delivery_counts, send_message, wait_for
 
 
 class KillQueueServiceTest(unittest.TestCase):
@@ -20,52 +16,19 @@ class KillQueueServiceTest(unittest.TestCase):
         self.postgate.cleanup()
 
     def test_sigkill_loses_no_acknowledged_message_and_delivers_each_once(self):
-        acknowledged = []  # (marker, queue id)
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def sender(worker):
-            n = 0
-            while not stop.is_set():
-                n += 1
-                marker = f"marker-{worker}-{n}"
-                try:
-                    reply = send_message(self.postgate.smtp_port, body=f"Subject: {marker}\r\n\r\n{marker}\r\n")
-                except (OSError, AssertionError, ConnectionError):
-                    continue  # 451 at MAIL/DATA or a reset: not acknowledged, the client would retry.
-                match = re.match(rf"250 2\.0\.0 Ok: queued as ({QUEUE_ID})", reply)
-                if match:
-                    with lock:
-                        acknowledged.append((marker, match.group(1)))
-
-        threads = [threading.Thread(target=sender, args=(i,)) for i in range(4)]
-        for thread in threads:
-            thread.start()
+        load = AcknowledgedLoad(self.postgate)
         try:
-            wait_for(lambda: len(acknowledged) >= 60, timeout=60, what="60 acknowledged messages")
+            wait_for(lambda: load.count() >= 60, timeout=60, what="60 acknowledged messages")
             self.postgate.queue.stop(signal.SIGKILL)
-            killed_at = len(acknowledged)
+            killed_at = load.count()
             self.postgate.start_queue()  # Same data directory and port; recovers on start.
-            wait_for(lambda: len(acknowledged) >= killed_at + 30, timeout=60,
+            wait_for(lambda: load.count() >= killed_at + 30, timeout=60,
                      what="the gateway to deliver to the restarted queue")
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
-
-        with lock:
-            expected = list(acknowledged)
-
-        def all_delivered():
-            texts = self.postgate.read_maildir("bar")
-            return all(any(queue_id in t for t in texts) for _, queue_id in expected) and texts
-
-        texts = wait_for(all_delivered, timeout=60, what=f"all {len(expected)} acknowledged messages in the Maildir")
-        for marker, queue_id in expected:
-            copies = [t for t in texts if f"id {queue_id}\n" in t]
-            self.assertEqual(len(copies), 1, f"{queue_id} delivered {len(copies)} times")
-            self.assertIn(marker, copies[0])
-        print(f"\n{len(expected)} acknowledged, {killed_at} before the SIGKILL; recovery log: "
+            acknowledged = load.stop()
+        once, duplicated, lost = delivery_counts(self.postgate, acknowledged, timeout=60)
+        self.assertEqual((once, duplicated, lost), (len(acknowledged), 0, 0))
+        print(f"\n{len(acknowledged)} acknowledged, {killed_at} before the SIGKILL; recovery log: "
               f"{[l for l in self.postgate.queue.log() if 'resuming' in l]}", flush=True)
 
 

@@ -11,12 +11,11 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
+from postgate_harness import QUEUE_ID, AcknowledgedLoad, Postgate, SmtpConnection, delivery_counts, send_message, wait_for
 
 
 def open_transaction(port, recipient="bar@mail169.com"):
@@ -129,71 +128,28 @@ class SoakTest(unittest.TestCase):
         self.postgate.cleanup()
 
     def test_acknowledged_mail_survives_repeated_sigkills(self):
-        acknowledged, refused = [], [0]
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def sender(worker):
-            n = 0
-            while not stop.is_set():
-                n += 1
-                marker = f"soak-{worker}-{n}"
-                try:
-                    reply = send_message(self.postgate.smtp_port, body=f"Subject: {marker}\r\n\r\n{marker}\r\n")
-                except (OSError, AssertionError, ConnectionError):
-                    reply = ""
-                match = re.match(rf"250 2\.0\.0 Ok: queued as ({QUEUE_ID})", reply)
-                with lock:
-                    if match:
-                        acknowledged.append((marker, match.group(1)))
-                    else:
-                        refused[0] += 1  # 451 or a reset: not acknowledged; a real client retries.
-
-        threads = [threading.Thread(target=sender, args=(i,)) for i in range(4)]
-        for thread in threads:
-            thread.start()
+        load = AcknowledgedLoad(self.postgate)
         kills = 0
         started = time.monotonic()
         try:
             while time.monotonic() - started < self.SECONDS:
-                before = len(acknowledged)
+                before = load.count()
                 # Load flows between kills (a condition, with a deadline), then the next SIGKILL.
-                wait_for(lambda: len(acknowledged) >= before + 20, timeout=30, what="mail flowing again")
-                deadline = min(started + self.SECONDS, time.monotonic() + self.KILL_EVERY)
-                while time.monotonic() < deadline and not stop.is_set():
-                    stop.wait(0.2)  # The load runs meanwhile; this is the soak's pacing, not a wait for state.
+                wait_for(lambda: load.count() >= before + 20, timeout=30, what="mail flowing again")
+                # The soak's timeline: the load runs KILL_EVERY seconds before the next kill. This
+                # paces the attack; nothing waits here for the system to reach some state.
+                time.sleep(max(0.0, min(started + self.SECONDS, time.monotonic() + self.KILL_EVERY) - time.monotonic()))
                 if time.monotonic() - started >= self.SECONDS:
                     break
                 self.postgate.queue.stop(signal.SIGKILL)
                 kills += 1
                 self.postgate.start_queue()
         finally:
-            stop.set()
-            for thread in threads:
-                thread.join()
+            acknowledged = load.stop()
 
-        with lock:
-            expected = list(acknowledged)
-
-        # Every acknowledged queue ID (from the Received: header "id …") in the mailbox, counted once.
-        wait_for(lambda: len(self.postgate.maildir_files("bar")) >= len(expected), timeout=180,
-                 what=f"{len(expected)} acknowledged messages delivered")
-        copies = {}
-        for text in self.postgate.read_maildir("bar"):
-            match = re.search(r"\bid (" + QUEUE_ID + r")\n", text)
-            if match:
-                copies.setdefault(match.group(1), []).append(text)
-        once = duplicated = lost = 0
-        for marker, queue_id in expected:
-            found = [t for t in copies.get(queue_id, []) if marker in t]
-            if not found:
-                lost += 1
-            elif len(found) == 1:
-                once += 1
-            else:
-                duplicated += 1
-        print(f"\nsoak: {self.SECONDS:.0f} s, {kills} SIGKILLs of queue-service, {len(expected)} acknowledged, "
-              f"{once} delivered once, {duplicated} duplicated, {lost} lost; {refused[0]} sessions refused "
+        once, duplicated, lost = delivery_counts(self.postgate, acknowledged)
+        print(f"\nsoak: {self.SECONDS:.0f} s, {kills} SIGKILLs of queue-service, {len(acknowledged)} acknowledged, "
+              f"{once} delivered once, {duplicated} duplicated, {lost} lost; {load.refused} sessions refused "
               f"(451 or reset, not acknowledged)", flush=True)
         self.assertGreaterEqual(kills, 2)
         self.assertEqual(lost, 0)
