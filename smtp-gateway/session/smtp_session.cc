@@ -486,11 +486,14 @@ class SmtpSession {
   // Reads what the client sent next into input_. False when the client is gone or timed out
   // (then the 421 has been sent). smtpd_timeout is a deadline for a whole record – a command
   // line or a content line (Postfix's smtpd_per_record_deadline = yes) – so a client trickling
-  // a byte at a time is cut when it runs out, however often it sends.
+  // a byte at a time is cut when it runs out, however often it sends. `within_record`: the
+  // caller holds part of a record; it started in the last read if that read brought a line end.
   asio::awaitable<bool> ReadMore(bool within_record) {
     const size_t old_size = input_.size();
     input_.resize(old_size + kReadSize);
-    if (!within_record) record_deadline_ = std::chrono::steady_clock::now() + env_.timeout;
+    if (!within_record || line_end_in_last_read_) {
+      record_deadline_ = std::chrono::steady_clock::now() + env_.timeout;
+    }
     timer_.expires_at(record_deadline_);
     const auto buffer = asio::buffer(input_.data() + old_size, kReadSize);
     std::variant<std::tuple<std::error_code, size_t>, std::tuple<std::error_code>> result;
@@ -509,6 +512,7 @@ class SmtpSession {
     }
     auto [error, bytes] = std::get<0>(result);
     input_.resize(old_size + bytes);
+    line_end_in_last_read_ = absl::string_view(input_.data() + old_size, bytes).find('\n') != absl::string_view::npos;
     if (error == asio::error::operation_aborted && env_.drain->draining()) {
       co_await SayShuttingDown();  // Nudged while idle.
       co_return false;
@@ -574,7 +578,8 @@ class SmtpSession {
   bool in_message_ = false;
   bool admitted_ = false;
   absl::Status open_status_;  // How the last Open of the queue went.
-  std::chrono::steady_clock::time_point record_deadline_;  // See ReadMore.  // Counted by the client limiter: released at the end.
+  std::chrono::steady_clock::time_point record_deadline_;  // See ReadMore.
+  bool line_end_in_last_read_ = false;  // Counted by the client limiter: released at the end.
   // False once the session is gone; drain nudges posted earlier check it before touching `this`.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   uint64_t drain_handle_ = 0;

@@ -150,6 +150,22 @@ class TimeoutTest(LimitsTestCase):
         self.assertEqual(said, "421 4.4.2 mail169.com Error: timeout exceeded\r\n")
         self.assertLess(elapsed, 4)
 
+    def test_a_slow_but_steady_message_is_not_cut(self):
+        # 6 s of DATA at 2 KB every 0.5 s, each piece ending mid-line: every line ends well within
+        # the 2 s deadline, so the message is accepted however long it takes as a whole.
+        connection, _ = self.open()
+        for line in ("EHLO x", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<bar@mail169.com>", "DATA"):
+            connection.command(line)
+        connection.send(b"Subject: steady\r\n\r\n")
+        line = b"s" * 700 + b"\r\n"
+        stream = line * 40
+        for offset in range(0, len(stream), 2000):
+            connection.send(stream[offset:offset + 2000])
+            readable, _, _ = select.select([connection.sock], [], [], 0.5)  # The client's pace.
+            self.assertFalse(readable, "the server spoke (timed out?) in the middle of the message")
+        connection.send(b".\r\n")
+        self.assertRegex(connection.read_reply(), r"^250 2\.0\.0 Ok: queued as ")
+
     def test_slow_content_lines_are_cut_too(self):
         connection, _ = self.open()
         for line in ("EHLO x", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<bar@mail169.com>", "DATA"):
