@@ -37,21 +37,21 @@ absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
   return absl::InternalError(message);
 }
 
-rocksdb::WriteOptions SyncWrite() {
-  rocksdb::WriteOptions options;
-  options.sync = true;
-  return options;
-}
-
 }  // namespace
 
 RocksDbMessageStore::RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db,
-                                         std::shared_ptr<rocksdb::Statistics> statistics)
-    : db_(std::move(db)), statistics_(std::move(statistics)) {}
+                                         std::shared_ptr<rocksdb::Statistics> statistics, bool sync)
+    : db_(std::move(db)), statistics_(std::move(statistics)), sync_(sync) {}
+
+absl::Status RocksDbMessageStore::WriteDurably(rocksdb::WriteBatch* batch, absl::string_view what) {
+  rocksdb::WriteOptions options;
+  options.sync = sync_;
+  return FromRocks(db_->Write(options, batch), what);
+}
 RocksDbMessageStore::~RocksDbMessageStore() = default;
 
 absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> RocksDbMessageStore::Open(
-    const std::string& directory) {
+    const std::string& directory, bool sync) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.IncreaseParallelism(2);
@@ -65,7 +65,7 @@ absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> RocksDbMessageStore::Open(
   rocksdb::Status status = rocksdb::DB::Open(options, directory, &raw);
   if (!status.ok()) return FromRocks(status, absl::StrCat("open ", directory));
   return std::unique_ptr<RocksDbMessageStore>(
-      new RocksDbMessageStore(std::unique_ptr<rocksdb::DB>(raw), options.statistics));
+      new RocksDbMessageStore(std::unique_ptr<rocksdb::DB>(raw), options.statistics, sync));
 }
 
 uint64_t RocksDbMessageStore::WalSyncs() const {
@@ -89,7 +89,7 @@ absl::Status RocksDbMessageStore::WriteRecord(const StoredMessage& record, bool 
   if (drop_content) {
     for (uint32_t i = 0; i < record.chunk_count(); ++i) batch.Delete(ChunkKey(id, i));
   }
-  return FromRocks(db_->Write(SyncWrite(), &batch), "write record");
+  return WriteDurably(&batch, "write record");
 }
 
 absl::Status RocksDbMessageStore::Commit(const StoredMessage& record) {
@@ -141,7 +141,7 @@ absl::Status RocksDbMessageStore::Delete(const StoredMessage& record) {
   rocksdb::WriteBatch batch;
   batch.Delete(RecordKey(id));
   for (uint32_t i = 0; i < record.chunk_count(); ++i) batch.Delete(ChunkKey(id, i));
-  return FromRocks(db_->Write(SyncWrite(), &batch), "delete message");
+  return WriteDurably(&batch, "delete message");
 }
 
 absl::Status RocksDbMessageStore::Scan(const std::string& after,
@@ -184,7 +184,7 @@ absl::StatusOr<uint64_t> RocksDbMessageStore::RemoveOrphans() {
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scan content");
   if (removed > 0) {
-    absl::Status written = FromRocks(db_->Write(SyncWrite(), &batch), "remove orphans");
+    absl::Status written = WriteDurably(&batch, "remove orphans");
     if (!written.ok()) return written;
   }
   return removed;

@@ -13,14 +13,17 @@
 namespace rocksdb {
 class DB;
 class Statistics;
+class WriteBatch;
 }
 
 namespace postgate::queue {
 
 class RocksDbMessageStore : public MessageStore {
  public:
-  // Opens (creating if needed) the database in `directory`.
-  static absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> Open(const std::string& directory);
+  // Opens (creating if needed) the database in `directory`. `sync` = false makes every write
+  // unsynced: only for measuring what the fsync costs (store_benchmark); the services never do.
+  static absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> Open(const std::string& directory,
+                                                                    bool sync = true);
   ~RocksDbMessageStore() override;
 
   absl::Status PutChunk(const std::string& id, uint32_t index, absl::string_view data) override;
@@ -41,11 +44,13 @@ class RocksDbMessageStore : public MessageStore {
   uint64_t SyncedWrites() const;
 
  private:
-  RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<rocksdb::Statistics> statistics);
+  RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<rocksdb::Statistics> statistics, bool sync);
+  absl::Status WriteDurably(rocksdb::WriteBatch* batch, absl::string_view what);  // Synced unless !sync_.
   absl::Status WriteRecord(const StoredMessage& record, bool drop_content);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
+  bool sync_;
 };
 
 }  // namespace postgate::queue
