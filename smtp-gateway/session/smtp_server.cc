@@ -60,6 +60,8 @@ asio::awaitable<void> AcceptSmtpConnections(asio::ip::tcp::acceptor& acceptor,
                        std::rethrow_exception(failure);
                      } catch (const std::exception& e) {
                        spdlog::error("session ended by an exception: {}", e.what());
+                     } catch (...) {  // Never let it escape into the io_context's thread.
+                       spdlog::error("session ended by an unknown exception");
                      }
                    });
   }
