@@ -351,9 +351,26 @@ class Sink:
         except OSError:
             return False
 
+    def open_dump_files(self):
+        """Files smtp-sink still has open: it writes a dump file as the session goes and closes it
+        after the end of DATA, so only a closed file is a whole message."""
+        fd_dir = f"/proc/{self.process.pid}/fd"
+        paths = set()
+        for fd in os.listdir(fd_dir):
+            try:
+                paths.add(os.readlink(os.path.join(fd_dir, fd)))
+            except OSError:
+                pass  # Closed between the listing and the readlink.
+        return paths
+
     def messages(self):
+        """The whole messages the sink received, in the order of their file names."""
         texts = []
-        for name in sorted(os.listdir(self.dump)):
+        names = sorted(os.listdir(self.dump))  # Before the open files: a file listed and then not
+        open_files = self.open_dump_files()     # open is closed, hence whole.
+        for name in names:
+            if os.path.realpath(os.path.join(self.dump, name)) in open_files:
+                continue
             with open(os.path.join(self.dump, name), "rb") as f:
                 texts.append(f.read().decode("utf-8", "replace"))
         return texts
