@@ -42,6 +42,11 @@ void DeliveryAgent::LockMessage(const std::string& id) {
   busy_.insert(id);
 }
 
+bool DeliveryAgent::TryLockMessage(const std::string& id) {
+  absl::MutexLock lock(&busy_mu_);
+  return busy_.insert(id).second;
+}
+
 void DeliveryAgent::UnlockMessage(const std::string& id) {
   absl::MutexLock lock(&busy_mu_);
   busy_.erase(id);
@@ -244,27 +249,102 @@ void DeliveryAgent::Enqueue(Work work) {
 }
 
 void DeliveryAgent::WorkerLoop(bool remote) {
+  // A local worker takes what is waiting, up to this many messages, and delivers them together.
+  constexpr size_t kLocalBatch = 64;
   for (;;) {
-    Work work;
+    std::vector<Work> works;
     {
       absl::MutexLock lock(&mu_);
       std::deque<Work>& queue = remote ? pending_remote_ : pending_;
       auto ready = [this, &queue]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
-      work = std::move(queue.front());
-      queue.pop_front();
+      const size_t take = remote ? 1 : std::min(queue.size(), kLocalBatch);
+      for (size_t i = 0; i < take; ++i) {
+        works.push_back(std::move(queue.front()));
+        queue.pop_front();
+      }
     }
-    const bool again = Process(work);
+    std::vector<Work> again;
+    if (works.size() == 1) {
+      if (Process(works.front())) again.push_back(works.front());
+    } else {
+      again = ProcessLocalBatch(works);
+    }
     {
       absl::MutexLock lock(&mu_);
-      (remote ? remote_queued_or_running_ : queued_or_running_).erase(work.id);
+      for (const Work& work : works) (remote ? remote_queued_or_running_ : queued_or_running_).erase(work.id);
     }
-    if (again) {  // A destination at its concurrency limit: back in line, after the others.
+    if (!again.empty()) {  // A destination at its concurrency limit: back in line, after the others.
       absl::SleepFor(absl::Milliseconds(20));
-      Enqueue(work);
+      for (Work& work : again) Enqueue(std::move(work));
     }
   }
+}
+
+std::vector<DeliveryAgent::Work> DeliveryAgent::ProcessLocalBatch(const std::vector<Work>& works) {
+  std::vector<Work> locked, busy, again;
+  for (const Work& work : works) (TryLockMessage(work.id) ? locked : busy).push_back(work);
+  // First every Maildir file of the batch, made durable together; then the usual attempt for
+  // each message, which finds its files in place and records the deliveries.
+  MaildirBatch files;
+  for (const Work& work : locked) Prewrite(work.id, files);
+  if (absl::Status finished = files.Finish(); !finished.ok()) {
+    spdlog::warn("batched mailbox writes: {} (each delivery is tried again alone)", finished.ToString());
+  }
+  std::vector<PendingSave> saves;
+  for (const Work& work : locked) {
+    if (ProcessLocked(work, &saves)) again.push_back(work);
+  }
+  SaveAll(saves);
+  for (const Work& work : locked) UnlockMessage(work.id);
+  // A message another worker holds (an SMTP conversation, an operator action) is done alone.
+  for (const Work& work : busy) {
+    if (Process(work)) again.push_back(work);
+  }
+  return again;
+}
+
+void DeliveryAgent::Prewrite(const std::string& id, MaildirBatch& files) {
+  absl::StatusOr<StoredMessage> record = store_.Get(id);
+  if (!record.ok()) return;  // ProcessLocked reports it.
+  const v1::Message& message = record->message();
+  if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) return;
+  const ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
+    return store_.ReadContent(*record, sink);
+  };
+  for (int i = 0; i < message.recipients_size(); ++i) {
+    const v1::RecipientState state = message.recipients(i).state();
+    if (state != v1::RECIPIENT_STATE_QUEUED && state != v1::RECIPIENT_STATE_DEFERRED) continue;
+    if (!domain_.Classify(message.recipients(i).address()).local) continue;
+    local_.Prewrite(message, i, content, files);
+  }
+}
+
+void DeliveryAgent::SaveAll(std::vector<PendingSave>& saves) {
+  if (saves.empty()) return;
+  std::vector<MessageStore::RecordUpdate> updates;
+  updates.reserve(saves.size());
+  for (PendingSave& save : saves) {
+    if (save.done) SetTimestamp(save.record.mutable_message()->mutable_completion_time(), absl::Now());
+    updates.push_back({&save.record, save.done});
+  }
+  if (absl::Status saved = store_.UpdateAll(updates); !saved.ok()) {
+    for (const PendingSave& save : saves) {
+      // The mailbox writes are idempotent, so the next attempt repeats nothing that happened.
+      spdlog::error("{}: cannot record delivery results: {}", save.record.message().queue_id(), saved.ToString());
+    }
+    return;
+  }
+  for (const PendingSave& save : saves) AfterSave(save.record.message(), save.done);
+}
+
+void DeliveryAgent::AfterSave(const v1::Message& message, bool done) {
+  if (done) {
+    spdlog::info("{}: removed", message.queue_id());
+    Publish(v1::EVENT_KIND_DONE, message, nullptr);
+  }
+  index_.Upsert(message);
 }
 
 std::optional<std::string> DeliveryAgent::Suspended(const std::string& next_hop) {
@@ -390,7 +470,7 @@ bool DeliveryAgent::Process(const Work& work) {
   return again;
 }
 
-bool DeliveryAgent::ProcessLocked(const Work& work) {
+bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* batch) {
   absl::StatusOr<StoredMessage> loaded = store_.Get(work.id);
   if (absl::IsNotFound(loaded.status())) return false;  // Deleted by an operator meanwhile.
   if (!loaded.ok()) {
@@ -540,23 +620,19 @@ bool DeliveryAgent::ProcessLocked(const Work& work) {
   } else {
     message.clear_next_attempt_time();
   }
-  absl::Status saved;
-  if (message.state() == v1::MESSAGE_STATE_DONE) {
-    SetTimestamp(message.mutable_completion_time(), absl::Now());
-    saved = store_.UpdateAndDropContent(record);
-    if (saved.ok()) {
-      spdlog::info("{}: removed", message.queue_id());
-      Publish(v1::EVENT_KIND_DONE, message, nullptr);
-    }
-  } else {
-    saved = store_.Update(record);
+  const bool done = message.state() == v1::MESSAGE_STATE_DONE;
+  if (batch != nullptr) {
+    batch->push_back({std::move(record), done});
+    return busy_destination;
   }
+  if (done) SetTimestamp(message.mutable_completion_time(), absl::Now());
+  const absl::Status saved = done ? store_.UpdateAndDropContent(record) : store_.Update(record);
   if (!saved.ok()) {
     // The mailbox write is idempotent, so the next attempt repeats nothing that happened.
     spdlog::error("{}: cannot record delivery results: {}", message.queue_id(), saved.ToString());
     return false;
   }
-  index_.Upsert(message);
+  AfterSave(message, done);
   return busy_destination;
 }
 

@@ -109,7 +109,21 @@ class DeliveryAgent {
   void MaintenanceLoop();
   // True when some recipients must wait for a free slot at their destination (try again soon).
   bool Process(const Work& work);
-  bool ProcessLocked(const Work& work);
+  // A record ProcessLocked has changed, to be written together with others of its batch.
+  struct PendingSave {
+    StoredMessage record;
+    bool done;  // Delivered or bounced everywhere: the content goes with the write.
+  };
+  // With `batch`, the record is appended there instead of being written (the caller saves it
+  // with SaveAll before unlocking the message).
+  bool ProcessLocked(const Work& work, std::vector<PendingSave>* batch = nullptr);
+  // Local delivery of several messages at once: their Maildir files share fsyncs (MaildirBatch)
+  // and their results one synced store write. Returns the works that must be tried again soon.
+  std::vector<Work> ProcessLocalBatch(const std::vector<Work>& works);
+  void Prewrite(const std::string& id, MaildirBatch& files);
+  // Writes the records (one durable step) and then updates the index, logs and tells watchers.
+  void SaveAll(std::vector<PendingSave>& saves);
+  void AfterSave(const v1::Message& message, bool done);
   static void RecordAttempt(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome,
                             absl::Time start, absl::Time end);
   static void LogAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
@@ -117,6 +131,7 @@ class DeliveryAgent {
   void Publish(v1::EventKind kind, const v1::Message& message, const v1::RecipientStatus* recipient);
   // Serialises work on one message between delivery attempts and operator actions.
   void LockMessage(const std::string& id);
+  bool TryLockMessage(const std::string& id);
   void UnlockMessage(const std::string& id);
   absl::StatusOr<StoredMessage> LoadForChange(const std::string& id);
   // Locks, loads, applies `change` (which may refuse), saves, logs, tells watchers and, with

@@ -63,28 +63,54 @@ void LocalDelivery::ExpandInto(const std::string& address, int depth, std::vecto
                       absl::StrCat("unknown user: \"", classified.local_part, "\""));
 }
 
+MailboxWrite LocalDelivery::MakeWrite(const v1::Message& message, int index, const LocalTarget& target,
+                                     const ContentSource& content) const {
+  MailboxWrite write;
+  write.headers = absl::StrCat("Return-Path: <", message.envelope().sender(), ">\nX-Original-To: ",
+                               message.recipients(index).address(), "\nDelivered-To: ", target.delivered_to, "\n");
+  write.content = content;
+  write.content_size = message.size();
+  write.size_limit = options_.mailbox_size_limit;
+  return write;
+}
+
+std::string LocalDelivery::MaildirOf(const LocalTarget& target) const {
+  return absl::StrCat(options_.mail_directory, "/", target.user);
+}
+
+std::string LocalDelivery::MaildirName(const v1::Message& message, int index, size_t target) const {
+  // <arrival seconds>.Q<queue id>R<recipient>T<target>.<host>: unique and the same on retry.
+  return absl::StrCat(message.arrival_time().seconds(), ".Q", message.queue_id(), "R", index, "T", target, ".",
+                      options_.myhostname);
+}
+
+void LocalDelivery::Prewrite(const v1::Message& message, int index, const ContentSource& content,
+                             MaildirBatch& batch) const {
+  if (options_.format != MailboxFormat::kMaildir) return;
+  Expansion expansion = Expand(message.recipients(index).address());
+  for (size_t t = 0; t < expansion.targets.size(); ++t) {
+    const std::string maildir = MaildirOf(expansion.targets[t]);
+    const std::string name = MaildirName(message, index, t);
+    if (MaildirHasMessage(maildir, name, false)) continue;
+    // A failure here is left to Deliver, which writes the file again and reports it.
+    batch.Stage(maildir, name, MakeWrite(message, index, expansion.targets[t], content)).IgnoreError();
+  }
+}
+
 DeliveryOutcome LocalDelivery::Deliver(const v1::Message& message, int index,
                                        const ContentSource& content, bool recovered) const {
-  const std::string& address = message.recipients(index).address();
-  Expansion expansion = Expand(address);
+  Expansion expansion = Expand(message.recipients(index).address());
   if (expansion.error) return *expansion.error;
 
   const std::string& sender = message.envelope().sender();
   const absl::Time arrival = absl::FromUnixSeconds(message.arrival_time().seconds());
   for (size_t t = 0; t < expansion.targets.size(); ++t) {
     const LocalTarget& target = expansion.targets[t];
-    MailboxWrite write;
-    write.headers = absl::StrCat("Return-Path: <", sender, ">\nX-Original-To: ", address,
-                                 "\nDelivered-To: ", target.delivered_to, "\n");
-    write.content = content;
-    write.content_size = message.size();
-    write.size_limit = options_.mailbox_size_limit;
+    const MailboxWrite write = MakeWrite(message, index, target, content);
     absl::Status status;
     if (options_.format == MailboxFormat::kMaildir) {
-      std::string maildir = absl::StrCat(options_.mail_directory, "/", target.user);
-      // <arrival seconds>.Q<queue id>R<recipient>T<target>.<host>: unique and the same on retry.
-      std::string name = absl::StrCat(absl::ToUnixSeconds(arrival), ".Q", message.queue_id(), "R",
-                                      index, "T", t, ".", options_.myhostname);
+      const std::string maildir = MaildirOf(target);
+      const std::string name = MaildirName(message, index, t);
       if (MaildirHasMessage(maildir, name, recovered)) continue;
       status = WriteMaildir(maildir, name, write);
     } else {

@@ -61,7 +61,16 @@ class LocalDelivery {
   DeliveryOutcome Deliver(const v1::Message& message, int index, const ContentSource& content,
                           bool recovered) const;
 
+  // Stages the Maildir files Deliver would write for recipient `index` into `batch` (nothing for
+  // mbox, or for files already in new/). Once the batch is finished, Deliver finds them in place
+  // and only records the delivery: many deliveries then share their fsyncs.
+  void Prewrite(const v1::Message& message, int index, const ContentSource& content, MaildirBatch& batch) const;
+
  private:
+  MailboxWrite MakeWrite(const v1::Message& message, int index, const LocalTarget& target,
+                         const ContentSource& content) const;
+  std::string MaildirOf(const LocalTarget& target) const;
+  std::string MaildirName(const v1::Message& message, int index, size_t target) const;
   void ExpandInto(const std::string& address, int depth, std::vector<std::string>& chain,
                   Expansion& out) const;
 

@@ -100,6 +100,55 @@ TEST_F(LocalDeliveryTest, RetryDoesNotDeliverTwice) {
   EXPECT_EQ(Files("bar", "cur").size(), 1u);
 }
 
+TEST_F(LocalDeliveryTest, PrewrittenBatchIsWhatDeliverWouldWriteAndIsNotWrittenAgain) {
+  LocalDelivery delivery = Make(MailboxFormat::kMaildir);
+  v1::Message first = Message({"bar+tag@mail169.com", "team@mail169.com"});
+  v1::Message second = Message({"bar@mail169.com"});
+  second.set_queue_id("0000000000ABD");
+  int content_reads = 0;
+  auto counted = [&](const std::function<absl::Status(absl::string_view)>& sink) {
+    ++content_reads;
+    return Content(sink);
+  };
+  MaildirBatch batch;
+  delivery.Prewrite(first, 0, counted, batch);
+  delivery.Prewrite(first, 1, counted, batch);  // team: foo and bar.
+  delivery.Prewrite(second, 0, counted, batch);
+  EXPECT_EQ(batch.staged(), 4u);
+  EXPECT_TRUE(Files("bar").empty());  // Nothing in new/ before the batch is durable.
+  ASSERT_TRUE(batch.Finish().ok());
+  EXPECT_EQ(Files("bar").size(), 3u);
+  EXPECT_EQ(Files("foo").size(), 1u);
+  EXPECT_TRUE(Files("bar", "tmp").empty());
+  // Deliver finds every file in place: same outcome, no second copy, the content not read again.
+  const int reads_after_prewrite = content_reads;
+  for (int i : {0, 1}) EXPECT_EQ(delivery.Deliver(first, i, counted, false).state, v1::RECIPIENT_STATE_DELIVERED);
+  EXPECT_EQ(delivery.Deliver(second, 0, counted, false).reason, "delivered to maildir");
+  EXPECT_EQ(content_reads, reads_after_prewrite);
+  EXPECT_EQ(Files("bar").size(), 3u);
+  EXPECT_THAT(Files("bar"), ::testing::Contains("Return-Path: <foo@mail169.com>\nX-Original-To: bar+tag@mail169.com\n"
+                                                 "Delivered-To: bar+tag@mail169.com\n" + body_));
+}
+
+TEST_F(LocalDeliveryTest, UnfinishedBatchLeavesNothingBehind) {
+  LocalDelivery delivery = Make(MailboxFormat::kMaildir);
+  {
+    MaildirBatch batch;
+    delivery.Prewrite(Message({"bar@mail169.com"}), 0, Content, batch);
+    EXPECT_EQ(batch.staged(), 1u);
+    EXPECT_EQ(Files("bar", "tmp").size(), 1u);
+  }
+  EXPECT_TRUE(Files("bar", "tmp").empty());
+  EXPECT_TRUE(Files("bar").empty());
+}
+
+TEST_F(LocalDeliveryTest, PrewriteLeavesLimitsAndMboxToDeliver) {
+  MaildirBatch batch;
+  Make(MailboxFormat::kMaildir, 50).Prewrite(Message({"bar@mail169.com"}), 0, Content, batch);
+  Make(MailboxFormat::kMbox).Prewrite(Message({"bar@mail169.com"}), 0, Content, batch);
+  EXPECT_EQ(batch.staged(), 0u);
+}
+
 TEST_F(LocalDeliveryTest, AliasesExpandRecursivelyAndLoopsEnd) {
   LocalDelivery delivery = Make(MailboxFormat::kMaildir);
   Expansion postmaster = delivery.Expand("postmaster@mail169.com");

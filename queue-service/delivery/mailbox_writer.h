@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -33,6 +34,32 @@ struct MailboxWrite {
 bool MaildirHasMessage(const std::string& maildir, const std::string& name, bool check_cur);
 
 absl::Status WriteMaildir(const std::string& maildir, const std::string& name, const MailboxWrite& write);
+
+// Many Maildir deliveries with WriteMaildir's guarantee at a fraction of its cost: Stage writes
+// tmp/NAME and starts its write-back; Finish fsyncs each file, links it into new/ and fsyncs
+// each new/ directory once. Every file Finish leaves in new/ is durable; one whose fsync, link
+// or directory sync failed is not there (Finish returns the first error). Files still staged
+// when the batch is destroyed are removed.
+class MaildirBatch {
+ public:
+  MaildirBatch() = default;
+  MaildirBatch(const MaildirBatch&) = delete;
+  MaildirBatch& operator=(const MaildirBatch&) = delete;
+  ~MaildirBatch();
+
+  absl::Status Stage(const std::string& maildir, const std::string& name, const MailboxWrite& write);
+  absl::Status Finish();
+  size_t staged() const { return staged_.size(); }
+
+ private:
+  struct Staged {
+    int fd;
+    std::string tmp_path;
+    std::string new_path;
+    std::string new_directory;
+  };
+  std::vector<Staged> staged_;
+};
 
 // `from_line` is the mbox separator without newline, e.g. "From foo@x  Thu Nov 26 16:23:51 2026".
 absl::Status AppendMbox(const std::string& path, const std::string& from_line, const MailboxWrite& write);

@@ -36,6 +36,14 @@ absl::Status MemoryMessageStore::UpdateAndDropContent(const StoredMessage& recor
   return absl::OkStatus();
 }
 
+absl::Status MemoryMessageStore::UpdateAll(const std::vector<RecordUpdate>& updates) {
+  for (const RecordUpdate& update : updates) {
+    absl::Status status = update.drop_content ? UpdateAndDropContent(*update.record) : Update(*update.record);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<StoredMessage> MemoryMessageStore::Get(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = records_.find(id);

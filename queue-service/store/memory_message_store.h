@@ -17,6 +17,7 @@ class MemoryMessageStore : public MessageStore {
   absl::Status Discard(const std::string& id, uint32_t chunk_count) override;
   absl::Status Update(const StoredMessage& record) override;
   absl::Status UpdateAndDropContent(const StoredMessage& record) override;
+  absl::Status UpdateAll(const std::vector<RecordUpdate>& updates) override;
   absl::StatusOr<StoredMessage> Get(const std::string& id) override;
   absl::Status ReadContent(const StoredMessage& record,
                            const std::function<absl::Status(absl::string_view)>& sink) override;

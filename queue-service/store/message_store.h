@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -36,6 +37,12 @@ class MessageStore {
   virtual absl::Status Update(const StoredMessage& record) = 0;
   // Replaces the record and drops the content in one durable step (the message is done).
   virtual absl::Status UpdateAndDropContent(const StoredMessage& record) = 0;
+  // Several of the above in one durable step (one sync for a batch of delivery results).
+  struct RecordUpdate {
+    const StoredMessage* record;
+    bool drop_content;
+  };
+  virtual absl::Status UpdateAll(const std::vector<RecordUpdate>& updates) = 0;
   virtual absl::StatusOr<StoredMessage> Get(const std::string& id) = 0;  // NotFound if absent.
   // Calls `sink` with each chunk in order; stops at the first error it returns.
   virtual absl::Status ReadContent(const StoredMessage& record,

@@ -118,6 +118,24 @@ TYPED_TEST(MessageStoreContractTest, UpdateDropContentAndDelete) {
   EXPECT_EQ(store.Get("0000000000005").status().code(), absl::StatusCode::kNotFound);
 }
 
+TYPED_TEST(MessageStoreContractTest, UpdateAllWritesEveryRecordAndDropsOnlyWhatIsDone) {
+  MessageStore& store = *this->store_;
+  ASSERT_TRUE(store.PutChunk("0000000000006", 0, "six").ok());
+  ASSERT_TRUE(store.PutChunk("0000000000007", 0, "seven").ok());
+  StoredMessage done = Record("0000000000006", 1);
+  StoredMessage deferred = Record("0000000000007", 1);
+  ASSERT_TRUE(store.Commit(done).ok());
+  ASSERT_TRUE(store.Commit(deferred).ok());
+  done.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
+  deferred.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
+  ASSERT_TRUE(store.UpdateAll({{&done, true}, {&deferred, false}}).ok());
+  EXPECT_EQ(store.Get("0000000000006")->message().state(), v1::MESSAGE_STATE_DONE);
+  EXPECT_EQ(store.Get("0000000000007")->message().state(), v1::MESSAGE_STATE_DEFERRED);
+  EXPECT_EQ(store.ReadContent(done, [](absl::string_view) { return absl::OkStatus(); }).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Content(store, deferred), "seven");
+}
+
 TYPED_TEST(MessageStoreContractTest, ScanIsInIdOrderAndResumesAfterAnId) {
   MessageStore& store = *this->store_;
   for (const char* id : {"000000000000B", "000000000000A", "000000000000C"}) {

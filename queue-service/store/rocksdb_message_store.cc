@@ -82,14 +82,25 @@ absl::Status RocksDbMessageStore::PutChunk(const std::string& id, uint32_t index
                    "write content");
 }
 
-absl::Status RocksDbMessageStore::WriteRecord(const StoredMessage& record, bool drop_content) {
+void RocksDbMessageStore::AddRecordWrite(rocksdb::WriteBatch& batch, const StoredMessage& record,
+                                         bool drop_content) {
   const std::string& id = record.message().queue_id();
-  rocksdb::WriteBatch batch;
   batch.Put(RecordKey(id), record.SerializeAsString());
   if (drop_content) {
     for (uint32_t i = 0; i < record.chunk_count(); ++i) batch.Delete(ChunkKey(id, i));
   }
+}
+
+absl::Status RocksDbMessageStore::WriteRecord(const StoredMessage& record, bool drop_content) {
+  rocksdb::WriteBatch batch;
+  AddRecordWrite(batch, record, drop_content);
   return WriteDurably(&batch, "write record");
+}
+
+absl::Status RocksDbMessageStore::UpdateAll(const std::vector<RecordUpdate>& updates) {
+  rocksdb::WriteBatch batch;
+  for (const RecordUpdate& update : updates) AddRecordWrite(batch, *update.record, update.drop_content);
+  return WriteDurably(&batch, "write records");
 }
 
 absl::Status RocksDbMessageStore::Commit(const StoredMessage& record) {

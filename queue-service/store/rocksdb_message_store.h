@@ -31,6 +31,7 @@ class RocksDbMessageStore : public MessageStore {
   absl::Status Discard(const std::string& id, uint32_t chunk_count) override;
   absl::Status Update(const StoredMessage& record) override;
   absl::Status UpdateAndDropContent(const StoredMessage& record) override;
+  absl::Status UpdateAll(const std::vector<RecordUpdate>& updates) override;
   absl::StatusOr<StoredMessage> Get(const std::string& id) override;
   absl::Status ReadContent(const StoredMessage& record,
                            const std::function<absl::Status(absl::string_view)>& sink) override;
@@ -47,6 +48,7 @@ class RocksDbMessageStore : public MessageStore {
   RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<rocksdb::Statistics> statistics, bool sync);
   absl::Status WriteDurably(rocksdb::WriteBatch* batch, absl::string_view what);  // Synced unless !sync_.
   absl::Status WriteRecord(const StoredMessage& record, bool drop_content);
+  static void AddRecordWrite(rocksdb::WriteBatch& batch, const StoredMessage& record, bool drop_content);
 
   std::unique_ptr<rocksdb::DB> db_;
   std::shared_ptr<rocksdb::Statistics> statistics_;

@@ -1,0 +1,77 @@
+# bench/lib.sh — sourced by the bench scripts: builds Release, and starts (and on exit stops)
+# Postgate, the reference Postfix and smtp-sink on loopback. Sets: repo, HARNESS, work, pids.
+#   bench_start_postgate   Postgate on 127.0.0.1:2625 (gRPC 50651), reference config/main.cf
+#                          plus $EXTRA_CF, a throw-away data directory under $work
+#   bench_start_postfix    ../shared/bench/postfix-peer.sh on 127.0.0.1:25
+#   bench_start_sink       Postfix's smtp-sink on 127.0.0.1:2526 (stores nothing)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$PWD
+HARNESS=${HARNESS:-$repo/../shared/bench}
+[ -x "$HARNESS/smtp-load.sh" ] || { echo "bench: $HARNESS/smtp-load.sh not found (set HARNESS=)" >&2; exit 2; }
+
+scripts/deps.sh build >/dev/null
+scripts/build.sh Release build >/dev/null
+
+# Not under /tmp: on a busy /tmp, file creation on ext4 is slow (inode allocation skips recently
+# deleted inodes), which would measure the machine rather than the server.
+mkdir -p "$repo/build"
+work=$(mktemp -d "${BENCH_DIR:-$repo/build}/bench-data.XXXXXX")
+pids=()
+started_postfix=0
+bench_cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait "${pids[@]}" 2>/dev/null || true
+  [ "$started_postfix" = 1 ] && "$HARNESS/postfix-peer.sh" stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap bench_cleanup EXIT
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+bench_wait_port() {  # PORT WHAT: up to 10 s.
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
+  echo "bench: $2 did not start on port $1" >&2
+  return 1
+}
+
+bench_start_postgate() {
+  cp config/main.cf config/aliases "$work/"
+  printf '\npostgate_data_directory = %s\npostgate_smtpd_health_listen = 127.0.0.1:0\n' "$work/var" >>"$work/main.cf"
+  [ -n "${EXTRA_CF:-}" ] && printf '%s\n' "$EXTRA_CF" >>"$work/main.cf"
+  # The TLS pair and admin token config/main.cf names live under the data directory.
+  scripts/make-snakeoil-cert.sh "$work/var/tls" mail169.com 2>/dev/null
+  openssl rand -hex 32 >"$work/var/admin-token"
+  # smtp-source -r N sends to 1bar…Nbar; alias them like the Postfix peer does.
+  for i in $(seq 1 100); do echo "${i}bar: bar"; done >>"$work/aliases"
+  build/bin/queue-service --config "$work/main.cf" --data-dir "$work/var" --listen 127.0.0.1:50651 \
+    --metrics 127.0.0.1:0 >"$work/queue.log" 2>&1 &
+  pids+=($!)
+  queue_pid=$!
+  build/bin/smtp-gateway --config "$work/main.cf" --listen 127.0.0.1:2625 --queue 127.0.0.1:50651 \
+    --metrics 127.0.0.1:0 >"$work/gateway.log" 2>&1 &
+  pids+=($!)
+  gateway_pid=$!
+  bench_wait_port 2625 Postgate || { cat "$work/queue.log" "$work/gateway.log" >&2; exit 1; }
+  mkdir -p "$work/var/mail/bar/new" "$work/var/mail/bar/cur"
+  postgate_maildir=$work/var/mail/bar
+  postgate_empty="build/bin/queuectl --server 127.0.0.1:50651 status | grep -q '^pending: 0 messages'"
+}
+
+bench_start_postfix() {
+  "$HARNESS/postfix-peer.sh" start >/dev/null
+  started_postfix=1
+  postfix_maildir=/home/bar/Maildir
+  postfix_empty="postqueue -p | grep -q 'queue is empty'"
+}
+
+bench_start_sink() {
+  local sink
+  sink=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
+  "$sink" -c 127.0.0.1:2526 1000 >/dev/null 2>&1 &
+  pids+=($!)
+  bench_wait_port 2526 smtp-sink
+}
+
+# Peak RSS so far (VmHWM) of a process, in MiB.
+bench_peak_rss_mib() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+bench_rss_mib() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
