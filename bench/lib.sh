@@ -67,7 +67,7 @@ bench_start_postfix() {
 bench_start_sink() {
   local sink
   sink=$(command -v smtp-sink || echo /usr/sbin/smtp-sink)
-  "$sink" -c 127.0.0.1:2526 1000 >/dev/null 2>&1 &
+  "$sink" -u nobody -c 127.0.0.1:2526 1000 >/dev/null 2>&1 &
   pids+=($!)
   bench_wait_port 2526 smtp-sink
 }
