@@ -23,7 +23,7 @@ bench_cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait "${pids[@]}" 2>/dev/null || true
   [ "$started_postfix" = 1 ] && "$HARNESS/postfix-peer.sh" stop >/dev/null 2>&1 || true
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] && echo "bench: kept $work" >&2 || rm -rf "$work"
 }
 trap bench_cleanup EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -47,6 +47,8 @@ bench_start_postgate() {
     --metrics 127.0.0.1:0 >"$work/queue.log" 2>&1 &
   pids+=($!)
   queue_pid=$!
+  # The gateway answers 451 while it cannot reach the queue: start it once the queue listens.
+  bench_wait_port 50651 queue-service || { cat "$work/queue.log" >&2; exit 1; }
   build/bin/smtp-gateway --config "$work/main.cf" --listen 127.0.0.1:2625 --queue 127.0.0.1:50651 \
     --metrics 127.0.0.1:0 >"$work/gateway.log" 2>&1 &
   pids+=($!)
