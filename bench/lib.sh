@@ -26,7 +26,7 @@ bench_cleanup() {
   [ -n "${KEEP:-}" ] && echo "bench: kept $work" >&2 || rm -rf "$work"
 }
 trap bench_cleanup EXIT
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+source scripts/raise-fd-limit.sh
 
 bench_wait_port() {  # PORT WHAT: up to 10 s.
   for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
