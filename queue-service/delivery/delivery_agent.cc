@@ -484,6 +484,12 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
   ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
     return store_.ReadContent(record, sink);
   };
+  ContentPieces pieces = [&](uint32_t index) -> absl::StatusOr<std::optional<std::string>> {
+    if (index >= record.chunk_count()) return std::nullopt;
+    absl::StatusOr<std::string> chunk = store_.ReadChunk(record, index);
+    if (!chunk.ok()) return chunk.status();
+    return std::optional<std::string>(*std::move(chunk));
+  };
 
   std::vector<int> failed, delivered;  // Recipients this attempt settled, for notifications.
   // Notifications themselves (null sender, or the postmaster's double_bounce_sender) give up
@@ -583,7 +589,7 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
                                    group.second.begin() + static_cast<std::ptrdiff_t>(
                                                               std::min(group.second.size(), first + per_conversation)));
       std::vector<DeliveryOutcome> outcomes =
-          DeliverOverSmtp(group.first, *candidates, options_.smtp, message, batch, content, &connection_cache_);
+          DeliverOverSmtp(group.first, *candidates, options_.smtp, message, batch, pieces, &connection_cache_);
       NoteConversation(name, outcomes);
       if (const int use = outcomes.front().connection_use; use > 0) {
         metrics_.smtp_connection_cache.Add({{"result", use > 1 ? "hit" : "miss"}}).Increment();

@@ -372,7 +372,7 @@ enum class After {
 
 // MAIL FROM, RCPT TO per recipient and DATA (pipelined when offered), filling `outcomes`.
 asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, const std::vector<int>& recipients,
-                                const std::string& wire, std::vector<DeliveryOutcome>& outcomes, bool reused) {
+                                const ContentPieces& content, std::vector<DeliveryOutcome>& outcomes, bool reused) {
   const SmtpClientOptions& options = c.options();
   const Capabilities& capabilities = c.capabilities();
   // Sets every recipient still without an answer to `stop`.
@@ -472,9 +472,22 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
     finish(c.Said(*reply, "DATA command"));
     co_return After::kQuit;
   }
-  if (!co_await c.Send(wire, options.data_xfer_timeout)) {
-    finish(c.Lost("sending message body"));
-    co_return After::kBroken;
+  // The content goes out as it is read (smtp_data_xfer_timeout applies to each write, as in
+  // Postfix). If the queue cannot read it, the connection is dropped before the final dot, so
+  // the server discards what it got.
+  WireDataEncoder encoder;
+  for (uint32_t index = 0;; ++index) {
+    absl::StatusOr<std::optional<std::string>> piece = content(index);
+    if (!piece.ok()) {
+      finish({v1::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", piece.status().message())});
+      co_return After::kBroken;
+    }
+    const std::string wire = piece->has_value() ? encoder.Encode(**piece) : encoder.Finish();
+    if (!co_await c.Send(wire, options.data_xfer_timeout)) {
+      finish(c.Lost("sending message body"));
+      co_return After::kBroken;
+    }
+    if (!piece->has_value()) break;
   }
   reply = co_await c.Read(options.data_done_timeout);
   if (!reply) {
@@ -513,51 +526,42 @@ std::optional<ServerReply> ParseServerReply(const std::vector<std::string>& line
   return reply;
 }
 
-std::string ToWireData(absl::string_view stored) {
+std::string WireDataEncoder::Encode(absl::string_view piece) {
   std::string wire;
-  wire.reserve(stored.size() + stored.size() / 40 + 8);
-  bool line_start = true;
-  for (char ch : stored) {
-    if (line_start && ch == '.') wire += '.';
+  wire.reserve(piece.size() + piece.size() / 40 + 8);
+  for (char ch : piece) {
+    if (line_start_ && ch == '.') wire += '.';
     if (ch == '\n') {
       wire += "\r\n";
-      line_start = true;
+      line_start_ = true;
       continue;
     }
     wire += ch;
-    line_start = false;
+    line_start_ = false;
   }
-  if (!line_start) wire += "\r\n";
-  wire += ".\r\n";
   return wire;
+}
+
+std::string WireDataEncoder::Finish() { return line_start_ ? ".\r\n" : "\r\n.\r\n"; }
+
+std::string ToWireData(absl::string_view stored) {
+  WireDataEncoder encoder;
+  std::string wire = encoder.Encode(stored);  // Before Finish: the operands of + are unsequenced.
+  return wire + encoder.Finish();
 }
 
 std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
                                              const SmtpClientOptions& options, const v1::Message& message,
-                                             const std::vector<int>& recipients, const ContentSource& content,
+                                             const std::vector<int>& recipients, const ContentPieces& content,
                                              SmtpConnectionCache* cache) {
   std::vector<DeliveryOutcome> outcomes(recipients.size());
-  std::string stored;
-  absl::Status read = content([&](absl::string_view chunk) {
-    stored.append(chunk.data(), chunk.size());
-    return absl::OkStatus();
-  });
-  if (!read.ok()) {
-    for (DeliveryOutcome& outcome : outcomes) {
-      outcome = {v1::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", read.message()),
-                 "none"};
-    }
-    return outcomes;
-  }
-  const std::string wire = ToWireData(stored);
-  stored.clear();
   const std::string key = next_hop.ToString();
 
   std::unique_ptr<SmtpSession> session = cache != nullptr ? cache->Take(key) : nullptr;
   After after = After::kStale;
   if (session != nullptr) {
     session->CountUse();
-    after = session->Run(Transact(*session, message, recipients, wire, outcomes, /*reused=*/true));
+    after = session->Run(Transact(*session, message, recipients, content, outcomes, /*reused=*/true));
     if (after == After::kStale) {
       spdlog::info("cached connection to {} was closed by the server; connecting again", session->relay());
       session->Close();
@@ -572,7 +576,7 @@ std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std:
       return outcomes;
     }
     session->CountUse();
-    after = session->Run(Transact(*session, message, recipients, wire, outcomes, /*reused=*/false));
+    after = session->Run(Transact(*session, message, recipients, content, outcomes, /*reused=*/false));
   }
   for (DeliveryOutcome& outcome : outcomes) outcome.connection_use = session->uses();
   switch (after) {

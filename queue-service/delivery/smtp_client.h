@@ -52,6 +52,20 @@ std::optional<ServerReply> ParseServerReply(const std::vector<std::string>& line
 // Pure: the message as it goes on the wire after DATA: LF → CRLF, dot-stuffed, ending CRLF.CRLF.
 std::string ToWireData(absl::string_view stored);
 
+// The same, one stored piece at a time (pieces may split lines anywhere), so a message is sent
+// without ever being whole in memory: Encode each piece in order, then Finish.
+class WireDataEncoder {
+ public:
+  std::string Encode(absl::string_view piece);
+  std::string Finish();  // The CRLF a last line without LF needs, and the ending ".CRLF".
+
+ private:
+  bool line_start_ = true;
+};
+
+// Pulls stored content one piece at a time: piece `index` (0, 1, …), or nullopt after the last.
+using ContentPieces = std::function<absl::StatusOr<std::optional<std::string>>(uint32_t index)>;
+
 // One address to try for a next hop: the mail exchanger's name and one of its addresses.
 struct SmtpCandidate {
   std::string host;
@@ -96,14 +110,15 @@ class SmtpConnectionCache {
   std::thread closer_;
 };
 
-// Delivers `message` (its envelope, content via `content`) to `recipients` (indices into the
+// Delivers `message` (its envelope; its content read from `content` piece by piece while it is
+// sent, so memory stays bounded whatever the size) to `recipients` (indices into the
 // message's recipients) at `next_hop`: over a session from `cache` when one is idle there (a
 // session the server closed meanwhile is replaced transparently), else trying `candidates` in
 // order until one answers. Afterwards the session goes back to `cache` (null: QUIT). One
 // outcome per recipient, in the same order, each with the transaction's connection_use.
 std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
                                              const SmtpClientOptions& options, const v1::Message& message,
-                                             const std::vector<int>& recipients, const ContentSource& content,
+                                             const std::vector<int>& recipients, const ContentPieces& content,
                                              SmtpConnectionCache* cache);
 
 }  // namespace postgate::queue

@@ -24,5 +24,20 @@ TEST(WireDataTest, CrlfDotStuffingAndTerminator) {
   EXPECT_EQ(ToWireData(".\n"), "..\r\n.\r\n");  // A lone dot line never ends the message early.
 }
 
+TEST(WireDataTest, PiecesSplitAnywhereEncodeAsTheWhole) {
+  for (const std::string stored : {"Subject: x\n\n.hidden\nbody\n", ".\n..\n.x\n", "no final newline", "a\n.", ""}) {
+    for (size_t first = 0; first <= stored.size(); ++first) {
+      for (size_t second = first; second <= stored.size(); ++second) {
+        WireDataEncoder encoder;
+        std::string wire = encoder.Encode(stored.substr(0, first));
+        wire += encoder.Encode(stored.substr(first, second - first));
+        wire += encoder.Encode(stored.substr(second));
+        wire += encoder.Finish();
+        EXPECT_EQ(wire, ToWireData(stored)) << "split at " << first << " and " << second << " of " << stored;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace postgate::queue

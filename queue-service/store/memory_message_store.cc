@@ -51,20 +51,22 @@ absl::StatusOr<StoredMessage> MemoryMessageStore::Get(const std::string& id) {
   return it->second;
 }
 
+absl::StatusOr<std::string> MemoryMessageStore::ReadChunk(const StoredMessage& record, uint32_t index) {
+  absl::MutexLock lock(&mu_);
+  auto it = chunks_.find({record.message().queue_id(), index});
+  if (it == chunks_.end()) {
+    return absl::DataLossError(
+        absl::StrCat("message ", record.message().queue_id(), ": content chunk ", index, " missing"));
+  }
+  return it->second;
+}
+
 absl::Status MemoryMessageStore::ReadContent(
     const StoredMessage& record, const std::function<absl::Status(absl::string_view)>& sink) {
   for (uint32_t i = 0; i < record.chunk_count(); ++i) {
-    std::string chunk;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = chunks_.find({record.message().queue_id(), i});
-      if (it == chunks_.end()) {
-        return absl::DataLossError(
-            absl::StrCat("message ", record.message().queue_id(), ": content chunk ", i, " missing"));
-      }
-      chunk = it->second;
-    }
-    if (absl::Status sunk = sink(chunk); !sunk.ok()) return sunk;
+    absl::StatusOr<std::string> chunk = ReadChunk(record, i);
+    if (!chunk.ok()) return chunk.status();
+    if (absl::Status sunk = sink(*chunk); !sunk.ok()) return sunk;
   }
   return absl::OkStatus();
 }

@@ -132,17 +132,23 @@ absl::StatusOr<StoredMessage> RocksDbMessageStore::Get(const std::string& id) {
   return record;
 }
 
-absl::Status RocksDbMessageStore::ReadContent(
-    const StoredMessage& record, const std::function<absl::Status(absl::string_view)>& sink) {
+absl::StatusOr<std::string> RocksDbMessageStore::ReadChunk(const StoredMessage& record, uint32_t index) {
   const std::string& id = record.message().queue_id();
   std::string value;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), ChunkKey(id, index), &value);
+  if (status.IsNotFound()) {
+    return absl::DataLossError(absl::StrCat("message ", id, ": content chunk ", index, " missing"));
+  }
+  if (!status.ok()) return FromRocks(status, "read content");
+  return value;
+}
+
+absl::Status RocksDbMessageStore::ReadContent(
+    const StoredMessage& record, const std::function<absl::Status(absl::string_view)>& sink) {
   for (uint32_t i = 0; i < record.chunk_count(); ++i) {
-    rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), ChunkKey(id, i), &value);
-    if (status.IsNotFound()) {
-      return absl::DataLossError(absl::StrCat("message ", id, ": content chunk ", i, " missing"));
-    }
-    if (!status.ok()) return FromRocks(status, "read content");
-    if (absl::Status sunk = sink(value); !sunk.ok()) return sunk;
+    absl::StatusOr<std::string> chunk = ReadChunk(record, i);
+    if (!chunk.ok()) return chunk.status();
+    if (absl::Status sunk = sink(*chunk); !sunk.ok()) return sunk;
   }
   return absl::OkStatus();
 }

@@ -33,6 +33,7 @@ class RocksDbMessageStore : public MessageStore {
   absl::Status UpdateAndDropContent(const StoredMessage& record) override;
   absl::Status UpdateAll(const std::vector<RecordUpdate>& updates) override;
   absl::StatusOr<StoredMessage> Get(const std::string& id) override;
+  absl::StatusOr<std::string> ReadChunk(const StoredMessage& record, uint32_t index) override;
   absl::Status ReadContent(const StoredMessage& record,
                            const std::function<absl::Status(absl::string_view)>& sink) override;
   absl::Status Delete(const StoredMessage& record) override;

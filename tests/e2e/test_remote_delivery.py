@@ -558,6 +558,20 @@ class PostgateToPostgateTest(unittest.TestCase):
         self.assertRegex(delivered, r"\(using TLSv1\.[23] with cipher ")
         self.sender.queue.wait_log(r"Anonymous TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:\d+: TLSv1\.[23]")
 
+    def test_a_large_message_arrives_whole(self):
+        # Several stored chunks, streamed to the remote as they are read: dot lines (stuffed on the
+        # way, unstuffed at the other end) and line ends at every position across chunk borders.
+        self.start_sender("may")
+        lines = [f"{'.' if i % 7 == 0 else ''}line {i} " + "x" * (i % 97) for i in range(12000)]
+        stuffed = ["." + line if line.startswith(".") else line for line in lines]  # As a client must.
+        body = "Subject: large\r\n\r\n" + "\r\n".join(stuffed) + "\r\n"
+        self.assertGreater(len(body), 600_000)
+        reply = send_message(self.sender.smtp_port, sender="foo@sender.test", recipients=("bar@mail169.com",),
+                             body=body)
+        self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
+        delivered = self.remote.wait_delivered("bar", 1)[0]
+        self.assertTrue(delivered.endswith("\n".join(lines) + "\n"), "the body arrived changed")
+
     def test_verify_refuses_an_unverifiable_certificate(self):
         other_ca = os.path.join(self.remote.dir, "other-ca")
         subprocess.run([os.path.join(os.environ.get("POSTGATE_SOURCE_DIR", "."), "scripts/make-snakeoil-cert.sh"),
