@@ -288,7 +288,7 @@ std::vector<DeliveryAgent::Work> DeliveryAgent::ProcessLocalBatch(const std::vec
   // First every Maildir file of the batch, made durable together; then the usual attempt for
   // each message, which finds its files in place and records the deliveries.
   MaildirBatch files;
-  for (const Work& work : locked) Prewrite(work.id, files);
+  for (const Work& work : locked) Prewrite(work, files);
   if (absl::Status finished = files.Finish(); !finished.ok()) {
     spdlog::warn("batched mailbox writes: {} (each delivery is tried again alone)", finished.ToString());
   }
@@ -305,8 +305,8 @@ std::vector<DeliveryAgent::Work> DeliveryAgent::ProcessLocalBatch(const std::vec
   return again;
 }
 
-void DeliveryAgent::Prewrite(const std::string& id, MaildirBatch& files) {
-  absl::StatusOr<StoredMessage> record = store_.Get(id);
+void DeliveryAgent::Prewrite(const Work& work, MaildirBatch& files) {
+  absl::StatusOr<StoredMessage> record = store_.Get(work.id);
   if (!record.ok()) return;  // ProcessLocked reports it.
   const v1::Message& message = record->message();
   if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) return;
@@ -317,7 +317,8 @@ void DeliveryAgent::Prewrite(const std::string& id, MaildirBatch& files) {
     const v1::RecipientState state = message.recipients(i).state();
     if (state != v1::RECIPIENT_STATE_QUEUED && state != v1::RECIPIENT_STATE_DEFERRED) continue;
     if (!domain_.Classify(message.recipients(i).address()).local) continue;
-    local_.Prewrite(message, i, content, files);
+    // After an earlier attempt a reader may have moved a delivered file on to cur/ (as in ProcessLocked).
+    local_.Prewrite(message, i, content, work.recovered || message.recipients(i).attempts() > 0, files);
   }
 }
 

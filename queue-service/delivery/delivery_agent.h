@@ -120,7 +120,7 @@ class DeliveryAgent {
   // Local delivery of several messages at once: their Maildir files share fsyncs (MaildirBatch)
   // and their results one synced store write. Returns the works that must be tried again soon.
   std::vector<Work> ProcessLocalBatch(const std::vector<Work>& works);
-  void Prewrite(const std::string& id, MaildirBatch& files);
+  void Prewrite(const Work& work, MaildirBatch& files);
   // Writes the records (one durable step) and then updates the index, logs and tells watchers.
   void SaveAll(std::vector<PendingSave>& saves);
   void AfterSave(const v1::Message& message, bool done);

@@ -84,14 +84,14 @@ std::string LocalDelivery::MaildirName(const v1::Message& message, int index, si
                       options_.myhostname);
 }
 
-void LocalDelivery::Prewrite(const v1::Message& message, int index, const ContentSource& content,
+void LocalDelivery::Prewrite(const v1::Message& message, int index, const ContentSource& content, bool recovered,
                              MaildirBatch& batch) const {
   if (options_.format != MailboxFormat::kMaildir) return;
   Expansion expansion = Expand(message.recipients(index).address());
   for (size_t t = 0; t < expansion.targets.size(); ++t) {
     const std::string maildir = MaildirOf(expansion.targets[t]);
     const std::string name = MaildirName(message, index, t);
-    if (MaildirHasMessage(maildir, name, false)) continue;
+    if (MaildirHasMessage(maildir, name, recovered)) continue;
     // A failure here is left to Deliver, which writes the file again and reports it.
     batch.Stage(maildir, name, MakeWrite(message, index, expansion.targets[t], content)).IgnoreError();
   }

@@ -62,9 +62,11 @@ class LocalDelivery {
                           bool recovered) const;
 
   // Stages the Maildir files Deliver would write for recipient `index` into `batch` (nothing for
-  // mbox, or for files already in new/). Once the batch is finished, Deliver finds them in place
-  // and only records the delivery: many deliveries then share their fsyncs.
-  void Prewrite(const v1::Message& message, int index, const ContentSource& content, MaildirBatch& batch) const;
+  // mbox, or for files already delivered – `recovered` as for Deliver). Once the batch is
+  // finished, Deliver finds them in place and only records the delivery: many deliveries then
+  // share their fsyncs.
+  void Prewrite(const v1::Message& message, int index, const ContentSource& content, bool recovered,
+                MaildirBatch& batch) const;
 
  private:
   MailboxWrite MakeWrite(const v1::Message& message, int index, const LocalTarget& target,

@@ -111,9 +111,9 @@ TEST_F(LocalDeliveryTest, PrewrittenBatchIsWhatDeliverWouldWriteAndIsNotWrittenA
     return Content(sink);
   };
   MaildirBatch batch;
-  delivery.Prewrite(first, 0, counted, batch);
-  delivery.Prewrite(first, 1, counted, batch);  // team: foo and bar.
-  delivery.Prewrite(second, 0, counted, batch);
+  delivery.Prewrite(first, 0, counted, false, batch);
+  delivery.Prewrite(first, 1, counted, false, batch);  // team: foo and bar.
+  delivery.Prewrite(second, 0, counted, false, batch);
   EXPECT_EQ(batch.staged(), 4u);
   EXPECT_TRUE(Files("bar").empty());  // Nothing in new/ before the batch is durable.
   ASSERT_TRUE(batch.Finish().ok());
@@ -134,7 +134,7 @@ TEST_F(LocalDeliveryTest, UnfinishedBatchLeavesNothingBehind) {
   LocalDelivery delivery = Make(MailboxFormat::kMaildir);
   {
     MaildirBatch batch;
-    delivery.Prewrite(Message({"bar@mail169.com"}), 0, Content, batch);
+    delivery.Prewrite(Message({"bar@mail169.com"}), 0, Content, false, batch);
     EXPECT_EQ(batch.staged(), 1u);
     EXPECT_EQ(Files("bar", "tmp").size(), 1u);
   }
@@ -144,9 +144,22 @@ TEST_F(LocalDeliveryTest, UnfinishedBatchLeavesNothingBehind) {
 
 TEST_F(LocalDeliveryTest, PrewriteLeavesLimitsAndMboxToDeliver) {
   MaildirBatch batch;
-  Make(MailboxFormat::kMaildir, 50).Prewrite(Message({"bar@mail169.com"}), 0, Content, batch);
-  Make(MailboxFormat::kMbox).Prewrite(Message({"bar@mail169.com"}), 0, Content, batch);
+  Make(MailboxFormat::kMaildir, 50).Prewrite(Message({"bar@mail169.com"}), 0, Content, false, batch);
+  Make(MailboxFormat::kMbox).Prewrite(Message({"bar@mail169.com"}), 0, Content, false, batch);
   EXPECT_EQ(batch.staged(), 0u);
+}
+
+TEST_F(LocalDeliveryTest, PrewriteAfterACrashLooksInCurToo) {
+  LocalDelivery delivery = Make(MailboxFormat::kMaildir);
+  v1::Message message = Message({"bar@mail169.com"});
+  delivery.Deliver(message, 0, Content, false);
+  fs::path only = fs::directory_iterator(dir_ / "bar" / "new")->path();
+  fs::rename(only, dir_ / "bar" / "cur" / (only.filename().string() + ":2,S"));  // A reader took it.
+  MaildirBatch batch;
+  delivery.Prewrite(message, 0, Content, true, batch);
+  EXPECT_EQ(batch.staged(), 0u);  // Not written a second time.
+  delivery.Prewrite(message, 0, Content, false, batch);
+  EXPECT_EQ(batch.staged(), 1u);  // Without the hint only new/ is looked at, as Deliver does.
 }
 
 TEST_F(LocalDeliveryTest, AliasesExpandRecursivelyAndLoopsEnd) {
