@@ -100,8 +100,8 @@ absl::Status MaildirBatch::Stage(const std::string& maildir, const std::string& 
     ::unlink(file.tmp_path.c_str());
     return status;
   }
-  // Start the write-back now: the fsyncs in Finish then find most of the work done and share
-  // journal commits, instead of paying one commit per file.
+  // Start the write-back now: the fsyncs in Finish then find most of the work done (and, on a
+  // journaling file system, share its commits) instead of each waiting for its own.
   ::sync_file_range(file.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
   staged_.push_back(std::move(file));
   return absl::OkStatus();
