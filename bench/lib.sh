@@ -76,4 +76,3 @@ bench_start_sink() {
 
 # Peak RSS so far (VmHWM) of a process, in MiB.
 bench_peak_rss_mib() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
-bench_rss_mib() { awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }

@@ -16,9 +16,7 @@ Every phase has a deadline; the output is one line of key=value pairs.
 """
 import argparse
 import asyncio
-import os
 import resource
-import statistics
 import sys
 import time
 
@@ -123,7 +121,7 @@ def rss_mib(pid):
 
 
 async def idle(host, port, count, wait, probe, rss_pid):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     greeted_at = []
     holders = []
