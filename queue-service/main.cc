@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "core/addressing/local_domain.h"
 #include "core/config/aliases.h"
 #include "core/config/main_cf.h"
@@ -240,6 +241,7 @@ int Run(const Flags& flags) {
   builder.AddListeningPort(cf.Get("postgate_queue_listen"), ServerCredentials(cf), &grpc_port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 128);
   // Gateways reconnect every few minutes, and re-resolve the headless Service as they do, so a
   // replica added by scaling up gets its share of new mail. Streams under way get a minute to end.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
@@ -283,6 +285,10 @@ int Run(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian builds Abseil without NDEBUG, which leaves its debug-only deadlock detector on: every
+  // Mutex lock then updates one process-wide lock graph (gRPC locks included). Measured at
+  // 2-4 % of each service's CPU under load; the locking itself is unchanged.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   // Signals are taken with sigwait; block them before any thread exists so all threads inherit it.
   sigset_t signals;
   sigemptyset(&signals);

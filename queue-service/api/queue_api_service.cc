@@ -124,9 +124,15 @@ grpc::Status QueueApiService::Enqueue(
   v1::Envelope envelope = std::move(*request.mutable_envelope());
   uint32_t chunks = 0;
   uint64_t size = 0;
+  auto too_big = [&] { return max_message_bytes_ > 0 && size > max_message_bytes_; };
+  std::string last_chunk;  // Carried by the commit; stored in the same write as the record.
   bool committed = false;
   while (stream->Read(&request)) {
     if (request.has_commit()) {
+      size += request.commit().content().size();
+      if (too_big()) {
+        return Fail(id, chunks, "too_big", grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
+      }
       if (request.commit().size() != size) {
         return Fail(id, chunks, "size_mismatch",
                     InvalidArgument("commit.size", absl::StrCat("says ", request.commit().size(),
@@ -139,6 +145,7 @@ grpc::Status QueueApiService::Enqueue(
         return Fail(id, chunks, "expired",
                     grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "commit arrived after its deadline"));
       }
+      last_chunk = std::move(*request.mutable_commit()->mutable_content());
       committed = true;
       break;
     }
@@ -146,9 +153,8 @@ grpc::Status QueueApiService::Enqueue(
       return Fail(id, chunks, "protocol", InvalidArgument("part", "expected content or commit"));
     }
     size += request.content().size();
-    if (max_message_bytes_ > 0 && size > max_message_bytes_) {
-      return Fail(id, chunks, "too_big",
-                  grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
+    if (too_big()) {
+      return Fail(id, chunks, "too_big", grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
     }
     if (absl::Status put = store_.PutChunk(id, chunks, request.content()); !put.ok()) {
       return Fail(id, chunks + 1, "store", ToGrpcStatus(put));
@@ -160,11 +166,13 @@ grpc::Status QueueApiService::Enqueue(
                 grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before commit"));
   }
 
+  if (!last_chunk.empty()) ++chunks;
   StoredMessage record = NewMessageRecord(id, std::move(envelope), size, chunks, arrival);
   const v1::Message& message = record.message();
   const absl::Time commit_start = absl::Now();
   SetTimestamp(record.mutable_message()->mutable_queued_time(), commit_start);
-  if (absl::Status saved = store_.Commit(record); !saved.ok()) {
+  absl::Status saved = last_chunk.empty() ? store_.Commit(record) : store_.CommitWithLastChunk(record, last_chunk);
+  if (!saved.ok()) {
     spdlog::error("{}: queue file write error: {}", id, saved.ToString());
     return Fail(id, chunks, "store", ToGrpcStatus(saved));
   }

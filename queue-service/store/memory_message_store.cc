@@ -19,6 +19,15 @@ absl::Status MemoryMessageStore::Commit(const StoredMessage& record) {
   return absl::OkStatus();
 }
 
+absl::Status MemoryMessageStore::CommitWithLastChunk(const StoredMessage& record,
+                                                     absl::string_view last_chunk) {
+  if (record.chunk_count() == 0) return absl::InvalidArgumentError("a last chunk needs chunk_count > 0");
+  absl::MutexLock lock(&mu_);
+  chunks_[{record.message().queue_id(), record.chunk_count() - 1}] = std::string(last_chunk);
+  records_[record.message().queue_id()] = record;
+  return absl::OkStatus();
+}
+
 absl::Status MemoryMessageStore::Discard(const std::string& id, uint32_t chunk_count) {
   absl::MutexLock lock(&mu_);
   for (uint32_t i = 0; i < chunk_count; ++i) chunks_.erase({id, i});

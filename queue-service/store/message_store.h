@@ -30,6 +30,9 @@ class MessageStore {
   virtual absl::Status PutChunk(const std::string& id, uint32_t index, absl::string_view data) = 0;
   // Makes the message exist, durably. record.chunk_count tells how many chunks it has.
   virtual absl::Status Commit(const StoredMessage& record) = 0;
+  // Commit, with the last chunk (index record.chunk_count() - 1, not written before) stored in the
+  // same durable step: one write instead of two for a message that fits in one chunk.
+  virtual absl::Status CommitWithLastChunk(const StoredMessage& record, absl::string_view last_chunk) = 0;
   // Drops the chunks of a message that will never be committed.
   virtual absl::Status Discard(const std::string& id, uint32_t chunk_count) = 0;
 

@@ -91,6 +91,19 @@ TYPED_TEST(MessageStoreContractTest, CommitMakesChunksAndRecordVisible) {
   EXPECT_EQ(Content(store, *got), "Subject: hi\n\nbody\n");
 }
 
+TYPED_TEST(MessageStoreContractTest, CommitWithLastChunkStoresBothAtOnce) {
+  MessageStore& store = *this->store_;
+  ASSERT_TRUE(store.PutChunk("0000000000006", 0, "Subject: hi\n\n").ok());
+  ASSERT_TRUE(store.CommitWithLastChunk(Record("0000000000006", 2), "last\n").ok());
+  EXPECT_EQ(Content(store, *store.Get("0000000000006")), "Subject: hi\n\nlast\n");
+  EXPECT_EQ(store.RemoveOrphans().value(), 0u);  // The last chunk belongs to the record.
+  ASSERT_TRUE(store.CommitWithLastChunk(Record("0000000000007", 1), "only\n").ok());
+  EXPECT_EQ(Content(store, *store.Get("0000000000007")), "only\n");
+  EXPECT_EQ(store.CommitWithLastChunk(Record("0000000000008", 0), "x").code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Get("0000000000008").status().code(), absl::StatusCode::kNotFound);
+}
+
 TYPED_TEST(MessageStoreContractTest, DiscardAndOrphansLeaveNothing) {
   MessageStore& store = *this->store_;
   ASSERT_TRUE(store.PutChunk("0000000000002", 0, "a").ok());

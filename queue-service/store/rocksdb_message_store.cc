@@ -107,6 +107,15 @@ absl::Status RocksDbMessageStore::Commit(const StoredMessage& record) {
   return WriteRecord(record, false);
 }
 
+absl::Status RocksDbMessageStore::CommitWithLastChunk(const StoredMessage& record,
+                                                      absl::string_view last_chunk) {
+  if (record.chunk_count() == 0) return absl::InvalidArgumentError("a last chunk needs chunk_count > 0");
+  rocksdb::WriteBatch batch;
+  batch.Put(ChunkKey(record.message().queue_id(), record.chunk_count() - 1), ToSlice(last_chunk));
+  AddRecordWrite(batch, record, false);
+  return WriteDurably(&batch, "write record");
+}
+
 absl::Status RocksDbMessageStore::Update(const StoredMessage& record) {
   return WriteRecord(record, false);
 }

@@ -250,8 +250,9 @@ class GrpcMessageUpload : public MessageUpload {
     co_return absl::OkStatus();
   }
 
-  asio::awaitable<absl::Status> Commit(uint64_t size) override {
-    absl::Status status = co_await CommitOn(*call_, size);
+  asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size) override {
+    Keep(last_chunk);
+    absl::Status status = co_await CommitOn(*call_, size, std::move(last_chunk));
     if (status.ok() || absl::IsInternal(status)) co_return status;
     co_return co_await Replay(status, size);
   }
@@ -268,9 +269,10 @@ class GrpcMessageUpload : public MessageUpload {
     kept_.push_back(chunk);
   }
 
-  asio::awaitable<absl::Status> CommitOn(EnqueueCall& call, uint64_t size) {
+  asio::awaitable<absl::Status> CommitOn(EnqueueCall& call, uint64_t size, std::string last_chunk) {
     v1::EnqueueRequest request;
     request.mutable_commit()->set_size(size);
+    request.mutable_commit()->set_content(std::move(last_chunk));
     // Half the step timeout: the queue must have committed well before we stop waiting.
     const auto deadline = std::chrono::system_clock::now() + client_.timeout / 2;
     const auto nanos =
@@ -288,8 +290,9 @@ class GrpcMessageUpload : public MessageUpload {
     co_return absl::OkStatus();
   }
 
-  // Sends the envelope and everything kept again (and commits, given `commit_size`). One more
-  // attempt after a short pause: a broken stream, not a replica that is gone, is what it is for.
+  // Sends the envelope and everything kept again, the last chunk included (and commits, given
+  // `commit_size`). One more attempt after a short pause: a broken stream, not a replica that is
+  // gone, is what it is for.
   asio::awaitable<absl::Status> Replay(absl::Status failure, std::optional<uint64_t> commit_size) {
     if (!replayable_ || replayed_ || peer_.empty()) co_return failure;
     replayed_ = true;
@@ -307,7 +310,7 @@ class GrpcMessageUpload : public MessageUpload {
       if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "write");
     }
     if (!commit_size) co_return absl::OkStatus();
-    co_return co_await CommitOn(*call_, *commit_size);
+    co_return co_await CommitOn(*call_, *commit_size, std::string());
   }
 
   GrpcQueueClient::Impl& client_;

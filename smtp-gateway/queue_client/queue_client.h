@@ -30,8 +30,9 @@ class MessageUpload {
   virtual ~MessageUpload() = default;
   virtual const std::string& queue_id() const = 0;
   virtual asio::awaitable<absl::Status> Write(std::string chunk) = 0;
-  // `size` is the total of all chunks written; the queue checks it.
-  virtual asio::awaitable<absl::Status> Commit(uint64_t size) = 0;
+  // Sends `last_chunk` (may be empty) with the commit, which saves the queue a write for a small
+  // message. `size` is the total of all chunks, the last one included; the queue checks it.
+  virtual asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size) = 0;
 };
 
 class QueueClient {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "asio/co_spawn.hpp"
 #include "asio/experimental/as_tuple.hpp"
 #include "asio/experimental/awaitable_operators.hpp"
 #include "asio/ip/tcp.hpp"
@@ -24,6 +25,7 @@
 #include "core/smtp/proxy_protocol.h"
 #include "smtp-gateway/policy/network.h"
 #include "smtp-gateway/protocol/received_header.h"
+#include "smtp-gateway/session/client_name.h"
 #include "core/base/absl_fmt.h"
 #include "spdlog/spdlog.h"
 
@@ -113,7 +115,7 @@ class SmtpSession {
     if (env_.peername_lookup) {
       // The client's address: from the PROXY header when a load balancer sent one.
       asio::ip::address client = asio::ip::make_address(address_, ignored);
-      hostname_ = co_await LookUpName(tcp::endpoint(client, peer.port()));
+      hostname_ = co_await LookUpName(client);
     }
     client_ = absl::StrCat(hostname_, "[", address_, "]");
     spdlog::info("connect from {}", client_);
@@ -394,11 +396,10 @@ class SmtpSession {
   asio::awaitable<absl::Status> Commit(MessageInProgress& message) {
     const absl::Time end_of_data = absl::Now();
     absl::Status status = message.queue_status;
-    if (status.ok() && !message.pending.empty()) {
+    if (status.ok()) {
       message.stored_bytes += message.pending.size();
-      status = co_await message.upload->Write(std::exchange(message.pending, std::string()));
+      status = co_await message.upload->Commit(std::exchange(message.pending, std::string()), message.stored_bytes);
     }
-    if (status.ok()) status = co_await message.upload->Commit(message.stored_bytes);
     if (status.ok()) message.queue_id = message.upload->queue_id();  // A replayed upload may have a new one.
     if (!status.ok()) {
       spdlog::warn("{}: queue file write error: {}", message.queue_id, status.ToString());
@@ -538,25 +539,11 @@ class SmtpSession {
     co_return result.index() == 0 && !std::get<0>(std::get<0>(result));
   }
 
-  // Postfix's client name: the reverse name, only if it resolves back to the address.
-  asio::awaitable<std::string> LookUpName(const tcp::endpoint& peer) {
-    tcp::resolver resolver(socket_.get_executor());
-    auto [error, names] = co_await resolver.async_resolve(peer, kAsTuple);
-    if (error || names.empty()) co_return "unknown";
-    std::string name = names.begin()->host_name();
-    if (name == address_ || name.empty()) co_return "unknown";
-    auto [forward_error, addresses] =
-        co_await resolver.async_resolve(name, "", tcp::resolver::numeric_service, kAsTuple);
-    if (forward_error) co_return "unknown";
-    for (const auto& entry : addresses) {
-      asio::ip::address address = entry.endpoint().address();
-      if (address.to_string() == address_ ||
-          (address.is_v4() && peer.address().is_v6() && peer.address().to_v6().is_v4_mapped() &&
-           address.to_string() == address_)) {
-        co_return name;
-      }
-    }
-    co_return "unknown";
+  // Postfix's client name (client_name.h), looked up on the lookup pool.
+  asio::awaitable<std::string> LookUpName(const asio::ip::address& client) {
+    co_return co_await asio::co_spawn(
+        *env_.name_lookups, [client]() -> asio::awaitable<std::string> { co_return LookUpClientName(client); },
+        asio::use_awaitable);
   }
 
   tcp::socket socket_;

@@ -11,6 +11,7 @@
 
 #include "asio/awaitable.hpp"
 #include "asio/ip/tcp.hpp"
+#include "asio/thread_pool.hpp"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/policy/client_limiter.h"
 #include "smtp-gateway/policy/relay_policy.h"
@@ -31,6 +32,7 @@ struct SessionEnvironment {
   size_t line_length_limit = 2048;
   std::chrono::seconds timeout{300};  // smtpd_timeout
   bool peername_lookup = true;        // smtpd_peername_lookup
+  asio::thread_pool* name_lookups = nullptr;  // Runs the blocking client-name lookups; required.
   size_t soft_error_limit = 10;       // smtpd_soft_error_limit: past it, each error reply waits
   std::chrono::milliseconds error_sleep{1000};  // smtpd_error_sleep_time
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.

@@ -31,6 +31,7 @@ struct GatewayServices {
   GatewayMetrics* metrics = nullptr;
   DrainControl* drain = nullptr;
   policy::ClientLimiter* client_limiter = nullptr;  // Counts carry on across reloads.
+  asio::thread_pool* name_lookups = nullptr;
 };
 
 class GatewaySettings {

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# bench/cpu.sh — CPU time each Postgate service spends per message, the steadiest figure on a
+# noisy machine (throughput swings run to run; CPU per message barely does). Starts Postgate
+# (bench/lib.sh), sends MSGS messages of SIZE bytes over 100 sessions, one per connection, waits
+# until all are in Maildir and the queue is empty, and prints user + system milliseconds per
+# message for smtp-gateway and queue-service, read from /proc/PID/stat before and after.
+#
+#   bench/cpu.sh                    # MSGS=3000 SIZE=1024 RUNS=3
+#   SIZE=102400 MSGS=1000 bench/cpu.sh
+#   PERF=1 bench/cpu.sh             # also perf record -g both services (build/bench-perf.*.data)
+MSGS=${MSGS:-3000}
+SIZE=${SIZE:-1024}
+RUNS=${RUNS:-3}
+SESSIONS=${SESSIONS:-100}
+source "$(dirname "$0")/lib.sh"
+bench_start_postgate
+
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # utime + stime, in clock ticks
+hz=$(getconf CLK_TCK)
+for run in $(seq 1 "$RUNS"); do
+  g0=$(cpu_ticks "$gateway_pid"); q0=$(cpu_ticks "$queue_pid")
+  perf_pids=()
+  if [ -n "${PERF:-}" ] && [ "$run" = "$RUNS" ]; then
+    for p in gateway:$gateway_pid queue:$queue_pid; do
+      perf record -q ${PERF_OPTS:--g} -p "${p#*:}" -o "$repo/build/bench-perf.${p%%:*}.data" >"$repo/build/bench-perf.${p%%:*}.log" 2>&1 &
+      perf_pids+=($!)
+    done
+  fi
+  out=$("$HARNESS/smtp-load.sh" -L postgate -s "$SESSIONS" -m "$MSGS" -l "$SIZE" -n 1 ${CLEAN:+-C} \
+    -D "$postgate_maildir" -q "$postgate_empty" 127.0.0.1 2625)
+  for p in "${perf_pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
+  g1=$(cpu_ticks "$gateway_pid"); q1=$(cpu_ticks "$queue_pid")
+  line=$(echo "$out" | grep '^run=')
+  accepted=$(echo "$line" | sed -n 's/.*accept_mps=\([0-9.]*\).*/\1/p')
+  delivered=$(echo "$line" | sed -n 's/.*deliver_mps=\([0-9.]*\).*/\1/p')
+  awk -v g=$((g1 - g0)) -v q=$((q1 - q0)) -v hz="$hz" -v n="$MSGS" -v a="$accepted" -v d="$delivered" \
+    -v run="$run" -v size="$SIZE" 'BEGIN {
+      printf "run=%d size=%d msgs=%d accepted=%s/s delivered=%s/s cpu_ms_per_msg gateway=%.3f queue=%.3f total=%.3f\n",
+        run, size, n, a, d, g * 1000 / hz / n, q * 1000 / hz / n, (g + q) * 1000 / hz / n }'
+done
