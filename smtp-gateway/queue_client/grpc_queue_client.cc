@@ -30,16 +30,22 @@ absl::Status FromGrpc(const grpc::Status& status) {
 }
 
 // One Enqueue call. Lives until gRPC reports OnDone (it holds itself until then), so a session
-// may drop it at any time. All state below is touched only on the session's executor, which is
-// single-threaded, except what gRPC's own callbacks read before posting.
+// may drop it at any time. The session's side runs on its executor; gRPC's reactions run on
+// gRPC's threads and touch only what `mu_` guards. A reaction nobody waits for wakes nobody:
+// writes are sent without waiting for them (one at a time), and a committed call ends on its
+// own — per message the session waits only for the queue ID and for the commit's answer.
 class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>,
                     public std::enable_shared_from_this<EnqueueCall> {
  public:
   EnqueueCall(asio::any_io_executor executor, std::chrono::milliseconds timeout)
-      : executor_(std::move(executor)), timer_(executor_), timeout_(timeout) {}
+      : executor_(std::move(executor)), timeout_(timeout) {}
 
   void Start(v1::QueueService::Stub& stub) {
-    self_ = shared_from_this();
+    {
+      absl::MutexLock lock(&mu_);
+      self_ = shared_from_this();
+      done_.pending = true;
+    }
     stub.async()->Enqueue(&context_, this);
     // Operations are started from the session, not from reactions: the hold keeps gRPC from
     // finishing the call (OnDone) under our feet until we release it in Finish() or Cancel().
@@ -47,34 +53,54 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
     StartCall();
   }
 
-  asio::awaitable<bool> Write(v1::EnqueueRequest request) {
+  // Waits until the previous write is through (at once if it is); false if the call failed.
+  // Then Send may start the next one. (Two steps: g++ 12 miscompiled them as one coroutine.)
+  asio::awaitable<bool> ReadyToSend() { return Await(write_); }
+
+  // Starts sending `request`, without waiting for it; `last` also half-closes.
+  void Send(v1::EnqueueRequest&& request, bool last) {
     write_buffer_ = std::move(request);
-    bool ok = co_await Await(write_done_, [this] { StartWrite(&write_buffer_); });
-    failed_ |= !ok;
-    co_return ok;
+    Begin(write_);
+    if (last) {
+      half_closed_ = true;
+      StartWriteLast(&write_buffer_, grpc::WriteOptions());
+    } else {
+      StartWrite(&write_buffer_);
+    }
   }
 
-  asio::awaitable<bool> Read(v1::EnqueueResponse* response) {
-    bool ok = co_await Await(read_done_, [this] { StartRead(&read_buffer_); });
-    failed_ |= !ok;
+  asio::awaitable<bool> Receive(v1::EnqueueResponse* response) {
+    Begin(read_);
+    StartRead(&read_buffer_);
+    const bool ok = co_await Await(read_);
     if (ok) *response = std::move(read_buffer_);
     co_return ok;
   }
 
   // Ends the call: half-closes after success, cancels after a failure; returns gRPC's verdict.
   asio::awaitable<grpc::Status> Finish() {
-    if (!done_) {
-      co_await Await(finished_, [this] {
-        if (released_) return;
-        if (failed_) {
-          context_.TryCancel();
-        } else {
-          StartWritesDone();
-        }
-        Release();
-      });
+    if (!released_) {
+      if (Failed()) {
+        context_.TryCancel();
+      } else if (!half_closed_) {
+        half_closed_ = true;
+        StartWritesDone();
+      }
+      Release();
     }
-    co_return status_;
+    co_await Await(done_);
+    co_return FinalStatus();
+  }
+
+  grpc::Status FinalStatus() {
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+
+  // Lets a call whose answer is in end by itself; nothing waits for its last reaction.
+  void Release() {
+    if (std::exchange(released_, true)) return;
+    RemoveHold();
   }
 
   void Cancel() {
@@ -85,63 +111,91 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
   // The replica serving this call ("ipv4:10.1.2.3:50051"), once it has answered.
   std::string peer() { return context_.peer(); }
 
-  void OnWriteDone(bool ok) override { Complete(write_done_, ok); }
-  void OnReadDone(bool ok) override { Complete(read_done_, ok); }
+  void OnWriteDone(bool ok) override { Complete(write_, ok); }
+  void OnReadDone(bool ok) override { Complete(read_, ok); }
   void OnDone(const grpc::Status& status) override {
-    // The last callback gRPC makes: release the self-reference once the executor has seen it.
-    asio::post(executor_, [keep = std::move(self_), status] {
-      keep->done_ = true;
-      keep->status_ = status;
-      keep->timer_.cancel();
-      if (auto handler = std::exchange(keep->finished_, nullptr)) handler(true);
-    });
+    std::shared_ptr<EnqueueCall> last_reference;
+    {
+      absl::MutexLock lock(&mu_);
+      status_ = status;
+      last_reference = std::move(self_);
+    }
+    // The last callback gRPC makes. Unless someone waits in Finish(), the call may end right
+    // here, on gRPC's thread: it owns no asio object, so that is safe.
+    Complete(done_, true);
   }
 
  private:
-  using Slot = std::function<void(bool)>;
+  // One kind of gRPC operation: whether one is under way, and who waits for it.
+  struct Operation {
+    bool pending = false;
+    std::function<void(bool)> waiter;
+  };
 
-  // Starts a gRPC operation and suspends until its completion is posted back (or the step
-  // deadline cancels the call, which makes gRPC complete it with ok = false).
-  template <typename StartOperation>
-  asio::awaitable<bool> Await(Slot& slot, StartOperation start) {
-    return asio::async_initiate<const asio::use_awaitable_t<>&, void(bool)>(
-        [this, &slot, start](auto handler) mutable {
+  void Begin(Operation& operation) {
+    absl::MutexLock lock(&mu_);
+    operation.pending = true;
+  }
+
+  bool Failed() {
+    absl::MutexLock lock(&mu_);
+    return failed_;
+  }
+
+  std::optional<bool> ResultIfDone(const Operation& operation) {
+    absl::MutexLock lock(&mu_);
+    if (operation.pending) return std::nullopt;
+    return !failed_;
+  }
+
+  void Complete(Operation& operation, bool ok) {
+    std::function<void(bool)> waiter;
+    {
+      absl::MutexLock lock(&mu_);
+      operation.pending = false;
+      failed_ |= !ok;
+      waiter = std::exchange(operation.waiter, nullptr);
+    }
+    if (waiter) asio::post(executor_, [waiter = std::move(waiter), ok] { waiter(ok); });
+  }
+
+  // Waits until `operation` is through (at once if it is), bounded by the step timeout: at the
+  // deadline the call is cancelled, which makes gRPC complete it with ok = false.
+  asio::awaitable<bool> Await(Operation& operation) {
+    if (std::optional<bool> result = ResultIfDone(operation)) co_return *result;
+    asio::steady_timer deadline(executor_, timeout_);
+    deadline.async_wait([weak = weak_from_this()](std::error_code error) {
+      if (error) return;
+      if (auto call = weak.lock()) call->context_.TryCancel();
+    });
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(bool)>(
+        [this, &operation](auto handler) {
           auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-          slot = [shared](bool ok) { (*shared)(ok); };
-          timer_.expires_after(timeout_);
-          timer_.async_wait([weak = weak_from_this()](std::error_code error) {
-            if (error) return;
-            if (auto call = weak.lock()) call->context_.TryCancel();
-          });
-          start();
+          std::function<void(bool)> resume = [shared](bool ok) { (*shared)(ok); };
+          absl::MutexLock lock(&mu_);
+          if (operation.pending) {
+            operation.waiter = std::move(resume);
+          } else {  // Completed since the check above.
+            asio::post(executor_, [resume = std::move(resume), ok = !failed_] { resume(ok); });
+          }
         },
         asio::use_awaitable);
   }
 
-  void Release() {
-    if (std::exchange(released_, true)) return;
-    RemoveHold();
-  }
-
-  void Complete(Slot& slot, bool ok) {
-    asio::post(executor_, [keep = shared_from_this(), &slot, ok] {
-      keep->timer_.cancel();
-      if (auto handler = std::exchange(slot, nullptr)) handler(ok);
-    });
-  }
-
   asio::any_io_executor executor_;
-  asio::steady_timer timer_;
   std::chrono::milliseconds timeout_;
   grpc::ClientContext context_;
-  std::shared_ptr<EnqueueCall> self_;
   v1::EnqueueRequest write_buffer_;
   v1::EnqueueResponse read_buffer_;
-  Slot write_done_, read_done_, finished_;
-  bool failed_ = false;
-  bool released_ = false;  // RemoveHold() was called.
-  bool done_ = false;
-  grpc::Status status_;
+  bool released_ = false;     // RemoveHold() was called. Session side only.
+  bool half_closed_ = false;  // Session side only.
+  absl::Mutex mu_;
+  std::shared_ptr<EnqueueCall> self_ ABSL_GUARDED_BY(mu_);
+  Operation write_ ABSL_GUARDED_BY(mu_);
+  Operation read_ ABSL_GUARDED_BY(mu_);
+  Operation done_ ABSL_GUARDED_BY(mu_);
+  bool failed_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status status_ ABSL_GUARDED_BY(mu_);
 };
 
 constexpr int kOpenAttempts = 3;
@@ -216,9 +270,10 @@ asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueCall>, std::stri
     v1::QueueService::Stub& stub, const v1::EnqueueRequest& envelope, std::chrono::milliseconds timeout) {
   auto call = std::make_shared<EnqueueCall>(co_await asio::this_coro::executor, timeout);
   call->Start(stub);
-  if (!co_await call->Write(envelope)) co_return co_await FailedStep(*call, "envelope");
+  if (!co_await call->ReadyToSend()) co_return co_await FailedStep(*call, "envelope");
+  call->Send(v1::EnqueueRequest(envelope), /*last=*/false);
   v1::EnqueueResponse response;
-  if (!co_await call->Read(&response) || response.queue_id().empty()) {
+  if (!co_await call->Receive(&response) || response.queue_id().empty()) {
     co_return co_await FailedStep(*call, "queue ID");
   }
   co_return std::make_pair(call, response.queue_id());
@@ -243,7 +298,9 @@ class GrpcMessageUpload : public MessageUpload {
     Keep(chunk);
     v1::EnqueueRequest request;
     request.set_content(std::move(chunk));
-    if (!co_await call_->Write(std::move(request))) {
+    if (co_await call_->ReadyToSend()) {
+      call_->Send(std::move(request), /*last=*/false);
+    } else {
       absl::Status failed = co_await FailedStep(*call_, "write");
       co_return co_await Replay(failed, /*commit_size=*/std::nullopt);
     }
@@ -279,14 +336,15 @@ class GrpcMessageUpload : public MessageUpload {
         std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch()).count();
     request.mutable_commit()->mutable_deadline()->set_seconds(nanos / 1000000000);
     request.mutable_commit()->mutable_deadline()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-    if (!co_await call.Write(std::move(request))) co_return co_await FailedStep(call, "commit");
+    if (!co_await call.ReadyToSend()) co_return co_await FailedStep(call, "commit");
+    call.Send(std::move(request), /*last=*/true);
     v1::EnqueueResponse response;
-    if (!co_await call.Read(&response)) co_return co_await FailedStep(call, "commit");
+    if (!co_await call.Receive(&response)) co_return co_await FailedStep(call, "commit");
     if (response.committed_queue_id() != queue_id_) {
       co_return absl::InternalError("queue-service confirmed another message");
     }
     committed_ = true;
-    co_await call.Finish();  // Stored already; the final status only tidies up.
+    call.Release();  // Stored already: the call ends by itself, nobody waits for its status.
     co_return absl::OkStatus();
   }
 
@@ -307,7 +365,8 @@ class GrpcMessageUpload : public MessageUpload {
     for (const std::string& chunk : kept_) {
       v1::EnqueueRequest request;
       request.set_content(chunk);
-      if (!co_await call_->Write(std::move(request))) co_return co_await FailedStep(*call_, "write");
+      if (!co_await call_->ReadyToSend()) co_return co_await FailedStep(*call_, "write");
+      call_->Send(std::move(request), /*last=*/false);
     }
     if (!commit_size) co_return absl::OkStatus();
     co_return co_await CommitOn(*call_, *commit_size, std::string());
