@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -83,18 +84,29 @@ MaildirBatch::~MaildirBatch() {
 
 absl::Status MaildirBatch::Stage(const std::string& maildir, const std::string& name, const MailboxWrite& write) {
   if (absl::Status fits = SizeCheck(write, 0); !fits.ok()) return fits;
-  std::error_code error;
-  for (const char* sub : {"tmp", "new", "cur"}) {
-    std::filesystem::create_directories(maildir + "/" + sub, error);
-    if (error) return absl::UnavailableError(absl::StrCat("create ", maildir, "/", sub, ": ", error.message()));
+  if (!ready_maildirs_.contains(maildir)) {  // Once per batch, not per file.
+    std::error_code error;
+    for (const char* sub : {"tmp", "new", "cur"}) {
+      std::filesystem::create_directories(maildir + "/" + sub, error);
+      if (error) return absl::UnavailableError(absl::StrCat("create ", maildir, "/", sub, ": ", error.message()));
+    }
+    ready_maildirs_.insert(maildir);
   }
   Staged file{-1, absl::StrCat(maildir, "/tmp/", name), absl::StrCat(maildir, "/new/", name), maildir + "/new"};
   file.fd = ::open(file.tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (file.fd < 0) return Errno("create", file.tmp_path);
-  absl::Status status = WriteAll(file.fd, write.headers, file.tmp_path);
-  if (status.ok()) {
-    status = write.content([&](absl::string_view chunk) { return WriteAll(file.fd, chunk, file.tmp_path); });
-  }
+  // Headers and small content in one write(2); a large chunk goes out as it is.
+  constexpr size_t kCoalesce = 64 * 1024;
+  std::string pending = write.headers;
+  absl::Status status = write.content([&](absl::string_view chunk) {
+    if (pending.size() + chunk.size() <= kCoalesce) {
+      pending.append(chunk.data(), chunk.size());
+      return absl::OkStatus();
+    }
+    absl::Status flushed = WriteAll(file.fd, std::exchange(pending, std::string()), file.tmp_path);
+    return flushed.ok() ? WriteAll(file.fd, chunk, file.tmp_path) : flushed;
+  });
+  if (status.ok()) status = WriteAll(file.fd, pending, file.tmp_path);
   if (!status.ok()) {
     ::close(file.fd);
     ::unlink(file.tmp_path.c_str());
@@ -109,20 +121,22 @@ absl::Status MaildirBatch::Stage(const std::string& maildir, const std::string& 
 
 absl::Status MaildirBatch::Finish() {
   absl::Status first_error;
-  std::map<std::string, std::vector<std::string>> linked;  // new/ directory → files linked into it.
+  std::map<std::string, std::vector<std::string>> moved;  // new/ directory → files moved into it.
   for (const Staged& file : staged_) {
     absl::Status status;
     if (::fsync(file.fd) != 0) status = Errno("fsync", file.tmp_path);
     if (::close(file.fd) != 0 && status.ok()) status = Errno("close", file.tmp_path);
-    if (status.ok() && ::link(file.tmp_path.c_str(), file.new_path.c_str()) != 0 && errno != EEXIST) {
-      status = Errno("link", file.new_path);
+    // rename, not link + unlink: one step fewer. A file already in new/ (an attempt before a
+    // crash wrote it) has the same content, so replacing it changes nothing.
+    if (status.ok() && ::rename(file.tmp_path.c_str(), file.new_path.c_str()) != 0) {
+      status = Errno("rename", file.new_path);
     }
-    ::unlink(file.tmp_path.c_str());
-    if (status.ok()) linked[file.new_directory].push_back(file.new_path);
+    if (!status.ok()) ::unlink(file.tmp_path.c_str());
+    if (status.ok()) moved[file.new_directory].push_back(file.new_path);
     if (first_error.ok()) first_error = status;
   }
   staged_.clear();
-  for (const auto& [directory, files] : linked) {
+  for (const auto& [directory, files] : moved) {
     absl::Status synced = SyncDirectory(directory);
     if (synced.ok()) continue;
     // Not durable, so not delivered: take the files back, and a later attempt writes them again.

@@ -1,5 +1,5 @@
 // Writes one message into a mailbox, durably, the way Postfix's local(8) does:
-//  - Maildir: write tmp/NAME, fsync, link to new/NAME (atomic appearance), fsync new/.
+//  - Maildir: write tmp/NAME, fsync, rename into new/NAME (atomic appearance), fsync new/.
 //    NAME is chosen by the caller and deterministic, so a retry after a crash finds the file and
 //    does not deliver twice.
 //  - mbox: append under an fcntl lock with a "From " line and ">From " quoting, fsync; on any
@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
@@ -36,8 +37,8 @@ bool MaildirHasMessage(const std::string& maildir, const std::string& name, bool
 absl::Status WriteMaildir(const std::string& maildir, const std::string& name, const MailboxWrite& write);
 
 // Many Maildir deliveries with WriteMaildir's guarantee at a fraction of its cost: Stage writes
-// tmp/NAME and starts its write-back; Finish fsyncs each file, links it into new/ and fsyncs
-// each new/ directory once. Every file Finish leaves in new/ is durable; one whose fsync, link
+// tmp/NAME and starts its write-back; Finish fsyncs each file, moves it into new/ and fsyncs
+// each new/ directory once. Every file Finish leaves in new/ is durable; one whose fsync, rename
 // or directory sync failed is not there (Finish returns the first error). Files still staged
 // when the batch is destroyed are removed.
 class MaildirBatch {
@@ -59,6 +60,7 @@ class MaildirBatch {
     std::string new_directory;
   };
   std::vector<Staged> staged_;
+  absl::flat_hash_set<std::string> ready_maildirs_;  // tmp/, new/ and cur/ exist.
 };
 
 // `from_line` is the mbox separator without newline, e.g. "From foo@x  Thu Nov 26 16:23:51 2026".
