@@ -241,7 +241,6 @@ int Run(const Flags& flags) {
   builder.AddListeningPort(cf.Get("postgate_queue_listen"), ServerCredentials(cf), &grpc_port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(4 << 20);
-  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, 128);
   // Gateways reconnect every few minutes, and re-resolve the headless Service as they do, so a
   // replica added by scaling up gets its share of new mail. Streams under way get a minute to end.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);

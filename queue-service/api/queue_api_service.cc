@@ -60,134 +60,225 @@ QueueApiService::InFlightId::~InFlightId() {
   service_.ids_in_flight_.erase(id_);
 }
 
-grpc::Status QueueApiService::AnswerDuplicate(
-    const std::string& id, grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) {
-  v1::EnqueueResponse response;
-  response.set_queue_id(id);
-  if (!stream->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
-  v1::EnqueueRequest request;
-  while (stream->Read(&request)) {  // The content again: already stored, not kept.
-    if (request.has_commit()) {
-      metrics_.enqueue_duplicates.Increment();
-      spdlog::info("{}: retry with the same idempotency key: already stored, not stored again", id);
-      response.set_committed_queue_id(id);
-      stream->Write(response);
-      return grpc::Status::OK;
-    }
-  }
-  return grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before commit");
-}
-
-grpc::Status QueueApiService::Enqueue(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) {
-  v1::EnqueueRequest request;
-  if (!stream->Read(&request)) return grpc::Status(grpc::StatusCode::CANCELLED, "no envelope");
-  if (!request.has_envelope()) return InvalidArgument("envelope", "must be the first message");
-  if (absl::Status valid = ValidateEnvelope(request.envelope()); !valid.ok()) return ToGrpcStatus(valid);
-
-  if (!accepting_.load()) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "this replica is not accepting new messages (draining)");
-  }
-  if (storage_check_) {
-    if (absl::Status space = storage_check_(); !space.ok()) {
-      metrics_.enqueue_failures.Add({{"reason", "storage"}}).Increment();
-      return ToGrpcStatus(space);
-    }
-  }
-  // A retry of a message this replica already stored: answer its ID, store nothing.
-  const std::string key = request.envelope().idempotency_key();
-  std::optional<KeyClaim> claim;
-  if (!key.empty()) {
-    if (std::optional<std::string> stored = index_.FindByIdempotencyKey(key)) {
-      return AnswerDuplicate(*stored, stream);
-    }
-    claim.emplace(*this, key);
-    if (!claim->claimed()) {
-      return grpc::Status(grpc::StatusCode::ABORTED, "a message with this idempotency_key is being stored");
-    }
-    if (std::optional<std::string> stored = index_.FindByIdempotencyKey(key)) {  // Stored meanwhile.
-      return AnswerDuplicate(*stored, stream);
-    }
+// One Enqueue stream (see queue.proto), on gRPC's callback API: nothing here blocks, the
+// store writer makes the writes. Reads and store requests take turns (one read or one store
+// request at a time), so the stream's own state needs no lock; gRPC may run OnWriteDone beside
+// them, so what writes share is under `mu_`. Writes go one at a time: the last one (with the
+// final status) waits for the queue ID's write if that is still going out.
+class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse> {
+ public:
+  EnqueueReactor(QueueApiService& service, grpc::CallbackServerContext* context)
+      : service_(service), context_(context), in_flight_(service) {
+    StartRead(&request_);
   }
 
-  const absl::Time arrival = absl::Now();
-  // A retry keeps the ID already written into its Received: header (this replica gave it out,
-  // perhaps before a restart). Only with a claimed key: the attempt that was given the ID has the
-  // same key, so it is over (its chunks discarded) before the claim could be taken.
-  InFlightId in_flight(*this);
-  const std::string id = in_flight.Take(claim ? request.envelope().requested_queue_id() : std::string(), arrival);
-  v1::EnqueueResponse response;
-  response.set_queue_id(id);
-  if (!stream->Write(response)) return grpc::Status(grpc::StatusCode::CANCELLED, "client gone");
-
-  v1::Envelope envelope = std::move(*request.mutable_envelope());
-  uint32_t chunks = 0;
-  uint64_t size = 0;
-  auto too_big = [&] { return max_message_bytes_ > 0 && size > max_message_bytes_; };
-  std::string last_chunk;  // Carried by the commit; stored in the same write as the record.
-  bool committed = false;
-  while (stream->Read(&request)) {
-    if (request.has_commit()) {
-      size += request.commit().content().size();
-      if (too_big()) {
-        return Fail(id, chunks, "too_big", grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      if (stage_ == Stage::kEnvelope) return End(std::nullopt, grpc::Status(grpc::StatusCode::CANCELLED, "no envelope"));
+      if (stage_ == Stage::kContent) {
+        return Fail("cancelled", grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before commit"));
       }
-      if (request.commit().size() != size) {
-        return Fail(id, chunks, "size_mismatch",
-                    InvalidArgument("commit.size", absl::StrCat("says ", request.commit().size(),
-                                                                " bytes, received ", size)));
-      }
-      // Too late (the gateway has given up and said 451) or abandoned: storing it now would
-      // deliver a message its sender was told failed, and will send again.
-      if ((request.commit().has_deadline() && absl::Now() > FromTimestamp(request.commit().deadline())) ||
-          context->IsCancelled()) {
-        return Fail(id, chunks, "expired",
-                    grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "commit arrived after its deadline"));
-      }
-      last_chunk = std::move(*request.mutable_commit()->mutable_content());
-      committed = true;
-      break;
+      return End(std::nullopt, grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before commit"));
     }
-    if (request.part_case() != v1::EnqueueRequest::kContent) {
-      return Fail(id, chunks, "protocol", InvalidArgument("part", "expected content or commit"));
+    switch (stage_) {
+      case Stage::kEnvelope: return OnEnvelope();
+      case Stage::kContent: return OnContent();
+      case Stage::kDuplicate: return OnDuplicateContent();
     }
-    size += request.content().size();
-    if (too_big()) {
-      return Fail(id, chunks, "too_big", grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
-    }
-    if (absl::Status put = store_.PutChunk(id, chunks, request.content()); !put.ok()) {
-      return Fail(id, chunks + 1, "store", ToGrpcStatus(put));
-    }
-    ++chunks;
-  }
-  if (!committed) {
-    return Fail(id, chunks, "cancelled",
-                grpc::Status(grpc::StatusCode::CANCELLED, "stream ended before commit"));
   }
 
-  if (!last_chunk.empty()) ++chunks;
-  StoredMessage record = NewMessageRecord(id, std::move(envelope), size, chunks, arrival);
-  const v1::Message& message = record.message();
-  const absl::Time commit_start = absl::Now();
-  SetTimestamp(record.mutable_message()->mutable_queued_time(), commit_start);
-  absl::Status saved = last_chunk.empty() ? store_.Commit(record) : store_.CommitWithLastChunk(record, last_chunk);
-  if (!saved.ok()) {
-    spdlog::error("{}: queue file write error: {}", id, saved.ToString());
-    return Fail(id, chunks, "store", ToGrpcStatus(saved));
+  void OnWriteDone(bool /*ok*/) override {
+    // A failed write means the gateway is gone; the read that follows says so.
+    std::optional<PendingEnd> end;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      end = std::exchange(pending_end_, std::nullopt);
+    }
+    if (end) End(std::move(end->last), end->status);
   }
-  metrics_.commit_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - commit_start));
-  metrics_.messages_stored.Increment();
-  metrics_.stored_bytes.Increment(static_cast<double>(size));
-  index_.Upsert(message);
-  spdlog::info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id, message.envelope().sender(),
-               size, message.recipients_size());
 
-  response.set_committed_queue_id(id);
-  stream->Write(response);  // The message is stored whether or not the gateway still listens.
-  agent_.PublishReceived(message);
-  agent_.Submit(id);
-  return grpc::Status::OK;
+  void OnDone() override { delete this; }
+
+ private:
+  enum class Stage { kEnvelope, kContent, kDuplicate };
+  struct PendingEnd {
+    std::optional<v1::EnqueueResponse> last;
+    grpc::Status status;
+  };
+
+  void OnEnvelope() {
+    if (!request_.has_envelope()) return End(std::nullopt, InvalidArgument("envelope", "must be the first message"));
+    if (absl::Status valid = ValidateEnvelope(request_.envelope()); !valid.ok()) {
+      return End(std::nullopt, ToGrpcStatus(valid));
+    }
+    if (!service_.accepting_.load()) {
+      return End(std::nullopt, grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                            "this replica is not accepting new messages (draining)"));
+    }
+    if (service_.storage_check_) {
+      if (absl::Status space = service_.storage_check_(); !space.ok()) {
+        service_.metrics_.enqueue_failures.Add({{"reason", "storage"}}).Increment();
+        return End(std::nullopt, ToGrpcStatus(space));
+      }
+    }
+    // A retry of a message this replica already stored: answer its ID, store nothing.
+    const std::string& key = request_.envelope().idempotency_key();
+    if (!key.empty()) {
+      if (std::optional<std::string> stored = service_.index_.FindByIdempotencyKey(key)) {
+        return AnswerDuplicate(*stored);
+      }
+      claim_.emplace(service_, key);
+      if (!claim_->claimed()) {
+        return End(std::nullopt, grpc::Status(grpc::StatusCode::ABORTED,
+                                              "a message with this idempotency_key is being stored"));
+      }
+      if (std::optional<std::string> stored = service_.index_.FindByIdempotencyKey(key)) {  // Stored meanwhile.
+        return AnswerDuplicate(*stored);
+      }
+    }
+    arrival_ = absl::Now();
+    // A retry keeps the ID already written into its Received: header (this replica gave it out,
+    // perhaps before a restart). Only with a claimed key: the attempt that was given the ID has
+    // the same key, so it is over (its chunks discarded) before the claim could be taken.
+    id_ = in_flight_.Take(claim_ ? request_.envelope().requested_queue_id() : std::string(), arrival_);
+    envelope_ = std::move(*request_.mutable_envelope());
+    stage_ = Stage::kContent;
+    v1::EnqueueResponse response;
+    response.set_queue_id(id_);
+    Write(std::move(response));
+    StartRead(&request_);
+  }
+
+  void AnswerDuplicate(const std::string& stored_id) {
+    id_ = stored_id;
+    stage_ = Stage::kDuplicate;
+    v1::EnqueueResponse response;
+    response.set_queue_id(id_);
+    Write(std::move(response));
+    StartRead(&request_);
+  }
+
+  void OnDuplicateContent() {  // The content again: already stored, not kept.
+    if (!request_.has_commit()) return StartRead(&request_);
+    service_.metrics_.enqueue_duplicates.Increment();
+    spdlog::info("{}: retry with the same idempotency key: already stored, not stored again", id_);
+    v1::EnqueueResponse response;
+    response.set_committed_queue_id(id_);
+    End(std::move(response), grpc::Status::OK);
+  }
+
+  bool TooBig() const { return service_.max_message_bytes_ > 0 && size_ > service_.max_message_bytes_; }
+
+  void OnContent() {
+    if (request_.has_commit()) return OnCommit();
+    if (request_.part_case() != v1::EnqueueRequest::kContent) {
+      return Fail("protocol", InvalidArgument("part", "expected content or commit"));
+    }
+    size_ += request_.content().size();
+    if (TooBig()) return Fail("too_big", grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
+    service_.writer_.PutChunk(id_, chunks_++, std::move(*request_.mutable_content()), [this](absl::Status put) {
+      if (!put.ok()) return Fail("store", ToGrpcStatus(put));
+      StartRead(&request_);  // The next piece only once this one is written: bounded memory.
+    });
+  }
+
+  void OnCommit() {
+    v1::Commit& commit = *request_.mutable_commit();
+    size_ += commit.content().size();
+    if (TooBig()) return Fail("too_big", grpc::Status(grpc::StatusCode::OUT_OF_RANGE, "message too big"));
+    if (commit.size() != size_) {
+      return Fail("size_mismatch", InvalidArgument("commit.size", absl::StrCat("says ", commit.size(),
+                                                                              " bytes, received ", size_)));
+    }
+    // Too late (the gateway has given up and said 451) or abandoned: storing it now would
+    // deliver a message its sender was told failed, and will send again.
+    if ((commit.has_deadline() && absl::Now() > FromTimestamp(commit.deadline())) || context_->IsCancelled()) {
+      return Fail("expired", grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "commit arrived after its deadline"));
+    }
+    std::optional<std::string> last_chunk;
+    if (!commit.content().empty()) {
+      last_chunk = std::move(*commit.mutable_content());
+      ++chunks_;
+    }
+    record_ = NewMessageRecord(id_, std::move(envelope_), size_, chunks_, arrival_);
+    commit_start_ = absl::Now();
+    SetTimestamp(record_.mutable_message()->mutable_queued_time(), commit_start_);
+    service_.writer_.Commit(record_, std::move(last_chunk), [this](absl::Status saved) { OnCommitted(saved); });
+  }
+
+  void OnCommitted(const absl::Status& saved) {
+    if (!saved.ok()) {
+      spdlog::error("{}: queue file write error: {}", id_, saved.ToString());
+      return Fail("store", ToGrpcStatus(saved));
+    }
+    const v1::Message& message = record_.message();
+    service_.metrics_.commit_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - commit_start_));
+    service_.metrics_.messages_stored.Increment();
+    service_.metrics_.stored_bytes.Increment(static_cast<double>(size_));
+    service_.index_.Upsert(message);
+    spdlog::info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id_, message.envelope().sender(), size_,
+                 message.recipients_size());
+    service_.agent_.PublishReceived(message);
+    service_.agent_.Submit(id_);
+    // Last: once the gateway has its answer the stream may end, and this reactor with it.
+    v1::EnqueueResponse response;
+    response.set_committed_queue_id(id_);
+    End(std::move(response), grpc::Status::OK);  // Stored whether or not the gateway still listens.
+  }
+
+  void Fail(const char* reason, grpc::Status status) {
+    End(std::nullopt, service_.Fail(id_, chunks_, reason, std::move(status)));
+  }
+
+  void Write(v1::EnqueueResponse response) {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = true;
+    }
+    response_ = std::move(response);
+    StartWrite(&response_);
+  }
+
+  // Sends `last` (if any) and the status; after a write still going out, once it is through.
+  void End(std::optional<v1::EnqueueResponse> last, grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_) {
+        pending_end_ = PendingEnd{std::move(last), std::move(status)};
+        return;
+      }
+    }
+    if (last) {
+      response_ = std::move(*last);
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), status);
+    } else {
+      Finish(status);
+    }
+  }
+
+  QueueApiService& service_;
+  grpc::CallbackServerContext* context_;
+  Stage stage_ = Stage::kEnvelope;
+  v1::EnqueueRequest request_;
+  v1::EnqueueResponse response_;
+  std::optional<KeyClaim> claim_;
+  InFlightId in_flight_;
+  std::string id_;
+  absl::Time arrival_;
+  absl::Time commit_start_;
+  v1::Envelope envelope_;
+  uint32_t chunks_ = 0;
+  uint64_t size_ = 0;
+  StoredMessage record_;
+  absl::Mutex mu_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<PendingEnd> pending_end_ ABSL_GUARDED_BY(mu_);
+};
+
+grpc::ServerBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>* QueueApiService::Enqueue(
+    grpc::CallbackServerContext* context) {
+  return new EnqueueReactor(*this, context);
 }
 
 grpc::Status QueueApiService::GetQueueStatus(grpc::ServerContext*, const v1::GetQueueStatusRequest*,

@@ -1,6 +1,7 @@
 // The gRPC face of queue-service: the gateway's Enqueue stream and the status API. Proto ↔ store
-// mapping lives here; delivery and storage are behind their interfaces. Runs on gRPC's
-// synchronous server threads: a commit blocks its thread while RocksDB groups concurrent fsyncs.
+// mapping lives here; delivery and storage are behind their interfaces. Enqueue, the hot path,
+// runs on gRPC's callback API and hands its writes to one store writer, which groups them (one
+// fsync for every commit waiting); the status API runs on gRPC's synchronous server threads.
 #pragma once
 
 #include <atomic>
@@ -17,19 +18,20 @@
 #include "queue-service/scheduler/event_bus.h"
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/message_store.h"
+#include "queue-service/store/store_writer.h"
 
 namespace postgate::queue {
 
-class QueueApiService final : public v1::QueueService::Service {
+class QueueApiService final : public v1::QueueService::WithCallbackMethod_Enqueue<v1::QueueService::Service> {
  public:
   QueueApiService(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
                   DeliveryAgent& agent, EventBus& events, QueueMetrics& metrics, AdminAuth& admin,
                   uint64_t max_message_bytes)
       : store_(store), index_(index), ids_(ids), agent_(agent), events_(events), metrics_(metrics),
-        admin_(admin), max_message_bytes_(max_message_bytes) {}
+        admin_(admin), max_message_bytes_(max_message_bytes), writer_(store) {}
 
-  grpc::Status Enqueue(grpc::ServerContext* context,
-                       grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream) override;
+  grpc::ServerBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>* Enqueue(
+      grpc::CallbackServerContext* context) override;
   grpc::Status GetQueueStatus(grpc::ServerContext* context, const v1::GetQueueStatusRequest* request,
                               v1::QueueStatus* response) override;
   grpc::Status ListMessages(grpc::ServerContext* context, const v1::ListMessagesRequest* request,
@@ -103,11 +105,13 @@ class QueueApiService final : public v1::QueueService::Service {
     QueueApiService& service_;
     std::string id_;
   };
-  grpc::Status AnswerDuplicate(const std::string& id,
-                               grpc::ServerReaderWriter<v1::EnqueueResponse, v1::EnqueueRequest>* stream);
+  class EnqueueReactor;
   absl::Mutex keys_mu_;
   absl::flat_hash_set<std::string> keys_in_flight_ ABSL_GUARDED_BY(keys_mu_);
   absl::flat_hash_set<std::string> ids_in_flight_ ABSL_GUARDED_BY(keys_mu_);
+  // Last: destroyed first, it finishes the writes it holds while everything its callbacks touch
+  // still exists.
+  StoreWriter writer_;
 };
 
 }  // namespace postgate::queue

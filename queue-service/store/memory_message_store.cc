@@ -19,12 +19,11 @@ absl::Status MemoryMessageStore::Commit(const StoredMessage& record) {
   return absl::OkStatus();
 }
 
-absl::Status MemoryMessageStore::CommitWithLastChunk(const StoredMessage& record,
-                                                     absl::string_view last_chunk) {
-  if (record.chunk_count() == 0) return absl::InvalidArgumentError("a last chunk needs chunk_count > 0");
+absl::Status MemoryMessageStore::WriteGroup(const std::vector<ChunkWrite>& chunks,
+                                            const std::vector<const StoredMessage*>& records) {
   absl::MutexLock lock(&mu_);
-  chunks_[{record.message().queue_id(), record.chunk_count() - 1}] = std::string(last_chunk);
-  records_[record.message().queue_id()] = record;
+  for (const ChunkWrite& chunk : chunks) chunks_[{std::string(chunk.id), chunk.index}] = std::string(chunk.data);
+  for (const StoredMessage* record : records) records_[record->message().queue_id()] = *record;
   return absl::OkStatus();
 }
 

@@ -14,7 +14,8 @@ class MemoryMessageStore : public MessageStore {
  public:
   absl::Status PutChunk(const std::string& id, uint32_t index, absl::string_view data) override;
   absl::Status Commit(const StoredMessage& record) override;
-  absl::Status CommitWithLastChunk(const StoredMessage& record, absl::string_view last_chunk) override;
+  absl::Status WriteGroup(const std::vector<ChunkWrite>& chunks,
+                          const std::vector<const StoredMessage*>& records) override;
   absl::Status Discard(const std::string& id, uint32_t chunk_count) override;
   absl::Status Update(const StoredMessage& record) override;
   absl::Status UpdateAndDropContent(const StoredMessage& record) override;

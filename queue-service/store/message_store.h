@@ -30,9 +30,15 @@ class MessageStore {
   virtual absl::Status PutChunk(const std::string& id, uint32_t index, absl::string_view data) = 0;
   // Makes the message exist, durably. record.chunk_count tells how many chunks it has.
   virtual absl::Status Commit(const StoredMessage& record) = 0;
-  // Commit, with the last chunk (index record.chunk_count() - 1, not written before) stored in the
-  // same durable step: one write instead of two for a message that fits in one chunk.
-  virtual absl::Status CommitWithLastChunk(const StoredMessage& record, absl::string_view last_chunk) = 0;
+  // PutChunk for each of `chunks` and Commit for each of `records`, as one write: durable like
+  // Commit when `records` is not empty, and then one fsync serves them all (group commit).
+  struct ChunkWrite {
+    absl::string_view id;
+    uint32_t index;
+    absl::string_view data;
+  };
+  virtual absl::Status WriteGroup(const std::vector<ChunkWrite>& chunks,
+                                  const std::vector<const StoredMessage*>& records) = 0;
   // Drops the chunks of a message that will never be committed.
   virtual absl::Status Discard(const std::string& id, uint32_t chunk_count) = 0;
 

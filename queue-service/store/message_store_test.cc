@@ -91,17 +91,23 @@ TYPED_TEST(MessageStoreContractTest, CommitMakesChunksAndRecordVisible) {
   EXPECT_EQ(Content(store, *got), "Subject: hi\n\nbody\n");
 }
 
-TYPED_TEST(MessageStoreContractTest, CommitWithLastChunkStoresBothAtOnce) {
+TYPED_TEST(MessageStoreContractTest, WriteGroupStoresChunksAndCommitsAtOnce) {
   MessageStore& store = *this->store_;
   ASSERT_TRUE(store.PutChunk("0000000000006", 0, "Subject: hi\n\n").ok());
-  ASSERT_TRUE(store.CommitWithLastChunk(Record("0000000000006", 2), "last\n").ok());
+  // Chunks alone: written, still invisible.
+  ASSERT_TRUE(store.WriteGroup({{"0000000000007", 0, "Subject: a\n\n"}}, {}).ok());
+  EXPECT_TRUE(Ids(store).empty());
+  const StoredMessage six = Record("0000000000006", 2), seven = Record("0000000000007", 2);
+  const StoredMessage eight = Record("0000000000008", 1);
+  ASSERT_TRUE(store.WriteGroup({{"0000000000006", 1, "last\n"}, {"0000000000007", 1, "b\n"},
+                                {"0000000000008", 0, "only\n"}, {"0000000000009", 0, "not yet\n"}},
+                               {&six, &seven, &eight})
+                  .ok());
+  EXPECT_EQ(Ids(store), (std::vector<std::string>{"0000000000006", "0000000000007", "0000000000008"}));
   EXPECT_EQ(Content(store, *store.Get("0000000000006")), "Subject: hi\n\nlast\n");
-  EXPECT_EQ(store.RemoveOrphans().value(), 0u);  // The last chunk belongs to the record.
-  ASSERT_TRUE(store.CommitWithLastChunk(Record("0000000000007", 1), "only\n").ok());
-  EXPECT_EQ(Content(store, *store.Get("0000000000007")), "only\n");
-  EXPECT_EQ(store.CommitWithLastChunk(Record("0000000000008", 0), "x").code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(store.Get("0000000000008").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Content(store, *store.Get("0000000000007")), "Subject: a\n\nb\n");
+  EXPECT_EQ(Content(store, *store.Get("0000000000008")), "only\n");
+  EXPECT_EQ(store.RemoveOrphans().value(), 1u);  // 9's chunk: never committed.
 }
 
 TYPED_TEST(MessageStoreContractTest, DiscardAndOrphansLeaveNothing) {

@@ -107,13 +107,13 @@ absl::Status RocksDbMessageStore::Commit(const StoredMessage& record) {
   return WriteRecord(record, false);
 }
 
-absl::Status RocksDbMessageStore::CommitWithLastChunk(const StoredMessage& record,
-                                                      absl::string_view last_chunk) {
-  if (record.chunk_count() == 0) return absl::InvalidArgumentError("a last chunk needs chunk_count > 0");
+absl::Status RocksDbMessageStore::WriteGroup(const std::vector<ChunkWrite>& chunks,
+                                             const std::vector<const StoredMessage*>& records) {
   rocksdb::WriteBatch batch;
-  batch.Put(ChunkKey(record.message().queue_id(), record.chunk_count() - 1), ToSlice(last_chunk));
-  AddRecordWrite(batch, record, false);
-  return WriteDurably(&batch, "write record");
+  for (const ChunkWrite& chunk : chunks) batch.Put(ChunkKey(chunk.id, chunk.index), ToSlice(chunk.data));
+  for (const StoredMessage* record : records) AddRecordWrite(batch, *record, false);
+  if (records.empty()) return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write content");
+  return WriteDurably(&batch, "write records");
 }
 
 absl::Status RocksDbMessageStore::Update(const StoredMessage& record) {
