@@ -26,7 +26,7 @@ for run in $(seq 1 "$RUNS"); do
       perf_pids+=($!)
     done
   fi
-  out=$("$HARNESS/smtp-load.sh" -L postgate -s "$SESSIONS" -m "$MSGS" -l "$SIZE" -n 1 ${CLEAN:+-C} \
+  out=$("$HARNESS/smtp-load.sh" -L postgate -s "$SESSIONS" -m "$MSGS" -l "$SIZE" -n 1 "${bench_clean[@]}" \
     -D "$postgate_maildir" -q "$postgate_empty" 127.0.0.1 2625)
   for p in "${perf_pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
   g1=$(cpu_ticks "$gateway_pid"); q1=$(cpu_ticks "$queue_pid")

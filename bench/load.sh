@@ -27,10 +27,10 @@ for s in $SESSIONS; do
   for server in postgate postfix; do
     [ -n "$ONLY" ] && [ "$ONLY" != "$server" ] && continue
     if [ $server = postgate ]; then
-      out=$("$HARNESS/smtp-load.sh" -L postgate -s "$s" -m "$MSGS" -l "$SIZE" -n "$RUNS" -C \
+      out=$("$HARNESS/smtp-load.sh" -L postgate -s "$s" -m "$MSGS" -l "$SIZE" -n "$RUNS" "${bench_clean[@]}" \
         -D "$postgate_maildir" -q "$postgate_empty" 127.0.0.1 2625)
     else
-      out=$("$HARNESS/smtp-load.sh" -L postfix -s "$s" -m "$MSGS" -l "$SIZE" -n "$RUNS" -C \
+      out=$("$HARNESS/smtp-load.sh" -L postfix -s "$s" -m "$MSGS" -l "$SIZE" -n "$RUNS" "${bench_clean[@]}" \
         -D "$postfix_maildir" -q "$postfix_empty" 127.0.0.1 25)
     fi
     echo "$out" | grep -E '^(run=|SUMMARY)' >&2

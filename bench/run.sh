@@ -47,10 +47,10 @@ declare -A accepted delivered
 for size in 1024 102400; do
   msgs=$MSGS
   [ "$size" = 102400 ] && msgs=$BIG_MSGS
-  line=$(load postgate "$size" "$msgs" 2625 -C -D "$postgate_maildir" -q "$postgate_empty")
+  line=$(load postgate "$size" "$msgs" 2625 "${bench_clean[@]}" -D "$postgate_maildir" -q "$postgate_empty")
   accepted[postgate,$size]=$(echo "$line" | median accepted_mps)
   delivered[postgate,$size]=$(echo "$line" | median delivered_mps)
-  line=$(load postfix "$size" "$msgs" 25 -C -D "$postfix_maildir" -q "$postfix_empty")
+  line=$(load postfix "$size" "$msgs" 25 "${bench_clean[@]}" -D "$postfix_maildir" -q "$postfix_empty")
   accepted[postfix,$size]=$(echo "$line" | median accepted_mps)
   delivered[postfix,$size]=$(echo "$line" | median delivered_mps)
   line=$(load smtp-sink "$size" "$msgs" 2526)
