@@ -46,4 +46,17 @@ std::string LookUpClientName(const asio::ip::address& address) {
   return confirmed ? name : "unknown";
 }
 
+std::optional<std::string> ClientNameCache::Find(const asio::ip::address& address, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(address.to_string());
+  if (it == entries_.end() || now >= it->second.expires) return std::nullopt;
+  return it->second.name;
+}
+
+void ClientNameCache::Remember(const asio::ip::address& address, std::string name, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  if (entries_.size() >= capacity_) entries_.clear();
+  entries_[address.to_string()] = Entry{std::move(name), now + ttl_};
+}
+
 }  // namespace postgate::gateway

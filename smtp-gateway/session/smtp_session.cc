@@ -539,11 +539,14 @@ class SmtpSession {
     co_return result.index() == 0 && !std::get<0>(std::get<0>(result));
   }
 
-  // Postfix's client name (client_name.h), looked up on the lookup pool.
+  // Postfix's client name (client_name.h): remembered for a while, else looked up on the pool.
   asio::awaitable<std::string> LookUpName(const asio::ip::address& client) {
-    co_return co_await asio::co_spawn(
+    if (std::optional<std::string> known = env_.client_names->Find(client, absl::Now())) co_return *known;
+    std::string name = co_await asio::co_spawn(
         *env_.name_lookups, [client]() -> asio::awaitable<std::string> { co_return LookUpClientName(client); },
         asio::use_awaitable);
+    env_.client_names->Remember(client, name, absl::Now());
+    co_return name;
   }
 
   tcp::socket socket_;

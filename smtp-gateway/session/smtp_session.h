@@ -17,6 +17,7 @@
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/protocol/session_machine.h"
 #include "smtp-gateway/queue_client/queue_client.h"
+#include "smtp-gateway/session/client_name.h"
 #include "smtp-gateway/session/drain.h"
 #include "smtp-gateway/session/tls_context.h"
 
@@ -33,6 +34,7 @@ struct SessionEnvironment {
   std::chrono::seconds timeout{300};  // smtpd_timeout
   bool peername_lookup = true;        // smtpd_peername_lookup
   asio::thread_pool* name_lookups = nullptr;  // Runs the blocking client-name lookups; required.
+  ClientNameCache* client_names = nullptr;    // Required.
   size_t soft_error_limit = 10;       // smtpd_soft_error_limit: past it, each error reply waits
   std::chrono::milliseconds error_sleep{1000};  // smtpd_error_sleep_time
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.

@@ -116,6 +116,7 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   environment.timeout = std::chrono::seconds(absl::ToInt64Seconds(cf.GetTime("smtpd_timeout")));
   environment.peername_lookup = cf.GetBool("smtpd_peername_lookup");
   environment.name_lookups = services.name_lookups;
+  environment.client_names = services.client_names;
   environment.client_limiter = services.client_limiter;
   environment.client_limits.count_limit = static_cast<size_t>(cf.GetInteger("smtpd_client_connection_count_limit"));
   environment.client_limits.rate_limit = static_cast<size_t>(cf.GetInteger("smtpd_client_connection_rate_limit"));

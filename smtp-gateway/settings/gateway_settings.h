@@ -32,6 +32,7 @@ struct GatewayServices {
   DrainControl* drain = nullptr;
   policy::ClientLimiter* client_limiter = nullptr;  // Counts carry on across reloads.
   asio::thread_pool* name_lookups = nullptr;
+  ClientNameCache* client_names = nullptr;
 };
 
 class GatewaySettings {
