@@ -106,6 +106,7 @@ class SmtpSession {
                    ? asio::ip::make_address_v4(asio::ip::v4_mapped, peer.address().to_v6()).to_string()
                    : peer.address().to_string();
     socket_.set_option(tcp::no_delay(true), ignored);
+    socket_.non_blocking(true, ignored);  // Flush writes at once and never blocks the thread.
     if (env_.proxy_networks != nullptr && !co_await ReadProxyHeader()) {
       socket_.close(ignored);
       co_return;
@@ -526,6 +527,21 @@ class SmtpSession {
 
   asio::awaitable<bool> Flush() {
     if (output_.empty()) co_return true;
+    if (!tls_) {
+      // A reply almost always fits the socket's send buffer: write it now, and wait (with the
+      // timer) only for what did not fit. Saves the timer and the wait for nearly every reply.
+      std::error_code error;
+      const size_t written = socket_.write_some(asio::buffer(output_), error);
+      if (!error && written == output_.size()) {
+        output_.clear();
+        co_return true;
+      }
+      if (error && error != asio::error::would_block && error != asio::error::try_again) {
+        output_.clear();
+        co_return false;
+      }
+      output_.erase(0, written);
+    }
     timer_.expires_after(env_.timeout);
     std::variant<std::tuple<std::error_code, size_t>, std::tuple<std::error_code>> result;
     if (tls_) {
