@@ -36,7 +36,10 @@ using namespace asio::experimental::awaitable_operators;
 using asio::ip::tcp;
 
 constexpr auto kAsTuple = asio::experimental::as_tuple(asio::use_awaitable);
+// Commands are read 4 KiB at a time: an idle session holds no more (10,000 of them at once). A
+// message's content is read in 64 KiB pieces, which takes a 100 KiB message in 2 reads, not 25.
 constexpr size_t kReadSize = 4096;
+constexpr size_t kContentReadSize = 64 * 1024;
 // Content goes to the queue in pieces of this size: a session never holds more of a message.
 constexpr size_t kChunkSize = 64 * 1024;
 
@@ -427,7 +430,9 @@ class SmtpSession {
       input_.erase(0, decoder.Decode(input_, &message->pending));
       co_await Ship(*message, message->pending.size() - before);
       if (decoder.done()) break;
-      if (!co_await ReadMore(/*within_record=*/!decoder.at_line_start())) co_return protocol::Step{};
+      if (!co_await ReadMore(/*within_record=*/!decoder.at_line_start(), kContentReadSize)) {
+        co_return protocol::Step{};
+      }
     }
     protocol::DataOutcome outcome = protocol::DataOutcome::kTooBig;
     if (!message->too_big) {
@@ -459,7 +464,7 @@ class SmtpSession {
       input_.erase(0, take);  // Dropped bytes are never held beyond one read.
       remaining -= take;
       if (remaining == 0) break;
-      if (!co_await ReadMore(/*within_record=*/false)) co_return protocol::Step{};
+      if (!co_await ReadMore(/*within_record=*/false, kContentReadSize)) co_return protocol::Step{};
     }
     protocol::BdatOutcome outcome = protocol::BdatOutcome::kKept;
     const auto failure = [](const absl::Status& status) {
@@ -490,14 +495,16 @@ class SmtpSession {
   // line or a content line (Postfix's smtpd_per_record_deadline = yes) – so a client trickling
   // a byte at a time is cut when it runs out, however often it sends. `within_record`: the
   // caller holds part of a record; it started in the last read if that read brought a line end.
-  asio::awaitable<bool> ReadMore(bool within_record) {
+  asio::awaitable<bool> ReadMore(bool within_record, size_t read_size = kReadSize) {
+    // Waiting for a command, a session keeps a small buffer, whatever its content reads needed.
+    if (read_size == kReadSize && input_.empty() && input_.capacity() > 4 * kReadSize) input_.shrink_to_fit();
     const size_t old_size = input_.size();
-    input_.resize(old_size + kReadSize);
+    input_.resize(old_size + read_size);
     if (!within_record || line_end_in_last_read_) {
       record_deadline_ = std::chrono::steady_clock::now() + env_.timeout;
     }
     timer_.expires_at(record_deadline_);
-    const auto buffer = asio::buffer(input_.data() + old_size, kReadSize);
+    const auto buffer = asio::buffer(input_.data() + old_size, read_size);
     std::variant<std::tuple<std::error_code, size_t>, std::tuple<std::error_code>> result;
     if (tls_) {
       result = co_await (tls_->async_read_some(buffer, kAsTuple) || timer_.async_wait(kAsTuple));
@@ -520,8 +527,6 @@ class SmtpSession {
       co_return false;
     }
     if (error) co_return false;
-    // An idle session keeps a small buffer, whatever a burst once needed.
-    if (input_.empty() && input_.capacity() > 4 * kChunkSize) input_.shrink_to_fit();
     co_return true;
   }
 
