@@ -40,7 +40,9 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
   EnqueueCall(asio::any_io_executor executor, std::chrono::milliseconds timeout)
       : executor_(std::move(executor)), timeout_(timeout) {}
 
-  void Start(v1::QueueService::Stub& stub) {
+  // Opens the call with `first` on its way and its answer asked for: operations started before
+  // StartCall go out in one batch with the call's headers.
+  void Start(v1::QueueService::Stub& stub, v1::EnqueueRequest&& first) {
     {
       absl::MutexLock lock(&mu_);
       self_ = shared_from_this();
@@ -50,6 +52,8 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
     // Operations are started from the session, not from reactions: the hold keeps gRPC from
     // finishing the call (OnDone) under our feet until we release it in Finish() or Cancel().
     AddHold();
+    Send(std::move(first), /*last=*/false);
+    StartReceive();
     StartCall();
   }
 
@@ -69,9 +73,13 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
     }
   }
 
-  asio::awaitable<bool> Receive(v1::EnqueueResponse* response) {
+  // Asks for the next answer; Received waits for it.
+  void StartReceive() {
     Begin(read_);
     StartRead(&read_buffer_);
+  }
+
+  asio::awaitable<bool> Received(v1::EnqueueResponse* response) {
     const bool ok = co_await Await(read_);
     if (ok) *response = std::move(read_buffer_);
     co_return ok;
@@ -269,11 +277,9 @@ std::string NewIdempotencyKey() {
 asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueCall>, std::string>>> StartEnqueue(
     v1::QueueService::Stub& stub, const v1::EnqueueRequest& envelope, std::chrono::milliseconds timeout) {
   auto call = std::make_shared<EnqueueCall>(co_await asio::this_coro::executor, timeout);
-  call->Start(stub);
-  if (!co_await call->ReadyToSend()) co_return co_await FailedStep(*call, "envelope");
-  call->Send(v1::EnqueueRequest(envelope), /*last=*/false);
+  call->Start(stub, v1::EnqueueRequest(envelope));
   v1::EnqueueResponse response;
-  if (!co_await call->Receive(&response) || response.queue_id().empty()) {
+  if (!co_await call->Received(&response) || response.queue_id().empty()) {
     co_return co_await FailedStep(*call, "queue ID");
   }
   co_return std::make_pair(call, response.queue_id());
@@ -338,8 +344,9 @@ class GrpcMessageUpload : public MessageUpload {
     request.mutable_commit()->mutable_deadline()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
     if (!co_await call.ReadyToSend()) co_return co_await FailedStep(call, "commit");
     call.Send(std::move(request), /*last=*/true);
+    call.StartReceive();
     v1::EnqueueResponse response;
-    if (!co_await call.Receive(&response)) co_return co_await FailedStep(call, "commit");
+    if (!co_await call.Received(&response)) co_return co_await FailedStep(call, "commit");
     if (response.committed_queue_id() != queue_id_) {
       co_return absl::InternalError("queue-service confirmed another message");
     }
