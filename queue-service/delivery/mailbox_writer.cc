@@ -75,11 +75,35 @@ bool MaildirHasMessage(const std::string& maildir, const std::string& name, bool
   return found;
 }
 
+namespace {
+
+// An unnamed file (O_TMPFILE) is given its name in new/ through /proc/self/fd; without /proc,
+// or on a file system without O_TMPFILE (NFS), files are staged as tmp/NAME instead.
+bool UnnamedFilesUsable() {
+  static const bool usable = ::access("/proc/self/fd", X_OK) == 0;
+  return usable;
+}
+
+}  // namespace
+
 MaildirBatch::~MaildirBatch() {
   for (const Staged& file : staged_) {
     ::close(file.fd);
-    ::unlink(file.tmp_path.c_str());
+    if (!file.unnamed) ::unlink(file.tmp_path.c_str());  // An unnamed one vanishes by itself.
   }
+}
+
+int MaildirBatch::Create(const std::string& maildir, Staged& file) {
+  if (UnnamedFilesUsable() && !unnamed_unsupported_) {
+    const int fd = ::open((maildir + "/tmp").c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      file.unnamed = true;
+      return fd;
+    }
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return fd;
+    unnamed_unsupported_ = true;
+  }
+  return ::open(file.tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 }
 
 absl::Status MaildirBatch::Stage(const std::string& maildir, const std::string& name, const MailboxWrite& write) {
@@ -92,8 +116,9 @@ absl::Status MaildirBatch::Stage(const std::string& maildir, const std::string& 
     }
     ready_maildirs_.insert(maildir);
   }
-  Staged file{-1, absl::StrCat(maildir, "/tmp/", name), absl::StrCat(maildir, "/new/", name), maildir + "/new"};
-  file.fd = ::open(file.tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  Staged file{-1, false, absl::StrCat(maildir, "/tmp/", name), absl::StrCat(maildir, "/new/", name),
+              maildir + "/new"};
+  file.fd = Create(maildir, file);
   if (file.fd < 0) return Errno("create", file.tmp_path);
   // Headers and small content in one write(2); a large chunk goes out as it is.
   constexpr size_t kCoalesce = 64 * 1024;
@@ -109,7 +134,7 @@ absl::Status MaildirBatch::Stage(const std::string& maildir, const std::string& 
   if (status.ok()) status = WriteAll(file.fd, pending, file.tmp_path);
   if (!status.ok()) {
     ::close(file.fd);
-    ::unlink(file.tmp_path.c_str());
+    if (!file.unnamed) ::unlink(file.tmp_path.c_str());
     return status;
   }
   // Start the write-back now: the fsyncs in Finish then find most of the work done (and, on a
@@ -125,13 +150,24 @@ absl::Status MaildirBatch::Finish() {
   for (const Staged& file : staged_) {
     absl::Status status;
     if (::fsync(file.fd) != 0) status = Errno("fsync", file.tmp_path);
-    if (::close(file.fd) != 0 && status.ok()) status = Errno("close", file.tmp_path);
-    // rename, not link + unlink: one step fewer. A file already in new/ (an attempt before a
-    // crash wrote it) has the same content, so replacing it changes nothing.
-    if (status.ok() && ::rename(file.tmp_path.c_str(), file.new_path.c_str()) != 0) {
-      status = Errno("rename", file.new_path);
+    if (file.unnamed) {
+      // The name appears with the whole file behind it. One already in new/ (an attempt before
+      // a crash wrote it) has the same content: keep it.
+      const std::string self = absl::StrCat("/proc/self/fd/", file.fd);
+      if (status.ok() && ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, file.new_path.c_str(), AT_SYMLINK_FOLLOW) != 0 &&
+          errno != EEXIST) {
+        status = Errno("link", file.new_path);
+      }
+      if (::close(file.fd) != 0 && status.ok()) status = Errno("close", file.new_path);
+    } else {
+      if (::close(file.fd) != 0 && status.ok()) status = Errno("close", file.tmp_path);
+      // rename, not link + unlink: one step fewer. A file already in new/ has the same content,
+      // so replacing it changes nothing.
+      if (status.ok() && ::rename(file.tmp_path.c_str(), file.new_path.c_str()) != 0) {
+        status = Errno("rename", file.new_path);
+      }
+      if (!status.ok()) ::unlink(file.tmp_path.c_str());
     }
-    if (!status.ok()) ::unlink(file.tmp_path.c_str());
     if (status.ok()) moved[file.new_directory].push_back(file.new_path);
     if (first_error.ok()) first_error = status;
   }

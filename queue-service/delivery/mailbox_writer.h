@@ -1,5 +1,6 @@
 // Writes one message into a mailbox, durably, the way Postfix's local(8) does:
-//  - Maildir: write tmp/NAME, fsync, rename into new/NAME (atomic appearance), fsync new/.
+//  - Maildir: write the file in tmp/ (unnamed, O_TMPFILE, where the file system has it; else
+//    tmp/NAME), fsync, give it its name in new/ (atomic appearance), fsync new/.
 //    NAME is chosen by the caller and deterministic, so a retry after a crash finds the file and
 //    does not deliver twice.
 //  - mbox: append under an fcntl lock with a "From " line and ">From " quoting, fsync; on any
@@ -37,7 +38,7 @@ bool MaildirHasMessage(const std::string& maildir, const std::string& name, bool
 absl::Status WriteMaildir(const std::string& maildir, const std::string& name, const MailboxWrite& write);
 
 // Many Maildir deliveries with WriteMaildir's guarantee at a fraction of its cost: Stage writes
-// tmp/NAME and starts its write-back; Finish fsyncs each file, moves it into new/ and fsyncs
+// the file in tmp/ and starts its write-back; Finish fsyncs each file, puts it in new/ and fsyncs
 // each new/ directory once. Every file Finish leaves in new/ is durable; one whose fsync, rename
 // or directory sync failed is not there (Finish returns the first error). Files still staged
 // when the batch is destroyed are removed.
@@ -55,12 +56,19 @@ class MaildirBatch {
  private:
   struct Staged {
     int fd;
+    bool unnamed;  // O_TMPFILE: no tmp/NAME; linked into new/ by Finish.
     std::string tmp_path;
     std::string new_path;
     std::string new_directory;
   };
+  // Opens the file to write: unnamed in tmp/ where the file system allows (O_TMPFILE), so its
+  // fsync need not also write tmp/ (ext4 syncs a new file's directory with it), and nothing is
+  // left behind by a crash; else tmp/NAME.
+  int Create(const std::string& maildir, Staged& file);
+
   std::vector<Staged> staged_;
   absl::flat_hash_set<std::string> ready_maildirs_;  // tmp/, new/ and cur/ exist.
+  bool unnamed_unsupported_ = false;
 };
 
 // `from_line` is the mbox separator without newline, e.g. "From foo@x  Thu Nov 26 16:23:51 2026".
