@@ -259,7 +259,9 @@ void DeliveryAgent::WorkerLoop(bool remote) {
       auto ready = [this, &queue]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
-      const size_t take = remote ? 1 : std::min(queue.size(), kLocalBatch);
+      // mbox appends are not idempotent: each message's results are recorded before the next
+      // is appended, so a crash repeats at most the one in flight.
+      const size_t take = remote || !local_.BatchesWrites() ? 1 : std::min(queue.size(), kLocalBatch);
       for (size_t i = 0; i < take; ++i) {
         works.push_back(std::move(queue.front()));
         queue.pop_front();
@@ -337,10 +339,12 @@ void DeliveryAgent::SaveAll(std::vector<PendingSave>& saves) {
     }
     return;
   }
-  for (const PendingSave& save : saves) AfterSave(save.record.message(), save.done);
+  for (const PendingSave& save : saves) AfterSave(save.record.message(), save.done, save.report);
 }
 
-void DeliveryAgent::AfterSave(const v1::Message& message, bool done) {
+void DeliveryAgent::AfterSave(const v1::Message& message, bool done, const AttemptReport& report) {
+  for (const std::string& line : report.log_lines) spdlog::info("{}", line);
+  for (const auto& [kind, index] : report.events) Publish(kind, message, &message.recipients(index));
   if (done) {
     spdlog::info("{}: removed", message.queue_id());
     Publish(v1::EVENT_KIND_DONE, message, nullptr);
@@ -447,15 +451,15 @@ void DeliveryAgent::RecordAttempt(v1::RecipientStatus& recipient, const Delivery
   }
 }
 
-void DeliveryAgent::LogAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
-                               const DeliveryOutcome& outcome, absl::Time start, absl::Time end) {
+std::string DeliveryAgent::FormatAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
+                                         const DeliveryOutcome& outcome, absl::Time start, absl::Time end) {
   // Postfix's delays=a/b/c/d: before the queue, in the queue, connection set-up, transmission.
   const absl::Time arrival = FromTimestamp(message.arrival_time());
   const absl::Time queued = message.has_queued_time() ? FromTimestamp(message.queued_time()) : arrival;
   // ", conn_use=N" as Postfix logs it for the N-th transaction on a cached connection.
   const std::string connection_use =
       outcome.connection_use > 1 ? absl::StrCat(", conn_use=", outcome.connection_use) : "";
-  spdlog::info("{}: to=<{}>, relay={}{}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
+  return fmt::format("{}: to=<{}>, relay={}{}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
                message.queue_id(), recipient.address(), outcome.relay, connection_use,
                base::FormatDelay(absl::ToDoubleSeconds(end - arrival)),
                base::FormatDelay(absl::ToDoubleSeconds(queued - arrival)),
@@ -499,6 +503,7 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
   const absl::Duration lifetime = notification ? options_.bounce_queue_lifetime : options_.maximal_queue_lifetime;
   const absl::Time expires = arrival + lifetime;
   int attempted = 0;
+  AttemptReport report;
   auto record_attempt = [&](int i, DeliveryOutcome outcome, const char* transport, absl::Time attempt_start) {
     ++attempted;
     v1::RecipientStatus& recipient = *message.mutable_recipients(i);
@@ -514,11 +519,11 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
     if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) {
       metrics_.delivery_seconds.Observe(absl::ToDoubleSeconds(now - arrival));
     }
-    LogAttempt(message, recipient, outcome, attempt_start, now);
-    Publish(outcome.state == v1::RECIPIENT_STATE_DELIVERED ? v1::EVENT_KIND_DELIVERED
-            : outcome.state == v1::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
-                                                           : v1::EVENT_KIND_DEFERRED,
-            message, &recipient);
+    report.log_lines.push_back(FormatAttempt(message, recipient, outcome, attempt_start, now));
+    report.events.emplace_back(outcome.state == v1::RECIPIENT_STATE_DELIVERED ? v1::EVENT_KIND_DELIVERED
+                               : outcome.state == v1::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
+                                                                              : v1::EVENT_KIND_DEFERRED,
+                               i);
     if (outcome.state == v1::RECIPIENT_STATE_BOUNCED) failed.push_back(i);
     if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) delivered.push_back(i);
   };
@@ -629,7 +634,7 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
   }
   const bool done = message.state() == v1::MESSAGE_STATE_DONE;
   if (batch != nullptr) {
-    batch->push_back({std::move(record), done});
+    batch->push_back({std::move(record), done, std::move(report)});
     return busy_destination;
   }
   if (done) SetTimestamp(message.mutable_completion_time(), absl::Now());
@@ -639,7 +644,7 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
     spdlog::error("{}: cannot record delivery results: {}", message.queue_id(), saved.ToString());
     return false;
   }
-  AfterSave(message, done);
+  AfterSave(message, done, report);
   return busy_destination;
 }
 

@@ -109,10 +109,17 @@ class DeliveryAgent {
   void MaintenanceLoop();
   // True when some recipients must wait for a free slot at their destination (try again soon).
   bool Process(const Work& work);
+  // What an attempt tells the log and watchers once its results are recorded – never before,
+  // so a "status=sent" line always names a delivery the queue will not make again.
+  struct AttemptReport {
+    std::vector<std::string> log_lines;
+    std::vector<std::pair<v1::EventKind, int>> events;  // Kind, recipient index.
+  };
   // A record ProcessLocked has changed, to be written together with others of its batch.
   struct PendingSave {
     StoredMessage record;
     bool done;  // Delivered or bounced everywhere: the content goes with the write.
+    AttemptReport report;
   };
   // With `batch`, the record is appended there instead of being written (the caller saves it
   // with SaveAll before unlocking the message).
@@ -123,11 +130,11 @@ class DeliveryAgent {
   void Prewrite(const Work& work, MaildirBatch& files);
   // Writes the records (one durable step) and then updates the index, logs and tells watchers.
   void SaveAll(std::vector<PendingSave>& saves);
-  void AfterSave(const v1::Message& message, bool done);
+  void AfterSave(const v1::Message& message, bool done, const AttemptReport& report);
   static void RecordAttempt(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome,
                             absl::Time start, absl::Time end);
-  static void LogAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
-                         const DeliveryOutcome& outcome, absl::Time start, absl::Time end);
+  static std::string FormatAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
+                                   const DeliveryOutcome& outcome, absl::Time start, absl::Time end);
   void Publish(v1::EventKind kind, const v1::Message& message, const v1::RecipientStatus* recipient);
   // Serialises work on one message between delivery attempts and operator actions.
   void LockMessage(const std::string& id);

@@ -56,6 +56,10 @@ class LocalDelivery {
 
   Expansion Expand(const std::string& address) const;
 
+  // True when deliveries can share their durable steps (Maildir: a retried write finds its file
+  // and writes nothing twice). mbox appends cannot be undone by a retry, so they are not batched.
+  bool BatchesWrites() const { return options_.format == MailboxFormat::kMaildir; }
+
   // Delivers recipient `index` of `message`. `recovered` widens the already-delivered check to
   // cur/ (a reader may have moved the file since the crash).
   DeliveryOutcome Deliver(const v1::Message& message, int index, const ContentSource& content,

@@ -6,13 +6,19 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
 
 namespace postgate::queue {
@@ -189,64 +195,162 @@ absl::Status WriteMaildir(const std::string& maildir, const std::string& name,
   return batch.Finish();
 }
 
+namespace {
+
+// Delivery workers are threads of one process, and an fcntl lock belongs to the process: two
+// workers would both hold it. So appends to one mailbox are also serialised in the process, on
+// one of a fixed set of mutexes picked by the mailbox's path (bounded, however many mailboxes).
+absl::Mutex& MailboxMutex(const std::string& path) {
+  static absl::Mutex mutexes[64];
+  return mutexes[absl::Hash<std::string>()(path) % 64];
+}
+
+// When this process started: a dot-lock of ours older than that was left by one that died.
+const absl::Time kProcessStart = absl::Now();
+
+// Postfix's dot-lock (mailbox_delivery_lock = fcntl, dotlock on Debian): PATH.lock made with
+// O_EXCL, so mail readers that lock that way (mutt, s-nail, procmail) never see half a message.
+// A lock older than stale_lock_time (500 s, as Postfix) was left by a dead process: broken. So is
+// one that says it is queue-service's and is older than this process: only one queue-service
+// uses a data directory (RocksDB's lock), and this one's writers are serialised in-process, so
+// that lock was left by a predecessor killed while it wrote (a crash must not stall the mailbox
+// for stale_lock_time).
+class DotLock {
+ public:
+  static constexpr absl::Duration kStaleAfter = absl::Seconds(500);
+  static constexpr absl::Duration kGiveUpAfter = absl::Seconds(20);  // 20 × deliver_lock_delay
+  static constexpr absl::string_view kOurs = "postgate queue-service\n";
+
+  explicit DotLock(std::string mailbox) : path_(std::move(mailbox) + ".lock") {}
+  DotLock(const DotLock&) = delete;
+  DotLock& operator=(const DotLock&) = delete;
+  ~DotLock() {
+    if (held_) ::unlink(path_.c_str());
+  }
+
+  absl::Status Acquire() {
+    const absl::Time give_up = absl::Now() + kGiveUpAfter;
+    absl::Duration pause = absl::Milliseconds(5);
+    for (;;) {
+      const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd >= 0) {
+        held_ = true;
+        const bool written = ::write(fd, kOurs.data(), kOurs.size()) == static_cast<ssize_t>(kOurs.size());
+        ::close(fd);
+        (void)written;  // The lock works without its label; only crash recovery reads it.
+        return absl::OkStatus();
+      }
+      if (errno != EEXIST) return Errno("create lock file", path_);
+      if (Stale()) {
+        ::unlink(path_.c_str());
+        continue;
+      }
+      if (absl::Now() >= give_up) {
+        return absl::UnavailableError(absl::StrCat("unable to lock for exclusive access: ", path_, " exists"));
+      }
+      absl::SleepFor(pause);  // Someone else's lock: its holder removes it; poll as Postfix does.
+      pause = std::min(pause * 2, absl::Milliseconds(500));
+    }
+  }
+
+ private:
+  bool Stale() const {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) return false;  // Gone meanwhile: the next try takes it.
+    const absl::Time modified = absl::TimeFromTimespec(st.st_mtim);
+    if (absl::Now() - modified > kStaleAfter) return true;
+    if (modified >= kProcessStart) return false;
+    char label[64] = {};
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const ssize_t n = ::read(fd, label, sizeof(label));
+    ::close(fd);
+    return n > 0 && absl::string_view(label, static_cast<size_t>(n)) == kOurs;
+  }
+
+  std::string path_;
+  bool held_ = false;
+};
+
+// mboxo quoting: ">From " for "From " at a line start, across chunk borders.
+class FromQuoter {
+ public:
+  void Quote(absl::string_view chunk, std::string& out) {
+    out.reserve(out.size() + chunk.size() + 16);
+    for (char c : chunk) {
+      if (at_line_start_ || !pending_.empty()) {
+        pending_.push_back(c);
+        if (absl::string_view("From ").substr(0, pending_.size()) == pending_) {
+          if (pending_.size() == 5) {
+            out += ">From ";
+            pending_.clear();
+            at_line_start_ = false;
+          }
+          continue;
+        }
+        out += pending_;
+        at_line_start_ = pending_.back() == '\n';
+        pending_.clear();
+        continue;
+      }
+      out.push_back(c);
+      at_line_start_ = c == '\n';
+    }
+  }
+  // Ends the message with an empty line, so the next "From " line starts a message.
+  void Finish(std::string& out) {
+    const bool ends_with_newline = pending_.empty() && at_line_start_;
+    out += pending_;
+    out += ends_with_newline ? "\n" : "\n\n";
+    pending_.clear();
+  }
+
+ private:
+  bool at_line_start_ = true;
+  std::string pending_;  // A possible "From " prefix split over chunks.
+};
+
+}  // namespace
+
 absl::Status AppendMbox(const std::string& path, const std::string& from_line,
                         const MailboxWrite& write) {
   std::error_code error;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), error);
+  absl::MutexLock in_process(&MailboxMutex(path));
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd < 0) return Errno("open", path);
+  absl::Cleanup close_fd = [fd] { ::close(fd); };  // Also releases the fcntl lock.
   struct flock lock {};
   lock.l_type = F_WRLCK;
   lock.l_whence = SEEK_SET;
   while (::fcntl(fd, F_SETLKW, &lock) != 0) {
-    if (errno != EINTR) {
-      absl::Status status = Errno("lock", path);
-      ::close(fd);
-      return status;
-    }
+    if (errno != EINTR) return Errno("lock", path);
   }
+  DotLock dot_lock(path);
+  if (absl::Status locked = dot_lock.Acquire(); !locked.ok()) return locked;
   struct stat st {};
-  ::fstat(fd, &st);
+  if (::fstat(fd, &st) != 0) return Errno("stat", path);
   const off_t original_size = st.st_size;
-  absl::Status status = SizeCheck(write, static_cast<uint64_t>(original_size));
-  // Quote "From " at line starts (mboxo, as Postfix), across chunk boundaries.
-  bool at_line_start = true;
-  std::string pending;  // A possible "From " prefix split over chunks.
-  auto quote_and_write = [&](absl::string_view chunk) -> absl::Status {
-    std::string out;
-    out.reserve(chunk.size() + 16);
-    for (char c : chunk) {
-      if (at_line_start || !pending.empty()) {
-        pending.push_back(c);
-        if (absl::string_view("From ").substr(0, pending.size()) == pending) {
-          if (pending.size() == 5) {
-            out += ">From ";
-            pending.clear();
-            at_line_start = false;
-          }
-          continue;
-        }
-        out += pending;
-        at_line_start = pending.back() == '\n';
-        pending.clear();
-        continue;
-      }
-      out.push_back(c);
-      at_line_start = c == '\n';
-    }
-    return WriteAll(fd, out, path);
-  };
-  if (status.ok()) status = WriteAll(fd, from_line + "\n", path);
-  if (status.ok()) status = quote_and_write(write.headers);
-  if (status.ok()) status = write.content(quote_and_write);
-  // End with an empty line, so the next "From " line starts a message.
-  const bool ends_with_newline = pending.empty() && at_line_start;
-  if (status.ok()) status = WriteAll(fd, pending + (ends_with_newline ? "\n" : "\n\n"), path);
+  if (absl::Status fits = SizeCheck(write, static_cast<uint64_t>(original_size)); !fits.ok()) return fits;
+
+  // The whole message goes out in one write(2) when it fits kOneWrite, so even a reader that
+  // ignores every lock never sees part of one; a bigger one is written as it streams, in
+  // kOneWrite pieces, under the locks.
+  constexpr size_t kOneWrite = 8 * 1024 * 1024;
+  FromQuoter quoter;
+  std::string out = from_line + "\n";
+  quoter.Quote(write.headers, out);
+  absl::Status status = write.content([&](absl::string_view chunk) -> absl::Status {
+    quoter.Quote(chunk, out);
+    if (out.size() < kOneWrite) return absl::OkStatus();
+    return WriteAll(fd, std::exchange(out, std::string()), path);
+  });
+  quoter.Finish(out);
+  if (status.ok()) status = WriteAll(fd, out, path);
   if (status.ok() && ::fsync(fd) != 0) status = Errno("fsync", path);
   if (!status.ok() && ::ftruncate(fd, original_size) != 0) {
     // The error reported is the first one; the mailbox may keep a fragment, as Postfix warns.
   }
-  ::close(fd);  // Releases the lock.
   return status;
 }
 

@@ -3,8 +3,11 @@
 //    tmp/NAME), fsync, give it its name in new/ (atomic appearance), fsync new/.
 //    NAME is chosen by the caller and deterministic, so a retry after a crash finds the file and
 //    does not deliver twice.
-//  - mbox: append under an fcntl lock with a "From " line and ">From " quoting, fsync; on any
-//    error the file is truncated back to its old size, so a failed delivery leaves no fragment.
+//  - mbox: append with a "From " line and ">From " quoting, fsync; on any error the file is
+//    truncated back to its old size, so a failed delivery leaves no fragment. Locked three ways:
+//    in the process (workers are threads, which an fcntl lock does not tell apart), with fcntl
+//    and with a PATH.lock dot-lock (other readers and writers, as Postfix on Debian); a message
+//    up to 8 MiB is written in one write(2).
 // Content arrives through a callback that streams chunks, so memory stays bounded.
 #pragma once
 
