@@ -20,6 +20,7 @@
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
 #include "core/smtp/data_decoder.h"
+#include "core/smtp/header_body_separator.h"
 #include "core/smtp/line_endings.h"
 #include "core/smtp/line_reader.h"
 #include "core/smtp/proxy_protocol.h"
@@ -348,6 +349,7 @@ class SmtpSession {
     bool too_big = false;
     absl::Status queue_status;      // The first queue failure.
     smtp::CrlfToLf crlf;            // BDAT only: CRLF → LF across chunks.
+    smtp::HeaderBodySeparator separator;  // The empty line cleanup(8) inserts, where missing.
     bool failed() const { return too_big || !queue_status.ok(); }
   };
 
@@ -381,6 +383,15 @@ class SmtpSession {
     co_return message;
   }
 
+  // Passes the client content appended to message.pending since `from` through the separator
+  // (a copy only while in the header section).
+  static void Separate(MessageInProgress& message, size_t from) {
+    if (message.separator.in_body()) return;
+    const std::string fresh = message.pending.substr(from);
+    message.pending.resize(from);
+    message.separator.Feed(fresh, &message.pending);
+  }
+
   // Accounts for `added` client bytes just appended to message.pending and ships full chunks.
   asio::awaitable<void> Ship(MessageInProgress& message, uint64_t added) {
     message.client_bytes += added;
@@ -400,6 +411,7 @@ class SmtpSession {
   asio::awaitable<absl::Status> Commit(MessageInProgress& message) {
     const absl::Time end_of_data = absl::Now();
     absl::Status status = message.queue_status;
+    message.separator.Finish(&message.pending);
     if (status.ok()) {
       message.stored_bytes += message.pending.size();
       status = co_await message.upload->Commit(std::exchange(message.pending, std::string()), message.stored_bytes);
@@ -428,7 +440,9 @@ class SmtpSession {
     for (;;) {
       const size_t before = message->pending.size();
       input_.erase(0, decoder.Decode(input_, &message->pending));
-      co_await Ship(*message, message->pending.size() - before);
+      const size_t decoded = message->pending.size() - before;
+      Separate(*message, before);
+      co_await Ship(*message, decoded);
       if (decoder.done()) break;
       if (!co_await ReadMore(/*within_record=*/!decoder.at_line_start(), kContentReadSize)) {
         co_return protocol::Step{};
@@ -458,7 +472,9 @@ class SmtpSession {
     for (;;) {
       const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining, input_.size()));
       if (take > 0 && keep) {
+        const size_t before = bdat_message_->pending.size();
         bdat_message_->crlf.Convert(absl::string_view(input_.data(), take), &bdat_message_->pending);
+        Separate(*bdat_message_, before);
         co_await Ship(*bdat_message_, take);
       }
       input_.erase(0, take);  // Dropped bytes are never held beyond one read.
@@ -479,7 +495,9 @@ class SmtpSession {
     } else if (!bdat_message_->queue_status.ok()) {
       outcome = failure(bdat_message_->queue_status);
     } else if (chunk.last) {
+      const size_t before = bdat_message_->pending.size();
       bdat_message_->crlf.Finish(&bdat_message_->pending);
+      Separate(*bdat_message_, before);
       const absl::Status committed = co_await Commit(*bdat_message_);
       outcome = committed.ok() ? protocol::BdatOutcome::kQueued : failure(committed);
     }
