@@ -176,6 +176,7 @@ int Run(const Flags& flags) {
   options.done_retention = cf.GetTime("postgate_done_retention");
   options.router = &*router;
   options.smtp.helo_name = cf.Get("smtp_helo_name");
+  options.smtp.myhostname = cf.Get("myhostname");
   const std::string smtp_tls = cf.Get("smtp_tls_security_level");
   if (smtp_tls == "" || smtp_tls == "none") options.smtp.tls_level = queue::SmtpTlsLevel::kNone;
   else if (smtp_tls == "may") options.smtp.tls_level = queue::SmtpTlsLevel::kMay;
@@ -194,6 +195,7 @@ int Run(const Flags& flags) {
   options.smtp.data_xfer_timeout = cf.GetTime("smtp_data_xfer_timeout");
   options.smtp.data_done_timeout = cf.GetTime("smtp_data_done_timeout");
   options.minimal_backoff = cf.GetTime("minimal_backoff_time");
+  options.smtp.plaintext_fallback_after = options.minimal_backoff;
   options.maximal_backoff = cf.GetTime("maximal_backoff_time");
   options.maximal_queue_lifetime = cf.GetTime("maximal_queue_lifetime");
   options.bounce_queue_lifetime = cf.GetTime("bounce_queue_lifetime");

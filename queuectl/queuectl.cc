@@ -665,6 +665,10 @@ int main(int argc, char** argv) {
   Options options;
   CLI::App app{"queuectl: ask Postgate's queue-service what it holds"};
   app.require_subcommand(1);
+  // Global options also after the subcommand ("queuectl list --json", as the README shows): a
+  // subcommand hands an option it does not know to this parent. Set before the subcommands are
+  // added, which inherit it.
+  app.fallthrough();
   app.add_option("--server", options.server, "queue-service gRPC address; several: a:p,b:p or dns:///name:port (every address of a headless Service)")->capture_default_str();
   app.add_flag("--json", options.json, "print the API's JSON instead of a table");
   app.add_option("--timeout", options.timeout_seconds, "seconds to wait for an answer")->capture_default_str();

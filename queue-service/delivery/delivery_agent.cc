@@ -504,6 +504,7 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
   const absl::Time expires = arrival + lifetime;
   int attempted = 0;
   AttemptReport report;
+  absl::flat_hash_map<int, DeliveryOutcome> outcomes;  // This attempt's, by recipient index.
   auto record_attempt = [&](int i, DeliveryOutcome outcome, const char* transport, absl::Time attempt_start) {
     ++attempted;
     v1::RecipientStatus& recipient = *message.mutable_recipients(i);
@@ -525,7 +526,9 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
                                                                               : v1::EVENT_KIND_DEFERRED,
                                i);
     if (outcome.state == v1::RECIPIENT_STATE_BOUNCED) failed.push_back(i);
-    if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) delivered.push_back(i);
+    // Passed on to a server that announced DSN: a success report is that server's to send.
+    if (outcome.state == v1::RECIPIENT_STATE_DELIVERED && !outcome.notify_passed_on) delivered.push_back(i);
+    outcomes[i] = std::move(outcome);
   };
 
   std::map<std::string, std::pair<NextHop, std::vector<int>>> by_next_hop;  // Remote, by destination.
@@ -616,7 +619,7 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
       if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED && !recipient.delay_warning_sent()) delayed.push_back(i);
     }
   }
-  Notify(record, failed, delivered, delayed);
+  Notify(record, outcomes, failed, delivered, delayed);
 
   message.set_state(DeriveState(message));
   if (message.state() == v1::MESSAGE_STATE_DEFERRED) {
@@ -688,7 +691,8 @@ bool DeliveryAgent::IsPostmasterNotice(const v1::Message& message) const {
          absl::EqualsIgnoreCase(message.envelope().sender(), options_.double_bounce_sender);
 }
 
-void DeliveryAgent::Notify(StoredMessage& record, const std::vector<int>& failed, const std::vector<int>& delivered,
+void DeliveryAgent::Notify(StoredMessage& record, const absl::flat_hash_map<int, DeliveryOutcome>& outcomes,
+                           const std::vector<int>& failed, const std::vector<int>& delivered,
                            const std::vector<int>& delayed) {
   v1::Message& message = *record.mutable_message();
   const std::string& sender = message.envelope().sender();
@@ -714,7 +718,7 @@ void DeliveryAgent::Notify(StoredMessage& record, const std::vector<int>& failed
   auto send = [&](const std::vector<int>& indices, Notification kind, const NotificationTarget& target,
                   absl::string_view what) {
     if (indices.empty()) return false;
-    absl::StatusOr<std::string> id = SendNotification(record, indices, kind, target);
+    absl::StatusOr<std::string> id = SendNotification(record, outcomes, indices, kind, target);
     if (!id.ok()) {
       spdlog::error("{}: cannot queue the {}: {}", message.queue_id(), what, id.status().ToString());
       return false;
@@ -758,6 +762,7 @@ void DeliveryAgent::Notify(StoredMessage& record, const std::vector<int>& failed
 }
 
 absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage& record,
+                                                            const absl::flat_hash_map<int, DeliveryOutcome>& outcomes,
                                                             const std::vector<int>& recipients,
                                                             Notification kind, const NotificationTarget& target) {
   const bool success = kind == Notification::kSuccess;
@@ -779,9 +784,17 @@ absl::StatusOr<std::string> DeliveryAgent::SendNotification(const StoredMessage&
   report.now = now;
   for (int i : recipients) {
     const v1::RecipientStatus& recipient = message.recipients(i);
-    report.recipients.push_back({recipient.address(), recipient.options().original_recipient(),
-                                 success ? "delivered" : report.delay ? "delayed" : "failed", recipient.dsn_status(),
-                                 recipient.reason(), recipient.relay()});
+    // "delivered" is for final delivery; mail handed to a server without DSN was "relayed".
+    const char* action = success ? (recipient.relay() == "local" ? "delivered" : "relayed")
+                         : report.delay ? "delayed"
+                                        : "failed";
+    DsnRecipient line{recipient.address(), recipient.options().original_recipient(), action,
+                      recipient.dsn_status(), recipient.reason(), recipient.relay()};
+    if (auto outcome = outcomes.find(i); outcome != outcomes.end()) {
+      line.remote_mta = outcome->second.remote_mta;
+      line.remote_reply = outcome->second.remote_reply;
+    }
+    report.recipients.push_back(std::move(line));
   }
   const DsnText text = FormatDsn(report);
   const bool full = kind == Notification::kFailure && target.full_content;

@@ -156,14 +156,17 @@ class DeliveryAgent {
     bool postmaster = false;    // A notify_classes notice ("Postmaster Copy: …").
     bool full_content = false;  // Returns the whole message rather than its header section.
   };
-  absl::StatusOr<std::string> SendNotification(const StoredMessage& record, const std::vector<int>& recipients,
-                                               Notification kind, const NotificationTarget& target);
+  // `outcomes`: this attempt's, for the remote server's name and reply where one answered.
+  absl::StatusOr<std::string> SendNotification(const StoredMessage& record,
+                                               const absl::flat_hash_map<int, DeliveryOutcome>& outcomes,
+                                               const std::vector<int>& recipients, Notification kind,
+                                               const NotificationTarget& target);
   // A notice from double_bounce_sender to the postmaster: its own failures are dropped.
   bool IsPostmasterNotice(const v1::Message& message) const;
   // Sends the notifications one attempt calls for: to the sender as NOTIFY allows, and to the
   // postmaster per notify_classes; marks recipients whose notices went out.
-  void Notify(StoredMessage& record, const std::vector<int>& failed, const std::vector<int>& succeeded,
-              const std::vector<int>& delayed);
+  void Notify(StoredMessage& record, const absl::flat_hash_map<int, DeliveryOutcome>& outcomes,
+              const std::vector<int>& failed, const std::vector<int>& succeeded, const std::vector<int>& delayed);
 
   MessageStore& store_;
   QueueIndex& index_;

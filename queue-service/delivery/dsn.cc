@@ -77,15 +77,23 @@ DsnText FormatDsn(const DsnReport& r) {
                   "Arrival-Date: ", RfcDate(r.arrival), "\n");
   for (const DsnRecipient& recipient : r.recipients) {
     absl::StrAppend(&out, "\nFinal-Recipient: rfc822; ", recipient.final_recipient, "\n");
-    if (!recipient.original_recipient.empty()) {
-      absl::StrAppend(&out, "Original-Recipient: ", recipient.original_recipient, "\n");
-    }
+    // As Postfix, always an Original-Recipient: the ORCPT given, else the address itself.
+    absl::StrAppend(&out, "Original-Recipient: ",
+                    recipient.original_recipient.empty() ? absl::StrCat("rfc822;", recipient.final_recipient)
+                                                         : recipient.original_recipient,
+                    "\n");
     absl::StrAppend(&out, "Action: ", recipient.action, "\n", "Status: ", recipient.status, "\n");
+    // What the remote server said, in the types RFC 3464 defines ("dns", "smtp"); otherwise our
+    // own text, in our own type (Postfix's X-Postfix).
+    if (!recipient.remote_mta.empty()) absl::StrAppend(&out, "Remote-MTA: dns; ", recipient.remote_mta, "\n");
+    if (!recipient.remote_reply.empty()) {
+      absl::StrAppend(&out, "Diagnostic-Code: smtp; ", recipient.remote_reply, "\n");
+    } else {
+      absl::StrAppend(&out, "Diagnostic-Code: X-Postgate; ",
+                      r.success ? absl::StrCat("delivery via ", recipient.relay, ": ") : "", recipient.diagnostic,
+                      "\n");
+    }
     if (r.delay) absl::StrAppend(&out, "Will-Retry-Until: ", RfcDate(r.retry_until), "\n");
-    absl::StrAppend(&out,
-                    "Diagnostic-Code: X-Postgate; ",
-                    r.success ? absl::StrCat("delivery via ", recipient.relay, ": ") : "",
-                    recipient.diagnostic, "\n");
   }
 
   // Part three: what was sent.

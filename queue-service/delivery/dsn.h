@@ -18,6 +18,8 @@ struct DsnRecipient {
   std::string status;              // Enhanced status code, e.g. "5.1.1".
   std::string diagnostic;          // e.g. "unknown user: \"nobody\"".
   std::string relay;               // e.g. "local".
+  std::string remote_mta{};        // The server that answered ("" if none): Remote-MTA: dns; …
+  std::string remote_reply{};      // Its reply, e.g. "550 5.1.1 …": Diagnostic-Code: smtp; …
 };
 
 struct DsnReport {

@@ -26,6 +26,13 @@ struct DeliveryOutcome {
   // SMTP: which transaction on its connection this was (Postfix's conn_use): 1 on a new
   // connection, n > 1 on a cached one; 0 when no connection got as far as a transaction.
   int connection_use = 0;
+  // SMTP, when a server answered: its host name and its reply as it said it ("550 5.1.1 …"),
+  // a DSN's Remote-MTA and "Diagnostic-Code: smtp; …" (RFC 3464 §2.3.5, §2.3.6).
+  std::string remote_mta{};
+  std::string remote_reply{};
+  // The server announced DSN and took the recipient's NOTIFY with it (RFC 3461 §4.2): any
+  // success report is now its to send, not ours.
+  bool notify_passed_on = false;
 };
 
 enum class MailboxFormat { kMaildir, kMbox };

@@ -44,6 +44,8 @@ struct Stop {
   uint32_t code = 0;
   std::string dsn;
   std::string reason;
+  std::string remote_reply{};  // What the server said, when it was the server that said no.
+  bool tls_handshake_failed = false;  // At "may", plaintext is an option on a new connection.
 };
 
 // What the server announced in its EHLO reply (after STARTTLS: the second one).
@@ -64,6 +66,16 @@ class SmtpSession {
         relay_(hop.ToString()), opened_(absl::Now()) {}
 
   const std::string& relay() const { return relay_; }
+  // The server's name as its MX record or the next hop gave it (a DSN's Remote-MTA).
+  const std::string& remote_host() const { return remote_host_; }
+  const std::string& host_and_address() const { return host_and_address_; }
+  // Bytes from the server that no Read has taken yet: held, or (without TLS) waiting in the
+  // socket. Under TLS the socket may hold records that are not SMTP at all (TLS 1.3 session
+  // tickets), so only what was decrypted counts.
+  bool HasUnreadInput() {
+    std::error_code error;
+    return !input_.empty() || (!tls_ && socket_.available(error) > 0);
+  }
   const SmtpClientOptions& options() const { return options_; }
   Capabilities& capabilities() { return capabilities_; }
   absl::Time opened() const { return opened_; }
@@ -77,6 +89,7 @@ class SmtpSession {
   template <typename T>
   T Run(asio::awaitable<T> task) {
     timed_out_ = false;
+    protocol_error_.clear();
     io_->restart();
     std::optional<T> result;
     std::exception_ptr failure;
@@ -122,6 +135,8 @@ class SmtpSession {
         continue;
       }
       relay_ = where;
+      remote_host_ = candidate.host;
+      host_and_address_ = absl::StrCat(candidate.host, "[", candidate.address, "]");
       co_return std::nullopt;
     }
     co_return last;
@@ -154,15 +169,20 @@ class SmtpSession {
       tls_context_->set_verify_mode(asio::ssl::verify_none);
     }
     tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
-    SSL_set_tlsext_host_name(tls_->native_handle(), hop_.host.c_str());
+    // SNI names the server we connected to (its MX name, or the relay host's name); never an
+    // address, which RFC 6066 §3 forbids there.
+    std::error_code not_an_address;
+    (void)asio::ip::make_address(remote_host_, not_an_address);
+    if (not_an_address && !remote_host_.empty()) SSL_set_tlsext_host_name(tls_->native_handle(), remote_host_.c_str());
     if (options.tls_level == SmtpTlsLevel::kVerify) {
       SSL_set1_host(tls_->native_handle(), hop_.host.c_str());
     }
     auto shaken = co_await (tls_->async_handshake(asio::ssl::stream_base::client, kAsTuple) || Timeout(timeout));
     if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
       const std::string why = shaken.index() == 1 ? "timed out" : std::get<0>(std::get<0>(shaken)).message();
-      co_return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.5",
-                     absl::StrCat("TLS handshake with ", relay_, " failed: ", why)};
+      Stop failed{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.5", absl::StrCat("TLS handshake with ", relay_, " failed: ", why)};
+      failed.tls_handshake_failed = true;
+      co_return failed;
     }
     SSL* ssl = tls_->native_handle();
     tls_description_ = absl::StrCat(SSL_get_version(ssl), " with cipher ",
@@ -171,39 +191,76 @@ class SmtpSession {
   }
   const std::string& tls_description() const { return tls_description_; }
 
-  // One complete reply, or nullopt when the connection broke or `timeout` passed.
+  // Bounds on what a server may send as one reply: a hostile one (any domain's MX can be made
+  // to point at it) must not grow our memory. Longer lines or replies are a protocol error that
+  // defers (Postfix's line_length_limit for a line).
+  static constexpr size_t kMaxReplyLine = 2048;
+  static constexpr size_t kMaxReplyLines = 1000;
+  static constexpr size_t kMaxReplyBytes = 64 * 1024;
+
+  // One complete reply, or nullopt when the connection broke, the reply broke a bound
+  // (protocol_error() says how) or `timeout` passed – a deadline for the whole reply, so a
+  // server dripping a byte at a time cannot hold the conversation open.
   asio::awaitable<std::optional<ServerReply>> Read(absl::Duration timeout) {
     std::vector<std::string> lines;
+    size_t reply_bytes = 0;
+    timer_.expires_after(Millis(timeout));
     for (;;) {
-      // (No co_await inside ?: – g++ 12 miscompiles it.)
-      std::variant<std::tuple<std::error_code, size_t>, std::monostate> read;
+      // (No co_await inside ?: – g++ 12 miscompiles it.) The buffer may hold a little more than
+      // a line: what the server pipelined behind it.
+      auto buffer = asio::dynamic_buffer(input_, kMaxReplyLine + 2);
+      std::variant<std::tuple<std::error_code, size_t>, std::tuple<std::error_code>> read;
       if (tls_) {
-        read = co_await (asio::async_read_until(*tls_, asio::dynamic_buffer(input_), "\n", kAsTuple) ||
-                         Timeout(timeout));
+        read = co_await (asio::async_read_until(*tls_, buffer, "\n", kAsTuple) || timer_.async_wait(kAsTuple));
       } else {
-        read = co_await (asio::async_read_until(socket_, asio::dynamic_buffer(input_), "\n", kAsTuple) ||
-                         Timeout(timeout));
+        read = co_await (asio::async_read_until(socket_, buffer, "\n", kAsTuple) || timer_.async_wait(kAsTuple));
       }
       if (read.index() == 1) {
         timed_out_ = true;
         co_return std::nullopt;
       }
       auto [error, length] = std::get<0>(read);
+      if (error == asio::error::not_found) {  // The buffer is full and holds no line end.
+        protocol_error_ = absl::StrCat("reply line longer than ", kMaxReplyLine, " bytes");
+        co_return std::nullopt;
+      }
       if (error) co_return std::nullopt;
       std::string line = input_.substr(0, length);
       input_.erase(0, length);
       while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      reply_bytes += line.size();
       lines.push_back(std::move(line));
       if (std::optional<ServerReply> reply = ParseServerReply(lines)) co_return reply;
-      if (lines.size() > 1000) co_return std::nullopt;
+      if (lines.size() >= kMaxReplyLines || reply_bytes > kMaxReplyBytes) {
+        protocol_error_ = absl::StrCat("multi-line reply longer than ", kMaxReplyLines, " lines or ",
+                                       kMaxReplyBytes, " bytes");
+        co_return std::nullopt;
+      }
     }
   }
 
-  // Postfix's wording for a lost or silent peer while waiting for `what`.
+  // Postfix's wording for a lost or silent peer while waiting for `what` (host[address], no port);
+  // a reply that broke our bounds is a protocol error, said as such.
   Stop Lost(absl::string_view what) const {
+    if (!protocol_error_.empty()) {
+      return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.5.0",
+                  absl::StrCat("protocol error with ", host_and_address_, " while ", what, ": ", protocol_error_)};
+    }
     return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.2",
-                absl::StrCat(timed_out_ ? "conversation with " : "lost connection with ", relay_,
+                absl::StrCat(timed_out_ ? "conversation with " : "lost connection with ", host_and_address_,
                              timed_out_ ? " timed out while " : " while ", what)};
+  }
+  bool protocol_error() const { return !protocol_error_.empty(); }
+
+  // A greeting or EHLO reply naming our own host: the next hop is this very MTA (a relayhost
+  // pointed at our own Service), and trying again would only loop. Bounced, as Postfix does.
+  std::optional<Stop> LoopsBack(const ServerReply& reply, absl::string_view how) const {
+    if (options_.myhostname.empty() || reply.lines.empty()) return std::nullopt;
+    const absl::string_view first = absl::string_view(reply.lines.front()).substr(0, reply.lines.front().find(' '));
+    if (!absl::EqualsIgnoreCase(first, options_.myhostname)) return std::nullopt;
+    return Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.4.6",
+                absl::StrCat("host ", host_and_address_, " ", how, " my own hostname ", options_.myhostname,
+                             ": mail for ", hop_.host, " loops back to myself")};
   }
 
   // "host x[1.2.3.4] said: 550 5.1.1 … (in reply to RCPT TO command)", deferred or bounced by code.
@@ -212,7 +269,8 @@ class SmtpSession {
     stop.state = reply.code >= 500 ? v1::RECIPIENT_STATE_BOUNCED : v1::RECIPIENT_STATE_DEFERRED;
     stop.code = static_cast<uint32_t>(reply.code);
     stop.dsn = !reply.enhanced.empty() ? reply.enhanced : reply.code >= 500 ? "5.0.0" : "4.0.0";
-    stop.reason = absl::StrCat("host ", relay_, " said: ", reply.text, " (in reply to ", command, ")");
+    stop.reason = absl::StrCat("host ", host_and_address_, " said: ", reply.text, " (in reply to ", command, ")");
+    stop.remote_reply = reply.text;
     return stop;
   }
 
@@ -241,9 +299,12 @@ class SmtpSession {
   asio::steady_timer timer_;
   const NextHop hop_;
   const SmtpClientOptions options_;
-  std::string relay_;
+  std::string relay_;             // host[address]:port, as Postfix logs relay=.
+  std::string remote_host_;
+  std::string host_and_address_;  // host[address], as Postfix names the server in a reason.
   std::string input_;
   bool timed_out_ = false;
+  std::string protocol_error_;  // Why the last Read broke off, when the server broke a bound.
   Capabilities capabilities_;
   const absl::Time opened_;
   absl::Time idle_since_;
@@ -267,8 +328,52 @@ std::string Enhanced(absl::string_view text) {
   return std::string(word);
 }
 
-DeliveryOutcome FromStop(const Stop& stop, const std::string& relay) {
-  return DeliveryOutcome{stop.state, stop.code, stop.dsn, stop.reason, relay};
+DeliveryOutcome FromStop(const Stop& stop, const SmtpSession& session) {
+  DeliveryOutcome outcome{stop.state, stop.code, stop.dsn, stop.reason, session.relay()};
+  if (!stop.remote_reply.empty()) {
+    outcome.remote_mta = session.remote_host();
+    outcome.remote_reply = stop.remote_reply;
+  }
+  return outcome;
+}
+
+// What a server said, safe for logs, the API (protobuf strings must be UTF-8) and reports:
+// bytes other than printable ASCII become '?', as Postfix's printable() does.
+std::string Printable(absl::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  }
+  return out;
+}
+
+bool IsAscii(absl::string_view text) {
+  return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+// Whether this transaction needs SMTPUTF8: a UTF-8 envelope address, or UTF-8 in the header
+// section (read up to its empty line; the body is 8BITMIME's business, not SMTPUTF8's).
+absl::StatusOr<bool> NeedsSmtpUtf8(const v1::Message& message, const std::vector<int>& recipients,
+                                   const ContentPieces& content) {
+  if (!IsAscii(message.envelope().sender())) return true;
+  for (int index : recipients) {
+    if (!IsAscii(message.recipients(index).address())) return true;
+  }
+  bool at_line_start = true;
+  for (uint32_t index = 0;; ++index) {
+    absl::StatusOr<std::optional<std::string>> piece = content(index);
+    if (!piece.ok()) return piece.status();
+    if (!piece->has_value()) return false;
+    for (char c : **piece) {
+      if (c == '\n') {
+        if (at_line_start) return false;  // The empty line: the header section has ended.
+        at_line_start = true;
+        continue;
+      }
+      if (static_cast<unsigned char>(c) >= 0x80) return true;
+      at_line_start = false;
+    }
+  }
 }
 
 // RCPT TO with the recipient's DSN options (RFC 3461) when the server announced DSN.
@@ -301,6 +406,7 @@ asio::awaitable<std::optional<Stop>> Open(SmtpSession& c, const std::vector<Smtp
   std::optional<ServerReply> reply = co_await c.Read(options.helo_timeout);
   if (!reply) co_return c.Lost("receiving the initial server greeting");
   if (reply->code / 100 != 2) co_return c.Said(*reply, "initial greeting");
+  if (std::optional<Stop> loop = c.LoopsBack(*reply, "greeted me with")) co_return loop;
 
   Capabilities& capabilities = c.capabilities();
   if (!co_await c.Send(absl::StrCat("EHLO ", options.helo_name, "\r\n"), options.helo_timeout)) {
@@ -317,6 +423,7 @@ asio::awaitable<std::optional<Stop>> Open(SmtpSession& c, const std::vector<Smtp
     if (!reply) co_return c.Lost("receiving the HELO reply");
   }
   if (reply->code / 100 != 2) co_return c.Said(*reply, capabilities.esmtp ? "EHLO command" : "HELO command");
+  if (std::optional<Stop> loop = c.LoopsBack(*reply, "replied to HELO/EHLO with")) co_return loop;
   auto learn = [&capabilities](const ServerReply& ehlo) {
     capabilities = Capabilities{.esmtp = capabilities.esmtp};
     for (size_t i = 1; capabilities.esmtp && i < ehlo.lines.size(); ++i) {
@@ -378,14 +485,23 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
   // Sets every recipient still without an answer to `stop`.
   auto finish = [&](const Stop& stop) {
     for (DeliveryOutcome& outcome : outcomes) {
-      if (outcome.smtp_code == 0 && outcome.reason.empty()) outcome = FromStop(stop, c.relay());
+      if (outcome.smtp_code == 0 && outcome.reason.empty()) outcome = FromStop(stop, c);
     }
   };
   const v1::Envelope& envelope = message.envelope();
   if (envelope.smtputf8() && !capabilities.smtputf8) {
-    finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.6.7",
-                absl::StrCat("SMTPUTF8 is required, but was not offered by host ", c.relay())});
-    co_return After::kReusable;
+    // As Postfix: the request alone is no reason to bounce. Mail whose envelope and headers are
+    // ASCII goes on without SMTPUTF8; only what really needs it is returned.
+    absl::StatusOr<bool> needed = NeedsSmtpUtf8(message, recipients, content);
+    if (!needed.ok()) {
+      finish({v1::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", needed.status().message())});
+      co_return After::kReusable;
+    }
+    if (*needed) {
+      finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.6.7",
+                  absl::StrCat("SMTPUTF8 is required, but was not offered by host ", c.relay())});
+      co_return After::kReusable;
+    }
   }
   if (capabilities.size_limit > 0 && message.size() > capabilities.size_limit) {
     finish(Stop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.3.4",
@@ -399,7 +515,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
   if (capabilities.eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) {
     absl::StrAppend(&mail, " BODY=8BITMIME");
   }
-  if (envelope.smtputf8()) absl::StrAppend(&mail, " SMTPUTF8");
+  if (envelope.smtputf8() && capabilities.smtputf8) absl::StrAppend(&mail, " SMTPUTF8");
   if (capabilities.dsn && envelope.dsn_return() != v1::DSN_RETURN_UNSPECIFIED) {
     absl::StrAppend(&mail, " RET=", envelope.dsn_return() == v1::DSN_RETURN_FULL ? "FULL" : "HDRS");
   }
@@ -428,7 +544,9 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
   }
   std::optional<ServerReply> reply = co_await c.Read(options.mail_timeout);
   // A cached session the server dropped (closed, or said 421 on its way out) is not a failure.
-  if (reused && ((!reply && !c.timed_out()) || (reply && reply->code == 421))) co_return After::kStale;
+  if (reused && ((!reply && !c.timed_out() && !c.protocol_error()) || (reply && reply->code == 421))) {
+    co_return After::kStale;
+  }
   if (!reply) {
     finish(c.Lost("receiving the MAIL FROM reply"));
     co_return After::kBroken;
@@ -452,7 +570,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
     if (reply->code / 100 == 2) {
       accepted.push_back(i);
     } else {
-      outcomes[i] = FromStop(c.Said(*reply, "RCPT TO command"), c.relay());
+      outcomes[i] = FromStop(c.Said(*reply, "RCPT TO command"), c);
     }
   }
   if (!pipelining) {
@@ -482,6 +600,14 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
       finish({v1::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", piece.status().message())});
       co_return After::kBroken;
     }
+    // A reply before the final dot is not an answer to this message (it has not all been sent):
+    // a broken or hostile server. Leave without the dot, so a sane one discards what it has.
+    if (c.HasUnreadInput()) {
+      finish({v1::RECIPIENT_STATE_DEFERRED, 0, "4.5.0",
+              absl::StrCat("protocol error with ", c.host_and_address(),
+                           " while sending message body: the server replied before the end of data")});
+      co_return After::kBroken;
+    }
     const std::string wire = piece->has_value() ? encoder.Encode(**piece) : encoder.Finish();
     if (!co_await c.Send(wire, options.data_xfer_timeout)) {
       finish(c.Lost("sending message body"));
@@ -498,8 +624,11 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
     if (reply->code / 100 == 2) {
       outcomes[i] = DeliveryOutcome{v1::RECIPIENT_STATE_DELIVERED, static_cast<uint32_t>(reply->code),
                                     reply->enhanced.empty() ? "2.0.0" : reply->enhanced, reply->text, c.relay()};
+      outcomes[i].remote_mta = c.remote_host();
+      outcomes[i].remote_reply = reply->text;
+      outcomes[i].notify_passed_on = capabilities.dsn;
     } else {
-      outcomes[i] = FromStop(c.Said(*reply, "end of DATA command"), c.relay());
+      outcomes[i] = FromStop(c.Said(*reply, "end of DATA command"), c);
     }
   }
   co_return reply->code == 421 ? After::kBroken : After::kReusable;
@@ -515,12 +644,12 @@ std::optional<ServerReply> ParseServerReply(const std::vector<std::string>& line
   int code = 0;
   if (last.size() < 3 || !absl::SimpleAtoi(last.substr(0, 3), &code) || code < 200 || code > 599) {
     reply.code = 0;  // Not SMTP: treated as a protocol error (a 4xx-like deferral).
-    reply.text = last;
-    reply.lines = {last};
+    reply.text = Printable(last);
+    reply.lines = {reply.text};
     return reply;
   }
   reply.code = code;
-  for (const std::string& line : lines) reply.lines.push_back(line.size() > 4 ? line.substr(4) : "");
+  for (const std::string& line : lines) reply.lines.push_back(line.size() > 4 ? Printable(line.substr(4)) : "");
   reply.enhanced = Enhanced(reply.lines.back());
   reply.text = absl::StrCat(code, " ", absl::StrJoin(reply.lines, " "));
   return reply;
@@ -570,8 +699,21 @@ std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std:
   }
   if (after == After::kStale) {
     session = std::make_unique<SmtpSession>(next_hop, options);
-    if (std::optional<Stop> failed = session->Run(Open(*session, candidates))) {
-      for (DeliveryOutcome& outcome : outcomes) outcome = FromStop(*failed, session->relay());
+    std::optional<Stop> failed = session->Run(Open(*session, candidates));
+    const bool waited = absl::Now() - absl::FromUnixSeconds(message.arrival_time().seconds()) >=
+                        options.plaintext_fallback_after;
+    if (failed && failed->tls_handshake_failed && options.tls_level == SmtpTlsLevel::kMay && waited) {
+      // Opportunistic TLS: plaintext is acceptable by definition. encrypt and verify never get here.
+      spdlog::info("{}: {}; smtp_tls_security_level = may: delivering in plaintext on a new connection",
+                   session->relay(), failed->reason);
+      session->Close();
+      SmtpClientOptions plaintext = options;
+      plaintext.tls_level = SmtpTlsLevel::kNone;
+      session = std::make_unique<SmtpSession>(next_hop, plaintext);
+      failed = session->Run(Open(*session, candidates));
+    }
+    if (failed) {
+      for (DeliveryOutcome& outcome : outcomes) outcome = FromStop(*failed, *session);
       session->Close();
       return outcomes;
     }

@@ -28,8 +28,14 @@ enum class SmtpTlsLevel { kNone, kMay, kEncrypt, kVerify };
 
 struct SmtpClientOptions {
   std::string helo_name = "localhost";        // smtp_helo_name
+  // myhostname: a server that greets with it, or answers EHLO with it, is ourselves – a loop.
+  std::string myhostname;
   SmtpTlsLevel tls_level = SmtpTlsLevel::kNone;
   std::string tls_ca_file;                    // smtp_tls_CAfile (verify)
+  // At smtp_tls_security_level = may, a failed TLS handshake is followed at once by a plaintext
+  // delivery on a new connection – as Postfix 3.7 does, once the message has waited this long
+  // (minimal_backoff_time): its first attempt defers, so a passing fault does not cost TLS.
+  absl::Duration plaintext_fallback_after = absl::Seconds(300);
   absl::Duration connect_timeout = absl::Seconds(30);
   absl::Duration helo_timeout = absl::Seconds(300);
   absl::Duration mail_timeout = absl::Seconds(300);

@@ -43,6 +43,26 @@ class OperationsTest(PostgateTestCase):
         wait_for(ready.is_set, what="queuectl watch to be registered")
         return process
 
+    def test_global_options_work_after_the_subcommand_as_the_readme_shows(self):
+        queue_id = self.deferred_message("someone@example.org")
+        binary = os.path.join(BIN_DIR, "queuectl")
+        server = f"127.0.0.1:{self.postgate.grpc_port}"
+        listed = subprocess.run([binary, "--server", server, "list", "--recipient", "@example.org", "--json"],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn(queue_id, [json.loads(line)["queue_id"] for line in listed.stdout.splitlines()])
+        shown = subprocess.run([binary, "show", queue_id, "--json", "--server", server],
+                               capture_output=True, text=True, timeout=60)
+        self.assertEqual(shown.returncode, 0, shown.stderr)
+        self.assertEqual(json.loads(shown.stdout)["queue_id"], queue_id)
+        held = subprocess.run([binary, "hold", queue_id, "--server", server, "--token-file", self.postgate.token_file],
+                              capture_output=True, text=True, timeout=60)
+        self.assertEqual(held.returncode, 0, held.stderr)
+        self.assertEqual(self.message(queue_id).state, queue_pb2.MESSAGE_STATE_HOLD)
+        # What is no option anywhere is still refused.
+        wrong = subprocess.run([binary, "--server", server, "list", "--no-such-option"], capture_output=True, text=True)
+        self.assertNotEqual(wrong.returncode, 0)
+
     def test_watch_follows_a_message_while_mail_flows(self):
         watch = self.start_watch("--domain", "mail169.com", "--count", "3")
         reply = send_message(self.postgate.smtp_port)

@@ -2,6 +2,8 @@
 transport_maps): delivered with the remote's reply recorded; 4xx deferred with the reply quoted and
 retried after the backoff; 5xx bounced with a report to the sender quoting the remote; no listener
 and a stalled server deferred; three recipients with three outcomes, only the deferred retried."""
+import email
+import email.policy
 import os
 import re
 import signal
@@ -15,9 +17,17 @@ import urllib.request
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
 from postgate_harness import QUEUE_ID, Postgate, Sink, SmtpConnection, free_port, send_message, wait_for
 
+def report_parts(text):
+    """A DSN's human-readable part and its one recipient's delivery-status fields."""
+    report = email.message_from_string(text, policy=email.policy.compat32)
+    notification, status, _ = report.get_payload()
+    per_recipient = status.get_payload()[1]
+    return notification.get_payload(), dict(per_recipient.items())
+
+
 class RemoteDeliveryTest(unittest.TestCase):
     def setUp(self):
-        self.ports = {name: free_port() for name in ("ok", "soft", "hard", "closed", "stall")}
+        self.ports = {name: free_port() for name in ("ok", "soft", "hard", "closed", "stall", "nodsn")}
         self.transport = tempfile.NamedTemporaryFile("w", suffix=".transport", delete=False)
         for name, port in self.ports.items():
             self.transport.write(f"{name}.example smtp:[127.0.0.1]:{port}\n")
@@ -77,7 +87,8 @@ class RemoteDeliveryTest(unittest.TestCase):
         queue_id = self.send("user@soft.example")
         recipient = self.wait_state(queue_id, "user@soft.example", queue_pb2.RECIPIENT_STATE_DEFERRED)
         self.assertEqual(recipient.smtp_code // 100, 4)
-        self.assertRegex(recipient.reason, r"^host 127\.0\.0\.1\[127\.0\.0\.1\]:\d+ said: 4\d\d .*\(in reply to RCPT TO command\)$")
+        # As Postfix: the server as host[address], without the port (which relay= shows).
+        self.assertRegex(recipient.reason, r"^host 127\.0\.0\.1\[127\.0\.0\.1\] said: 4\d\d .*\(in reply to RCPT TO command\)$")
         message = self.message(queue_id)
         self.assertEqual(message.state, queue_pb2.MESSAGE_STATE_DEFERRED)
         self.assertTrue(message.HasField("next_attempt_time"))
@@ -95,7 +106,79 @@ class RemoteDeliveryTest(unittest.TestCase):
         self.assertIn("said: 550 5.1.1 no such user here (in reply to RCPT TO command)", recipient.reason)
         reports = wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if "no such user here" in t],
                            what="the non-delivery report in the sender's mailbox")
-        self.assertIn("Final-Recipient: rfc822; user@hard.example", reports[0])
+        # Field by field what Debian's Postfix 3.7.11 sends for the same refusal by smtp-sink.
+        human, fields = report_parts(reports[0])
+        self.assertIn("<user@hard.example>: host 127.0.0.1[127.0.0.1] said: 550 5.1.1 no such user here "
+                      "(in reply to RCPT TO command)\n", human)
+        self.assertEqual(fields, {"Final-Recipient": "rfc822; user@hard.example",
+                                  "Original-Recipient": "rfc822;user@hard.example", "Action": "failed",
+                                  "Status": "5.1.1", "Remote-MTA": "dns; 127.0.0.1",
+                                  "Diagnostic-Code": "smtp; 550 5.1.1 no such user here"})
+
+    def test_success_notice_is_left_to_a_dsn_server_and_relayed_past_one_without(self):
+        # RFC 3461 §4.2, as Postfix: NOTIFY=SUCCESS passed on to a server that announced DSN makes
+        # its report that server's to send; to one without DSN the report says "relayed".
+        self.sink("ok")
+        self.sink("nodsn", ["-N"])
+        passed_on = self.send_with_notify("user@ok.example", "passed on")
+        relayed = self.send_with_notify("user@nodsn.example", "relayed")
+        recipient = self.wait_state(passed_on, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.assertEqual(recipient.dsn_queue_id, "")  # Set in the same step as the result, had one gone out.
+        recipient = self.wait_state(relayed, "user@nodsn.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        self.assertRegex(recipient.dsn_queue_id, QUEUE_ID)
+        report = wait_for(lambda: [t for t in self.postgate.read_maildir("foo") if relayed in t],
+                          what="the success report in the sender's mailbox")[0]
+        human, fields = report_parts(report)
+        port = self.ports["nodsn"]
+        self.assertIn(f"<user@nodsn.example>: delivery via 127.0.0.1[127.0.0.1]:{port}: 250 2.0.0 Ok", human)
+        self.assertEqual(fields, {"Final-Recipient": "rfc822; user@nodsn.example",
+                                  "Original-Recipient": "rfc822;user@nodsn.example", "Action": "relayed",
+                                  "Status": "2.0.0", "Remote-MTA": "dns; 127.0.0.1",
+                                  "Diagnostic-Code": "smtp; 250 2.0.0 Ok"})
+        self.assertEqual([t for t in self.postgate.read_maildir("foo") if passed_on in t], [])
+
+    def send_with_notify(self, recipient, subject):
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            connection.command("EHLO client.test")
+            self.assertTrue(connection.command("MAIL FROM:<foo@mail169.com>").startswith("250"))
+            self.assertTrue(connection.command(f"RCPT TO:<{recipient}> NOTIFY=SUCCESS").startswith("250"))
+            self.assertTrue(connection.command("DATA").startswith("354"))
+            connection.send(f"Subject: {subject}\r\n\r\nbody\r\n.\r\n")
+            reply = connection.read_reply()
+        finally:
+            connection.close()
+        return re.search(QUEUE_ID, reply).group(0)
+
+    def send_utf8(self, recipient, body):
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            connection.command("EHLO client.test")
+            self.assertTrue(connection.command("MAIL FROM:<foo@mail169.com> SMTPUTF8").startswith("250"))
+            self.assertTrue(connection.command(f"RCPT TO:<{recipient}>").startswith("250"))
+            self.assertTrue(connection.command("DATA").startswith("354"))
+            connection.send((body + ".\r\n").encode())
+            reply = connection.read_reply()
+        finally:
+            connection.close()
+        return re.search(QUEUE_ID, reply).group(0)
+
+    def test_smtputf8_request_alone_does_not_bounce_ascii_mail(self):
+        # smtp-sink announces no SMTPUTF8. As Postfix: ASCII envelope and headers go on without
+        # the flag (UTF-8 in the body is 8BITMIME's concern); UTF-8 where it matters bounces 5.6.7.
+        sink = self.sink("ok")
+        ascii_mail = self.send_utf8("user@ok.example", "Subject: plain\r\n\r\nbody d\u00e9j\u00e0 vu\r\n")
+        utf8_header = self.send_utf8("user@ok.example", "Subject: d\u00e9j\u00e0 vu\r\n\r\nbody\r\n")
+        utf8_recipient = self.send_utf8("j\u00f6rg@ok.example", "Subject: plain\r\n\r\nbody\r\n")
+        self.wait_state(ascii_mail, "user@ok.example", queue_pb2.RECIPIENT_STATE_DELIVERED)
+        text = wait_for(lambda: [t for t in sink.messages() if ascii_mail in t], what="the ASCII message at the sink")[0]
+        self.assertIn("X-Mail-Args: <foo@mail169.com>\n", text.replace("\r\n", "\n"))  # No SMTPUTF8 sent.
+        for queue_id, address in ((utf8_header, "user@ok.example"), (utf8_recipient, "j\u00f6rg@ok.example")):
+            recipient = self.wait_state(queue_id, address, queue_pb2.RECIPIENT_STATE_BOUNCED)
+            self.assertEqual(recipient.dsn_status, "5.6.7")
+            self.assertIn("SMTPUTF8 is required, but was not offered by host", recipient.reason)
 
     def test_no_listener_and_stalled_server_defer(self):
         closed = self.send("user@closed.example")
