@@ -12,6 +12,25 @@
 #include "core/smtp/xtext.h"
 
 namespace postgate::gateway::protocol {
+
+bool EndsPipelineGroup(smtp::Verb verb) {
+  switch (verb) {
+    case smtp::Verb::kHelo:
+    case smtp::Verb::kEhlo:
+    case smtp::Verb::kData:
+    case smtp::Verb::kVrfy:
+    case smtp::Verb::kNoop:
+    case smtp::Verb::kStarttls:
+      return true;
+    default:
+      return false;
+  }
+}
+
+smtp::Reply ProtocolSynchronizationError() {
+  return smtp::Reply::Make(554, "5.5.0", "Error: SMTP protocol synchronization");
+}
+
 namespace {
 
 using smtp::Reply;

@@ -114,6 +114,14 @@ enum class BdatOutcome {
   kDiscarded,   // The session dropped the bytes as bdat_chunk().discard asked.
 };
 
+// RFC 2920 §3.1: EHLO, HELO, DATA, VRFY, NOOP and STARTTLS may only end a pipelined group –
+// the client must wait for their reply (Postfix's SMTPD_CMD_FLAG_LAST). A client that sent
+// more behind one is not speaking SMTP, or is trying to smuggle (smtpd_forbid_unauth_pipelining).
+bool EndsPipelineGroup(smtp::Verb verb);
+
+// Postfix's reply to such a client, after which the session ends.
+smtp::Reply ProtocolSynchronizationError();
+
 class SessionMachine {
  public:
   SessionMachine(ProtocolLimits limits, Decider& decider);

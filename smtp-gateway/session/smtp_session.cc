@@ -1,5 +1,8 @@
 #include "smtp-gateway/session/smtp_session.h"
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <memory>
 #include <tuple>
 #include <variant>
@@ -8,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -19,6 +23,7 @@
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
+#include "core/smtp/command.h"
 #include "core/smtp/data_decoder.h"
 #include "core/smtp/header_body_separator.h"
 #include "core/smtp/line_endings.h"
@@ -249,6 +254,11 @@ class SmtpSession {
         if (!co_await ReadMore(/*within_record=*/!input_.empty())) co_return;
         continue;
       }
+      if (ImproperPipelining(*line, consumed)) {
+        Answer(protocol::Step{protocol::ProtocolSynchronizationError(), protocol::Action::kClose});
+        co_await Flush();
+        co_return;
+      }
       protocol::Step step = machine_->OnLine(*line);
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
       if (step.reply && step.reply->code >= 400 && step.reply->code != 421 &&
@@ -289,6 +299,28 @@ class SmtpSession {
         Answer(machine_->EtrnFinished(flushed.ok()));
       }
     }
+  }
+
+  // A command that must end its pipelined group (RFC 2920) with more input behind it: logged as
+  // Postfix logs it, and – with smtpd_forbid_unauth_pipelining, as no client authenticates here
+  // – refused. Pending input is what the line reader holds beyond `line` and, without TLS, what
+  // waits in the socket.
+  bool ImproperPipelining(const smtp::CommandLine& line, size_t consumed) {
+    if (line.too_long) return false;
+    const smtp::Command command = smtp::ParseCommand(line.text);
+    if (!protocol::EndsPipelineGroup(command.verb)) return false;
+    std::error_code error;
+    const size_t waiting = tls_ ? 0 : socket_.available(error);
+    if (input_.size() <= consumed && waiting == 0) return false;
+    std::string pending = input_.substr(consumed, 100);
+    if (pending.size() < 100 && waiting > 0) {
+      std::string more(std::min<size_t>(waiting, 100 - pending.size()), '\0');
+      const ssize_t n = ::recv(socket_.native_handle(), more.data(), more.size(), MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) pending.append(more.data(), static_cast<size_t>(n));
+    }
+    spdlog::info("improper command pipelining after {} from {}: {}",
+                 smtp::VerbName(command.verb), client_, absl::CEscape(pending));
+    return env_.forbid_unauth_pipelining;
   }
 
   // After "220 Ready to start TLS": the handshake, then a fresh session inside TLS.

@@ -39,6 +39,7 @@ struct SessionEnvironment {
   std::chrono::milliseconds error_sleep{1000};  // smtpd_error_sleep_time
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
   bool tls_received_header = false;   // smtpd_tls_received_header
+  bool forbid_unauth_pipelining = true;  // smtpd_forbid_unauth_pipelining (Postfix 3.9's default)
   DrainControl* drain = nullptr;      // Graceful shutdown; required.
   // smtpd_upstream_proxy_protocol = haproxy: a PROXY v1/v2 header comes first, only from these.
   const policy::NetworkList* proxy_networks = nullptr;  // Null: no PROXY protocol.

@@ -97,6 +97,7 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   environment.proxy_timeout = Millis(cf.GetTime("smtpd_upstream_proxy_timeout"));
   environment.tls = settings->tls_.get();
   environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
+  environment.forbid_unauth_pipelining = cf.GetBool("smtpd_forbid_unauth_pipelining");
   environment.limits.tls_available = settings->tls_ != nullptr;
   environment.limits.tls_required = tls_level == "encrypt";
   environment.limits.hostname = cf.Get("myhostname");

@@ -29,6 +29,9 @@ def tls_connection(port):
 
 
 class StartTlsTest(PostgateTestCase):
+    # openssl s_client writes its whole input at once ("EHLO…\r\nQUIT\r\n"), which
+    # smtpd_forbid_unauth_pipelining refuses (test_pipelining.py); these tests are about TLS.
+    overrides = {"smtpd_forbid_unauth_pipelining": "no"}
 
     def s_client(self, *options, commands="EHLO after.tls\r\nQUIT\r\n"):
         return subprocess.run(["openssl", "s_client", "-starttls", "smtp", "-connect",
