@@ -1,5 +1,8 @@
 #include "smtp-gateway/queue_client/grpc_queue_client.h"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <random>
@@ -116,6 +119,12 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
     Release();
   }
 
+  // Caps every later wait at `limit` (besides each wait's own step timeout): a step made of
+  // several waits (opening with retries, a commit with its replay) then stays within one budget.
+  void Bound(std::chrono::steady_clock::time_point limit) { limit_ = limit; }
+  // A wait ran out of time (the call was cancelled for it, so gRPC says CANCELLED).
+  bool timed_out() const { return timed_out_.load(); }
+
   // The replica serving this call ("ipv4:10.1.2.3:50051"), once it has answered.
   std::string peer() { return context_.peer(); }
 
@@ -171,10 +180,13 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
   // deadline the call is cancelled, which makes gRPC complete it with ok = false.
   asio::awaitable<bool> Await(Operation& operation) {
     if (std::optional<bool> result = ResultIfDone(operation)) co_return *result;
-    asio::steady_timer deadline(executor_, timeout_);
+    asio::steady_timer deadline(executor_, std::min(std::chrono::steady_clock::now() + timeout_, limit_));
     deadline.async_wait([weak = weak_from_this()](std::error_code error) {
       if (error) return;
-      if (auto call = weak.lock()) call->context_.TryCancel();
+      if (auto call = weak.lock()) {
+        call->timed_out_ = true;
+        call->context_.TryCancel();
+      }
     });
     co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(bool)>(
         [this, &operation](auto handler) {
@@ -192,6 +204,8 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
 
   asio::any_io_executor executor_;
   std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point limit_ = std::chrono::steady_clock::time_point::max();
+  std::atomic<bool> timed_out_{false};
   grpc::ClientContext context_;
   v1::EnqueueRequest write_buffer_;
   v1::EnqueueResponse read_buffer_;
@@ -218,9 +232,14 @@ std::string ServiceHostName(const std::string& address) {
   return host;
 }
 
-// Turns a failed step into the most telling status: gRPC's final one if it has one.
+// Turns a failed step into the most telling status: gRPC's final one if it has one, and
+// DEADLINE_EXCEEDED when our own timeout cancelled the call (gRPC then says CANCELLED).
 asio::awaitable<absl::Status> FailedStep(EnqueueCall& call, absl::string_view step) {
   grpc::Status status = co_await call.Finish();
+  if (call.timed_out()) {
+    co_return absl::DeadlineExceededError(
+        absl::StrCat("queue-service: no answer to the ", step, " within postgate_queue_timeout"));
+  }
   if (!status.ok()) co_return FromGrpc(status);
   co_return absl::UnavailableError(absl::StrCat("queue-service: ", step, " failed"));
 }
@@ -274,14 +293,18 @@ std::string NewIdempotencyKey() {
 }
 
 // Opens an Enqueue call on `stub` and sends the envelope; the call and the queue ID it was given.
+// Waits no later than `limit` (the step's budget); the call's later steps get `timeout` each.
 asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueCall>, std::string>>> StartEnqueue(
-    v1::QueueService::Stub& stub, const v1::EnqueueRequest& envelope, std::chrono::milliseconds timeout) {
+    v1::QueueService::Stub& stub, const v1::EnqueueRequest& envelope, std::chrono::milliseconds timeout,
+    std::chrono::steady_clock::time_point limit) {
   auto call = std::make_shared<EnqueueCall>(co_await asio::this_coro::executor, timeout);
+  call->Bound(limit);
   call->Start(stub, v1::EnqueueRequest(envelope));
   v1::EnqueueResponse response;
   if (!co_await call->Received(&response) || response.queue_id().empty()) {
     co_return co_await FailedStep(*call, "queue ID");
   }
+  call->Bound(std::chrono::steady_clock::time_point::max());
   co_return std::make_pair(call, response.queue_id());
 }
 
@@ -304,6 +327,9 @@ class GrpcMessageUpload : public MessageUpload {
     Keep(chunk);
     v1::EnqueueRequest request;
     request.set_content(std::move(chunk));
+    // This write, and the replay should the stream break, within one postgate_queue_timeout.
+    step_limit_ = std::chrono::steady_clock::now() + client_.timeout;
+    call_->Bound(step_limit_);
     if (co_await call_->ReadyToSend()) {
       call_->Send(std::move(request), /*last=*/false);
     } else {
@@ -315,6 +341,9 @@ class GrpcMessageUpload : public MessageUpload {
 
   asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size) override {
     Keep(last_chunk);
+    // The commit, and its replay if the stream broke, within one postgate_queue_timeout.
+    step_limit_ = std::chrono::steady_clock::now() + client_.timeout;
+    call_->Bound(step_limit_);
     absl::Status status = co_await CommitOn(*call_, size, std::move(last_chunk));
     if (status.ok() || absl::IsInternal(status)) co_return status;
     co_return co_await Replay(status, size);
@@ -359,15 +388,17 @@ class GrpcMessageUpload : public MessageUpload {
   // `commit_size`). One more attempt after a short pause: a broken stream, not a replica that is
   // gone, is what it is for.
   asio::awaitable<absl::Status> Replay(absl::Status failure, std::optional<uint64_t> commit_size) {
-    if (!replayable_ || replayed_ || peer_.empty()) co_return failure;
+    if (!replayable_ || replayed_ || peer_.empty() || absl::IsDeadlineExceeded(failure)) co_return failure;
+    if (std::chrono::steady_clock::now() >= step_limit_) co_return failure;
     replayed_ = true;
     asio::steady_timer pause(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
     co_await pause.async_wait(asio::use_awaitable);
     envelope_.mutable_envelope()->set_requested_queue_id(queue_id_);
-    auto started = co_await StartEnqueue(client_.StubFor(peer_), envelope_, client_.timeout);
+    auto started = co_await StartEnqueue(client_.StubFor(peer_), envelope_, client_.timeout, step_limit_);
     if (!started.ok()) co_return failure;
     call_->Cancel();
     call_ = started->first;
+    call_->Bound(step_limit_);
     queue_id_ = started->second;  // The same unless the replica had to give a new one.
     for (const std::string& chunk : kept_) {
       v1::EnqueueRequest request;
@@ -388,6 +419,8 @@ class GrpcMessageUpload : public MessageUpload {
   uint64_t kept_bytes_ = 0;
   bool replayable_ = true;
   bool replayed_ = false;
+  // Budget of the step under way (a write's replay, or the commit with its replay).
+  std::chrono::steady_clock::time_point step_limit_ = std::chrono::steady_clock::time_point::max();
   bool committed_ = false;
 };
 
@@ -452,9 +485,12 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
   out.set_idempotency_key(NewIdempotencyKey());
   // Nothing is stored before the envelope is answered: a replica that fails here is simply
   // replaced by the next one.
+  // The attempts share one postgate_queue_timeout: a queue that accepts the call and stalls
+  // costs the client that long, not once per attempt.
   absl::Status failure;
-  for (int attempt = 0; attempt < kOpenAttempts; ++attempt) {
-    auto started = co_await StartEnqueue(*impl_->stub, request, impl_->timeout);
+  const auto limit = std::chrono::steady_clock::now() + impl_->timeout;
+  for (int attempt = 0; attempt < kOpenAttempts && std::chrono::steady_clock::now() < limit; ++attempt) {
+    auto started = co_await StartEnqueue(*impl_->stub, request, impl_->timeout, limit);
     if (started.ok()) {
       co_return std::make_unique<GrpcMessageUpload>(*impl_, std::move(request), std::move(started->first),
                                                     std::move(started->second));

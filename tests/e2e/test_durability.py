@@ -2,6 +2,7 @@
 stalled, and clients that vanish mid-DATA."""
 import signal
 import socket
+import time
 import unittest
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
@@ -85,6 +86,28 @@ class QueueOutageTest(unittest.TestCase):
         stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
         wait_for(lambda: stub.GetQueueStatus(queue_pb2.GetQueueStatusRequest()).total_messages == 0)
         self.assertFalse(any("stalled" in t for t in self.postgate.read_maildir("bar")))
+
+    def test_queue_stalled_at_open_answers_451_within_the_timeout(self):
+        # The queue accepts the call and never answers: the attempts to open the message share
+        # one postgate_queue_timeout (2 s here; they used to take one each, three in all).
+        connection = SmtpConnection(self.postgate.smtp_port)
+        try:
+            connection.read_reply()
+            for line in ("EHLO x", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<bar@mail169.com>"):
+                connection.command(line)
+            self.postgate.queue.process.send_signal(signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                reply = connection.command("DATA")
+                elapsed = time.monotonic() - started
+            finally:
+                self.postgate.queue.process.send_signal(signal.SIGCONT)
+        finally:
+            connection.close()
+        self.assertEqual(reply, "451 4.3.0 Error: queue file write error\r\n")
+        self.assertLess(elapsed, 2 + 1.0, "postgate_queue_timeout is the bound (plus scheduling slack)")
+        self.postgate.gateway.wait_log(r"queue file write error opening a message for .*DEADLINE_EXCEEDED: "
+                                       r"queue-service: no answer to the queue ID within postgate_queue_timeout")
 
     def test_client_vanishing_mid_data_leaves_nothing(self):
         for cut in ("Subject: half\r\n\r\npart of a bo", "Subject: half\r\n\r\n" + "y" * 200000):
