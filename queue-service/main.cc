@@ -230,7 +230,9 @@ int Run(const Flags& flags) {
   const uint64_t minfree = minfree_setting > 0 ? static_cast<uint64_t>(minfree_setting) : size_limit / 2 * 3;
   service.SetStorageCheck([data_dir, minfree]() -> absl::Status {
     struct statvfs space {};
-    if (statvfs(data_dir.c_str(), &space) != 0) return absl::OkStatus();  // Unknown: let the write decide.
+    // Unknown – no answer, or a file system that reports no size at all (FUSE ones such as
+    // LazyFS): let the write decide.
+    if (statvfs(data_dir.c_str(), &space) != 0 || space.f_blocks == 0) return absl::OkStatus();
     const uint64_t available = static_cast<uint64_t>(space.f_bavail) * space.f_frsize;
     if (available >= minfree) return absl::OkStatus();
     return absl::ResourceExhaustedError(absl::StrCat("insufficient system storage: ", available,

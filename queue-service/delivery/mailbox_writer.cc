@@ -211,10 +211,11 @@ const absl::Time kProcessStart = absl::Now();
 // Postfix's dot-lock (mailbox_delivery_lock = fcntl, dotlock on Debian): PATH.lock made with
 // O_EXCL, so mail readers that lock that way (mutt, s-nail, procmail) never see half a message.
 // A lock older than stale_lock_time (500 s, as Postfix) was left by a dead process: broken. So is
-// one that says it is queue-service's and is older than this process: only one queue-service
-// uses a data directory (RocksDB's lock), and this one's writers are serialised in-process, so
-// that lock was left by a predecessor killed while it wrote (a crash must not stall the mailbox
-// for stale_lock_time).
+// one older than this process that says it is queue-service's, or says nothing (its label is not
+// synced, so a power cut leaves it empty): only one queue-service uses a data directory
+// (RocksDB's lock), and this one's writers are serialised in-process, so that lock was left by a
+// predecessor that died while it wrote, and a crash must not stall the mailbox for
+// stale_lock_time. (A mail reader's lock is held for moments, not across our restart.)
 class DotLock {
  public:
   static constexpr absl::Duration kStaleAfter = absl::Seconds(500);
@@ -265,7 +266,7 @@ class DotLock {
     if (fd < 0) return false;
     const ssize_t n = ::read(fd, label, sizeof(label));
     ::close(fd);
-    return n > 0 && absl::string_view(label, static_cast<size_t>(n)) == kOurs;
+    return n == 0 || (n > 0 && absl::string_view(label, static_cast<size_t>(n)) == kOurs);
   }
 
   std::string path_;

@@ -111,6 +111,12 @@ TEST_F(MboxTest, AStaleDotLockIsBrokenAFreshOneWaitedFor) {
   ASSERT_TRUE(AppendMbox(mbox.string(), "From a@b  Sun Nov 29 12:00:00 2026", TaggedMessage("one", 1)).ok());
   EXPECT_FALSE(fs::exists(lock));
 
+  // Empty and older than this process: a label lost with a power cut. Broken too.
+  std::ofstream(lock).close();
+  fs::last_write_time(lock, fs::file_time_type::clock::now() - std::chrono::seconds(30));
+  ASSERT_TRUE(AppendMbox(mbox.string(), "From a@b  Sun Nov 29 12:00:00 2026", TaggedMessage("one", 1)).ok());
+  EXPECT_FALSE(fs::exists(lock));
+
   // Held right now by a reader: the writer waits until it is gone, then appends.
   std::ofstream(lock).put('x');
   absl::Status appended = absl::UnknownError("not yet");
