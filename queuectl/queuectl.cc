@@ -29,6 +29,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "queuectl/replica_choice.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
 
 namespace {
@@ -356,7 +357,8 @@ int Show(v1::QueueService::Stub& stub, const Options& options, const std::string
                             : absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", ToTime(t), absl::LocalTimeZone());
   };
   std::cout << "Queue ID:   " << message.queue_id() << "\n"
-            << "State:      " << StateName(message.state()) << "\n"
+            << "State:      " << StateName(message.state())
+            << (message.hold_reason().empty() ? "" : " (" + message.hold_reason() + ")") << "\n"
             << "Arrival:    " << when(message.arrival_time()) << "\n"
             << "Completed:  " << when(message.completion_time()) << "\n"
             << "Next try:   " << when(message.next_attempt_time()) << "\n"
@@ -535,6 +537,9 @@ int Watch(v1::QueueService::Stub& stub, const Options& options, const std::strin
 // each message holds it there (so its delivery stops), copies envelope, waiting recipients and
 // content to a target replica (idempotency key "move:<ID>", so a rerun after an interruption
 // never stores a message twice), holds the copy again if it was held, and deletes the original.
+// The reason `move` gives the holds it makes (MessageRequest.reason).
+constexpr absl::string_view kMoveHold = "queuectl move";
+
 int Move(Replica& source, std::vector<Replica>& targets, const Options& options, bool keep_accepting) {
   if (!keep_accepting) {
     v1::SetAcceptingRequest stop;
@@ -545,7 +550,9 @@ int Move(Replica& source, std::vector<Replica>& targets, const Options& options,
     std::cerr << "queuectl: replica " << status.replica() << " (" << source.address
               << ") no longer accepts new messages\n";
   }
-  size_t moved = 0, next_target = 0;
+  size_t moved = 0;
+  std::vector<std::string> target_addresses;
+  for (const Replica& target : targets) target_addresses.push_back(target.address);
   for (int round = 0; round < 100; ++round) {  // Until a listing comes back empty.
     v1::ListMessagesRequest list;
     list.set_page_size(1000);
@@ -562,13 +569,18 @@ int Move(Replica& source, std::vector<Replica>& targets, const Options& options,
       v1::MessageRequest by_id;
       by_id.set_queue_id(id);
       v1::Message message;
-      const bool was_held = listed.state() == v1::MESSAGE_STATE_HOLD;
-      if (was_held) {
+      // Held by an operator, the copy is held too. A hold of our own (kMoveHold: a run that was
+      // interrupted after it held the message) is not the operator's.
+      bool was_held = false;
+      if (listed.state() == v1::MESSAGE_STATE_HOLD) {
         v1::GetMessageRequest get;
         get.set_queue_id(id);
         rpc = source.stub->GetMessage(Context(options).get(), get, &message);
+        was_held = rpc.ok() && message.hold_reason() != kMoveHold;
       } else {
-        rpc = source.stub->Hold(Context(options).get(), by_id, &message);  // Stops its delivery here.
+        v1::MessageRequest hold = by_id;
+        hold.set_reason(std::string(kMoveHold));
+        rpc = source.stub->Hold(Context(options).get(), hold, &message);  // Stops its delivery here.
       }
       if (rpc.error_code() == grpc::StatusCode::FAILED_PRECONDITION || rpc.error_code() == grpc::StatusCode::NOT_FOUND) {
         continue;  // Finished (or gone) meanwhile: nothing to move.
@@ -602,7 +614,8 @@ int Move(Replica& source, std::vector<Replica>& targets, const Options& options,
       }
       if (envelope.recipients().empty()) continue;
 
-      Replica& target = targets[next_target++ % targets.size()];
+      // The same replica on every run, however the list is ordered (see replica_choice.h).
+      Replica& target = targets[postgate::queuectl::ChooseReplica(id, target_addresses)];
       auto copy_context = Context(options);
       auto upload = target.stub->Enqueue(copy_context.get());
       v1::EnqueueResponse answer;
@@ -634,6 +647,7 @@ int Move(Replica& source, std::vector<Replica>& targets, const Options& options,
       if (was_held) {
         v1::MessageRequest hold;
         hold.set_queue_id(new_id);
+        hold.set_reason(message.hold_reason());
         v1::Message held;
         grpc::Status status = target.stub->Hold(Context(options).get(), hold, &held);
         if (!status.ok() && status.error_code() != grpc::StatusCode::FAILED_PRECONDITION) {

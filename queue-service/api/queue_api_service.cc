@@ -436,7 +436,7 @@ grpc::Status QueueApiService::Hold(grpc::ServerContext* context, const v1::Messa
                                    v1::Message* response) {
   if (grpc::Status allowed = admin_.Check(*context, "Hold"); !allowed.ok()) return allowed;
   if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
-  return Reply(agent_.Hold(request->queue_id()), response);
+  return Reply(agent_.Hold(request->queue_id(), request->reason()), response);
 }
 
 grpc::Status QueueApiService::Release(grpc::ServerContext* context, const v1::MessageRequest* request,

@@ -101,18 +101,20 @@ absl::StatusOr<v1::Message> DeliveryAgent::ChangeMessage(
   return message;
 }
 
-absl::StatusOr<v1::Message> DeliveryAgent::Hold(const std::string& id) {
+absl::StatusOr<v1::Message> DeliveryAgent::Hold(const std::string& id, const std::string& reason) {
   return ChangeMessage(
       id,
-      [&id](v1::Message& message) {
+      [&id, &reason](v1::Message& message) {
         if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
           return absl::FailedPreconditionError(absl::StrCat(
               "queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "already held"));
         }
         message.set_state(v1::MESSAGE_STATE_HOLD);
+        message.set_hold_reason(reason);
         return absl::OkStatus();
       },
-      "placed on hold", v1::EVENT_KIND_HELD, false);
+      reason.empty() ? std::string("placed on hold") : absl::StrCat("placed on hold (", reason, ")"),
+      v1::EVENT_KIND_HELD, false);
 }
 
 absl::StatusOr<v1::Message> DeliveryAgent::Release(const std::string& id) {
@@ -123,6 +125,7 @@ absl::StatusOr<v1::Message> DeliveryAgent::Release(const std::string& id) {
           return absl::FailedPreconditionError(absl::StrCat("queue ID ", id, " is not held"));
         }
         // Waiting recipients are attempted right away, deferred ones included.
+        message.clear_hold_reason();
         message.set_state(DeriveState(message) == v1::MESSAGE_STATE_DONE ? v1::MESSAGE_STATE_DONE
                                                                          : v1::MESSAGE_STATE_ACTIVE);
         return absl::OkStatus();

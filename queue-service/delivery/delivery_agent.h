@@ -80,7 +80,7 @@ class DeliveryAgent {
 
   // Operator actions (postsuper's -h, -H, -d, -r). Each waits for a delivery attempt on the same
   // message to finish, so an attempt never writes back a message that was held or deleted.
-  absl::StatusOr<v1::Message> Hold(const std::string& id);
+  absl::StatusOr<v1::Message> Hold(const std::string& id, const std::string& reason = "");
   absl::StatusOr<v1::Message> Release(const std::string& id);
   absl::Status Delete(const std::string& id);
   absl::StatusOr<v1::Message> Requeue(const std::string& id);

@@ -17,6 +17,14 @@ from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, send_message, wait_for
 REPLICAS = 3
 
 
+def fnv1a(text):
+    """queuectl/replica_choice.cc's hash, to predict where `move` sends a message."""
+    value = 14695981039346656037
+    for byte in text.encode():
+        value = ((value ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return value
+
+
 def replica_of(queue_id):
     return int(queue_id[-1], 16)
 
@@ -142,6 +150,47 @@ class ScaleOutTest(unittest.TestCase):
         # Running it again moves nothing; new mail now goes to the other replicas only.
         self.assertIn("moved 0 messages", self.queuectl(addresses[1], "move", "--to", ",".join(addresses)).stdout)
         self.assertFalse([i for i in self.send(9, "after-move") if replica_of(i) == 1])
+
+    def test_an_interrupted_move_is_finished_by_a_rerun_without_a_second_copy(self):
+        addresses = [f"127.0.0.1:{r.grpc_port}" for r in self.replicas]
+        for replica in self.replicas[1:]:
+            with open(replica.token_file, "w") as f:
+                f.write(self.replicas[0].admin_token + "\n")
+        ids = self.send_remote(12, "interrupted")
+        on_replica_1 = [i for i in ids if replica_of(i) == 1]
+        self.assertGreaterEqual(len(on_replica_1), 2)
+        copied, held_by_operator = on_replica_1[0], on_replica_1[1]
+        targets = [addresses[0], addresses[2]]
+        source = queue_pb2_grpc.QueueServiceStub(grpc.insecure_channel(addresses[1]))
+        token = self.replicas[0].admin_metadata()
+        # What a run cut short after copying `copied` leaves: the original held by the move, the
+        # copy stored on the replica the move picks (the same rendezvous hash as queuectl).
+        source.Hold(queue_pb2.MessageRequest(queue_id=copied, reason="queuectl move"), metadata=token)
+        chosen = max(targets, key=lambda address: fnv1a(copied + "\n" + address))
+        original = source.GetMessage(queue_pb2.GetMessageRequest(queue_id=copied))
+        content = b"".join(c.data for c in source.GetMessageContent(
+            queue_pb2.GetMessageContentRequest(queue_id=copied), metadata=token))
+        envelope = queue_pb2.Envelope()
+        envelope.CopyFrom(original.envelope)
+        envelope.ClearField("requested_queue_id")
+        envelope.idempotency_key = "move:" + copied
+        first_copy = list(queue_pb2_grpc.QueueServiceStub(grpc.insecure_channel(chosen)).Enqueue(iter([
+            queue_pb2.EnqueueRequest(envelope=envelope), queue_pb2.EnqueueRequest(content=content),
+            queue_pb2.EnqueueRequest(commit=queue_pb2.Commit(size=len(content)))]), timeout=10))[-1].committed_queue_id
+        # And a hold of the operator's, which the copy must keep.
+        source.Hold(queue_pb2.MessageRequest(queue_id=held_by_operator, reason="investigating"), metadata=token)
+
+        # The rerun, with the targets in the other order.
+        moved = self.queuectl(addresses[1], "move", "--to", ",".join(reversed(targets)))
+        pairs = dict(re.findall(r"^(" + QUEUE_ID + r") -> (" + QUEUE_ID + r") ", moved.stdout, re.M))
+        self.assertEqual(sorted(pairs), sorted(on_replica_1))
+        self.assertEqual(pairs[copied], first_copy, "the rerun found the copy it had made, on the same replica")
+        listing = self.queuectl(",".join(addresses), "list").stdout
+        self.assertIn("12 Requests", listing)  # No message twice.
+        self.assertNotRegex(listing, re.escape(first_copy) + r"!", "the move's own hold is not passed on")
+        self.assertRegex(listing, re.escape(pairs[held_by_operator]) + r"!")
+        shown = self.queuectl(",".join(addresses), "show", pairs[held_by_operator]).stdout
+        self.assertIn("State:      hold (investigating)", shown)
 
     def send_remote(self, count, tag):
         ids = []
