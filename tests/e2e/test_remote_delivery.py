@@ -137,33 +137,26 @@ class RemoteDeliveryTest(unittest.TestCase):
                                   "Diagnostic-Code": "smtp; 250 2.0.0 Ok"})
         self.assertEqual([t for t in self.postgate.read_maildir("foo") if passed_on in t], [])
 
-    def send_with_notify(self, recipient, subject):
+    def send_raw(self, recipient, body, mail_params="", rcpt_params=""):
+        """One message with the given MAIL and RCPT parameters; returns its queue ID."""
         connection = SmtpConnection(self.postgate.smtp_port)
         try:
             connection.read_reply()
             connection.command("EHLO client.test")
-            self.assertTrue(connection.command("MAIL FROM:<foo@mail169.com>").startswith("250"))
-            self.assertTrue(connection.command(f"RCPT TO:<{recipient}> NOTIFY=SUCCESS").startswith("250"))
-            self.assertTrue(connection.command("DATA").startswith("354"))
-            connection.send(f"Subject: {subject}\r\n\r\nbody\r\n.\r\n")
-            reply = connection.read_reply()
-        finally:
-            connection.close()
-        return re.search(QUEUE_ID, reply).group(0)
-
-    def send_utf8(self, recipient, body):
-        connection = SmtpConnection(self.postgate.smtp_port)
-        try:
-            connection.read_reply()
-            connection.command("EHLO client.test")
-            self.assertTrue(connection.command("MAIL FROM:<foo@mail169.com> SMTPUTF8").startswith("250"))
-            self.assertTrue(connection.command(f"RCPT TO:<{recipient}>").startswith("250"))
+            self.assertTrue(connection.command(f"MAIL FROM:<foo@mail169.com>{mail_params}").startswith("250"))
+            self.assertTrue(connection.command(f"RCPT TO:<{recipient}>{rcpt_params}").startswith("250"))
             self.assertTrue(connection.command("DATA").startswith("354"))
             connection.send((body + ".\r\n").encode())
             reply = connection.read_reply()
         finally:
             connection.close()
         return re.search(QUEUE_ID, reply).group(0)
+
+    def send_with_notify(self, recipient, subject):
+        return self.send_raw(recipient, f"Subject: {subject}\r\n\r\nbody\r\n", rcpt_params=" NOTIFY=SUCCESS")
+
+    def send_utf8(self, recipient, body):
+        return self.send_raw(recipient, body, mail_params=" SMTPUTF8")
 
     def test_smtputf8_request_alone_does_not_bounce_ascii_mail(self):
         # smtp-sink announces no SMTPUTF8. As Postfix: ASCII envelope and headers go on without
