@@ -9,6 +9,12 @@ from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
 from postgate_harness import AcknowledgedLoad, Postgate, SmtpConnection, delivery_counts, send_message, wait_for
 
 
+def process_state(pid):
+    """The state letter in /proc/PID/stat ("T" once a SIGSTOP has taken effect)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
 class KillQueueServiceTest(unittest.TestCase):
     def setUp(self):
         self.postgate = Postgate({"postgate_queue_timeout": "3s"}).start()
@@ -97,6 +103,7 @@ class QueueOutageTest(unittest.TestCase):
                 connection.command(line)
             self.postgate.queue.process.send_signal(signal.SIGSTOP)
             try:
+                wait_for(lambda: process_state(self.postgate.queue.process.pid) == "T", what="queue-service stopped")
                 started = time.monotonic()
                 reply = connection.command("DATA")
                 elapsed = time.monotonic() - started
