@@ -139,6 +139,10 @@ class DisconnectEverywhereTest(PostgateTestCase):
             connection.read_reply()
             for step in self.STEPS[:cut]:
                 connection.send(step)
+                # A command's reply is awaited: EHLO and DATA end a pipelined group, and
+                # smtpd_forbid_unauth_pipelining ends the session of a client that sends on.
+                if step.endswith(b"\r\n") and step[:4] in (b"EHLO", b"MAIL", b"RCPT", b"DATA"):
+                    connection.read_reply()
             connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             connection.close()  # With linger 0: a reset, the rudest way to go.
         wait_for(lambda: metric(self.postgate.gateway_metrics_port, "postgate_smtpd_active_sessions") == 0,
