@@ -81,6 +81,30 @@ TEST_F(MboxTest, ConcurrentAppendsFromOneProcessNeverInterleave) {
   }
 }
 
+// write(2) calls this process has made (/proc/self/io "syscw").
+uint64_t WriteCalls() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "syscw:") return value;
+  }
+  ADD_FAILURE() << "no syscw in /proc/self/io";
+  return 0;
+}
+
+// A message in many chunks goes out in one write(2) up to 8 MiB, in two just above (besides
+// the one that labels the dot-lock): a reader that ignores every lock never sees part of one.
+TEST_F(MboxTest, OneWritePerMessageUpToEightMebibytes) {
+  const fs::path mbox = dir_ / "bar.mbox";
+  for (const auto& [lines, writes] : {std::pair<int, uint64_t>{8 * 1024 - 64, 1}, {9 * 1024, 2}}) {
+    MailboxWrite write = TaggedMessage(std::string(1000, 'x'), lines);  // ~1 KiB lines, one per chunk
+    const uint64_t before = WriteCalls();
+    ASSERT_TRUE(AppendMbox(mbox.string(), "From foo@mail169.com  Sun Nov 29 12:00:00 2026", write).ok());
+    EXPECT_EQ(WriteCalls() - before, 1 + writes) << lines << " lines";
+  }
+}
+
 TEST_F(MboxTest, HoldsADotLockWhileWritingAndRemovesItAfter) {
   const fs::path mbox = dir_ / "bar.mbox";
   const fs::path lock = dir_ / "bar.mbox.lock";

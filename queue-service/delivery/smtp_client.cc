@@ -24,6 +24,7 @@
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
+#include "core/smtp/utf8.h"
 #include "core/smtp/xtext.h"
 #include "spdlog/spdlog.h"
 
@@ -68,7 +69,6 @@ class SmtpSession {
   const std::string& relay() const { return relay_; }
   // The server's name as its MX record or the next hop gave it (a DSN's Remote-MTA).
   const std::string& remote_host() const { return remote_host_; }
-  const std::string& host_and_address() const { return host_and_address_; }
   // Bytes from the server that no Read has taken yet: held, or (without TLS) waiting in the
   // socket. Under TLS the socket may hold records that are not SMTP at all (TLS 1.3 session
   // tickets), so only what was decrypted counts.
@@ -242,15 +242,18 @@ class SmtpSession {
   // Postfix's wording for a lost or silent peer while waiting for `what` (host[address], no port);
   // a reply that broke our bounds is a protocol error, said as such.
   Stop Lost(absl::string_view what) const {
-    if (!protocol_error_.empty()) {
-      return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.5.0",
-                  absl::StrCat("protocol error with ", host_and_address_, " while ", what, ": ", protocol_error_)};
-    }
+    if (!protocol_error_.empty()) return ProtocolError(what, protocol_error_);
     return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.2",
                 absl::StrCat(timed_out_ ? "conversation with " : "lost connection with ", host_and_address_,
                              timed_out_ ? " timed out while " : " while ", what)};
   }
   bool protocol_error() const { return !protocol_error_.empty(); }
+
+  // The server broke the protocol (or our bounds on it) while we were `what`: deferred.
+  Stop ProtocolError(absl::string_view what, absl::string_view why) const {
+    return Stop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.5.0",
+                absl::StrCat("protocol error with ", host_and_address_, " while ", what, ": ", why)};
+  }
 
   // A greeting or EHLO reply naming our own host: the next hop is this very MTA (a relayhost
   // pointed at our own Service), and trying again would only loop. Bounced, as Postfix does.
@@ -347,17 +350,13 @@ std::string Printable(absl::string_view text) {
   return out;
 }
 
-bool IsAscii(absl::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-}
-
 // Whether this transaction needs SMTPUTF8: a UTF-8 envelope address, or UTF-8 in the header
 // section (read up to its empty line; the body is 8BITMIME's business, not SMTPUTF8's).
 absl::StatusOr<bool> NeedsSmtpUtf8(const v1::Message& message, const std::vector<int>& recipients,
                                    const ContentPieces& content) {
-  if (!IsAscii(message.envelope().sender())) return true;
+  if (!smtp::IsAscii(message.envelope().sender())) return true;
   for (int index : recipients) {
-    if (!IsAscii(message.recipients(index).address())) return true;
+    if (!smtp::IsAscii(message.recipients(index).address())) return true;
   }
   bool at_line_start = true;
   for (uint32_t index = 0;; ++index) {
@@ -603,9 +602,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
     // A reply before the final dot is not an answer to this message (it has not all been sent):
     // a broken or hostile server. Leave without the dot, so a sane one discards what it has.
     if (c.HasUnreadInput()) {
-      finish({v1::RECIPIENT_STATE_DEFERRED, 0, "4.5.0",
-              absl::StrCat("protocol error with ", c.host_and_address(),
-                           " while sending message body: the server replied before the end of data")});
+      finish(c.ProtocolError("sending message body", "the server replied before the end of data"));
       co_return After::kBroken;
     }
     const std::string wire = piece->has_value() ? encoder.Encode(**piece) : encoder.Finish();

@@ -21,23 +21,6 @@ def _lines(conn):
         yield line.rstrip(b"\r")
 
 
-def _until_data(conn, lines, ehlo=OK_EHLO):
-    """Greets, answers EHLO, MAIL and RCPT; returns once DATA was asked for."""
-    conn.sendall(b"220 hostile.test ESMTP\r\n")
-    for line in lines:
-        verb = line[:4].upper()
-        if verb == b"EHLO":
-            conn.sendall(ehlo)
-        elif verb == b"DATA":
-            return True
-        elif verb == b"QUIT":
-            conn.sendall(b"221 bye\r\n")
-            return False
-        else:
-            conn.sendall(b"250 ok\r\n")
-    return False
-
-
 def endless_multiline(conn):
     line = b"220-more and more\r\n"
     while True:
@@ -70,29 +53,28 @@ def own_hostname(conn):
 
 
 def reset_in_data(conn):
-    lines = _lines(conn)
-    if not _until_data(conn, lines):
-        return
-    conn.sendall(b"354 go ahead\r\n")
-    conn.recv(10)  # Some of the message, then a TCP reset.
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    def cut(conn, lines):
+        conn.sendall(b"354 go ahead\r\n")
+        conn.recv(10)  # Some of the message, then a TCP reset.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    _session(conn, _lines(conn), on_data=cut)
 
 
 def early_reply(conn):
-    lines = _lines(conn)
-    if not _until_data(conn, lines):
-        return
-    conn.sendall(b"354 go ahead\r\n250 2.0.0 accepted before the data\r\n")
-    for line in lines:
-        if line == b".":
-            conn.sendall(b"250 2.0.0 and again\r\n")
+    def answer_early(conn, lines):
+        conn.sendall(b"354 go ahead\r\n250 2.0.0 accepted before the data\r\n")
+        for line in lines:
+            if line == b".":
+                conn.sendall(b"250 2.0.0 and again\r\n")
+    _session(conn, _lines(conn), on_data=answer_early)
 
 
-def _plain_session(conn, lines, ehlo, on_starttls, greet=True):
-    """A whole SMTP session; STARTTLS is handed to `on_starttls(conn)`, which returns the new
-    connection (or None to end). Counts each message accepted with its final dot."""
+def _session(conn, lines, ehlo=OK_EHLO, on_starttls=None, on_data=None, greet=True):
+    """A whole SMTP session. STARTTLS (when offered in `ehlo`) is handed to `on_starttls(conn)`,
+    DATA to `on_data(conn, lines)` when given; otherwise each message accepted with its final dot
+    is counted in HostileServer.delivered."""
     if greet:  # Not after STARTTLS: the client speaks first (EHLO again).
-        conn.sendall(b"220 tls.test ESMTP\r\n")
+        conn.sendall(b"220 hostile.test ESMTP\r\n")
     in_data = False
     for line in lines:
         if in_data:
@@ -107,6 +89,8 @@ def _plain_session(conn, lines, ehlo, on_starttls, greet=True):
         elif verb == b"STAR":
             conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
             return on_starttls(conn)
+        elif verb == b"DATA" and on_data:
+            return on_data(conn, lines)
         elif verb == b"DATA":
             conn.sendall(b"354 go ahead\r\n")
             in_data = True
@@ -126,7 +110,7 @@ def tls_garbage(conn):
     def garbage(c):
         c.sendall(b"\x15\x03\x03 this is not TLS " * 20)
         return None
-    _plain_session(conn, _lines(conn), TLS_EHLO, garbage)
+    _session(conn, _lines(conn), TLS_EHLO, garbage)
 
 
 def tls_sni(conn):
@@ -142,10 +126,10 @@ def tls_sni(conn):
 
     def upgrade(c):
         secure = context.wrap_socket(c, server_side=True)
-        _plain_session(secure, _lines(secure), TLS_EHLO.replace(b"250-STARTTLS\r\n", b""), lambda _: None,
+        _session(secure, _lines(secure), TLS_EHLO.replace(b"250-STARTTLS\r\n", b""), lambda _: None,
                        greet=False)
         return None
-    _plain_session(conn, _lines(conn), TLS_EHLO, upgrade)
+    _session(conn, _lines(conn), TLS_EHLO, upgrade)
 
 
 SCENARIOS = {function.__name__: function for function in (tls_garbage, tls_sni,
