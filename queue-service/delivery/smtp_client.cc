@@ -232,8 +232,9 @@ class SmtpSession {
       lines.push_back(std::move(line));
       if (std::optional<ServerReply> reply = ParseServerReply(lines)) co_return reply;
       if (lines.size() >= kMaxReplyLines || reply_bytes > kMaxReplyBytes) {
-        protocol_error_ = absl::StrCat("multi-line reply longer than ", kMaxReplyLines, " lines or ",
-                                       kMaxReplyBytes, " bytes");
+        protocol_error_ = lines.size() >= kMaxReplyLines
+                              ? absl::StrCat("multi-line reply longer than ", kMaxReplyLines, " lines")
+                              : absl::StrCat("multi-line reply longer than ", kMaxReplyBytes, " bytes");
         co_return std::nullopt;
       }
     }

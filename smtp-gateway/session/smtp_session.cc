@@ -12,7 +12,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "asio/co_spawn.hpp"
@@ -301,6 +304,25 @@ class SmtpSession {
     }
   }
 
+  // Client input for a log line, with what follows an AUTH command's mechanism cut off: a
+  // client that pipelines its credentials must not find them in our logs.
+  static std::string WithoutCredentials(absl::string_view input) {
+    std::string out;
+    bool first = true;
+    for (absl::string_view line : absl::StrSplit(input, '\n')) {
+      if (!std::exchange(first, false)) out += '\n';
+      const absl::string_view text = absl::StripSuffix(line, "\r");
+      if (absl::StartsWithIgnoreCase(text, "AUTH ")) {
+        const size_t mechanism_end = text.find(' ', 5);
+        absl::StrAppend(&out, text.substr(0, mechanism_end), mechanism_end == absl::string_view::npos ? "" : " ***",
+                        line.substr(text.size()));
+        continue;
+      }
+      out.append(line.data(), line.size());
+    }
+    return out;
+  }
+
   // A command that must end its pipelined group (RFC 2920) with more input behind it: logged as
   // Postfix logs it, and – with smtpd_forbid_unauth_pipelining, as no client authenticates here
   // – refused. Pending input is what the line reader holds beyond `line` and, without TLS, what
@@ -319,7 +341,7 @@ class SmtpSession {
       if (n > 0) pending.append(more.data(), static_cast<size_t>(n));
     }
     spdlog::info("improper command pipelining after {} from {}: {}",
-                 smtp::VerbName(command.verb), client_, absl::CEscape(pending));
+                 smtp::VerbName(command.verb), client_, absl::CEscape(WithoutCredentials(pending)));
     return env_.forbid_unauth_pipelining;
   }
 

@@ -27,6 +27,12 @@ def endless_multiline(conn):
         conn.sendall(line * 1000)
 
 
+def wide_multiline(conn):
+    line = b"220-" + b"w" * 2000 + b"\r\n"  # 33 lines pass 64 KiB long before 1000 lines.
+    while True:
+        conn.sendall(line * 10)
+
+
 def huge_line(conn):
     conn.sendall(b"220-")
     chunk = b"a" * (1 << 20)
@@ -50,6 +56,10 @@ def own_hostname(conn):
     conn.sendall(b"220 mail169.com ESMTP Postgate\r\n")
     for _ in _lines(conn):
         conn.sendall(b"250 ok\r\n")
+
+
+def own_hostname_in_ehlo(conn):
+    _session(conn, _lines(conn), ehlo=b"250-mail169.com\r\n250 8BITMIME\r\n")
 
 
 def reset_in_data(conn):
@@ -133,7 +143,7 @@ def tls_sni(conn):
 
 
 SCENARIOS = {function.__name__: function for function in (tls_garbage, tls_sni,
-    endless_multiline, huge_line, drip, garbage_greeting, own_hostname, reset_in_data, early_reply)}
+    endless_multiline, wide_multiline, huge_line, drip, own_hostname_in_ehlo, garbage_greeting, own_hostname, reset_in_data, early_reply)}
 
 
 class HostileServer:

@@ -17,7 +17,9 @@ HOST = r"127\.0\.0\.1\[127\.0\.0\.1\]"
 # scenario: (final state, reason pattern)
 EXPECTED = {
     "endless_multiline": (DEFERRED, rf"^protocol error with {HOST} while receiving the initial server greeting: "
-                                    r"multi-line reply longer than 1000 lines or 65536 bytes$"),
+                                    r"multi-line reply longer than 1000 lines$"),
+    "wide_multiline": (DEFERRED, rf"^protocol error with {HOST} while receiving the initial server greeting: "
+                                 r"multi-line reply longer than 65536 bytes$"),
     "huge_line": (DEFERRED, rf"^protocol error with {HOST} while receiving the initial server greeting: "
                             r"reply line longer than 2048 bytes$"),
     "drip": (DEFERRED, rf"^conversation with {HOST} timed out while receiving the initial server greeting$"),
@@ -25,6 +27,8 @@ EXPECTED = {
                                    r"\(in reply to initial greeting\)$"),
     "own_hostname": (BOUNCED, rf"^host {HOST} greeted me with my own hostname mail169\.com: "
                               r"mail for 127\.0\.0\.1 loops back to myself$"),
+    "own_hostname_in_ehlo": (BOUNCED, rf"^host {HOST} replied to HELO/EHLO with my own hostname mail169\.com: "
+                                      r"mail for 127\.0\.0\.1 loops back to myself$"),
     "reset_in_data": (DEFERRED, rf"^lost connection with {HOST} while (sending message body|receiving the end of "
                                 r"data reply)$"),
     "early_reply": (DEFERRED, rf"^protocol error with {HOST} while sending message body: the server replied "

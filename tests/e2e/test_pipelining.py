@@ -51,6 +51,13 @@ class ForbidUnauthPipeliningTest(PostgateTestCase):
         self.postgate.gateway.wait_log(r"improper command pipelining after EHLO from localhost\[127\.0\.0\.1\]: "
                                        r"MAIL FROM:<foo@mail169\.com>\\r\\n$")
 
+    def test_pipelined_credentials_do_not_reach_the_log(self):
+        said = self.session("EHLO client.test\r\nAUTH PLAIN AHVzZXIAc2VjcmV0LXBhc3N3b3Jk\r\nQUIT\r\n")
+        self.assertEqual(said, SYNC)
+        line = self.postgate.gateway.wait_log(r"improper command pipelining after EHLO from .*AUTH PLAIN").string
+        self.assertIn(r"AUTH PLAIN ***\r\nQUIT\r\n", line)
+        self.assertNotIn("AHVzZXIAc2VjcmV0LXBhc3N3b3Jk", "\n".join(self.postgate.gateway.log()))
+
     def test_starttls_with_injected_plaintext_is_refused(self):
         said = self.session("EHLO client.test\r\n", "STARTTLS\r\nVRFY injected\r\n")
         self.assertEqual(said, SYNC)
