@@ -49,6 +49,9 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_tls_key_file", "$smtpd_tls_cert_file", K::kString},
     ParameterSpec{"smtpd_tls_received_header", "no", K::kBool},
     ParameterSpec{"smtpd_forbid_unauth_pipelining", "yes", K::kBool},  // Postfix 3.9's default
+    ParameterSpec{"smtpd_forbid_bare_newline", "normalize", K::kString},  // Postfix 3.9's default
+    ParameterSpec{"smtpd_forbid_bare_newline_exclusions", "$mynetworks", K::kList},
+    ParameterSpec{"smtpd_forbid_bare_newline_reject_code", "550", K::kInteger},
     ParameterSpec{"local_destination_concurrency_limit", "2", K::kInteger},
     // Free bytes the queue's file system must keep; 0: 1.5 × message_size_limit, as Postfix.
     ParameterSpec{"queue_minfree", "0", K::kInteger},

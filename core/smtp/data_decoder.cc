@@ -34,7 +34,7 @@ size_t DataDecoder::Decode(absl::string_view input, std::string* out) {
           state_ = State::kCr;
         } else {
           out->push_back(c);
-          state_ = c == '\n' ? State::kBareLineStart : State::kMidLine;
+          state_ = c == '\n' ? AfterBareLf() : State::kMidLine;
         }
         break;
       case State::kBareLineStart:
@@ -44,17 +44,18 @@ size_t DataDecoder::Decode(absl::string_view input, std::string* out) {
           state_ = State::kCr;
         } else {
           out->push_back(c);
-          state_ = c == '\n' ? State::kBareLineStart : State::kMidLine;
+          state_ = c == '\n' ? AfterBareLf() : State::kMidLine;
         }
         break;
       case State::kBareDot:
-        // "..x" → ".x" as on any line; but a lone "." here is content, never the end.
+        // "..x" → ".x" as on any line; but a lone "." here is content, never the end. (Only
+        // reached when a bare LF does not end lines fully.)
         if (c == '\r' || c == '\n') out->push_back('.');
         if (c == '\r') {
           state_ = State::kCr;
         } else {
           out->push_back(c);
-          state_ = c == '\n' ? State::kBareLineStart : State::kMidLine;
+          state_ = c == '\n' ? AfterBareLf() : State::kMidLine;
         }
         break;
       case State::kCr:
@@ -73,6 +74,15 @@ size_t DataDecoder::Decode(absl::string_view input, std::string* out) {
         // A leading dot is removed from any line but the terminator (RFC 5321 §4.5.2).
         if (c == '\r') {
           state_ = State::kDotCr;
+        } else if (c == '\n') {
+          // A lone "." ending in a bare LF: the end only where a bare LF is a full line end.
+          const State next = AfterBareLf();
+          if (next == State::kLineStart) {
+            state_ = State::kDone;
+          } else {
+            out->append(".\n");
+            state_ = next;
+          }
         } else {
           out->push_back(c);
           state_ = State::kMidLine;

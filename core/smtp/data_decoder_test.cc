@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace postgate::smtp {
@@ -11,11 +13,13 @@ struct Decoded {
   std::string content;
   bool done = false;
   size_t consumed = 0;
+  bool saw_bare_lf = false;
 };
 
 // Feeds `input` `step` bytes at a time, the way a socket may split it.
-Decoded DecodeInSteps(absl::string_view input, size_t step) {
-  DataDecoder decoder;
+Decoded DecodeInSteps(absl::string_view input, size_t step,
+                      DataDecoder::EndOfData end_of_data = DataDecoder::EndOfData::kCrLfOnly) {
+  DataDecoder decoder(end_of_data);
   Decoded result;
   for (size_t i = 0; i < input.size() && !decoder.done(); i += step) {
     absl::string_view piece = input.substr(i, step);
@@ -24,6 +28,7 @@ Decoded DecodeInSteps(absl::string_view input, size_t step) {
     if (used < piece.size()) break;
   }
   result.done = decoder.done();
+  result.saw_bare_lf = decoder.saw_bare_lf();
   return result;
 }
 
@@ -68,12 +73,38 @@ TEST_P(DataDecoderTest, BareCrAndLfAreKept) {
 TEST_P(DataDecoderTest, BareLfStartsALineButNeverTheEnd) {
   // As Postfix 3.7 with smtpd_forbid_bare_newline = normalize: "..B" after a bare LF is ".B".
   EXPECT_EQ(DecodeInSteps("A\n..B\n.C\r\n.\r\n", GetParam()).content, "A\n.B\nC\n");
-  // Unlike it, a lone dot after a bare LF is content, whatever follows.
-  for (absl::string_view fake : {"A\n.\r\nD\r\n.\r\n", "A\n.\nD\r\n.\r\n", "A\n\n.\r\nD\r\n.\r\n"}) {
+  // Unlike it, a lone dot before or after a bare LF is content, whatever follows.
+  for (absl::string_view fake : {"A\n.\r\nD\r\n.\r\n", "A\n.\nD\r\n.\r\n", "A\n\n.\r\nD\r\n.\r\n",
+                                 "A\r\n.\nD\r\n.\r\n", ".\nD\r\n.\r\n"}) {
     Decoded d = DecodeInSteps(fake, GetParam());
     EXPECT_TRUE(d.done) << fake;
     EXPECT_NE(d.content.find(".\nD\n"), std::string::npos) << fake;
+    EXPECT_TRUE(d.saw_bare_lf) << fake;
   }
+}
+
+TEST_P(DataDecoderTest, NotesBareLfOnlyWhereALineEndsInOne) {
+  EXPECT_FALSE(DecodeInSteps("a\r\nb\rc\r\n\r\n..d\r\n.\r\n", GetParam()).saw_bare_lf);
+  EXPECT_TRUE(DecodeInSteps("a\nb\r\n.\r\n", GetParam()).saw_bare_lf);
+  EXPECT_TRUE(DecodeInSteps("a\r\r\n\n.\r\n", GetParam()).saw_bare_lf);
+}
+
+// smtpd_forbid_bare_newline = no (a client in its exclusions): a bare LF is a line end in every
+// respect, so a dot line next to one ends the message, and what follows is the client's next command.
+TEST_P(DataDecoderTest, WhereBareLfEndsLinesFullyADotLineWithOneEndsTheMessage) {
+  for (absl::string_view end : {"\n.\n", "\n.\r\n", "\r\n.\n"}) {
+    const std::string input = absl::StrCat("A\n..B", end, "QUIT\r\n");
+    Decoded d = DecodeInSteps(input, GetParam(), DataDecoder::EndOfData::kAnyLineEnd);
+    EXPECT_TRUE(d.done) << absl::CEscape(end);
+    EXPECT_EQ(d.content, "A\n.B\n") << absl::CEscape(end);
+    EXPECT_EQ(d.consumed, input.size() - 6) << absl::CEscape(end);
+  }
+  Decoded first_line = DecodeInSteps(".\nQUIT\n", GetParam(), DataDecoder::EndOfData::kAnyLineEnd);
+  EXPECT_TRUE(first_line.done);
+  EXPECT_EQ(first_line.content, "");
+  // A bare CR still ends nothing.
+  Decoded cr = DecodeInSteps("A\r.\rB\r\n.\r\n", GetParam(), DataDecoder::EndOfData::kAnyLineEnd);
+  EXPECT_EQ(cr.content, "A\r.\rB\n");
 }
 
 TEST_P(DataDecoderTest, NotDoneWithoutTerminator) {

@@ -17,6 +17,7 @@ void CrlfToLf::Convert(absl::string_view input, std::string* out) {
     if (c == '\r') {
       pending_cr_ = true;
     } else {
+      if (c == '\n') saw_bare_lf_ = true;
       out->push_back(c);
     }
   }

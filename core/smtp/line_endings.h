@@ -1,6 +1,7 @@
 // Turns the CRLF line ends of BDAT content (RFC 3030: bytes exactly as sent, no dot-stuffing)
 // into the LF line ends the queue stores, across arbitrary chunk boundaries. Bare CR and bare LF
-// are kept, as the DATA decoder keeps them. Pure; state is one pending CR.
+// are kept, as the DATA decoder keeps them; a bare LF is noted (smtpd_forbid_bare_newline = reject
+// refuses such a message). Pure; state is one pending CR.
 #pragma once
 
 #include <cstdint>
@@ -18,11 +19,14 @@ class CrlfToLf {
   void Finish(std::string* out);
   // Bytes appended so far (including by Finish).
   uint64_t output_size() const { return output_size_; }
+  // An LF without a CR before it was seen (RFC 3030 §3: text content is canonical, CRLF only).
+  bool saw_bare_lf() const { return saw_bare_lf_; }
 
  private:
   bool pending_cr_ = false;
   bool ends_with_newline_ = true;  // An empty message needs nothing added.
   bool empty_ = true;
+  bool saw_bare_lf_ = false;
   uint64_t output_size_ = 0;
 };
 

@@ -25,5 +25,20 @@ TEST(CrlfToLfTest, AnySplit) {
   }
 }
 
+TEST(CrlfToLfTest, NotesABareLfEvenAcrossChunks) {
+  const auto saw_bare_lf = [](std::initializer_list<absl::string_view> chunks) {
+    CrlfToLf converter;
+    std::string out;
+    for (absl::string_view chunk : chunks) converter.Convert(chunk, &out);
+    return converter.saw_bare_lf();
+  };
+  EXPECT_FALSE(saw_bare_lf({"a\r\nb\r\n"}));
+  EXPECT_FALSE(saw_bare_lf({"a\r", "\nb\r\n"}));  // The CRLF split between two BDAT chunks.
+  EXPECT_FALSE(saw_bare_lf({"bare\rcr\r\n"}));
+  EXPECT_TRUE(saw_bare_lf({"a\nb\r\n"}));
+  EXPECT_TRUE(saw_bare_lf({"a\r\n", "\n"}));
+  EXPECT_TRUE(saw_bare_lf({"a\r\r", "x\n"}));
+}
+
 }  // namespace
 }  // namespace postgate::smtp

@@ -15,12 +15,13 @@ std::optional<CommandLine> LineReader::Next(absl::string_view input, size_t* con
   }
   *consumed = newline + 1;
   absl::string_view line = input.substr(0, newline);
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const bool bare_lf = line.empty() || line.back() != '\r';
+  if (!bare_lf) line.remove_suffix(1);
   if (dropping_ || line.size() > max_length_) {
     dropping_ = false;
-    return CommandLine{{}, true};
+    return CommandLine{{}, true, bare_lf};
   }
-  return CommandLine{line, false};
+  return CommandLine{line, false, bare_lf};
 }
 
 }  // namespace postgate::smtp

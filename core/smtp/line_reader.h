@@ -1,5 +1,6 @@
 // Finds command lines in bytes received from an SMTP client. Lines end in CRLF; a bare LF is also
-// accepted so that a person typing into plain `nc` is understood. A line longer than the limit is
+// accepted so that a person typing into plain `nc` is understood, and reported, so that the
+// caller can apply smtpd_forbid_bare_newline. A line longer than the limit is
 // reported once as too long and its bytes are dropped as they arrive, so an endless line costs no
 // memory. Pure: the caller owns the buffer and the socket. Feed it a byte at a time or all at once.
 #pragma once
@@ -13,6 +14,7 @@ namespace postgate::smtp {
 struct CommandLine {
   absl::string_view text;  // Without the line terminator; empty when too_long.
   bool too_long = false;
+  bool bare_lf = false;  // Ended in LF without CR before it.
 };
 
 class LineReader {

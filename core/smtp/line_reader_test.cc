@@ -34,6 +34,18 @@ TEST(LineReaderTest, CrLfAndBareLfAtAnyChunking) {
   }
 }
 
+TEST(LineReaderTest, ReportsWhichLinesEndInABareLf) {
+  LineReader reader(64);
+  size_t consumed = 0;
+  EXPECT_FALSE(reader.Next("EHLO a\r\n", &consumed)->bare_lf);
+  EXPECT_TRUE(reader.Next("EHLO a\n", &consumed)->bare_lf);
+  EXPECT_TRUE(reader.Next("\n", &consumed)->bare_lf);
+  EXPECT_FALSE(reader.Next("\r\n", &consumed)->bare_lf);
+  std::optional<CommandLine> cr_inside = reader.Next("NOOP\rx\n", &consumed);
+  EXPECT_TRUE(cr_inside->bare_lf);
+  EXPECT_EQ(cr_inside->text, "NOOP\rx");
+}
+
 TEST(LineReaderTest, IncompleteLineWaits) {
   LineReader reader(64);
   size_t consumed = 99;

@@ -107,6 +107,8 @@ Step SessionMachine::OnLine(const smtp::CommandLine& line) {
 }
 
 Step SessionMachine::Dispatch(const smtp::CommandLine& line) {
+  any_command_ = true;
+  after_message_ = false;
   if (line.too_long) {
     last_verb_ = smtp::Verb::kUnknown;
     return Say(500, "5.5.2", "Error: line too long");
@@ -307,6 +309,7 @@ Step SessionMachine::QueueOpened(bool ok, bool no_storage) {
 
 Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_id) {
   ResetTransaction();
+  after_message_ = true;
   switch (outcome) {
     case DataOutcome::kQueued:
       return Say(250, "2.0.0", absl::StrCat("Ok: queued as ", queue_id));
@@ -314,10 +317,25 @@ Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_
       return Say(552, "5.3.4", "Message size exceeds fixed limit");
     case DataOutcome::kNoStorage:
       return Say(452, "4.3.1", "Insufficient system storage");
+    case DataOutcome::kBareNewline:
+      return Step{BareNewlineReply(), Action::kNone};
     case DataOutcome::kQueueError:
       break;
   }
   return Say(451, "4.3.0", "Error: queue file write error");
+}
+
+smtp::Reply SessionMachine::BareNewlineReply() const {
+  return Reply::Make(limits_.bare_newline_reject_code, "5.5.2",
+                     absl::StrCat(limits_.hostname, " Error: bare <LF> received"));
+}
+
+Step SessionMachine::BareNewlineInCommand() const { return Step{BareNewlineReply(), Action::kClose}; }
+
+absl::string_view SessionMachine::stage() const {
+  if (!any_command_) return "CONNECT";
+  if (after_message_) return "END-OF-MESSAGE";
+  return smtp::VerbName(last_verb_);
 }
 
 Step SessionMachine::OnVrfy(const smtp::Command& command) {
@@ -445,6 +463,9 @@ Step SessionMachine::BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes,
     case BdatOutcome::kNoStorage:
       step = Say(452, "4.3.1", "Insufficient system storage");
       break;
+    case BdatOutcome::kBareNewline:
+      step = Step{BareNewlineReply(), Action::kNone};
+      break;
     case BdatOutcome::kDiscarded:
       step = bdat_error_ ? Step{*bdat_error_, Action::kNone}
                          : Say(551, "5.0.0", absl::StrCat("Discarded ", bdat_chunk_.size,
@@ -454,6 +475,7 @@ Step SessionMachine::BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes,
   bdat_error_.reset();
   if (last) {
     ResetTransaction();
+    after_message_ = true;
   } else if (outcome != BdatOutcome::kQueued) {
     bdat_failed_ = true;  // Discard every further chunk of this message until LAST or RSET.
   }

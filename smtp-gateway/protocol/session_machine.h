@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "core/smtp/command.h"
 #include "core/smtp/line_reader.h"
 #include "core/smtp/reply.h"
@@ -49,6 +50,7 @@ struct ProtocolLimits {
   size_t junk_command_limit = 100;       // smtpd_junk_command_limit: then NOOP/RSET/VRFY/ETRN count as errors.
   bool tls_available = false;            // A certificate is loaded: STARTTLS is offered.
   bool tls_required = false;             // smtpd_tls_security_level = encrypt.
+  int bare_newline_reject_code = 550;    // smtpd_forbid_bare_newline_reject_code.
 };
 
 enum class BodyType { kUnspecified, k7Bit, k8BitMime };
@@ -94,6 +96,7 @@ enum class DataOutcome {
   kTooBig,       // More than message_size_limit bytes arrived.
   kQueueError,   // The queue failed or was unreachable; nothing was kept.
   kNoStorage,    // The queue's disk is (nearly) full; nothing was kept.
+  kBareNewline,  // smtpd_forbid_bare_newline = reject and a line ended in a bare LF.
 };
 
 // The BDAT chunk the session must read next (RFC 3030). The bytes are read in every case – the
@@ -111,6 +114,7 @@ enum class BdatOutcome {
   kTooBig,      // message_size_limit passed; the rest of the message is discarded.
   kQueueError,  // The queue failed; the rest of the message is discarded.
   kNoStorage,   // The queue's disk is (nearly) full; the rest of the message is discarded.
+  kBareNewline, // smtpd_forbid_bare_newline = reject: the chunk had a bare LF; the rest is discarded.
   kDiscarded,   // The session dropped the bytes as bdat_chunk().discard asked.
 };
 
@@ -131,6 +135,9 @@ class SessionMachine {
   // `no_storage`: the queue refused for want of disk space (452 4.3.1 rather than 451 4.3.0).
   Step QueueOpened(bool ok, bool no_storage = false);
   Step DataFinished(DataOutcome outcome, const std::string& queue_id);
+  // smtpd_forbid_bare_newline = reject, for a command line that ended in a bare LF: Postfix's
+  // reply, after which the session ends. The line itself is not a command.
+  Step BareNewlineInCommand() const;
   // After kReadChunk. `message_bytes` counts every byte of this message so far.
   Step BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes, const std::string& queue_id);
 
@@ -154,6 +161,11 @@ class SessionMachine {
   bool esmtp() const { return esmtp_; }
   // Verb of the last line, for logs and per-verb metrics.
   smtp::Verb last_verb() const { return last_verb_; }
+  // Where the session is, as Postfix's logs name it: "CONNECT" before any command, then the
+  // last command's verb, "END-OF-MESSAGE" after a message's final reply.
+  absl::string_view stage() const;
+  // Between MAIL and the end of the message (transaction().sender is meaningful).
+  bool in_transaction() const { return in_transaction_; }
   // Error replies so far (Postfix's error count; the session slows down past the soft limit).
   size_t error_count() const { return error_count_; }
 
@@ -172,6 +184,7 @@ class SessionMachine {
   // 553 5.6.7 when `address` is not ASCII in a transaction without SMTPUTF8 (strict_smtputf8).
   std::optional<Step> CheckUtf8Address(const std::string& address, bool smtputf8) const;
   void ResetTransaction();
+  smtp::Reply BareNewlineReply() const;
 
   ProtocolLimits limits_;
   Decider& decider_;
@@ -187,6 +200,8 @@ class SessionMachine {
   BdatChunk bdat_chunk_;
   EtrnRequest etrn_request_;
   smtp::Verb last_verb_ = smtp::Verb::kUnknown;
+  bool any_command_ = false;
+  bool after_message_ = false;  // The last reply ended a message (stage() "END-OF-MESSAGE").
   size_t error_count_ = 0;
   size_t junk_count_ = 0;
 };

@@ -207,6 +207,33 @@ TEST_F(SessionMachineTest, BdatErrorsDiscardUntilLast) {
   EXPECT_EQ(Send("MAIL FROM:<foo@mail169.com>"), "250 2.1.0 Ok\r\n");
 }
 
+// smtpd_forbid_bare_newline = reject: Postfix 3.7.11's replies (code from
+// smtpd_forbid_bare_newline_reject_code) and the stage its log line names.
+TEST_F(SessionMachineTest, BareNewlineRepliesAndStagesLikePostfix) {
+  EXPECT_EQ(machine_.stage(), "CONNECT");
+  Step command = machine_.BareNewlineInCommand();
+  EXPECT_EQ(command.reply->Format(), "550 5.5.2 mail169.com Error: bare <LF> received\r\n");
+  EXPECT_EQ(command.action, Action::kClose);
+  Play({{"EHLO x", Send("EHLO x")}, {"MAIL FROM:<foo@mail169.com>", "250 2.1.0 Ok\r\n"}});
+  EXPECT_EQ(machine_.stage(), "MAIL");
+  EXPECT_TRUE(machine_.in_transaction());
+  Send("RCPT TO:<bar@mail169.com>");
+  Send("DATA");
+  machine_.QueueOpened(true);
+  EXPECT_EQ(machine_.DataFinished(DataOutcome::kBareNewline, "ABC").reply->Format(),
+            "550 5.5.2 mail169.com Error: bare <LF> received\r\n");
+  EXPECT_EQ(machine_.stage(), "END-OF-MESSAGE");
+  EXPECT_FALSE(machine_.in_transaction());
+  Play({{"MAIL FROM:<foo@mail169.com>", "250 2.1.0 Ok\r\n"}, {"RCPT TO:<bar@mail169.com>", "250 2.1.5 Ok\r\n"}});
+  EXPECT_EQ(Bdat(machine_, "BDAT 3", BdatOutcome::kBareNewline), "550 5.5.2 mail169.com Error: bare <LF> received\r\n");
+  EXPECT_EQ(Bdat(machine_, "BDAT 1 LAST", BdatOutcome::kKept), "551 5.0.0 Discarded 1 bytes after earlier error\r\n");
+
+  ProtocolLimits limits{"mail169.com", "mail169.com ESMTP Postgate"};
+  limits.bare_newline_reject_code = 521;
+  SessionMachine other(limits, decider_);
+  EXPECT_EQ(other.BareNewlineInCommand().reply->Format(), "521 5.5.2 mail169.com Error: bare <LF> received\r\n");
+}
+
 TEST_F(SessionMachineTest, BdatSyntaxErrorCloses) {
   for (const char* line : {"BDAT", "BDAT x", "BDAT 3 FOO", "BDAT -1", "BDAT 1 LAST x", "BDAT 99999999999999999999"}) {
     Step step = machine_.OnLine({line, false});

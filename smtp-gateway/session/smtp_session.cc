@@ -74,7 +74,8 @@ class CommandTally {
       ok += entry.ok;
       total += entry.total;
     }
-    absl::StrAppend(&out, " commands=", Fraction(ok, total));
+    // Postfix writes "0/0" for a session without commands: any "/" marks an unusual session.
+    absl::StrAppend(&out, " commands=", total == 0 ? "0/0" : Fraction(ok, total));
     return out;
   }
 
@@ -135,6 +136,7 @@ class SmtpSession {
     env_.metrics->connections.Increment();
     env_.metrics->active_sessions.Increment();
 
+    bare_newline_ = BareNewlineForClient();
     decider_ = env_.policy->ForClient(address_);
     machine_.emplace(env_.limits, *decider_);
     if (std::optional<std::string> refusal = AdmitClient()) {
@@ -152,7 +154,7 @@ class SmtpSession {
       co_await (tls_->async_shutdown(kAsTuple) || timer_.async_wait(kAsTuple));
     }
     env_.metrics->active_sessions.Decrement();
-    spdlog::info("disconnect from {}{}", client_, tally_.Summary());
+    spdlog::info("disconnect from {}{}{}", client_, tally_.Summary(), noted_bare_lf_ ? " notes=bare_lf" : "");
     socket_.close(ignored);
   }
 
@@ -218,6 +220,28 @@ class SmtpSession {
     return absl::StrCat("421 4.7.0 ", env_.limits.hostname, " Error: too many connections from ", address_, "\r\n");
   }
 
+  // smtpd_forbid_bare_newline for this client: "no" for one in smtpd_forbid_bare_newline_exclusions.
+  BareNewline BareNewlineForClient() const {
+    if (env_.bare_newline == BareNewline::kAllow || env_.bare_newline_exclusions == nullptr) return env_.bare_newline;
+    absl::StatusOr<policy::IpAddress> ip = policy::IpAddress::Parse(address_);
+    return ip.ok() && env_.bare_newline_exclusions->Contains(*ip) ? BareNewline::kAllow : env_.bare_newline;
+  }
+
+  // Postfix's log line for a bare-LF refusal (its log_whatsup): "<queue id or NOQUEUE>: reject:
+  // <stage> from host[addr]: bare <LF> received; from=<…> to=<…> proto=… helo=<…>", each of
+  // from, to and helo only once known. Counted too; the reply's own log and count are skipped.
+  void LogBareNewlineReject(absl::string_view queue_id, absl::string_view stage) {
+    const protocol::Transaction& transaction = machine_->transaction();
+    std::string line = absl::StrCat(queue_id, ": reject: ", stage, " from ", client_, ": bare <LF> received;");
+    if (machine_->in_transaction()) absl::StrAppend(&line, " from=<", transaction.sender, ">");
+    if (!transaction.recipients.empty()) absl::StrAppend(&line, " to=<", transaction.recipients.back(), ">");
+    absl::StrAppend(&line, " proto=", machine_->esmtp() ? "ESMTP" : "SMTP");
+    if (!machine_->helo().empty()) absl::StrAppend(&line, " helo=<", machine_->helo(), ">");
+    spdlog::info("{}", line);
+    env_.metrics->CountReject("bare_newline");
+    reject_accounted_ = true;
+  }
+
   // A message is being received (DATA, or BDAT chunks before LAST): a drain lets it finish.
   bool busy() const { return in_message_ || bdat_message_.has_value(); }
 
@@ -256,6 +280,15 @@ class SmtpSession {
         if (!co_await Flush()) co_return;
         if (!co_await ReadMore(/*within_record=*/!input_.empty())) co_return;
         continue;
+      }
+      if (line->bare_lf && !line->too_long) {  // Postfix checks the length first, too.
+        if (bare_newline_ == BareNewline::kReject) {
+          LogBareNewlineReject("NOQUEUE", machine_->stage());
+          machine_->BareNewlineInCommand().reply->AppendTo(&output_);
+          co_await Flush();
+          co_return;
+        }
+        noted_bare_lf_ |= bare_newline_ == BareNewline::kNote;
       }
       if (ImproperPipelining(*line, consumed)) {
         Answer(protocol::Step{protocol::ProtocolSynchronizationError(), protocol::Action::kClose});
@@ -383,6 +416,7 @@ class SmtpSession {
     if (reply.code == 354) return;  // DATA is counted once, by its final reply.
     env_.metrics->CountCommand(verb, reply.code);
     tally_.Count(verb, reply.code < 400);
+    if (std::exchange(reject_accounted_, false)) return;
     if (reply.code >= 400 && (verb == smtp::Verb::kRcpt || verb == smtp::Verb::kData ||
                               verb == smtp::Verb::kMail)) {
       absl::string_view text = reply.lines.empty() ? "" : absl::string_view(reply.lines.front());
@@ -401,10 +435,11 @@ class SmtpSession {
     uint64_t client_bytes = 0;      // Counted against message_size_limit.
     uint64_t stored_bytes = 0;      // Written to the queue.
     bool too_big = false;
+    bool bare_newline = false;      // smtpd_forbid_bare_newline = reject, and a bare LF came.
     absl::Status queue_status;      // The first queue failure.
     smtp::CrlfToLf crlf;            // BDAT only: CRLF → LF across chunks.
     smtp::HeaderBodySeparator separator;  // The empty line cleanup(8) inserts, where missing.
-    bool failed() const { return too_big || !queue_status.ok(); }
+    bool failed() const { return too_big || bare_newline || !queue_status.ok(); }
   };
 
   // "ESMTP", "UTF8SMTP"… as Postfix's Received: header and logs name the protocol.
@@ -490,11 +525,14 @@ class SmtpSession {
     if (step.action != protocol::Action::kReadData) co_return step;
     Answer(step);
     if (!co_await Flush()) co_return protocol::Step{};
-    smtp::DataDecoder decoder;
+    smtp::DataDecoder decoder(bare_newline_ == BareNewline::kAllow ? smtp::DataDecoder::EndOfData::kAnyLineEnd
+                                                                   : smtp::DataDecoder::EndOfData::kCrLfOnly);
     for (;;) {
       const size_t before = message->pending.size();
       input_.erase(0, decoder.Decode(input_, &message->pending));
       const size_t decoded = message->pending.size() - before;
+      // Refused at the end, as Postfix does; the upload is cancelled at once (Ship).
+      message->bare_newline |= bare_newline_ == BareNewline::kReject && decoder.saw_bare_lf();
       Separate(*message, before);
       co_await Ship(*message, decoded);
       if (decoder.done()) break;
@@ -502,8 +540,12 @@ class SmtpSession {
         co_return protocol::Step{};
       }
     }
+    noted_bare_lf_ |= bare_newline_ == BareNewline::kNote && decoder.saw_bare_lf();
     protocol::DataOutcome outcome = protocol::DataOutcome::kTooBig;
-    if (!message->too_big) {
+    if (message->bare_newline) {
+      LogBareNewlineReject(message->queue_id, "END-OF-MESSAGE");
+      outcome = protocol::DataOutcome::kBareNewline;
+    } else if (!message->too_big) {
       absl::Status committed = co_await Commit(*message);
       outcome = committed.ok()                         ? protocol::DataOutcome::kQueued
                 : absl::IsResourceExhausted(committed) ? protocol::DataOutcome::kNoStorage
@@ -528,6 +570,9 @@ class SmtpSession {
       if (take > 0 && keep) {
         const size_t before = bdat_message_->pending.size();
         bdat_message_->crlf.Convert(absl::string_view(input_.data(), take), &bdat_message_->pending);
+        // RFC 3030 §3 wants text in canonical form; Postfix's reject refuses this chunk's command.
+        bdat_message_->bare_newline |= bare_newline_ == BareNewline::kReject && bdat_message_->crlf.saw_bare_lf();
+        noted_bare_lf_ |= bare_newline_ == BareNewline::kNote && bdat_message_->crlf.saw_bare_lf();
         Separate(*bdat_message_, before);
         co_await Ship(*bdat_message_, take);
       }
@@ -544,6 +589,9 @@ class SmtpSession {
       outcome = failure(open_status_);
     } else if (!keep) {
       outcome = protocol::BdatOutcome::kDiscarded;
+    } else if (bdat_message_->bare_newline) {
+      LogBareNewlineReject(bdat_message_->queue_id, chunk.last ? "END-OF-MESSAGE" : "BDAT content");
+      outcome = protocol::BdatOutcome::kBareNewline;
     } else if (bdat_message_->too_big) {
       outcome = protocol::BdatOutcome::kTooBig;
     } else if (!bdat_message_->queue_status.ok()) {
@@ -657,6 +705,9 @@ class SmtpSession {
   std::string hostname_;
   std::string client_;
   CommandTally tally_;
+  BareNewline bare_newline_ = BareNewline::kNormalize;  // For this client (BareNewlineForClient).
+  bool noted_bare_lf_ = false;     // smtpd_forbid_bare_newline = note: a bare LF came.
+  bool reject_accounted_ = false;  // The next reply's reject is already logged and counted.
   std::optional<MessageInProgress> bdat_message_;  // Across the BDAT commands of one message.
   bool in_message_ = false;
   bool admitted_ = false;

@@ -23,6 +23,15 @@
 
 namespace postgate::gateway {
 
+// smtpd_forbid_bare_newline: what a line ending in LF without CR does. Every value but kAllow
+// ends DATA only at <CR><LF>.<CR><LF>; clients in smtpd_forbid_bare_newline_exclusions get kAllow.
+enum class BareNewline {
+  kNormalize,  // "normalize" and "yes": taken as a line end (Postfix 3.9's default).
+  kNote,       // "note": as normalize, and the disconnect line says notes=bare_lf.
+  kReject,     // "reject": a command is refused and the session ends; a message is refused.
+  kAllow,      // "no": a line end in every respect, so <LF>.<LF> ends DATA (smuggling-prone).
+};
+
 // What every session shares; read-only. A reload makes a new one for the sessions that follow.
 struct SessionEnvironment {
   protocol::ProtocolLimits limits;
@@ -40,6 +49,8 @@ struct SessionEnvironment {
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
   bool tls_received_header = false;   // smtpd_tls_received_header
   bool forbid_unauth_pipelining = true;  // smtpd_forbid_unauth_pipelining (Postfix 3.9's default)
+  BareNewline bare_newline = BareNewline::kNormalize;
+  const policy::NetworkList* bare_newline_exclusions = nullptr;  // Null: nobody is excluded.
   DrainControl* drain = nullptr;      // Graceful shutdown; required.
   // smtpd_upstream_proxy_protocol = haproxy: a PROXY v1/v2 header comes first, only from these.
   const policy::NetworkList* proxy_networks = nullptr;  // Null: no PROXY protocol.

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "core/config/aliases.h"
 
@@ -21,6 +22,16 @@ constexpr std::array kRestartOnly = {
 
 std::chrono::milliseconds Millis(absl::Duration duration) {
   return std::chrono::milliseconds(absl::ToInt64Milliseconds(duration));
+}
+
+// smtpd_forbid_bare_newline's values, any case, as Postfix 3.9 names them.
+std::optional<BareNewline> ParseBareNewline(absl::string_view value) {
+  const std::string lower = absl::AsciiStrToLower(value);
+  if (lower == "normalize" || lower == "yes") return BareNewline::kNormalize;
+  if (lower == "note") return BareNewline::kNote;
+  if (lower == "reject") return BareNewline::kReject;
+  if (lower == "no") return BareNewline::kAllow;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -87,6 +98,21 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   if (!exceptions.ok()) return cf.Error("smtpd_client_event_limit_exceptions", exceptions.status().message());
   settings->limit_exceptions_ = *std::move(exceptions);
   settings->tls_ = std::move(tls);
+  const std::optional<BareNewline> bare_newline = ParseBareNewline(cf.Get("smtpd_forbid_bare_newline"));
+  if (!bare_newline) {
+    return cf.Error("smtpd_forbid_bare_newline",
+                    absl::StrCat("\"", cf.Get("smtpd_forbid_bare_newline"), "\": use normalize, note, reject or no"));
+  }
+  absl::StatusOr<policy::NetworkList> bare_newline_exclusions =
+      policy::NetworkList::Parse(cf.GetList("smtpd_forbid_bare_newline_exclusions"));
+  if (!bare_newline_exclusions.ok()) {
+    return cf.Error("smtpd_forbid_bare_newline_exclusions", bare_newline_exclusions.status().message());
+  }
+  settings->bare_newline_exclusions_ = *std::move(bare_newline_exclusions);
+  const int64_t bare_newline_code = cf.GetInteger("smtpd_forbid_bare_newline_reject_code");
+  if (bare_newline_code < 500 || bare_newline_code > 599) {  // Postfix's range for it too.
+    return cf.Error("smtpd_forbid_bare_newline_reject_code", absl::StrCat(bare_newline_code, " is not within 500..599"));
+  }
 
   SessionEnvironment& environment = settings->environment_;
   environment.drain = services.drain;
@@ -98,6 +124,9 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   environment.tls = settings->tls_.get();
   environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
   environment.forbid_unauth_pipelining = cf.GetBool("smtpd_forbid_unauth_pipelining");
+  environment.bare_newline = *bare_newline;
+  environment.bare_newline_exclusions = &*settings->bare_newline_exclusions_;
+  environment.limits.bare_newline_reject_code = static_cast<int>(bare_newline_code);
   environment.limits.tls_available = settings->tls_ != nullptr;
   environment.limits.tls_required = tls_level == "encrypt";
   environment.limits.hostname = cf.Get("myhostname");

@@ -53,6 +53,7 @@ class GatewaySettings {
   std::optional<policy::RelayPolicy> policy_;  // Points into domain_.
   std::optional<policy::NetworkList> proxy_networks_;
   std::optional<policy::NetworkList> limit_exceptions_;  // smtpd_client_event_limit_exceptions
+  std::optional<policy::NetworkList> bare_newline_exclusions_;  // smtpd_forbid_bare_newline_exclusions
   std::unique_ptr<TlsContextProvider> tls_;
   SessionEnvironment environment_;  // Points into the members above.
 };

@@ -1,5 +1,8 @@
 #include "smtp-gateway/settings/gateway_settings.h"
 
+#include <utility>
+
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace postgate::gateway {
@@ -46,6 +49,37 @@ TEST(GatewaySettingsTest, RefusesWhatWouldNotStart) {
   auto missing_cert = GatewaySettings::Build(
       Parse(std::string(kReference) + "smtpd_tls_security_level = may\nsmtpd_tls_cert_file = /nonexistent.pem\n"), {});
   EXPECT_FALSE(missing_cert.ok());
+}
+
+TEST(GatewaySettingsTest, BareNewlineParametersAsPostfix) {
+  auto defaults = GatewaySettings::Build(Parse(kReference), {});
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  const SessionEnvironment& environment = (*defaults)->environment();
+  EXPECT_EQ(environment.bare_newline, BareNewline::kNormalize);
+  EXPECT_EQ(environment.limits.bare_newline_reject_code, 550);
+  // _exclusions defaults to $mynetworks.
+  EXPECT_TRUE(environment.bare_newline_exclusions->Contains(*policy::IpAddress::Parse("192.168.0.7")));
+  EXPECT_FALSE(environment.bare_newline_exclusions->Contains(*policy::IpAddress::Parse("10.1.2.3")));
+  for (const auto& [value, expected] : {std::pair{"yes", BareNewline::kNormalize}, {"Note", BareNewline::kNote},
+                                        {"REJECT", BareNewline::kReject}, {"no", BareNewline::kAllow}}) {
+    auto settings = GatewaySettings::Build(
+        Parse(absl::StrCat(kReference, "smtpd_forbid_bare_newline = ", value, "\n")), {});
+    ASSERT_TRUE(settings.ok()) << value;
+    EXPECT_EQ((*settings)->environment().bare_newline, expected) << value;
+  }
+  auto bad_value = GatewaySettings::Build(Parse(std::string(kReference) + "smtpd_forbid_bare_newline = strict\n"), {});
+  ASSERT_FALSE(bad_value.ok());
+  EXPECT_NE(bad_value.status().message().find("main.cf:6: smtpd_forbid_bare_newline: \"strict\""), std::string::npos)
+      << bad_value.status();
+  auto bad_code = GatewaySettings::Build(
+      Parse(std::string(kReference) + "smtpd_forbid_bare_newline_reject_code = 450\n"), {});
+  ASSERT_FALSE(bad_code.ok());
+  EXPECT_NE(bad_code.status().message().find("smtpd_forbid_bare_newline_reject_code: 450"), std::string::npos)
+      << bad_code.status();
+  auto bad_network = GatewaySettings::Build(
+      Parse(std::string(kReference) + "smtpd_forbid_bare_newline_exclusions = 10.0.0.0/99\n"), {});
+  ASSERT_FALSE(bad_network.ok());
+  EXPECT_NE(bad_network.status().message().find("smtpd_forbid_bare_newline_exclusions"), std::string::npos);
 }
 
 TEST(GatewaySettingsTest, OpenSessionsKeepTheSettingsTheyStartedWith) {
