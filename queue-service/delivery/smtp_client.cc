@@ -677,10 +677,12 @@ std::string ToWireData(absl::string_view stored) {
   return wire + encoder.Finish();
 }
 
-std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
-                                             const SmtpClientOptions& options, const v1::Message& message,
-                                             const std::vector<int>& recipients, const ContentPieces& content,
-                                             SmtpConnectionCache* cache) {
+namespace {
+
+std::vector<DeliveryOutcome> DeliverOverSmtpOrThrow(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
+                                                    const SmtpClientOptions& options, const v1::Message& message,
+                                                    const std::vector<int>& recipients, const ContentPieces& content,
+                                                    SmtpConnectionCache* cache) {
   std::vector<DeliveryOutcome> outcomes(recipients.size());
   const std::string key = next_hop.ToString();
 
@@ -734,6 +736,28 @@ std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std:
       session->Close();
   }
   return outcomes;
+}
+
+}  // namespace
+
+std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
+                                             const SmtpClientOptions& options, const v1::Message& message,
+                                             const std::vector<int>& recipients, const ContentPieces& content,
+                                             SmtpConnectionCache* cache) {
+  try {
+    return DeliverOverSmtpOrThrow(next_hop, candidates, options, message, recipients, content, cache);
+  } catch (const std::exception& error) {
+    // Asio, OpenSSL set-up or a content reader threw: on a delivery thread nothing would catch it
+    // and the process would end. The connection is gone (closed as its session unwound); the
+    // recipients wait for the next attempt, and the reason says what happened.
+    spdlog::warn("{}: SMTP client error: {}; delivery deferred", next_hop.ToString(), error.what());
+    DeliveryOutcome deferred;
+    deferred.state = v1::RECIPIENT_STATE_DEFERRED;
+    deferred.dsn_status = "4.3.0";
+    deferred.reason = absl::StrCat("SMTP client error: ", error.what());
+    deferred.relay = "none";
+    return std::vector<DeliveryOutcome>(recipients.size(), deferred);
+  }
 }
 
 SmtpConnectionCache::SmtpConnectionCache(SmtpConnectionCacheOptions options)

@@ -121,7 +121,9 @@ class SmtpConnectionCache {
 // message's recipients) at `next_hop`: over a session from `cache` when one is idle there (a
 // session the server closed meanwhile is replaced transparently), else trying `candidates` in
 // order until one answers. Afterwards the session goes back to `cache` (null: QUIT). One
-// outcome per recipient, in the same order, each with the transaction's connection_use.
+// outcome per recipient, in the same order, each with the transaction's connection_use. Never
+// throws: an exception on the way (Asio, TLS set-up, `content`) defers every recipient with 4.3.0
+// "SMTP client error: …".
 std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
                                              const SmtpClientOptions& options, const v1::Message& message,
                                              const std::vector<int>& recipients, const ContentPieces& content,

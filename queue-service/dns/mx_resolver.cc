@@ -3,55 +3,27 @@
 #include <arpa/inet.h>
 #include <ares.h>
 #include <netdb.h>
-#include <sys/select.h>
+#include <pthread.h>
 
 #include <algorithm>
-#include <memory>
+#include <chrono>
+#include <future>
+#include <map>
+#include <thread>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "asio/executor_work_guard.hpp"
+#include "asio/io_context.hpp"
+#include "asio/posix/stream_descriptor.hpp"
+#include "asio/post.hpp"
+#include "asio/steady_timer.hpp"
 
 namespace postgate::queue {
 namespace {
 
 constexpr int kClassIn = 1;
 constexpr int kTypeMx = 15;
-
-// One c-ares channel for one lookup; Run() drives it until the callback fired or the deadline.
-class Lookup {
- public:
-  explicit Lookup(const std::string& servers) {
-    static const int initialised = ares_library_init(ARES_LIB_INIT_ALL);
-    (void)initialised;
-    ok_ = ares_init(&channel_) == ARES_SUCCESS &&
-          (servers.empty() || ares_set_servers_ports_csv(channel_, servers.c_str()) == ARES_SUCCESS);
-  }
-  ~Lookup() {
-    if (channel_ != nullptr) ares_destroy(channel_);
-  }
-  bool ok() const { return ok_; }
-  ares_channel channel() { return channel_; }
-
-  // False when the deadline passed first.
-  bool Run(const bool& done, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!done) {
-      if (absl::Now() >= deadline) return false;
-      fd_set read_fds, write_fds;
-      FD_ZERO(&read_fds);
-      FD_ZERO(&write_fds);
-      int nfds = ares_fds(channel_, &read_fds, &write_fds);
-      if (nfds == 0) break;
-      timeval wait{0, 50000};
-      select(nfds, &read_fds, &write_fds, nullptr, &wait);
-      ares_process(channel_, &read_fds, &write_fds);
-    }
-    return done;
-  }
-
- private:
-  ares_channel channel_ = nullptr;
-  bool ok_ = false;
-};
 
 absl::Status Failure(int status, const std::string& name, const char* type) {
   const std::string text = absl::StrCat("Name service error for name=", name, " type=", type, ": ",
@@ -60,66 +32,253 @@ absl::Status Failure(int status, const std::string& name, const char* type) {
   return absl::UnavailableError(absl::StrCat("Host or domain name not found. ", text));
 }
 
+template <typename T>
+absl::StatusOr<T> WaitFor(std::future<absl::StatusOr<T>>& answer, absl::Duration timeout, const std::string& name,
+                          const char* type) {
+  if (answer.wait_for(absl::ToChronoMilliseconds(timeout)) != std::future_status::ready) {
+    return Failure(ARES_ETIMEOUT, name, type);  // The lookup ends on its own (c-ares' timeouts).
+  }
+  return answer.get();
+}
+
 }  // namespace
 
-absl::StatusOr<std::vector<MailExchanger>> MxResolver::MailExchangers(const std::string& domain) const {
-  Lookup lookup(servers_);
-  if (!lookup.ok()) return absl::UnavailableError("cannot set up the DNS resolver");
-  struct Result {
-    bool done = false;
-    int status = ARES_ETIMEOUT;
-    std::vector<MailExchanger> hosts;
-  } result;
-  ares_query(lookup.channel(), domain.c_str(), kClassIn, kTypeMx,
-             [](void* arg, int status, int, unsigned char* answer, int length) {
-               auto* r = static_cast<Result*>(arg);
-               r->done = true;
-               r->status = status;
-               if (status != ARES_SUCCESS) return;
-               ares_mx_reply* replies = nullptr;
-               r->status = ares_parse_mx_reply(answer, length, &replies);
-               for (ares_mx_reply* mx = replies; mx != nullptr; mx = mx->next) {
-                 r->hosts.push_back({mx->priority, mx->host});
-               }
-               if (replies != nullptr) ares_free_data(replies);
-             },
-             &result);
-  if (!lookup.Run(result.done, timeout_)) return Failure(ARES_ETIMEOUT, domain, "MX");
-  if (result.status == ARES_ENODATA || (result.status == ARES_SUCCESS && result.hosts.empty())) {
-    return std::vector<MailExchanger>{{0, domain}};  // No MX: the domain's own address.
+// The channel and the thread that drives it. Every c-ares call happens on that thread: a channel
+// is not safe to share between threads, and this way no lock is needed.
+class MxResolver::Channel {
+ public:
+  Channel(const std::string& servers, absl::Duration timeout) : work_(asio::make_work_guard(io_)), timer_(io_) {
+    static const int initialised = ares_library_init(ARES_LIB_INIT_ALL);
+    (void)initialised;
+    ares_options options{};
+    options.sock_state_cb = &Channel::SocketStateChanged;
+    options.sock_state_cb_data = this;
+    // c-ares doubles the wait on each retry: about 7/8 of `timeout` for three tries, so a lookup a
+    // blocking caller gave up on is finished soon after.
+    options.timeout = std::max(50, static_cast<int>(absl::ToInt64Milliseconds(timeout) / 8));
+    options.tries = 3;
+    if (ares_init_options(&channel_, &options, ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) !=
+        ARES_SUCCESS) {
+      channel_ = nullptr;
+    } else if (!servers.empty() && ares_set_servers_ports_csv(channel_, servers.c_str()) != ARES_SUCCESS) {
+      ares_destroy(channel_);
+      channel_ = nullptr;
+    }
+    thread_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "dns");
+      io_.run();
+    });
   }
-  if (result.status != ARES_SUCCESS) return Failure(result.status, domain, "MX");
-  std::stable_sort(result.hosts.begin(), result.hosts.end(),
-                   [](const MailExchanger& a, const MailExchanger& b) { return a.preference < b.preference; });
-  return result.hosts;
+
+  ~Channel() {
+    asio::post(io_, [this] {
+      if (channel_ != nullptr) ares_destroy(channel_);  // Calls back what is pending: EDESTRUCTION.
+      channel_ = nullptr;
+      for (auto& [fd, watch] : watches_) Forget(*watch);
+      watches_.clear();
+      timer_.cancel();
+      work_.reset();
+    });
+    thread_.join();
+  }
+
+  // Runs `query` (which starts one c-ares query) on the channel's thread; `unavailable` instead
+  // when there is no channel.
+  void Run(std::function<void(ares_channel)> query, std::function<void()> unavailable) {
+    asio::post(io_, [this, query = std::move(query), unavailable = std::move(unavailable)] {
+      if (channel_ == nullptr) {
+        unavailable();
+        return;
+      }
+      ++pending_;
+      query(channel_);
+      ArmTimer();
+    });
+  }
+
+  // Called by the query callbacks (on the channel's thread) when a query is over.
+  void Finished() { --pending_; }
+
+ private:
+  struct Watch {
+    Watch(asio::io_context& io, int fd) : descriptor(io, fd), fd(fd) {}
+    asio::posix::stream_descriptor descriptor;  // Released, never closed: c-ares owns the socket.
+    int fd;
+    bool read = false, write = false;         // What c-ares wants to know.
+    bool reading = false, writing = false;    // A wait is armed.
+    bool forgotten = false;
+  };
+
+  static void SocketStateChanged(void* data, ares_socket_t fd, int readable, int writable) {
+    static_cast<Channel*>(data)->Update(fd, readable != 0, writable != 0);
+  }
+
+  void Update(int fd, bool read, bool write) {
+    auto found = watches_.find(fd);
+    if (!read && !write) {  // c-ares is about to close it.
+      if (found != watches_.end()) {
+        Forget(*found->second);
+        watches_.erase(found);
+      }
+      return;
+    }
+    if (found == watches_.end()) found = watches_.emplace(fd, std::make_shared<Watch>(io_, fd)).first;
+    found->second->read = read;
+    found->second->write = write;
+    Arm(found->second);
+  }
+
+  static void Forget(Watch& watch) {
+    watch.forgotten = true;
+    (void)watch.descriptor.release();  // Cancels its waits; their handlers see `forgotten`.
+  }
+
+  void Arm(const std::shared_ptr<Watch>& watch) {
+    if (watch->read && !watch->reading) {
+      watch->reading = true;
+      watch->descriptor.async_wait(asio::posix::descriptor_base::wait_read, [this, watch](std::error_code error) {
+        watch->reading = false;
+        if (watch->forgotten || error || channel_ == nullptr) return;
+        ares_process_fd(channel_, watch->fd, ARES_SOCKET_BAD);
+        if (!watch->forgotten) Arm(watch);
+        ArmTimer();
+      });
+    }
+    if (watch->write && !watch->writing) {
+      watch->writing = true;
+      watch->descriptor.async_wait(asio::posix::descriptor_base::wait_write, [this, watch](std::error_code error) {
+        watch->writing = false;
+        if (watch->forgotten || error || channel_ == nullptr) return;
+        ares_process_fd(channel_, ARES_SOCKET_BAD, watch->fd);
+        if (!watch->forgotten) Arm(watch);
+        ArmTimer();
+      });
+    }
+  }
+
+  // c-ares' next timeout (a retry, or giving up on a server) while queries are pending.
+  void ArmTimer() {
+    if (channel_ == nullptr || pending_ == 0) return;
+    timeval longest{1, 0}, next{};
+    const timeval* wait = ares_timeout(channel_, &longest, &next);
+    timer_.expires_after(std::chrono::seconds(wait->tv_sec) + std::chrono::microseconds(wait->tv_usec));
+    timer_.async_wait([this](std::error_code error) {
+      if (error || channel_ == nullptr) return;
+      ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+      ArmTimer();
+    });
+  }
+
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::steady_timer timer_;
+  ares_channel channel_ = nullptr;
+  std::map<int, std::shared_ptr<Watch>> watches_;
+  int pending_ = 0;
+  std::thread thread_;  // Last: starts once everything above exists.
+};
+
+MxResolver::MxResolver(std::string servers, absl::Duration timeout)
+    : timeout_(timeout), channel_(std::make_unique<Channel>(servers, timeout)) {}
+
+MxResolver::~MxResolver() = default;
+
+void MxResolver::MailExchangers(const std::string& domain, ExchangersCallback done) const {
+  struct Query {
+    Channel* channel;
+    std::string domain;
+    ExchangersCallback done;
+  };
+  auto* query = new Query{channel_.get(), domain, std::move(done)};
+  channel_->Run(
+      [query](ares_channel channel) {
+        ares_query(channel, query->domain.c_str(), kClassIn, kTypeMx,
+                   [](void* arg, int status, int, unsigned char* answer, int length) {
+                     std::unique_ptr<Query> query(static_cast<Query*>(arg));
+                     query->channel->Finished();
+                     std::vector<MailExchanger> hosts;
+                     if (status == ARES_SUCCESS) {
+                       ares_mx_reply* replies = nullptr;
+                       status = ares_parse_mx_reply(answer, length, &replies);
+                       for (ares_mx_reply* mx = replies; mx != nullptr; mx = mx->next) {
+                         hosts.push_back({mx->priority, mx->host});
+                       }
+                       if (replies != nullptr) ares_free_data(replies);
+                     }
+                     if (status == ARES_ENODATA || (status == ARES_SUCCESS && hosts.empty())) {
+                       query->done(std::vector<MailExchanger>{{0, query->domain}});  // No MX: the domain itself.
+                       return;
+                     }
+                     if (status != ARES_SUCCESS) {
+                       query->done(Failure(status, query->domain, "MX"));
+                       return;
+                     }
+                     std::stable_sort(hosts.begin(), hosts.end(), [](const MailExchanger& a, const MailExchanger& b) {
+                       return a.preference < b.preference;
+                     });
+                     query->done(std::move(hosts));
+                   },
+                   query);
+      },
+      [query] {
+        std::unique_ptr<Query> owned(query);
+        owned->done(absl::UnavailableError("cannot set up the DNS resolver"));
+      });
+}
+
+void MxResolver::Addresses(const std::string& host, AddressesCallback done) const {
+  in_addr literal{};
+  if (inet_pton(AF_INET, host.c_str(), &literal) == 1) {
+    done(std::vector<std::string>{host});
+    return;
+  }
+  struct Query {
+    Channel* channel;
+    std::string host;
+    AddressesCallback done;
+  };
+  auto* query = new Query{channel_.get(), host, std::move(done)};
+  channel_->Run(
+      [query](ares_channel channel) {
+        ares_gethostbyname(channel, query->host.c_str(), AF_INET,
+                           [](void* arg, int status, int, hostent* entry) {
+                             std::unique_ptr<Query> query(static_cast<Query*>(arg));
+                             query->channel->Finished();
+                             if (status != ARES_SUCCESS) {
+                               query->done(Failure(status, query->host, "A"));
+                               return;
+                             }
+                             std::vector<std::string> addresses;
+                             for (char** address = entry == nullptr ? nullptr : entry->h_addr_list;
+                                  address != nullptr && *address != nullptr; ++address) {
+                               char text[INET_ADDRSTRLEN] = {};
+                               inet_ntop(AF_INET, *address, text, sizeof(text));
+                               addresses.emplace_back(text);
+                             }
+                             query->done(std::move(addresses));
+                           },
+                           query);
+      },
+      [query] {
+        std::unique_ptr<Query> owned(query);
+        owned->done(absl::UnavailableError("cannot set up the DNS resolver"));
+      });
+}
+
+absl::StatusOr<std::vector<MailExchanger>> MxResolver::MailExchangers(const std::string& domain) const {
+  auto answer = std::make_shared<std::promise<absl::StatusOr<std::vector<MailExchanger>>>>();
+  std::future<absl::StatusOr<std::vector<MailExchanger>>> future = answer->get_future();
+  MailExchangers(domain, [answer](absl::StatusOr<std::vector<MailExchanger>> result) {
+    answer->set_value(std::move(result));
+  });
+  return WaitFor(future, timeout_, domain, "MX");
 }
 
 absl::StatusOr<std::vector<std::string>> MxResolver::Addresses(const std::string& host) const {
-  in_addr literal{};
-  if (inet_pton(AF_INET, host.c_str(), &literal) == 1) return std::vector<std::string>{host};
-  Lookup lookup(servers_);
-  if (!lookup.ok()) return absl::UnavailableError("cannot set up the DNS resolver");
-  struct Result {
-    bool done = false;
-    int status = ARES_ETIMEOUT;
-    std::vector<std::string> addresses;
-  } result;
-  ares_gethostbyname(lookup.channel(), host.c_str(), AF_INET,
-                     [](void* arg, int status, int, hostent* entry) {
-                       auto* r = static_cast<Result*>(arg);
-                       r->done = true;
-                       r->status = status;
-                       if (status != ARES_SUCCESS || entry == nullptr) return;
-                       for (char** address = entry->h_addr_list; *address != nullptr; ++address) {
-                         char text[INET_ADDRSTRLEN] = {};
-                         inet_ntop(AF_INET, *address, text, sizeof(text));
-                         r->addresses.emplace_back(text);
-                       }
-                     },
-                     &result);
-  if (!lookup.Run(result.done, timeout_)) return Failure(ARES_ETIMEOUT, host, "A");
-  if (result.status != ARES_SUCCESS) return Failure(result.status, host, "A");
-  return result.addresses;
+  auto answer = std::make_shared<std::promise<absl::StatusOr<std::vector<std::string>>>>();
+  std::future<absl::StatusOr<std::vector<std::string>>> future = answer->get_future();
+  Addresses(host, [answer](absl::StatusOr<std::vector<std::string>> result) { answer->set_value(std::move(result)); });
+  return WaitFor(future, timeout_, host, "A");
 }
 
 }  // namespace postgate::queue
