@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "queue-service/api/status_conversion.h"
+#include "queue-service/api/watch_reactor.h"
 #include "queue-service/model/message_record.h"
 #include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
@@ -460,20 +461,9 @@ grpc::Status QueueApiService::Requeue(grpc::ServerContext* context, const v1::Me
   return Reply(agent_.Requeue(request->queue_id()), response);
 }
 
-grpc::Status QueueApiService::WatchEvents(grpc::ServerContext* context,
-                                          const v1::WatchEventsRequest* request,
-                                          grpc::ServerWriter<v1::QueueEvent>* writer) {
-  if (!request->queue_id().empty() && !IsValidQueueId(request->queue_id())) {
-    return InvalidArgument("queue_id", "not a queue ID");
-  }
-  std::unique_ptr<EventBus::Subscription> subscription = events_.Subscribe(*request);
-  // Send the headers now, so the client knows the watch is in place before the first event.
-  writer->SendInitialMetadata();
-  while (!context->IsCancelled()) {
-    std::optional<v1::QueueEvent> event = subscription->Next(absl::Milliseconds(250));
-    if (event && !writer->Write(*event)) break;
-  }
-  return grpc::Status::OK;
+grpc::ServerWriteReactor<v1::QueueEvent>* QueueApiService::WatchEvents(grpc::CallbackServerContext* context,
+                                                                        const v1::WatchEventsRequest* request) {
+  return StartWatch(events_, *request);
 }
 
 }  // namespace postgate::queue

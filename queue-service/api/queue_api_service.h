@@ -22,7 +22,11 @@
 
 namespace postgate::queue {
 
-class QueueApiService final : public v1::QueueService::WithCallbackMethod_Enqueue<v1::QueueService::Service> {
+// Enqueue and WatchEvents run on gRPC's callback API (they hold no thread while they wait); the
+// short unary calls stay synchronous.
+class QueueApiService final
+    : public v1::QueueService::WithCallbackMethod_WatchEvents<
+          v1::QueueService::WithCallbackMethod_Enqueue<v1::QueueService::Service>> {
  public:
   QueueApiService(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
                   DeliveryAgent& agent, EventBus& events, QueueMetrics& metrics, AdminAuth& admin,
@@ -51,8 +55,8 @@ class QueueApiService final : public v1::QueueService::WithCallbackMethod_Enqueu
                       v1::DeleteResponse* response) override;
   grpc::Status Requeue(grpc::ServerContext* context, const v1::MessageRequest* request,
                        v1::Message* response) override;
-  grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
-                           grpc::ServerWriter<v1::QueueEvent>* writer) override;
+  grpc::ServerWriteReactor<v1::QueueEvent>* WatchEvents(grpc::CallbackServerContext* context,
+                                                       const v1::WatchEventsRequest* request) override;
   grpc::Status SetAccepting(grpc::ServerContext* context, const v1::SetAcceptingRequest* request,
                             v1::QueueStatus* response) override;
 

@@ -18,6 +18,7 @@ bool AtDomain(const std::string& address, const std::string& domain) {
 }  // namespace
 
 EventBus::Subscription::~Subscription() {
+  absl::WriterMutexLock notifying(&bus_.notify_mu_);  // No `ready` of ours is running, or will.
   absl::MutexLock lock(&bus_.mu_);
   auto& all = bus_.subscriptions_;
   all.erase(std::remove(all.begin(), all.end(), this), all.end());
@@ -27,6 +28,19 @@ std::optional<v1::QueueEvent> EventBus::Subscription::Next(absl::Duration timeou
   absl::MutexLock lock(&bus_.mu_);
   auto has_event = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(bus_.mu_) { return !backlog_.empty(); };
   if (!bus_.mu_.AwaitWithTimeout(absl::Condition(&has_event), timeout)) return std::nullopt;
+  return PopLocked();
+}
+
+std::optional<v1::QueueEvent> EventBus::Subscription::NextOrArm() {
+  absl::MutexLock lock(&bus_.mu_);
+  if (backlog_.empty()) {
+    armed_ = true;
+    return std::nullopt;
+  }
+  return PopLocked();
+}
+
+v1::QueueEvent EventBus::Subscription::PopLocked() {
   v1::QueueEvent event = std::move(backlog_.front());
   backlog_.pop_front();
   event.set_missed(missed_);
@@ -34,9 +48,10 @@ std::optional<v1::QueueEvent> EventBus::Subscription::Next(absl::Duration timeou
   return event;
 }
 
-std::unique_ptr<EventBus::Subscription> EventBus::Subscribe(v1::WatchEventsRequest filter) {
+std::unique_ptr<EventBus::Subscription> EventBus::Subscribe(v1::WatchEventsRequest filter,
+                                                            std::function<void()> ready) {
   filter.set_domain(absl::AsciiStrToLower(filter.domain()));
-  std::unique_ptr<Subscription> subscription(new Subscription(*this, std::move(filter)));
+  std::unique_ptr<Subscription> subscription(new Subscription(*this, std::move(filter), std::move(ready)));
   absl::MutexLock lock(&mu_);
   subscriptions_.push_back(subscription.get());
   return subscription;
@@ -56,15 +71,25 @@ bool EventBus::Matches(const v1::WatchEventsRequest& filter, const v1::QueueEven
 }
 
 void EventBus::Publish(const v1::QueueEvent& event, const std::vector<std::string>& recipients) {
-  absl::MutexLock lock(&mu_);
-  for (Subscription* subscription : subscriptions_) {
-    if (!Matches(subscription->filter_, event, recipients)) continue;
-    if (subscription->backlog_.size() >= kBacklog) {
-      subscription->backlog_.pop_front();
-      ++subscription->missed_;
+  absl::ReaderMutexLock notifying(&notify_mu_);
+  std::vector<const std::function<void()>*> ready;
+  {
+    absl::MutexLock lock(&mu_);
+    for (Subscription* subscription : subscriptions_) {
+      if (!Matches(subscription->filter_, event, recipients)) continue;
+      if (subscription->backlog_.size() >= kBacklog) {
+        subscription->backlog_.pop_front();
+        ++subscription->missed_;
+      }
+      subscription->backlog_.push_back(event);
+      if (subscription->armed_ && subscription->ready_) {
+        subscription->armed_ = false;
+        ready.push_back(&subscription->ready_);
+      }
     }
-    subscription->backlog_.push_back(event);
   }
+  // Outside mu_: a watcher's callback takes the event (NextOrArm) at once.
+  for (const std::function<void()>* callback : ready) (*callback)();
 }
 
 }  // namespace postgate::queue

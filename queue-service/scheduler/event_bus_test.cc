@@ -1,7 +1,11 @@
 #include "queue-service/scheduler/event_bus.h"
 
+#include <atomic>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace postgate::queue {
@@ -52,6 +56,53 @@ TEST(EventBusTest, NextWaitsForAPublisher) {
   publisher.join();
   ASSERT_TRUE(event.has_value());
   EXPECT_EQ(event->queue_id(), "Z");
+}
+
+TEST(EventBusTest, AnArmedWatcherIsCalledOnceWhenAnEventComes) {
+  EventBus bus;
+  int calls = 0;
+  EventBus::Subscription* self = nullptr;
+  std::vector<std::string> taken;
+  auto watch = bus.Subscribe({}, [&] {
+    ++calls;
+    // As a reactor does: take what came at once (the bus's lock is not held here).
+    while (std::optional<v1::QueueEvent> event = self->NextOrArm()) taken.push_back(event->queue_id());
+  });
+  self = watch.get();
+  bus.Publish(Event(v1::EVENT_KIND_RECEIVED, "early"));  // Not armed yet: kept, no call.
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(watch->NextOrArm()->queue_id(), "early");
+  EXPECT_FALSE(watch->NextOrArm().has_value());  // Now armed.
+  bus.Publish(Event(v1::EVENT_KIND_RECEIVED, "one"));
+  bus.Publish(Event(v1::EVENT_KIND_RECEIVED, "two"));  // The callback re-armed after taking "one".
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(taken, (std::vector<std::string>{"one", "two"}));
+}
+
+TEST(EventBusTest, ASubscriptionGoesOnlyAfterItsRunningCallbackReturned) {
+  EventBus bus;
+  std::atomic<bool> in_callback{false}, release{false}, destroyed{false};
+  auto watch = bus.Subscribe({}, [&] {
+    in_callback = true;
+    while (!release) std::this_thread::yield();
+    EXPECT_FALSE(destroyed.load());
+  });
+  EXPECT_FALSE(watch->NextOrArm().has_value());
+  std::thread publisher([&] { bus.Publish(Event(v1::EVENT_KIND_DONE, "Z")); });
+  while (!in_callback) std::this_thread::yield();
+  std::thread destroyer([&] {
+    watch.reset();
+    destroyed = true;
+  });
+  // While the callback runs, the destructor waits (checked for a while: it must not finish).
+  const absl::Time until = absl::Now() + absl::Milliseconds(200);
+  while (absl::Now() < until && !destroyed.load()) {
+  }
+  EXPECT_FALSE(destroyed.load());
+  release = true;
+  publisher.join();
+  destroyer.join();
+  EXPECT_TRUE(destroyed.load());
 }
 
 }  // namespace

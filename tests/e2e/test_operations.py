@@ -63,6 +63,35 @@ class OperationsTest(PostgateTestCase):
         wrong = subprocess.run([binary, "--server", server, "list", "--no-such-option"], capture_output=True, text=True)
         self.assertNotEqual(wrong.returncode, 0)
 
+    def test_watchers_hold_no_thread_each_and_all_see_the_event(self):
+        # WatchEvents runs on gRPC's callback API: 200 open watches must not cost 200 threads.
+        def threads():
+            with open(f"/proc/{self.postgate.queue.process.pid}/status") as status:
+                return int(re.search(r"^Threads:\s+(\d+)", status.read(), re.M).group(1))
+        before = threads()
+        channels = [self.postgate.grpc_channel() for _ in range(4)]
+        stubs = [queue_pb2_grpc.QueueServiceStub(channel) for channel in channels]
+        watches = [stubs[i % 4].WatchEvents(queue_pb2.WatchEventsRequest(kinds=[queue_pb2.EVENT_KIND_RECEIVED]))
+                   for i in range(200)]
+        try:
+            for watch in watches:
+                watch.initial_metadata()  # Sent when the watch is in place.
+            during = threads()
+            queue_id = re.search(QUEUE_ID, send_message(self.postgate.smtp_port)).group(0)
+            for watch in watches:
+                self.assertEqual(next(watch).queue_id, queue_id)
+            self.assertLess(during - before, 20, f"{before} threads before 200 watches, {during} with them")
+        finally:
+            for watch in watches:
+                watch.cancel()
+            for channel in channels:
+                channel.close()
+
+    def test_an_invalid_watch_is_refused(self):
+        with self.assertRaises(grpc.RpcError) as refused:
+            next(self.stub.WatchEvents(queue_pb2.WatchEventsRequest(queue_id="not-an-id")))
+        self.assertEqual(refused.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+
     def test_watch_follows_a_message_while_mail_flows(self):
         watch = self.start_watch("--domain", "mail169.com", "--count", "3")
         reply = send_message(self.postgate.smtp_port)
