@@ -150,6 +150,9 @@ int Run(const Flags& flags) {
   absl::StatusOr<std::unique_ptr<queue::RocksDbMessageStore>> store =
       queue::RocksDbMessageStore::Open(data_dir + "/queue");
   if (!store.ok()) Fatal(store.status());
+  if (const uint64_t indexed = (*store)->upgraded_records(); indexed > 0) {
+    spdlog::info("queue layout upgraded: {} records indexed (pending, done by completion, idempotency keys)", indexed);
+  }
 
   auto registry = std::make_shared<prometheus::Registry>();
   queue::QueueIndex index;
@@ -218,7 +221,9 @@ int Run(const Flags& flags) {
   queue::EventBus events;
   queue::DeliveryAgent agent(**store, index, ids, events, domain, local, metrics, options);
   if (absl::Status recovered = agent.Recover(); !recovered.ok()) Fatal(recovered);
-  ids.AtLeast(index.NewestId());
+  absl::StatusOr<std::string> newest = (*store)->LastId();
+  if (!newest.ok()) Fatal(newest.status());
+  ids.AtLeast(*newest);
 
   const uint64_t size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));
   // Room for the trace header the gateway adds on top of the client's bytes.

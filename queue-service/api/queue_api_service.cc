@@ -45,8 +45,8 @@ QueueApiService::KeyClaim::~KeyClaim() {
 
 const std::string& QueueApiService::InFlightId::Take(const std::string& requested, absl::Time now) {
   absl::MutexLock lock(&service_.keys_mu_);
-  if (!requested.empty() && !service_.ids_in_flight_.contains(requested) && !service_.index_.Contains(requested) &&
-      service_.ids_.Adopt(requested, now)) {
+  if (!requested.empty() && !service_.ids_in_flight_.contains(requested) &&
+      absl::IsNotFound(service_.store_.Get(requested).status()) && service_.ids_.Adopt(requested, now)) {
     id_ = requested;
   } else {
     id_ = service_.ids_.Next(now);
@@ -126,15 +126,13 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
     // A retry of a message this replica already stored: answer its ID, store nothing.
     const std::string& key = request_.envelope().idempotency_key();
     if (!key.empty()) {
-      if (std::optional<std::string> stored = service_.index_.FindByIdempotencyKey(key)) {
-        return AnswerDuplicate(*stored);
-      }
+      if (std::optional<std::string> stored = service_.StoredWithKey(key)) return AnswerDuplicate(*stored);
       claim_.emplace(service_, key);
       if (!claim_->claimed()) {
         return End(std::nullopt, grpc::Status(grpc::StatusCode::ABORTED,
                                               "a message with this idempotency_key is being stored"));
       }
-      if (std::optional<std::string> stored = service_.index_.FindByIdempotencyKey(key)) {  // Stored meanwhile.
+      if (std::optional<std::string> stored = service_.StoredWithKey(key)) {  // Stored meanwhile.
         return AnswerDuplicate(*stored);
       }
     }
@@ -343,6 +341,7 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
     }
     return false;
   };
+  if (request->state() == v1::MESSAGE_STATE_DONE) return ListFinished(*request, page_size, wanted, response);
   // Walk the index in order; filters may skip many, so read it in batches.
   std::string cursor = request->page_token();
   constexpr size_t kBatch = 1000;
@@ -361,6 +360,49 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
     }
     if (ids.size() < kBatch) return grpc::Status::OK;
   }
+}
+
+grpc::Status QueueApiService::ListFinished(const v1::ListMessagesRequest& request, uint32_t page_size,
+                                           const std::function<bool(const v1::Message&)>& wanted,
+                                           v1::ListMessagesResponse* response) {
+  // DONE messages live in the store only. One call reads at most kScanBudget records, so a
+  // filter that matches nothing costs a bounded step, not the whole retained history: the token
+  // then points at the last record read, and the page may be short (or empty) though more follow.
+  constexpr size_t kScanBudget = 10000;
+  size_t read = 0;
+  std::string last_read;
+  bool more = false;
+  const auto visit = [&](const StoredMessage& record) {
+    const v1::Message& message = record.message();
+    if (message.state() == v1::MESSAGE_STATE_DONE && wanted(message)) {
+      if (static_cast<uint32_t>(response->messages_size()) == page_size) {
+        more = true;
+        return false;
+      }
+      *response->add_messages() = message;
+    }
+    last_read = message.queue_id();
+    if (++read == kScanBudget) {
+      more = true;
+      return false;
+    }
+    return true;
+  };
+  absl::Status scanned = request.newest_first() ? store_.ScanBackward(request.page_token(), visit)
+                                                : store_.Scan(request.page_token(), visit);
+  if (!scanned.ok()) return ToGrpcStatus(scanned);
+  if (more) {
+    response->set_next_page_token(static_cast<uint32_t>(response->messages_size()) == page_size
+                                      ? response->messages(page_size - 1).queue_id()
+                                      : last_read);
+  }
+  return grpc::Status::OK;
+}
+
+std::optional<std::string> QueueApiService::StoredWithKey(const std::string& key) {
+  if (std::optional<std::string> pending = index_.FindByIdempotencyKey(key)) return pending;
+  absl::StatusOr<std::optional<std::string>> stored = store_.FindByIdempotencyKey(key);
+  return stored.ok() ? *stored : std::nullopt;  // A failed read stores again: at worst a duplicate.
 }
 
 absl::Status QueueApiService::CheckQueueId(const std::string& id) {

@@ -139,7 +139,7 @@ absl::Status DeliveryAgent::Delete(const std::string& id) {
   absl::StatusOr<StoredMessage> record = LoadForChange(id);
   if (!record.ok()) return record.status();
   if (absl::Status deleted = store_.Delete(*record); !deleted.ok()) return deleted;
-  index_.Remove(id);
+  index_.Remove(record->message());
   spdlog::info("{}: removed", id);
   Publish(v1::EVENT_KIND_DELETED, record->message(), nullptr);
   return absl::OkStatus();
@@ -168,8 +168,17 @@ absl::Status DeliveryAgent::Recover() {
   absl::StatusOr<uint64_t> orphans = store_.RemoveOrphans();
   if (!orphans.ok()) return orphans.status();
   if (*orphans > 0) spdlog::info("removed {} content chunks of messages never committed", *orphans);
+  // What is pending is read whole; of what is done, only the done index's keys are counted.
+  uint64_t done_messages = 0, done_bytes = 0;
+  absl::Status counted = store_.ScanDone(absl::InfiniteFuture(), [&](const std::string&, uint64_t size) {
+    ++done_messages;
+    done_bytes += size;
+    return true;
+  });
+  if (!counted.ok()) return counted;
+  index_.SetDone(done_messages, done_bytes);
   std::vector<std::string> unfinished;
-  absl::Status scanned = store_.Scan("", [&](const StoredMessage& record) {
+  absl::Status scanned = store_.ScanPending([&](const StoredMessage& record) {
     index_.Upsert(record.message());
     if (record.message().state() == v1::MESSAGE_STATE_ACTIVE) {
       unfinished.push_back(record.message().queue_id());
@@ -423,12 +432,34 @@ void DeliveryAgent::MaintenanceLoop() {
     }
     // Queue run: retry deferred messages whose backoff has passed.
     for (const std::string& id : index_.Due(absl::Now())) Submit(id);
-    // Forget finished messages after the retention period.
-    for (const std::string& id :
-         index_.Older(v1::MESSAGE_STATE_DONE, absl::Now() - options_.done_retention)) {
-      absl::StatusOr<StoredMessage> record = store_.Get(id);
-      if (record.ok() && store_.Delete(*record).ok()) index_.Remove(id);
+    PurgeFinished(absl::Now() - options_.done_retention);
+  }
+}
+
+void DeliveryAgent::PurgeFinished(absl::Time completed_before) {
+  // From the store's done index, oldest first, in bounded batches: nothing here walks what is
+  // kept, and nothing holds a lock the delivery or commit paths take while the store is read.
+  constexpr size_t kBatch = 10000;
+  for (;;) {
+    std::vector<std::string> ids;
+    absl::Status scanned = store_.ScanDone(completed_before, [&ids](const std::string& id, uint64_t) {
+      ids.push_back(id);
+      return ids.size() < kBatch;
+    });
+    if (!scanned.ok()) {
+      spdlog::warn("purging finished messages: {}", scanned.ToString());
+      return;
     }
+    size_t purged = 0;
+    for (const std::string& id : ids) {
+      if (!TryLockMessage(id)) continue;  // An operator's delete is under way.
+      absl::Cleanup unlock = [&] { UnlockMessage(id); };
+      absl::StatusOr<StoredMessage> record = store_.Get(id);
+      if (!record.ok() || !store_.Delete(*record).ok()) continue;
+      index_.Remove(record->message());
+      ++purged;
+    }
+    if (ids.size() < kBatch || purged == 0) return;
   }
 }
 

@@ -107,6 +107,8 @@ class DeliveryAgent {
   absl::StatusOr<std::vector<SmtpCandidate>> Candidates(const NextHop& hop) const;
   void ReleaseDestination(const std::string& next_hop);
   void MaintenanceLoop();
+  // Removes DONE messages completed before `completed_before` (postgate_done_retention).
+  void PurgeFinished(absl::Time completed_before);
   // True when some recipients must wait for a free slot at their destination (try again soon).
   bool Process(const Work& work);
   // What an attempt tells the log and watchers once its results are recorded – never before,

@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)index.Summarize();
     (void)index.Due(absl::Now());
     (void)index.List(v1::MESSAGE_STATE_UNSPECIFIED, "", 10);
-    index.Remove(message.queue_id());
+    index.Remove(message);
   }
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "queue-service/scheduler/queue_index.h"
 
+#include <algorithm>
+
 #include "queue-service/model/timestamps.h"
 
 namespace postgate::queue {
@@ -13,25 +15,51 @@ v1::MessageState DeriveState(const v1::Message& message) {
 }
 
 void QueueIndex::Upsert(const std::string& id, const Entry& entry) {
-  absl::MutexLock lock(&mu_);
   entries_[id] = entry;
   if (!entry.idempotency_key.empty()) ids_by_key_[entry.idempotency_key] = id;
 }
 
+void QueueIndex::Erase(std::map<std::string, Entry>::iterator it) {
+  if (!it->second.idempotency_key.empty()) ids_by_key_.erase(it->second.idempotency_key);
+  entries_.erase(it);
+}
+
 void QueueIndex::Upsert(const v1::Message& message) {
+  absl::MutexLock lock(&mu_);
+  if (message.state() == v1::MESSAGE_STATE_DONE) {
+    auto it = entries_.find(message.queue_id());
+    if (it == entries_.end()) return;
+    Erase(it);
+    ++done_messages_;
+    done_bytes_ += message.size();
+    return;
+  }
   Upsert(message.queue_id(), Entry{message.state(), message.size(), FromTimestamp(message.arrival_time()),
-                                   FromTimestamp(message.completion_time()),
                                    message.envelope().idempotency_key(),
                                    message.has_next_attempt_time() ? FromTimestamp(message.next_attempt_time())
                                                                    : absl::InfinitePast()});
 }
 
-void QueueIndex::Remove(const std::string& id) {
+void QueueIndex::Remove(const v1::Message& message) {
   absl::MutexLock lock(&mu_);
-  auto it = entries_.find(id);
-  if (it == entries_.end()) return;
-  if (!it->second.idempotency_key.empty()) ids_by_key_.erase(it->second.idempotency_key);
-  entries_.erase(it);
+  auto it = entries_.find(message.queue_id());
+  if (it != entries_.end()) {
+    Erase(it);
+  } else if (message.state() == v1::MESSAGE_STATE_DONE) {
+    done_messages_ -= std::min<uint64_t>(done_messages_, 1);
+    done_bytes_ -= std::min<uint64_t>(done_bytes_, message.size());
+  }
+}
+
+void QueueIndex::SetDone(uint64_t messages, uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  done_messages_ = messages;
+  done_bytes_ = bytes;
+}
+
+size_t QueueIndex::held() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
 }
 
 std::vector<std::string> QueueIndex::Due(absl::Time now) const {
@@ -41,11 +69,6 @@ std::vector<std::string> QueueIndex::Due(absl::Time now) const {
     if (entry.state == v1::MESSAGE_STATE_DEFERRED && entry.next_attempt <= now) due.push_back(id);
   }
   return due;
-}
-
-bool QueueIndex::Contains(const std::string& id) const {
-  absl::MutexLock lock(&mu_);
-  return entries_.contains(id);
 }
 
 std::optional<std::string> QueueIndex::FindByIdempotencyKey(const std::string& key) const {
@@ -58,6 +81,8 @@ std::optional<std::string> QueueIndex::FindByIdempotencyKey(const std::string& k
 QueueIndex::Summary QueueIndex::Summarize() const {
   Summary summary;
   absl::MutexLock lock(&mu_);
+  summary.messages[v1::MESSAGE_STATE_DONE] = done_messages_;
+  summary.bytes[v1::MESSAGE_STATE_DONE] = done_bytes_;
   for (const auto& [id, entry] : entries_) {
     size_t slot = static_cast<size_t>(entry.state) < summary.messages.size()
                       ? static_cast<size_t>(entry.state)
@@ -93,21 +118,6 @@ std::vector<std::string> QueueIndex::List(v1::MessageState state, const std::str
   auto end = after.empty() ? entries_.end() : entries_.lower_bound(after);
   for (auto it = std::make_reverse_iterator(end); it != entries_.rend() && ids.size() < limit; ++it) {
     if (wanted(it->second)) ids.push_back(it->first);
-  }
-  return ids;
-}
-
-std::string QueueIndex::NewestId() const {
-  absl::MutexLock lock(&mu_);
-  return entries_.empty() ? std::string() : entries_.rbegin()->first;
-}
-
-std::vector<std::string> QueueIndex::Older(v1::MessageState state, absl::Time before) const {
-  std::vector<std::string> ids;
-  absl::MutexLock lock(&mu_);
-  for (const auto& [id, entry] : entries_) {
-    absl::Time when = state == v1::MESSAGE_STATE_DONE ? entry.completion : entry.arrival;
-    if (entry.state == state && when < before) ids.push_back(id);
   }
   return ids;
 }

@@ -1,8 +1,11 @@
 #include "queue-service/store/memory_message_store.h"
 
+#include <algorithm>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "queue-service/model/timestamps.h"
 
 namespace postgate::queue {
 
@@ -103,6 +106,20 @@ absl::Status MemoryMessageStore::Scan(const std::string& after,
   return absl::OkStatus();
 }
 
+absl::Status MemoryMessageStore::ScanBackward(const std::string& before,
+                                              const std::function<bool(const StoredMessage&)>& visit) {
+  std::vector<StoredMessage> snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    auto end = before.empty() ? records_.end() : records_.lower_bound(before);
+    for (auto it = std::make_reverse_iterator(end); it != records_.rend(); ++it) snapshot.push_back(it->second);
+  }
+  for (const StoredMessage& record : snapshot) {
+    if (!visit(record)) break;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> MemoryMessageStore::RemoveOrphans() {
   absl::MutexLock lock(&mu_);
   uint64_t removed = 0;
@@ -115,6 +132,44 @@ absl::StatusOr<uint64_t> MemoryMessageStore::RemoveOrphans() {
     }
   }
   return removed;
+}
+
+// The indexes are the records themselves here: every query walks them (a test double, not a queue).
+absl::Status MemoryMessageStore::ScanPending(const std::function<bool(const StoredMessage&)>& visit) {
+  return Scan("", [&visit](const StoredMessage& record) {
+    return record.message().state() == v1::MESSAGE_STATE_DONE || visit(record);
+  });
+}
+
+absl::Status MemoryMessageStore::ScanDone(absl::Time before,
+                                          const std::function<bool(const std::string& id, uint64_t size)>& visit) {
+  std::vector<std::tuple<absl::Time, std::string, uint64_t>> done;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, record] : records_) {
+      if (record.message().state() != v1::MESSAGE_STATE_DONE) continue;
+      const absl::Time completed = FromTimestamp(record.message().completion_time());
+      if (completed < before) done.emplace_back(completed, id, record.message().size());
+    }
+  }
+  std::sort(done.begin(), done.end());
+  for (const auto& [completed, id, size] : done) {
+    if (!visit(id, size)) break;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<std::string>> MemoryMessageStore::FindByIdempotencyKey(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, record] : records_) {
+    if (record.message().envelope().idempotency_key() == key) return std::optional<std::string>(id);
+  }
+  return std::optional<std::string>();
+}
+
+absl::StatusOr<std::string> MemoryMessageStore::LastId() {
+  absl::MutexLock lock(&mu_);
+  return records_.empty() ? std::string() : records_.rbegin()->first;
 }
 
 }  // namespace postgate::queue

@@ -27,7 +27,14 @@ class MemoryMessageStore : public MessageStore {
   absl::Status Delete(const StoredMessage& record) override;
   absl::Status Scan(const std::string& after,
                     const std::function<bool(const StoredMessage&)>& visit) override;
+  absl::Status ScanBackward(const std::string& before,
+                            const std::function<bool(const StoredMessage&)>& visit) override;
   absl::StatusOr<uint64_t> RemoveOrphans() override;
+  absl::Status ScanPending(const std::function<bool(const StoredMessage&)>& visit) override;
+  absl::Status ScanDone(absl::Time before,
+                        const std::function<bool(const std::string& id, uint64_t size)>& visit) override;
+  absl::StatusOr<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) override;
+  absl::StatusOr<std::string> LastId() override;
 
  private:
   absl::Mutex mu_;

@@ -6,16 +6,23 @@
 // the record – and every chunk written before it – survives a crash or power loss. Chunks alone
 // are invisible: a message exists only once committed, and Discard/RemoveOrphans drop the rest.
 // Implementations are thread-safe; concurrent Commits may share one fsync (group commit).
+//
+// Each store keeps three indexes in the same writes as the records they describe, so that the
+// layers above hold only what is pending in memory, whatever the history: the records not yet
+// DONE (what a restart schedules again), DONE records by completion time (what the retention
+// purge removes, oldest first), and Envelope.idempotency_key → queue ID.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "postgate/queue/v1/store_record.pb.h"
 
 namespace postgate::queue {
@@ -65,8 +72,22 @@ class MessageStore {
   // `visit` returns false.
   virtual absl::Status Scan(const std::string& after,
                             const std::function<bool(const StoredMessage&)>& visit) = 0;
+  // The same backwards: every record with an ID less than `before` ("" for all), newest first.
+  virtual absl::Status ScanBackward(const std::string& before,
+                                    const std::function<bool(const StoredMessage&)>& visit) = 0;
   // Chunks whose message was never committed (a crash mid-upload); returns how many were dropped.
   virtual absl::StatusOr<uint64_t> RemoveOrphans() = 0;
+
+  // Every record not DONE, in ID order, until `visit` returns false.
+  virtual absl::Status ScanPending(const std::function<bool(const StoredMessage&)>& visit) = 0;
+  // The ID and size of each DONE record completed before `before`, oldest completion first,
+  // until `visit` returns false. Reads the index only, never a record.
+  virtual absl::Status ScanDone(absl::Time before,
+                                const std::function<bool(const std::string& id, uint64_t size)>& visit) = 0;
+  // The queue ID stored with idempotency key `key`, nullopt when none is.
+  virtual absl::StatusOr<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) = 0;
+  // The largest queue ID stored, "" when the store is empty.
+  virtual absl::StatusOr<std::string> LastId() = 0;
 };
 
 }  // namespace postgate::queue

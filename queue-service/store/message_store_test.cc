@@ -8,9 +8,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "queue-service/model/timestamps.h"
 #include "queue-service/store/memory_message_store.h"
 #include "queue-service/store/rocksdb_message_store.h"
+#include "rocksdb/db.h"
 
 namespace postgate::queue {
 namespace {
@@ -162,6 +165,114 @@ TYPED_TEST(MessageStoreContractTest, ScanIsInIdOrderAndResumesAfterAnId) {
   }
   EXPECT_EQ(Ids(store), (std::vector<std::string>{"000000000000A", "000000000000B", "000000000000C"}));
   EXPECT_EQ(Ids(store, "000000000000A"), (std::vector<std::string>{"000000000000B", "000000000000C"}));
+  std::vector<std::string> backwards;
+  const auto collect = [&backwards](const StoredMessage& r) {
+    backwards.push_back(r.message().queue_id());
+    return true;
+  };
+  ASSERT_TRUE(store.ScanBackward("", collect).ok());
+  EXPECT_EQ(backwards, (std::vector<std::string>{"000000000000C", "000000000000B", "000000000000A"}));
+  backwards.clear();
+  ASSERT_TRUE(store.ScanBackward("000000000000C", collect).ok());
+  EXPECT_EQ(backwards, (std::vector<std::string>{"000000000000B", "000000000000A"}));
+}
+
+StoredMessage Finished(StoredMessage record, absl::Time completed, uint64_t size) {
+  record.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
+  record.mutable_message()->set_size(size);
+  SetTimestamp(record.mutable_message()->mutable_completion_time(), completed);
+  return record;
+}
+
+std::vector<std::string> Pending(MessageStore& store) {
+  std::vector<std::string> ids;
+  EXPECT_TRUE(store.ScanPending([&](const StoredMessage& r) {
+    ids.push_back(r.message().queue_id());
+    return true;
+  }).ok());
+  return ids;
+}
+
+std::vector<std::string> Done(MessageStore& store, absl::Time before = absl::InfiniteFuture()) {
+  std::vector<std::string> done;
+  EXPECT_TRUE(store.ScanDone(before, [&](const std::string& id, uint64_t size) {
+    done.push_back(absl::StrCat(id, ":", size));
+    return true;
+  }).ok());
+  return done;
+}
+
+TYPED_TEST(MessageStoreContractTest, IndexesFollowTheRecords) {
+  MessageStore& store = *this->store_;
+  const absl::Time t0 = absl::FromUnixSeconds(1796000000), t1 = t0 + absl::Seconds(5);
+  StoredMessage a = Record("000000000000A", 0), b = Record("000000000000B", 0);
+  StoredMessage c = Record("000000000000C", 0), d = Record("000000000000D", 0);
+  a.mutable_message()->mutable_envelope()->set_idempotency_key("key-a");
+  for (const StoredMessage* record : {&a, &b, &c, &d}) ASSERT_TRUE(store.Commit(*record).ok());
+  b.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
+  ASSERT_TRUE(store.Update(b).ok());
+  c = Finished(c, t1, 300);
+  d = Finished(d, t0, 400);
+  ASSERT_TRUE(store.UpdateAndDropContent(c).ok());
+  ASSERT_TRUE(store.UpdateAll({{&d, true}}).ok());
+  EXPECT_EQ(Pending(store), (std::vector<std::string>{"000000000000A", "000000000000B"}));
+  EXPECT_EQ(Done(store), (std::vector<std::string>{"000000000000D:400", "000000000000C:300"}));  // By completion.
+  EXPECT_EQ(Done(store, t1), std::vector<std::string>{"000000000000D:400"});
+  EXPECT_EQ(store.FindByIdempotencyKey("key-a").value(), std::optional<std::string>("000000000000A"));
+  EXPECT_EQ(store.FindByIdempotencyKey("key-x").value(), std::nullopt);
+  EXPECT_EQ(store.LastId().value(), "000000000000D");
+  ASSERT_TRUE(store.Delete(c).ok());
+  ASSERT_TRUE(store.Delete(a).ok());
+  EXPECT_EQ(Done(store), std::vector<std::string>{"000000000000D:400"});
+  EXPECT_EQ(Pending(store), std::vector<std::string>{"000000000000B"});
+  EXPECT_EQ(store.FindByIdempotencyKey("key-a").value(), std::nullopt);
+  ASSERT_TRUE(store.Delete(d).ok());
+  ASSERT_TRUE(store.Delete(b).ok());
+  EXPECT_EQ(store.LastId().value(), "");
+}
+
+// A queue written by the release before the indexes: records ("m/<id>") and chunks only, no
+// layout version. Open indexes it once; a newer layout than this release knows is refused.
+TEST(RocksDbMessageStoreTest, AQueueWithoutIndexesIsUpgradedAtOpen) {
+  std::string dir = TempDir();
+  {
+    rocksdb::Options options;
+    options.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(options, dir, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    StoredMessage pending = Record("0000000000001", 1);
+    pending.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
+    pending.mutable_message()->mutable_envelope()->set_idempotency_key("retry-1");
+    const StoredMessage done = Finished(Record("0000000000002", 0), absl::FromUnixSeconds(1796000000), 700);
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "m/0000000000001", pending.SerializeAsString()).ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "c/0000000000001/00000000", "Subject: old\n\nbody\n").ok());
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "m/0000000000002", done.SerializeAsString()).ok());
+  }
+  {
+    auto store = RocksDbMessageStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->upgraded_records(), 2u);
+    EXPECT_EQ(Pending(**store), std::vector<std::string>{"0000000000001"});
+    EXPECT_EQ(Done(**store), std::vector<std::string>{"0000000000002:700"});
+    EXPECT_EQ((*store)->FindByIdempotencyKey("retry-1").value(), std::optional<std::string>("0000000000001"));
+    EXPECT_EQ(Content(**store, *(*store)->Get("0000000000001")), "Subject: old\n\nbody\n");
+  }
+  {
+    auto store = RocksDbMessageStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    EXPECT_EQ((*store)->upgraded_records(), 0u);  // Once only.
+  }
+  {
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::Options(), dir, &raw).ok());
+    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), "v/format", "3").ok());
+    delete raw;
+  }
+  auto newer = RocksDbMessageStore::Open(dir);
+  ASSERT_FALSE(newer.ok());
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition) << newer.status();
+  std::filesystem::remove_all(dir);
 }
 
 // Concurrent commits share fsyncs: RocksDB's write group syncs the WAL once for many writers.

@@ -2,8 +2,13 @@
 
 #include <cstdio>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "queue-service/model/timestamps.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/statistics.h"
@@ -14,8 +19,23 @@ namespace {
 
 constexpr absl::string_view kRecordPrefix = "m/";
 constexpr absl::string_view kChunkPrefix = "c/";
+constexpr absl::string_view kPendingPrefix = "p/";  // "p/<id>" → "": the record is not DONE.
+constexpr absl::string_view kDonePrefix = "d/";     // "d/<completion µs, 16 hex>/<id>" → size.
+constexpr absl::string_view kKeyPrefix = "k/";      // "k/<idempotency key>" → id.
+// Layout version. Absent: written by a release before the indexes (upgraded at Open).
+constexpr absl::string_view kFormatKey = "v/format";
+constexpr absl::string_view kFormat = "2";
 
 std::string RecordKey(absl::string_view id) { return absl::StrCat(kRecordPrefix, id); }
+std::string PendingKey(absl::string_view id) { return absl::StrCat(kPendingPrefix, id); }
+std::string IdempotencyKey(absl::string_view key) { return absl::StrCat(kKeyPrefix, key); }
+
+std::string DoneKey(const v1::Message& message) {
+  char micros[24];
+  std::snprintf(micros, sizeof(micros), "%016llx",
+                static_cast<unsigned long long>(std::max<int64_t>(0, absl::ToUnixMicros(FromTimestamp(message.completion_time())))));
+  return absl::StrCat(kDonePrefix, micros, "/", message.queue_id());
+}
 
 std::string ChunkKey(absl::string_view id, uint32_t index) {
   char suffix[16];
@@ -64,8 +84,10 @@ absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> RocksDbMessageStore::Open(
   rocksdb::DB* raw = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(options, directory, &raw);
   if (!status.ok()) return FromRocks(status, absl::StrCat("open ", directory));
-  return std::unique_ptr<RocksDbMessageStore>(
+  std::unique_ptr<RocksDbMessageStore> store(
       new RocksDbMessageStore(std::unique_ptr<rocksdb::DB>(raw), options.statistics, sync));
+  if (absl::Status upgraded = store->UpgradeLayout(); !upgraded.ok()) return upgraded;
+  return store;
 }
 
 uint64_t RocksDbMessageStore::WalSyncs() const {
@@ -88,6 +110,20 @@ void RocksDbMessageStore::AddRecordWrite(rocksdb::WriteBatch& batch, const Store
   batch.Put(RecordKey(id), record.SerializeAsString());
   if (drop_content) {
     for (uint32_t i = 0; i < record.chunk_count(); ++i) batch.Delete(ChunkKey(id, i));
+  }
+  AddIndexWrites(batch, record.message());
+}
+
+void RocksDbMessageStore::AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message) {
+  // DONE is final: a record that reaches it leaves the pending index for the done index for good.
+  if (message.state() == v1::MESSAGE_STATE_DONE) {
+    batch.Delete(PendingKey(message.queue_id()));
+    batch.Put(DoneKey(message), absl::StrCat(message.size()));
+  } else {
+    batch.Put(PendingKey(message.queue_id()), "");
+  }
+  if (!message.envelope().idempotency_key().empty()) {
+    batch.Put(IdempotencyKey(message.envelope().idempotency_key()), message.queue_id());
   }
 }
 
@@ -163,10 +199,19 @@ absl::Status RocksDbMessageStore::ReadContent(
 }
 
 absl::Status RocksDbMessageStore::Delete(const StoredMessage& record) {
-  const std::string& id = record.message().queue_id();
+  const v1::Message& message = record.message();
+  const std::string& id = message.queue_id();
   rocksdb::WriteBatch batch;
   batch.Delete(RecordKey(id));
   for (uint32_t i = 0; i < record.chunk_count(); ++i) batch.Delete(ChunkKey(id, i));
+  batch.Delete(PendingKey(id));
+  if (message.state() == v1::MESSAGE_STATE_DONE) batch.Delete(DoneKey(message));
+  if (const std::string& key = message.envelope().idempotency_key(); !key.empty()) {
+    std::string holder;  // Only this message's: a later one may have been stored with the same key.
+    if (db_->Get(rocksdb::ReadOptions(), IdempotencyKey(key), &holder).ok() && holder == id) {
+      batch.Delete(IdempotencyKey(key));
+    }
+  }
   return WriteDurably(&batch, "delete message");
 }
 
@@ -178,6 +223,24 @@ absl::Status RocksDbMessageStore::Scan(const std::string& after,
     absl::string_view key(it->key().data(), it->key().size());
     if (!absl::StartsWith(key, kRecordPrefix)) break;
     if (!after.empty() && key == start) continue;
+    StoredMessage record;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError(absl::StrCat("unreadable record ", key));
+    }
+    if (!visit(record)) break;
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+absl::Status RocksDbMessageStore::ScanBackward(const std::string& before,
+                                               const std::function<bool(const StoredMessage&)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  // "m0" sorts right after every "m/…" key.
+  const std::string start = before.empty() ? std::string("m0") : RecordKey(before);
+  for (it->SeekForPrev(start); it->Valid(); it->Prev()) {
+    absl::string_view key(it->key().data(), it->key().size());
+    if (!absl::StartsWith(key, kRecordPrefix)) break;
+    if (key == start) continue;
     StoredMessage record;
     if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return absl::DataLossError(absl::StrCat("unreadable record ", key));
@@ -214,6 +277,92 @@ absl::StatusOr<uint64_t> RocksDbMessageStore::RemoveOrphans() {
     if (!written.ok()) return written;
   }
   return removed;
+}
+
+absl::Status RocksDbMessageStore::ScanPending(const std::function<bool(const StoredMessage&)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(ToSlice(kPendingPrefix)); it->Valid(); it->Next()) {
+    absl::string_view key(it->key().data(), it->key().size());
+    if (!absl::StartsWith(key, kPendingPrefix)) break;
+    absl::StatusOr<StoredMessage> record = Get(std::string(key.substr(kPendingPrefix.size())));
+    if (absl::IsNotFound(record.status())) continue;  // Deleted since the iterator's snapshot.
+    if (!record.ok()) return record.status();
+    if (!visit(*record)) break;
+  }
+  return FromRocks(it->status(), "scan pending");
+}
+
+absl::Status RocksDbMessageStore::ScanDone(absl::Time before,
+                                           const std::function<bool(const std::string& id, uint64_t size)>& visit) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  char limit[24];
+  std::snprintf(limit, sizeof(limit), "%016llx",
+                static_cast<unsigned long long>(std::max<int64_t>(0, before == absl::InfiniteFuture()
+                                                                          ? INT64_MAX
+                                                                          : absl::ToUnixMicros(before))));
+  const std::string end = absl::StrCat(kDonePrefix, limit);
+  for (it->Seek(ToSlice(kDonePrefix)); it->Valid(); it->Next()) {
+    absl::string_view key(it->key().data(), it->key().size());
+    if (!absl::StartsWith(key, kDonePrefix) || key >= end) break;
+    const absl::string_view rest = key.substr(kDonePrefix.size());
+    const size_t slash = rest.find('/');
+    uint64_t size = 0;
+    if (slash == absl::string_view::npos ||
+        !absl::SimpleAtoi(absl::string_view(it->value().data(), it->value().size()), &size)) {
+      return absl::DataLossError(absl::StrCat("unreadable index entry ", key));
+    }
+    if (!visit(std::string(rest.substr(slash + 1)), size)) break;
+  }
+  return FromRocks(it->status(), "scan done");
+}
+
+absl::StatusOr<std::optional<std::string>> RocksDbMessageStore::FindByIdempotencyKey(const std::string& key) {
+  std::string id;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), IdempotencyKey(key), &id);
+  if (status.IsNotFound()) return std::optional<std::string>();
+  if (!status.ok()) return FromRocks(status, "idempotency key");
+  return std::optional<std::string>(std::move(id));
+}
+
+absl::StatusOr<std::string> RocksDbMessageStore::LastId() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  // The first key after every record key ("m0" follows "m/…"), then one step back.
+  it->SeekForPrev(rocksdb::Slice("m0"));
+  if (it->Valid()) {
+    absl::string_view key(it->key().data(), it->key().size());
+    if (absl::StartsWith(key, kRecordPrefix)) return std::string(key.substr(kRecordPrefix.size()));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "last ID");
+  return std::string();
+}
+
+absl::Status RocksDbMessageStore::UpgradeLayout() {
+  std::string format;
+  rocksdb::Status status = db_->Get(rocksdb::ReadOptions(), ToSlice(kFormatKey), &format);
+  if (status.ok() && format == kFormat) return absl::OkStatus();
+  if (status.ok()) return absl::FailedPreconditionError(absl::StrCat("queue layout ", format, " is newer than this release's (", kFormat, ")"));
+  if (!status.IsNotFound()) return FromRocks(status, "read the queue's layout version");
+  // Written by a release without the indexes: build them from the records, in bounded batches.
+  uint64_t records = 0;
+  rocksdb::WriteBatch batch;
+  absl::Status written = absl::OkStatus();
+  absl::Status scanned = Scan("", [&](const StoredMessage& record) {
+    AddIndexWrites(batch, record.message());
+    if (++records % 10000 == 0) {
+      written = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "index records");
+      batch.Clear();
+    }
+    return written.ok();
+  });
+  if (!scanned.ok()) return scanned;
+  if (!written.ok()) return written;  // No version written: the next start indexes again.
+  batch.Put(ToSlice(kFormatKey), ToSlice(kFormat));
+  if (records == 0) {  // A new queue: should the version be lost, the next Open writes it again.
+    return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write the queue's layout version");
+  }
+  if (absl::Status synced = WriteDurably(&batch, "upgrade the queue's layout"); !synced.ok()) return synced;
+  upgraded_records_ = records;
+  return absl::OkStatus();
 }
 
 }  // namespace postgate::queue

@@ -1,4 +1,7 @@
-// MessageStore on RocksDB. Keys: "m/<id>" → StoredMessage, "c/<id>/<index:08x>" → content chunk.
+// MessageStore on RocksDB. Keys: "m/<id>" → StoredMessage, "c/<id>/<index:08x>" → content chunk,
+// and the indexes (message_store.h): "p/<id>" while not DONE, "d/<completion µs:016x>/<id>" → size
+// once DONE, "k/<idempotency key>" → id; "v/format" names the layout. A queue written by a release
+// without the indexes gets them at Open (one pass over its records).
 // Chunks are written without sync (they reach the WAL in order); Commit/Update write with
 // sync = true, which fsyncs the WAL up to and including them – so a committed record's chunks are
 // durable too. RocksDB's write group turns concurrent sync writes into one fsync (group commit).
@@ -41,8 +44,17 @@ class RocksDbMessageStore : public MessageStore {
   absl::Status Delete(const StoredMessage& record) override;
   absl::Status Scan(const std::string& after,
                     const std::function<bool(const StoredMessage&)>& visit) override;
+  absl::Status ScanBackward(const std::string& before,
+                            const std::function<bool(const StoredMessage&)>& visit) override;
   absl::StatusOr<uint64_t> RemoveOrphans() override;
+  absl::Status ScanPending(const std::function<bool(const StoredMessage&)>& visit) override;
+  absl::Status ScanDone(absl::Time before,
+                        const std::function<bool(const std::string& id, uint64_t size)>& visit) override;
+  absl::StatusOr<std::optional<std::string>> FindByIdempotencyKey(const std::string& key) override;
+  absl::StatusOr<std::string> LastId() override;
 
+  // Records indexed when Open upgraded a queue written by an earlier release (0: none needed).
+  uint64_t upgraded_records() const { return upgraded_records_; }
   // Write-ahead-log fsyncs so far. Fewer than synced writes means commits were grouped.
   uint64_t WalSyncs() const;
   uint64_t SyncedWrites() const;
@@ -52,10 +64,13 @@ class RocksDbMessageStore : public MessageStore {
   absl::Status WriteDurably(rocksdb::WriteBatch* batch, absl::string_view what);  // Synced unless !sync_.
   absl::Status WriteRecord(const StoredMessage& record, bool drop_content);
   static void AddRecordWrite(rocksdb::WriteBatch& batch, const StoredMessage& record, bool drop_content);
+  static void AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message);
+  absl::Status UpgradeLayout();
 
   std::unique_ptr<rocksdb::DB> db_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
   bool sync_;
+  uint64_t upgraded_records_ = 0;
 };
 
 }  // namespace postgate::queue
