@@ -1,5 +1,6 @@
 # bench/lib.sh — sourced by the bench scripts: builds Release, and starts (and on exit stops)
 # Postgate, the reference Postfix and smtp-sink on loopback. Sets: repo, HARNESS, work, pids.
+# BIN_DIR (default build/bin) runs other Postgate binaries, e.g. an earlier release's.
 #   bench_start_postgate   Postgate on 127.0.0.1:2625 (gRPC 50651), reference config/main.cf
 #                          plus $EXTRA_CF, a throw-away data directory under $work
 #   bench_start_postfix    ../shared/bench/postfix-peer.sh on 127.0.0.1:25
@@ -16,6 +17,7 @@ scripts/build.sh Release build >/dev/null
 # Not under /tmp: on a busy /tmp, file creation on ext4 is slow (inode allocation skips recently
 # deleted inodes), which would measure the machine rather than the server.
 mkdir -p "$repo/build"
+bin_dir=${BIN_DIR:-$repo/build/bin}
 work=$(mktemp -d "${BENCH_DIR:-$repo/build}/bench-data.XXXXXX")
 pids=()
 started_postfix=0
@@ -55,20 +57,20 @@ bench_start_postgate() {
   openssl rand -hex 32 >"$work/var/admin-token"
   # smtp-source -r N sends to 1bar…Nbar; alias them like the Postfix peer does.
   for i in $(seq 1 100); do echo "${i}bar: bar"; done >>"$work/aliases"
-  build/bin/queue-service --config "$work/main.cf" --data-dir "$work/var" --listen 127.0.0.1:50651 \
+  "$bin_dir/queue-service" --config "$work/main.cf" --data-dir "$work/var" --listen 127.0.0.1:50651 \
     --metrics 127.0.0.1:0 >"$work/queue.log" 2>&1 &
   pids+=($!)
   queue_pid=$!
   # The gateway answers 451 while it cannot reach the queue: start it once the queue listens.
   bench_wait_port 50651 queue-service || { cat "$work/queue.log" >&2; exit 1; }
-  build/bin/smtp-gateway --config "$work/main.cf" --listen 127.0.0.1:2625 --queue 127.0.0.1:50651 \
+  "$bin_dir/smtp-gateway" --config "$work/main.cf" --listen 127.0.0.1:2625 --queue 127.0.0.1:50651 \
     --metrics 127.0.0.1:0 >"$work/gateway.log" 2>&1 &
   pids+=($!)
   gateway_pid=$!
   bench_wait_port 2625 Postgate || { cat "$work/queue.log" "$work/gateway.log" >&2; exit 1; }
   mkdir -p "$work/var/mail/bar/new" "$work/var/mail/bar/cur"
   postgate_maildir=$work/var/mail/bar
-  postgate_empty="build/bin/queuectl --server 127.0.0.1:50651 status | grep -q '^pending: 0 messages'"
+  postgate_empty="$bin_dir/queuectl --server 127.0.0.1:50651 status | grep -q '^pending: 0 messages'"
 }
 
 bench_start_postfix() {
