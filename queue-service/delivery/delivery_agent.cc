@@ -128,6 +128,9 @@ absl::StatusOr<v1::Message> DeliveryAgent::Release(const std::string& id) {
         message.clear_hold_reason();
         message.set_state(DeriveState(message) == v1::MESSAGE_STATE_DONE ? v1::MESSAGE_STATE_DONE
                                                                          : v1::MESSAGE_STATE_ACTIVE);
+        if (message.state() == v1::MESSAGE_STATE_DONE && !message.has_completion_time()) {
+          SetTimestamp(message.mutable_completion_time(), absl::Now());  // Its retention starts now.
+        }
         return absl::OkStatus();
       },
       "released from hold", v1::EVENT_KIND_RELEASED, true);
@@ -341,7 +344,10 @@ void DeliveryAgent::SaveAll(std::vector<PendingSave>& saves) {
   std::vector<MessageStore::RecordUpdate> updates;
   updates.reserve(saves.size());
   for (PendingSave& save : saves) {
-    if (save.done) SetTimestamp(save.record.mutable_message()->mutable_completion_time(), absl::Now());
+    // Once only: the store's done index is keyed by the completion time.
+    if (save.done && !save.record.message().has_completion_time()) {
+      SetTimestamp(save.record.mutable_message()->mutable_completion_time(), absl::Now());
+    }
     updates.push_back({&save.record, save.done});
   }
   if (absl::Status saved = store_.UpdateAll(updates); !saved.ok()) {
@@ -674,7 +680,7 @@ bool DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
     batch->push_back({std::move(record), done, std::move(report)});
     return busy_destination;
   }
-  if (done) SetTimestamp(message.mutable_completion_time(), absl::Now());
+  if (done && !message.has_completion_time()) SetTimestamp(message.mutable_completion_time(), absl::Now());
   const absl::Status saved = done ? store_.UpdateAndDropContent(record) : store_.Update(record);
   if (!saved.ok()) {
     // The mailbox write is idempotent, so the next attempt repeats nothing that happened.

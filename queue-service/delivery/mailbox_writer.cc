@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -31,8 +32,11 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
   return absl::UnavailableError(message);
 }
 
+std::atomic<uint64_t> content_writes{0};  // MailboxContentWrites().
+
 absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   while (!data.empty()) {
+    content_writes.fetch_add(1, std::memory_order_relaxed);
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -354,5 +358,7 @@ absl::Status AppendMbox(const std::string& path, const std::string& from_line,
   }
   return status;
 }
+
+uint64_t MailboxContentWrites() { return content_writes.load(std::memory_order_relaxed); }
 
 }  // namespace postgate::queue

@@ -22,6 +22,11 @@
 
 namespace postgate::queue {
 
+// write(2) calls that put message content into a mailbox file (Maildir or mbox) so far, in this
+// process: what the mbox one-write promise above is tested by (/proc/self/io would count the
+// sanitizer runtime's own writes as well).
+uint64_t MailboxContentWrites();
+
 // Calls the given sink with each content chunk in order.
 using ContentSource =
     std::function<absl::Status(const std::function<absl::Status(absl::string_view)>& sink)>;
