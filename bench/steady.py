@@ -17,14 +17,7 @@ import urllib.request
 import grpc
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+from probe import rss_mib  # bench/probe.py, beside this file
 
 
 def main():

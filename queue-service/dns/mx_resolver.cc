@@ -32,6 +32,15 @@ absl::Status Failure(int status, const std::string& name, const char* type) {
   return absl::UnavailableError(absl::StrCat("Host or domain name not found. ", text));
 }
 
+// What a lookup answers when there is no channel: `query` (owned) is told Unavailable.
+template <typename Query>
+std::function<void()> NoChannel(Query* query) {
+  return [query] {
+    std::unique_ptr<Query> owned(query);
+    owned->done(absl::UnavailableError("cannot set up the DNS resolver"));
+  };
+}
+
 template <typename T>
 absl::StatusOr<T> WaitFor(std::future<absl::StatusOr<T>>& answer, absl::Duration timeout, const std::string& name,
                           const char* type) {
@@ -220,10 +229,7 @@ void MxResolver::MailExchangers(const std::string& domain, ExchangersCallback do
                    },
                    query);
       },
-      [query] {
-        std::unique_ptr<Query> owned(query);
-        owned->done(absl::UnavailableError("cannot set up the DNS resolver"));
-      });
+      NoChannel(query));
 }
 
 void MxResolver::Addresses(const std::string& host, AddressesCallback done) const {
@@ -259,10 +265,7 @@ void MxResolver::Addresses(const std::string& host, AddressesCallback done) cons
                            },
                            query);
       },
-      [query] {
-        std::unique_ptr<Query> owned(query);
-        owned->done(absl::UnavailableError("cannot set up the DNS resolver"));
-      });
+      NoChannel(query));
 }
 
 absl::StatusOr<std::vector<MailExchanger>> MxResolver::MailExchangers(const std::string& domain) const {

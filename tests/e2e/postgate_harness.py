@@ -221,6 +221,17 @@ class SmtpConnection:
         self.sock.close()
 
 
+def read_to_close(connection):
+    """Everything the server says on `connection` (an SmtpConnection) until it closes."""
+    data = connection.buffer
+    connection.buffer = b""
+    while True:
+        chunk = connection.sock.recv(65536)
+        if not chunk:
+            return data.decode()
+        data += chunk
+
+
 def send_message(port, sender="foo@mail169.com", recipients=("bar@mail169.com",), body="Subject: t\r\n\r\nhello\r\n"):
     """One complete session; returns the reply to the end of DATA."""
     connection = SmtpConnection(port)

@@ -5,19 +5,10 @@ of `reject` are those Debian's Postfix 3.7.11 gives (checked with ../shared/benc
 import re
 import unittest
 
-from postgate_harness import QUEUE_ID, PostgateTestCase, SmtpConnection, send_message, wait_for
+from postgate_harness import QUEUE_ID, PostgateTestCase, SmtpConnection, read_to_close, send_message, wait_for
 
 BARE_LF_REPLY = "550 5.5.2 mail169.com Error: bare <LF> received\r\n"
 CLIENT = r"localhost\[127\.0\.0\.1\]"
-
-
-def read_to_close(connection):
-    data = b""
-    while True:
-        chunk = connection.sock.recv(65536)
-        if not chunk:
-            return data.decode()
-        data += chunk
 
 
 class Session:

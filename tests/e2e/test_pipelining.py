@@ -5,19 +5,9 @@ log line; the smuggling case is a whole transaction and its body sent before the
 pipelining (MAIL, RCPT… DATA as one group; QUIT after the final dot) goes on working."""
 import unittest
 
-from postgate_harness import PostgateTestCase, SmtpConnection
+from postgate_harness import PostgateTestCase, SmtpConnection, read_to_close
 
 SYNC = "554 5.5.0 Error: SMTP protocol synchronization\r\n"
-
-
-def read_to_close(connection):
-    """Everything the server says until it closes."""
-    data = b""
-    while True:
-        chunk = connection.sock.recv(65536)
-        if not chunk:
-            return data.decode()
-        data += chunk
 
 
 class ForbidUnauthPipeliningTest(PostgateTestCase):
