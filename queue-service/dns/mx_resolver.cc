@@ -32,22 +32,60 @@ absl::Status Failure(int status, const std::string& name, const char* type) {
   return absl::UnavailableError(absl::StrCat("Host or domain name not found. ", text));
 }
 
-// What a lookup answers when there is no channel: `query` (owned) is told Unavailable.
-template <typename Query>
-std::function<void()> NoChannel(Query* query) {
-  return [query] {
-    std::unique_ptr<Query> owned(query);
-    owned->done(absl::UnavailableError("cannot set up the DNS resolver"));
-  };
+// The MX answer, sorted by preference; a domain without MX records is its own exchanger.
+absl::StatusOr<std::vector<MailExchanger>> MxAnswer(int status, const unsigned char* answer, int length,
+                                                    const std::string& domain) {
+  std::vector<MailExchanger> hosts;
+  if (status == ARES_SUCCESS) {
+    ares_mx_reply* replies = nullptr;
+    status = ares_parse_mx_reply(answer, length, &replies);
+    for (ares_mx_reply* mx = replies; mx != nullptr; mx = mx->next) hosts.push_back({mx->priority, mx->host});
+    if (replies != nullptr) ares_free_data(replies);
+  }
+  if (status == ARES_ENODATA || (status == ARES_SUCCESS && hosts.empty())) {
+    return std::vector<MailExchanger>{{0, domain}};
+  }
+  if (status != ARES_SUCCESS) return Failure(status, domain, "MX");
+  std::stable_sort(hosts.begin(), hosts.end(),
+                   [](const MailExchanger& a, const MailExchanger& b) { return a.preference < b.preference; });
+  return hosts;
 }
 
-template <typename T>
-absl::StatusOr<T> WaitFor(std::future<absl::StatusOr<T>>& answer, absl::Duration timeout, const std::string& name,
-                          const char* type) {
-  if (answer.wait_for(absl::ToChronoMilliseconds(timeout)) != std::future_status::ready) {
-    return Failure(ARES_ETIMEOUT, name, type);  // The lookup ends on its own (c-ares' timeouts).
+absl::StatusOr<std::vector<std::string>> AddressAnswer(int status, const hostent* entry, const std::string& host) {
+  if (status != ARES_SUCCESS) return Failure(status, host, "A");
+  std::vector<std::string> addresses;
+  for (char** address = entry == nullptr ? nullptr : entry->h_addr_list; address != nullptr && *address != nullptr;
+       ++address) {
+    char text[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, *address, text, sizeof(text));
+    addresses.emplace_back(text);
   }
-  return answer.get();
+  return addresses;
+}
+
+// One lookup under way: c-ares owns it (as its callback argument) until it answers.
+template <typename T>
+struct Lookup {
+  std::function<void()> finished;  // Tells the channel (on its thread) that one less is pending.
+  std::string name;
+  std::function<void(absl::StatusOr<T>)> done;
+};
+
+using Exchangers = std::vector<MailExchanger>;
+using AddressList = std::vector<std::string>;
+
+// The blocking form of a lookup: its answer, or Unavailable once `timeout` passed (the lookup
+// then ends on its own, by c-ares' timeouts).
+template <typename T>
+absl::StatusOr<T> Blocking(const std::function<void(std::function<void(absl::StatusOr<T>)>)>& start,
+                           absl::Duration timeout, const std::string& name, const char* type) {
+  auto answer = std::make_shared<std::promise<absl::StatusOr<T>>>();
+  std::future<absl::StatusOr<T>> future = answer->get_future();
+  start([answer](absl::StatusOr<T> result) { answer->set_value(std::move(result)); });
+  if (future.wait_for(absl::ToChronoMilliseconds(timeout)) != std::future_status::ready) {
+    return Failure(ARES_ETIMEOUT, name, type);
+  }
+  return future.get();
 }
 
 }  // namespace
@@ -91,22 +129,23 @@ class MxResolver::Channel {
     thread_.join();
   }
 
-  // Runs `query` (which starts one c-ares query) on the channel's thread; `unavailable` instead
-  // when there is no channel.
-  void Run(std::function<void(ares_channel)> query, std::function<void()> unavailable) {
-    asio::post(io_, [this, query = std::move(query), unavailable = std::move(unavailable)] {
+  // Runs `query` – which starts one c-ares query with `lookup` as its callback's argument – on
+  // the channel's thread; without a channel, `done` hears Unavailable instead.
+  template <typename T>
+  void Start(const std::string& name, std::function<void(absl::StatusOr<T>)> done,
+             void (*query)(ares_channel channel, Lookup<T>* lookup)) {
+    auto* lookup = new Lookup<T>{[this] { --pending_; }, name, std::move(done)};
+    asio::post(io_, [this, lookup, query] {
       if (channel_ == nullptr) {
-        unavailable();
+        std::unique_ptr<Lookup<T>> owned(lookup);
+        owned->done(absl::UnavailableError("cannot set up the DNS resolver"));
         return;
       }
       ++pending_;
-      query(channel_);
+      query(channel_, lookup);
       ArmTimer();
     });
   }
-
-  // Called by the query callbacks (on the channel's thread) when a query is over.
-  void Finished() { --pending_; }
 
  private:
   struct Watch {
@@ -193,95 +232,42 @@ MxResolver::MxResolver(std::string servers, absl::Duration timeout)
 MxResolver::~MxResolver() = default;
 
 void MxResolver::MailExchangers(const std::string& domain, ExchangersCallback done) const {
-  struct Query {
-    Channel* channel;
-    std::string domain;
-    ExchangersCallback done;
-  };
-  auto* query = new Query{channel_.get(), domain, std::move(done)};
-  channel_->Run(
-      [query](ares_channel channel) {
-        ares_query(channel, query->domain.c_str(), kClassIn, kTypeMx,
-                   [](void* arg, int status, int, unsigned char* answer, int length) {
-                     std::unique_ptr<Query> query(static_cast<Query*>(arg));
-                     query->channel->Finished();
-                     std::vector<MailExchanger> hosts;
-                     if (status == ARES_SUCCESS) {
-                       ares_mx_reply* replies = nullptr;
-                       status = ares_parse_mx_reply(answer, length, &replies);
-                       for (ares_mx_reply* mx = replies; mx != nullptr; mx = mx->next) {
-                         hosts.push_back({mx->priority, mx->host});
-                       }
-                       if (replies != nullptr) ares_free_data(replies);
-                     }
-                     if (status == ARES_ENODATA || (status == ARES_SUCCESS && hosts.empty())) {
-                       query->done(std::vector<MailExchanger>{{0, query->domain}});  // No MX: the domain itself.
-                       return;
-                     }
-                     if (status != ARES_SUCCESS) {
-                       query->done(Failure(status, query->domain, "MX"));
-                       return;
-                     }
-                     std::stable_sort(hosts.begin(), hosts.end(), [](const MailExchanger& a, const MailExchanger& b) {
-                       return a.preference < b.preference;
-                     });
-                     query->done(std::move(hosts));
-                   },
-                   query);
-      },
-      NoChannel(query));
+  channel_->Start<Exchangers>(domain, std::move(done), [](ares_channel channel, Lookup<Exchangers>* lookup) {
+    ares_query(channel, lookup->name.c_str(), kClassIn, kTypeMx,
+               [](void* arg, int status, int, unsigned char* answer, int length) {
+                 std::unique_ptr<Lookup<Exchangers>> lookup(static_cast<Lookup<Exchangers>*>(arg));
+                 lookup->finished();
+                 lookup->done(MxAnswer(status, answer, length, lookup->name));
+               },
+               lookup);
+  });
 }
 
 void MxResolver::Addresses(const std::string& host, AddressesCallback done) const {
   in_addr literal{};
   if (inet_pton(AF_INET, host.c_str(), &literal) == 1) {
-    done(std::vector<std::string>{host});
+    done(AddressList{host});
     return;
   }
-  struct Query {
-    Channel* channel;
-    std::string host;
-    AddressesCallback done;
-  };
-  auto* query = new Query{channel_.get(), host, std::move(done)};
-  channel_->Run(
-      [query](ares_channel channel) {
-        ares_gethostbyname(channel, query->host.c_str(), AF_INET,
-                           [](void* arg, int status, int, hostent* entry) {
-                             std::unique_ptr<Query> query(static_cast<Query*>(arg));
-                             query->channel->Finished();
-                             if (status != ARES_SUCCESS) {
-                               query->done(Failure(status, query->host, "A"));
-                               return;
-                             }
-                             std::vector<std::string> addresses;
-                             for (char** address = entry == nullptr ? nullptr : entry->h_addr_list;
-                                  address != nullptr && *address != nullptr; ++address) {
-                               char text[INET_ADDRSTRLEN] = {};
-                               inet_ntop(AF_INET, *address, text, sizeof(text));
-                               addresses.emplace_back(text);
-                             }
-                             query->done(std::move(addresses));
-                           },
-                           query);
-      },
-      NoChannel(query));
+  channel_->Start<AddressList>(host, std::move(done), [](ares_channel channel, Lookup<AddressList>* lookup) {
+    ares_gethostbyname(channel, lookup->name.c_str(), AF_INET,
+                       [](void* arg, int status, int, hostent* entry) {
+                         std::unique_ptr<Lookup<AddressList>> lookup(static_cast<Lookup<AddressList>*>(arg));
+                         lookup->finished();
+                         lookup->done(AddressAnswer(status, entry, lookup->name));
+                       },
+                       lookup);
+  });
 }
 
 absl::StatusOr<std::vector<MailExchanger>> MxResolver::MailExchangers(const std::string& domain) const {
-  auto answer = std::make_shared<std::promise<absl::StatusOr<std::vector<MailExchanger>>>>();
-  std::future<absl::StatusOr<std::vector<MailExchanger>>> future = answer->get_future();
-  MailExchangers(domain, [answer](absl::StatusOr<std::vector<MailExchanger>> result) {
-    answer->set_value(std::move(result));
-  });
-  return WaitFor(future, timeout_, domain, "MX");
+  return Blocking<Exchangers>([&](ExchangersCallback done) { MailExchangers(domain, std::move(done)); }, timeout_,
+                              domain, "MX");
 }
 
 absl::StatusOr<std::vector<std::string>> MxResolver::Addresses(const std::string& host) const {
-  auto answer = std::make_shared<std::promise<absl::StatusOr<std::vector<std::string>>>>();
-  std::future<absl::StatusOr<std::vector<std::string>>> future = answer->get_future();
-  Addresses(host, [answer](absl::StatusOr<std::vector<std::string>> result) { answer->set_value(std::move(result)); });
-  return WaitFor(future, timeout_, host, "A");
+  return Blocking<AddressList>([&](AddressesCallback done) { Addresses(host, std::move(done)); }, timeout_, host,
+                               "A");
 }
 
 }  // namespace postgate::queue
