@@ -20,8 +20,9 @@ from postgate_harness import QUEUE_ID, SOURCE_DIR, AcknowledgedLoad, Postgate, d
 from test_mbox import mbox_counts
 
 CUTS = int(os.environ.get("POSTGATE_POWER_CUTS", "2"))
-# LazyFS allocates its whole cache up front (512 MiB took 0.5 s and 580 MiB of RSS here, beside CI's
-# image builds). The 2-cut run leaves a data directory of about 250 KiB; a cache that fills up
+# LazyFS allocates its whole cache up front (512 MiB: 0.5 s and 580 MiB of RSS, one run here on
+# 2026-11-30; CI runs image builds beside it). The 2-cut run left a data directory of 232 KiB that
+# day; a cache that fills up
 # writes through, which makes data durable early (a weaker test, never a false failure), so the
 # long run keeps 512 MiB.
 CACHE_SIZE = "128mb" if CUTS <= 5 else "512mb"
