@@ -112,59 +112,63 @@ absl::Status RocksDbMessageStore::PutChunk(const std::string& id, uint32_t index
 }
 
 void RocksDbMessageStore::AddRecordWrite(rocksdb::WriteBatch& batch, const StoredMessage& record,
-                                         bool drop_content) {
+                                         bool drop_content, RecordWrite kind) {
   const std::string& id = record.message().queue_id();
   batch.Put(RecordKey(id), record.SerializeAsString());
   if (drop_content) {
     for (uint32_t i = 0; i < record.chunk_count(); ++i) batch.Delete(ChunkKey(id, i));
   }
-  AddIndexWrites(batch, record.message());
+  AddIndexWrites(batch, record.message(), kind);
 }
 
-void RocksDbMessageStore::AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message) {
+void RocksDbMessageStore::AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message, RecordWrite kind) {
   // DONE is final: a record that reaches it leaves the pending index for the done index for good.
+  // A pending record's index entries are written once, with the record's first write; its many
+  // updates (each delivery attempt) add nothing.
   if (message.state() == v1::MESSAGE_STATE_DONE) {
-    batch.Delete(PendingKey(message.queue_id()));
+    if (kind == RecordWrite::kUpdate) batch.Delete(PendingKey(message.queue_id()));
     batch.Put(DoneKey(message), absl::StrCat(message.size()));
-  } else {
+  } else if (kind == RecordWrite::kNew) {
     batch.Put(PendingKey(message.queue_id()), "");
   }
-  if (!message.envelope().idempotency_key().empty()) {
+  if (kind == RecordWrite::kNew && !message.envelope().idempotency_key().empty()) {
     batch.Put(IdempotencyKey(message.envelope().idempotency_key()), message.queue_id());
   }
 }
 
-absl::Status RocksDbMessageStore::WriteRecord(const StoredMessage& record, bool drop_content) {
+absl::Status RocksDbMessageStore::WriteRecord(const StoredMessage& record, bool drop_content, RecordWrite kind) {
   rocksdb::WriteBatch batch;
-  AddRecordWrite(batch, record, drop_content);
+  AddRecordWrite(batch, record, drop_content, kind);
   return WriteDurably(&batch, "write record");
 }
 
 absl::Status RocksDbMessageStore::UpdateAll(const std::vector<RecordUpdate>& updates) {
   rocksdb::WriteBatch batch;
-  for (const RecordUpdate& update : updates) AddRecordWrite(batch, *update.record, update.drop_content);
+  for (const RecordUpdate& update : updates) {
+    AddRecordWrite(batch, *update.record, update.drop_content, RecordWrite::kUpdate);
+  }
   return WriteDurably(&batch, "write records");
 }
 
 absl::Status RocksDbMessageStore::Commit(const StoredMessage& record) {
-  return WriteRecord(record, false);
+  return WriteRecord(record, false, RecordWrite::kNew);
 }
 
 absl::Status RocksDbMessageStore::WriteGroup(const std::vector<ChunkWrite>& chunks,
                                              const std::vector<const StoredMessage*>& records) {
   rocksdb::WriteBatch batch;
   for (const ChunkWrite& chunk : chunks) batch.Put(ChunkKey(chunk.id, chunk.index), ToSlice(chunk.data));
-  for (const StoredMessage* record : records) AddRecordWrite(batch, *record, false);
+  for (const StoredMessage* record : records) AddRecordWrite(batch, *record, false, RecordWrite::kNew);
   if (records.empty()) return FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write content");
   return WriteDurably(&batch, "write records");
 }
 
 absl::Status RocksDbMessageStore::Update(const StoredMessage& record) {
-  return WriteRecord(record, false);
+  return WriteRecord(record, false, RecordWrite::kUpdate);
 }
 
 absl::Status RocksDbMessageStore::UpdateAndDropContent(const StoredMessage& record) {
-  return WriteRecord(record, true);
+  return WriteRecord(record, true, RecordWrite::kUpdate);
 }
 
 absl::Status RocksDbMessageStore::Discard(const std::string& id, uint32_t chunk_count) {
@@ -354,7 +358,7 @@ absl::Status RocksDbMessageStore::UpgradeLayout() {
   rocksdb::WriteBatch batch;
   absl::Status written = absl::OkStatus();
   absl::Status scanned = Scan("", [&](const StoredMessage& record) {
-    AddIndexWrites(batch, record.message());
+    AddIndexWrites(batch, record.message(), RecordWrite::kNew);
     if (++records % 10000 == 0) {
       written = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "index records");
       batch.Clear();

@@ -62,9 +62,12 @@ class RocksDbMessageStore : public MessageStore {
  private:
   RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<rocksdb::Statistics> statistics, bool sync);
   absl::Status WriteDurably(rocksdb::WriteBatch* batch, absl::string_view what);  // Synced unless !sync_.
-  absl::Status WriteRecord(const StoredMessage& record, bool drop_content);
-  static void AddRecordWrite(rocksdb::WriteBatch& batch, const StoredMessage& record, bool drop_content);
-  static void AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message);
+  // A record's first write (Commit, WriteGroup, an upgrade's indexing) or a later one.
+  enum class RecordWrite { kNew, kUpdate };
+  absl::Status WriteRecord(const StoredMessage& record, bool drop_content, RecordWrite kind);
+  static void AddRecordWrite(rocksdb::WriteBatch& batch, const StoredMessage& record, bool drop_content,
+                             RecordWrite kind);
+  static void AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message, RecordWrite kind);
   absl::Status UpgradeLayout();
 
   std::unique_ptr<rocksdb::DB> db_;
