@@ -1,13 +1,19 @@
-// Works the queue: a small pool of workers takes message IDs, attempts every recipient still
-// waiting – local mailboxes, or SMTP to the next hop the Router names (one conversation per next
-// hop and message) – and records each result durably before moving on. A deferred message's next
-// attempt is due after an exponential backoff (minimal_backoff_time doubling up to
-// maximal_backoff_time); the queue run (queue_run_delay) submits what is due. A recipient still
-// deferred after maximal_queue_lifetime is returned to the sender. Completed messages' records are
-// purged after postgate_done_retention. Like Postfix's qmgr + local + smtp.
+// Works the queue, as Postfix's qmgr does, with the deliveries beside it:
+// - local mail: a few worker threads (local_destination_concurrency_limit) take message IDs and
+//   deliver to mailboxes, Maildir writes of many messages sharing their fsyncs;
+// - remote mail: one coroutine per message on a small thread pool shared by every conversation
+//   (remote_delivery.cc). A conversation needs a slot of its next hop in the DestinationTable
+//   (default_destination_concurrency_limit each, default_process_limit in all); without one the
+//   message waits in that destination's line, holding no lock and no thread;
+// - results are recorded durably before anything is logged; RetryPolicy says when a deferred
+//   message is due again and when it expires; the queue run (queue_run_delay) submits what is
+//   due; the Notifier reports to senders and postmasters; finished messages are purged after
+//   postgate_done_retention from the store's done index;
+// - operator actions (postsuper's -h, -H, -d, -r; postqueue -f, -i) in operator_actions.cc.
 // Thread-safe; Submit may be called from any thread.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -19,15 +25,23 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "asio/awaitable.hpp"
+#include "asio/executor_work_guard.hpp"
+#include "asio/io_context.hpp"
+#include "queue-service/delivery/attempt.h"
 #include "queue-service/delivery/local_delivery.h"
+#include "queue-service/delivery/notifier.h"
 #include "queue-service/delivery/smtp_client.h"
 #include "queue-service/dns/mx_resolver.h"
 #include "queue-service/routing/router.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
+#include "queue-service/scheduler/destination_table.h"
 #include "queue-service/scheduler/event_bus.h"
+#include "queue-service/scheduler/message_locks.h"
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/message_store.h"
+#include "queue-service/store/store_writer.h"
 
 namespace postgate::queue {
 
@@ -53,6 +67,7 @@ struct DeliveryAgentOptions {
   absl::Duration bounce_queue_lifetime = absl::Hours(24 * 5);  // For bounces (null sender).
   absl::Duration delay_warning_time = absl::ZeroDuration();  // 0: no delay warnings.
   int smtp_workers = 100;                    // default_process_limit: concurrent SMTP conversations
+  int smtp_threads = 0;                      // Threads of the SMTP pool; 0: one per core, at least 2.
   int destination_concurrency_limit = 20;    // default_destination_concurrency_limit, per next hop
   int destination_recipient_limit = 50;      // default_destination_recipient_limit, per conversation
   std::string dns_servers;                   // postgate_dns_servers; "" = /etc/resolv.conf
@@ -69,6 +84,7 @@ class DeliveryAgent {
   // Rebuilds the index from the store and queues every unfinished message (crash recovery).
   absl::Status Recover();
   void Start();
+  // Lets conversations under way finish (those waiting for a slot give up), then stops.
   void Stop();
   // Queues `id` for an attempt now.
   void Submit(const std::string& id);
@@ -88,60 +104,60 @@ class DeliveryAgent {
   // A message was stored (by the API); tells watchers.
   void PublishReceived(const v1::Message& message);
 
+  // Conversations under way and messages waiting for a slot, for tests and logs.
+  int active_conversations() { return destinations_.active_total(); }
+
  private:
   struct Work {
     std::string id;
     bool recovered = false;
-    bool remote = false;  // The SMTP phase: recipients routed to a next hop (their own workers,
-                          // so a slow remote never holds up local delivery).
   };
-  void Enqueue(Work work);
-  void WorkerLoop(bool remote);
-  // A next hop whose last conversation failed at the connection level is not tried again until
-  // its suspension ends (Postfix's "dead" destination): its mail is deferred at once.
-  std::optional<std::string> Suspended(const std::string& next_hop);
-  void NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes);
-  // Per next hop, at most destination_concurrency_limit conversations at a time.
-  bool AcquireDestination(const std::string& next_hop);
-  // The addresses to try for `hop`: its MX hosts by preference (unless bracketed), each resolved.
-  absl::StatusOr<std::vector<SmtpCandidate>> Candidates(const NextHop& hop) const;
-  void ReleaseDestination(const std::string& next_hop);
-  void MaintenanceLoop();
-  // Removes DONE messages completed before `completed_before` (postgate_done_retention).
-  void PurgeFinished(absl::Time completed_before);
-  // True when some recipients must wait for a free slot at their destination (try again soon).
-  bool Process(const Work& work);
-  // What an attempt tells the log and watchers once its results are recorded – never before,
-  // so a "status=sent" line always names a delivery the queue will not make again.
-  struct AttemptReport {
-    std::vector<std::string> log_lines;
-    std::vector<std::pair<v1::EventKind, int>> events;  // Kind, recipient index.
-  };
-  // A record ProcessLocked has changed, to be written together with others of its batch.
+  // A record changed by an attempt, to be written together with others of its batch.
   struct PendingSave {
     StoredMessage record;
     bool done;  // Delivered or bounced everywhere: the content goes with the write.
     AttemptReport report;
   };
-  // With `batch`, the record is appended there instead of being written (the caller saves it
-  // with SaveAll before unlocking the message).
-  bool ProcessLocked(const Work& work, std::vector<PendingSave>* batch = nullptr);
+
+  // Local phase (worker threads).
+  void Enqueue(Work work);
+  void WorkerLoop();
+  void Process(const Work& work);
+  // Delivers `work`'s local recipients, defers remote ones without a route and hands the rest to
+  // the remote phase. With `batch`, the record is appended there instead of being written (the
+  // caller saves it with SaveAll before unlocking the message).
+  void ProcessLocked(const Work& work, std::vector<PendingSave>* batch = nullptr);
   // Local delivery of several messages at once: their Maildir files share fsyncs (MaildirBatch)
-  // and their results one synced store write. Returns the works that must be tried again soon.
-  std::vector<Work> ProcessLocalBatch(const std::vector<Work>& works);
+  // and their results one synced store write.
+  void ProcessLocalBatch(const std::vector<Work>& works);
   void Prewrite(const Work& work, MaildirBatch& files);
+
+  // Remote phase (coroutines on the SMTP pool; remote_delivery.cc).
+  void EnqueueRemote(const Work& work);
+  asio::awaitable<void> RemoteAttempt(Work work);
+  // One next hop's recipients of `attempt`'s message: its addresses, then conversations of at
+  // most default_destination_recipient_limit recipients each.
+  asio::awaitable<void> DeliverToNextHop(const NextHop& hop, const std::vector<int>& recipients,
+                                         DeliveryAttempt& attempt);
+  // The addresses to try for `hop`: its MX hosts by preference (unless bracketed), each resolved.
+  asio::awaitable<absl::StatusOr<std::vector<SmtpCandidate>>> Candidates(const NextHop& hop);
+  // A conversation that failed at the connection level (no reply for anyone) suspends its next
+  // hop for minimal_backoff_time (Postfix's "dead" destination); any reply ends a suspension.
+  void NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes);
+
+  // Both phases.
+  bool IsNotification(const v1::Message& message) const;
+  // After the last outcome: notifications, the new state and next attempt. True when done.
+  bool Finish(DeliveryAttempt& attempt);
   // Writes the records (one durable step) and then updates the index, logs and tells watchers.
   void SaveAll(std::vector<PendingSave>& saves);
   void AfterSave(const v1::Message& message, bool done, const AttemptReport& report);
-  static void RecordAttempt(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome,
-                            absl::Time start, absl::Time end);
-  static std::string FormatAttempt(const v1::Message& message, const v1::RecipientStatus& recipient,
-                                   const DeliveryOutcome& outcome, absl::Time start, absl::Time end);
   void Publish(v1::EventKind kind, const v1::Message& message, const v1::RecipientStatus* recipient);
-  // Serialises work on one message between delivery attempts and operator actions.
-  void LockMessage(const std::string& id);
-  bool TryLockMessage(const std::string& id);
-  void UnlockMessage(const std::string& id);
+  void MaintenanceLoop();
+  // Removes DONE messages completed before `completed_before` (postgate_done_retention).
+  void PurgeFinished(absl::Time completed_before);
+
+  // Operator actions (operator_actions.cc).
   absl::StatusOr<StoredMessage> LoadForChange(const std::string& id);
   // Locks, loads, applies `change` (which may refuse), saves, logs, tells watchers and, with
   // `attempt_now`, schedules an attempt: the common shape of Hold, Release and Requeue.
@@ -149,50 +165,33 @@ class DeliveryAgent {
                                             const std::function<absl::Status(v1::Message&)>& change,
                                             absl::string_view log_text, v1::EventKind event,
                                             bool attempt_now);
-  // Queues one RFC 3464 notification to the sender about `recipients` (indices into `record`)
-  // and returns its queue ID. Reads the original content, so it runs before that is dropped.
-  enum class Notification { kFailure, kSuccess, kDelay };
-  struct NotificationTarget {
-    std::string recipient;      // Who gets it: the original sender, or a postmaster address.
-    std::string sender;         // Its envelope sender: "" to senders, double_bounce_sender to postmasters.
-    bool postmaster = false;    // A notify_classes notice ("Postmaster Copy: …").
-    bool full_content = false;  // Returns the whole message rather than its header section.
-  };
-  // `outcomes`: this attempt's, for the remote server's name and reply where one answered.
-  absl::StatusOr<std::string> SendNotification(const StoredMessage& record,
-                                               const absl::flat_hash_map<int, DeliveryOutcome>& outcomes,
-                                               const std::vector<int>& recipients, Notification kind,
-                                               const NotificationTarget& target);
-  // A notice from double_bounce_sender to the postmaster: its own failures are dropped.
-  bool IsPostmasterNotice(const v1::Message& message) const;
-  // Sends the notifications one attempt calls for: to the sender as NOTIFY allows, and to the
-  // postmaster per notify_classes; marks recipients whose notices went out.
-  void Notify(StoredMessage& record, const absl::flat_hash_map<int, DeliveryOutcome>& outcomes,
-              const std::vector<int>& failed, const std::vector<int>& succeeded, const std::vector<int>& delayed);
 
   MessageStore& store_;
   QueueIndex& index_;
-  QueueIdGenerator& ids_;
   EventBus& events_;
   const addressing::LocalDomain& domain_;
   const LocalDelivery& local_;
   QueueMetrics& metrics_;
   DeliveryAgentOptions options_;
+  RetryPolicy retry_;
+  Notifier notifier_;
   MxResolver resolver_;
-  SmtpConnectionCache connection_cache_;  // Sessions kept between messages, by next hop.
+  DestinationTable destinations_;
+  MessageLocks locks_;  // One attempt or operator action at a time per message.
 
   absl::Mutex mu_;
   std::deque<Work> pending_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> queued_or_running_ ABSL_GUARDED_BY(mu_);
-  std::deque<Work> pending_remote_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_set<std::string> remote_queued_or_running_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex destinations_mu_;
-  absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>> suspended_ ABSL_GUARDED_BY(destinations_mu_);
-  absl::flat_hash_map<std::string, int> active_conversations_ ABSL_GUARDED_BY(destinations_mu_);
+  absl::flat_hash_set<std::string> remote_ ABSL_GUARDED_BY(mu_);  // Remote phases under way.
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  absl::Mutex busy_mu_;
-  absl::flat_hash_set<std::string> busy_ ABSL_GUARDED_BY(busy_mu_);  // Messages being changed.
   std::vector<std::thread> threads_;
+
+  // The SMTP pool, and what lives on it. Declared last: stopped and destroyed first.
+  asio::io_context pool_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> pool_work_;
+  std::vector<std::thread> pool_threads_;
+  SmtpConnectionCache connection_cache_;  // Sessions kept between messages, by next hop.
+  StoreWriter results_;  // Remote results: group-committed, so no pool thread waits for an fsync.
 };
 
 }  // namespace postgate::queue

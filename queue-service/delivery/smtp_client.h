@@ -4,7 +4,8 @@
 // goes in one write; STARTTLS per smtp_tls_security_level. Each step has Postfix's timeout. Every recipient comes back with its own
 // outcome: 2xx delivered, 4xx and network trouble deferred, 5xx bounced, with the server's reply
 // quoted as Postfix does ("host x[1.2.3.4] said: 550 … (in reply to RCPT TO command)").
-// Runs as Asio coroutines on the session's own io_context, so a delivery worker just calls it.
+// Runs as Asio coroutines on a pool of threads shared by every conversation: a conversation is
+// a coroutine, not a thread, so how many run at once is a count the scheduler keeps.
 #pragma once
 
 #include <memory>
@@ -15,6 +16,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "asio/any_io_executor.hpp"
+#include "asio/awaitable.hpp"
 #include "postgate/queue/v1/queue.pb.h"
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/routing/router.h"
@@ -92,11 +95,14 @@ struct SmtpConnectionCacheOptions {
 
 class SmtpSession;  // One open SMTP connection, with what its server announced.
 
-// Idle sessions by next hop. Thread-safe; a thread of its own says QUIT to sessions idle too long.
+// Idle sessions by next hop. Thread-safe; a thread of its own finds sessions idle too long and
+// has a coroutine on `executor` (the delivery pool's) say QUIT to them.
 class SmtpConnectionCache {
  public:
-  explicit SmtpConnectionCache(SmtpConnectionCacheOptions options);
-  ~SmtpConnectionCache();  // Says QUIT on every idle session.
+  SmtpConnectionCache(SmtpConnectionCacheOptions options, asio::any_io_executor executor);
+  ~SmtpConnectionCache();  // Closes what is still idle (after CloseAll: nothing).
+  // Says QUIT on every idle session and waits until each has closed; the executor must still run.
+  void CloseAll();
   SmtpConnectionCache(const SmtpConnectionCache&) = delete;
   SmtpConnectionCache& operator=(const SmtpConnectionCache&) = delete;
 
@@ -110,6 +116,7 @@ class SmtpConnectionCache {
   void CloseIdleLoop();
 
   const SmtpConnectionCacheOptions options_;
+  const asio::any_io_executor executor_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::vector<std::unique_ptr<SmtpSession>>> idle_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -123,10 +130,11 @@ class SmtpConnectionCache {
 // order until one answers. Afterwards the session goes back to `cache` (null: QUIT). One
 // outcome per recipient, in the same order, each with the transaction's connection_use. Never
 // throws: an exception on the way (Asio, TLS set-up, `content`) defers every recipient with 4.3.0
-// "SMTP client error: …".
-std::vector<DeliveryOutcome> DeliverOverSmtp(const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates,
-                                             const SmtpClientOptions& options, const v1::Message& message,
-                                             const std::vector<int>& recipients, const ContentPieces& content,
-                                             SmtpConnectionCache* cache);
+// "SMTP client error: …". Run it on a strand: a new session's socket takes its executor. Its
+// arguments are references: they must outlive the coroutine (co_await it where they live).
+asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtp(
+    const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates, const SmtpClientOptions& options,
+    const v1::Message& message, const std::vector<int>& recipients, const ContentPieces& content,
+    SmtpConnectionCache* cache);
 
 }  // namespace postgate::queue

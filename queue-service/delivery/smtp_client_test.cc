@@ -8,6 +8,8 @@
 #include <string>
 #include <thread>
 
+#include "asio/co_spawn.hpp"
+#include "asio/io_context.hpp"
 #include "gtest/gtest.h"
 
 namespace postgate::queue {
@@ -90,7 +92,7 @@ class OneSessionServer {
   std::thread thread_;
 };
 
-// Nothing on a delivery thread would catch an exception: DeliverOverSmtp turns it into a deferral.
+// Nothing on the delivery pool would catch an exception: DeliverOverSmtp turns it into a deferral.
 TEST(DeliverOverSmtpTest, AnExceptionOnTheWayDefersTheRecipientsInsteadOfEndingTheProcess) {
   OneSessionServer server;
   NextHop hop{"127.0.0.1", server.port(), false};
@@ -105,8 +107,17 @@ TEST(DeliverOverSmtpTest, AnExceptionOnTheWayDefersTheRecipientsInsteadOfEndingT
   const ContentPieces throwing = [](uint32_t) -> absl::StatusOr<std::optional<std::string>> {
     throw std::runtime_error("content store gone");
   };
-  std::vector<DeliveryOutcome> outcomes =
-      DeliverOverSmtp(hop, {{"127.0.0.1", "127.0.0.1"}}, options, message, {0, 1}, throwing, nullptr);
+  asio::io_context io;
+  std::vector<DeliveryOutcome> outcomes;
+  // The coroutine takes its arguments by reference: they live until io.run() returns.
+  const std::vector<SmtpCandidate> candidates{{"127.0.0.1", "127.0.0.1"}};
+  const std::vector<int> recipients{0, 1};
+  asio::co_spawn(io, DeliverOverSmtp(hop, candidates, options, message, recipients, throwing, nullptr),
+                 [&](std::exception_ptr error, std::vector<DeliveryOutcome> result) {
+                   EXPECT_FALSE(error);
+                   outcomes = std::move(result);
+                 });
+  io.run();
   ASSERT_EQ(outcomes.size(), 2u);
   for (const DeliveryOutcome& outcome : outcomes) {
     EXPECT_EQ(outcome.state, v1::RECIPIENT_STATE_DEFERRED);

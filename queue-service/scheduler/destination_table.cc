@@ -1,6 +1,7 @@
 #include "queue-service/scheduler/destination_table.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace postgate::queue {
 
@@ -22,16 +23,41 @@ void DestinationTable::Forget(const std::string& name) {
 }
 
 bool DestinationTable::Acquire(const std::string& name, Granted granted) {
-  absl::MutexLock lock(&mu_);
-  Destination& destination = destinations_[name];
-  // Nobody overtakes a line: a newcomer waits behind those already waiting.
-  if (destination.waiting.empty() && HasRoom(destination)) {
-    Take(name, destination);
-    return true;
+  {
+    absl::MutexLock lock(&mu_);
+    Destination& destination = destinations_[name];
+    // Nobody overtakes a line: a newcomer waits behind those already waiting.
+    if (destination.waiting.empty() && HasRoom(destination)) {
+      Take(name, destination);
+      return true;
+    }
+    if (!closed_) {
+      if (destination.waiting.empty()) rotation_.push_back(name);
+      destination.waiting.push_back(std::move(granted));
+      return false;
+    }
+    Forget(name);
   }
-  if (destination.waiting.empty()) rotation_.push_back(name);
-  destination.waiting.push_back(std::move(granted));
+  granted(false);
   return false;
+}
+
+void DestinationTable::Close() {
+  std::vector<Granted> refused;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    for (auto& [name, destination] : destinations_) {
+      for (Granted& granted : destination.waiting) refused.push_back(std::move(granted));
+      destination.waiting.clear();
+    }
+    rotation_.clear();
+    for (auto it = destinations_.begin(); it != destinations_.end();) {
+      auto here = it++;
+      if (here->second.active == 0) destinations_.erase(here);
+    }
+  }
+  for (Granted& granted : refused) granted(false);
 }
 
 bool DestinationTable::TryAcquire(const std::string& name) {
@@ -56,7 +82,7 @@ void DestinationTable::Release(const std::string& name) {
     granted = HandOver();
     Forget(name);
   }
-  if (granted) granted();
+  if (granted) granted(true);
 }
 
 DestinationTable::Granted DestinationTable::HandOver() {

@@ -29,7 +29,8 @@ class DestinationTable {
     int per_destination = 20;  // default_destination_concurrency_limit (at least 1)
     int total = 100;           // default_process_limit (0: no limit)
   };
-  using Granted = std::function<void()>;
+  // Called with true when a slot is handed over, with false when the table closed first.
+  using Granted = std::function<void(bool granted)>;
 
   DestinationTable(Limits limits, const Clock& clock = RealClock());
 
@@ -37,6 +38,8 @@ class DestinationTable {
   // `granted` runs once a slot is handed over (on the thread that freed it: keep it short, e.g.
   // post to an executor). Each slot taken or granted is given back with Release.
   bool Acquire(const std::string& destination, Granted granted);
+  // Shutting down: every waiter is told no, and so is anyone who would wait from now on.
+  void Close();
   // Takes a slot only when one is free now.
   bool TryAcquire(const std::string& destination);
   void Release(const std::string& destination);
@@ -70,6 +73,7 @@ class DestinationTable {
   // Destinations with a waiting line, in the order they are offered a slot freed elsewhere.
   std::deque<std::string> rotation_ ABSL_GUARDED_BY(mu_);
   int total_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>> suspended_ ABSL_GUARDED_BY(mu_);
 };
 

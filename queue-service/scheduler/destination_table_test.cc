@@ -13,10 +13,10 @@ namespace {
 TEST(DestinationTableTest, AtItsLimitADestinationQueuesConversationsAndHandsFreedSlotsInOrder) {
   DestinationTable table({.per_destination = 2, .total = 0});
   std::vector<int> granted;
-  EXPECT_TRUE(table.Acquire("a", [] { FAIL(); }));
-  EXPECT_TRUE(table.Acquire("a", [] { FAIL(); }));
-  EXPECT_FALSE(table.Acquire("a", [&] { granted.push_back(1); }));
-  EXPECT_FALSE(table.Acquire("a", [&] { granted.push_back(2); }));
+  EXPECT_TRUE(table.Acquire("a", [](bool) { FAIL(); }));
+  EXPECT_TRUE(table.Acquire("a", [](bool) { FAIL(); }));
+  EXPECT_FALSE(table.Acquire("a", [&](bool) { granted.push_back(1); }));
+  EXPECT_FALSE(table.Acquire("a", [&](bool) { granted.push_back(2); }));
   EXPECT_FALSE(table.TryAcquire("a"));  // Nobody overtakes the line.
   EXPECT_TRUE(table.TryAcquire("b"));   // Another destination is not held up.
   EXPECT_EQ(table.waiting("a"), 2u);
@@ -39,9 +39,9 @@ TEST(DestinationTableTest, WhenTheProcessIsFullFreedSlotsGoRoundTheWaitingDestin
   std::vector<std::string> granted;
   EXPECT_TRUE(table.TryAcquire("busy"));
   EXPECT_TRUE(table.TryAcquire("busy"));
-  EXPECT_FALSE(table.Acquire("busy", [&] { granted.push_back("busy"); }));
-  EXPECT_FALSE(table.Acquire("busy", [&] { granted.push_back("busy"); }));
-  EXPECT_FALSE(table.Acquire("quiet", [&] { granted.push_back("quiet"); }));
+  EXPECT_FALSE(table.Acquire("busy", [&](bool) { granted.push_back("busy"); }));
+  EXPECT_FALSE(table.Acquire("busy", [&](bool) { granted.push_back("busy"); }));
+  EXPECT_FALSE(table.Acquire("quiet", [&](bool) { granted.push_back("quiet"); }));
   table.Release("busy");  // Its own line first.
   table.Release("busy");  // Then the next destination in turn, not "busy" again.
   EXPECT_EQ(granted, (std::vector<std::string>{"busy", "quiet"}));
@@ -61,7 +61,7 @@ TEST(DestinationTableTest, ASlotIsNeverLostBetweenManyThreads) {
       const std::string name = t % 2 == 0 ? "a" : "b";
       for (int i = 0; i < 2000; ++i) {
         std::atomic<bool> mine{false};
-        if (table.Acquire(name, [&] { mine = true; })) mine = true;
+        if (table.Acquire(name, [&](bool) { mine = true; })) mine = true;
         while (!mine) std::this_thread::yield();
         const int now = ++held;
         int seen = most.load();
@@ -78,6 +78,21 @@ TEST(DestinationTableTest, ASlotIsNeverLostBetweenManyThreads) {
   EXPECT_LE(most.load(), 5);
   EXPECT_EQ(table.active_total(), 0);
   EXPECT_EQ(table.waiting("a") + table.waiting("b"), 0u);
+}
+
+TEST(DestinationTableTest, ClosingTellsEveryWaiterNoAndRefusesNewWaiters) {
+  DestinationTable table({.per_destination = 1, .total = 0});
+  std::vector<bool> answers;
+  EXPECT_TRUE(table.TryAcquire("a"));
+  EXPECT_FALSE(table.Acquire("a", [&](bool granted) { answers.push_back(granted); }));
+  table.Close();
+  EXPECT_EQ(answers, std::vector<bool>{false});
+  EXPECT_FALSE(table.Acquire("a", [&](bool granted) { answers.push_back(granted); }));
+  EXPECT_EQ(answers, (std::vector<bool>{false, false}));
+  EXPECT_EQ(table.waiting("a"), 0u);
+  table.Release("a");
+  EXPECT_EQ(table.active_total(), 0);
+  EXPECT_TRUE(table.TryAcquire("a"));  // A free slot is still taken: conversations under way finish.
 }
 
 TEST(DestinationTableTest, ASuspensionEndsWithItsTimeOrAFlush) {

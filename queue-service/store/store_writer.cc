@@ -25,6 +25,11 @@ void StoreWriter::Commit(StoredMessage record, std::optional<std::string> last_c
   Add(Request{std::move(id), index, std::move(last_chunk), std::move(record), std::move(done)});
 }
 
+void StoreWriter::Update(StoredMessage record, bool drop_content, Done done) {
+  std::string id = record.message().queue_id();
+  Add(Request{std::move(id), 0, std::nullopt, std::move(record), std::move(done), true, drop_content});
+}
+
 uint64_t StoreWriter::groups_written() const {
   absl::MutexLock lock(&mu_);
   return groups_;
@@ -51,12 +56,16 @@ void StoreWriter::Run() {
     }
     std::vector<MessageStore::ChunkWrite> chunks;
     std::vector<const StoredMessage*> records;
+    std::vector<MessageStore::RecordUpdate> updates;
     for (const Request& request : group) {
       if (request.chunk) chunks.push_back({request.id, request.index, *request.chunk});
-      if (request.record) records.push_back(&*request.record);
+      if (request.record && request.update) updates.push_back({&*request.record, request.drop_content});
+      if (request.record && !request.update) records.push_back(&*request.record);
     }
-    const absl::Status written = store_.WriteGroup(chunks, records);
-    for (Request& request : group) request.done(written);
+    absl::Status committed = absl::OkStatus(), updated = absl::OkStatus();
+    if (!chunks.empty() || !records.empty()) committed = store_.WriteGroup(chunks, records);
+    if (!updates.empty()) updated = store_.UpdateAll(updates);
+    for (Request& request : group) request.done(request.update ? updated : committed);
   }
 }
 

@@ -1,6 +1,7 @@
 // One thread that makes the Enqueue streams' writes: everything waiting when it is free goes to
 // the store as one WriteGroup, so while one fsync runs the next group gathers (group commit), and
-// no gRPC thread ever blocks on the disk. Each request's `done` runs on the writer's thread, in
+// no gRPC thread ever blocks on the disk. The delivery agent uses another for the results of
+// remote deliveries (Update), so no thread of the shared SMTP pool waits for an fsync either. Each request's `done` runs on the writer's thread, in
 // the order requests arrived, once its write is through (durable, for a commit).
 #pragma once
 
@@ -33,6 +34,9 @@ class StoreWriter {
   // chunk record.chunk_count() - 1).
   void Commit(StoredMessage record, std::optional<std::string> last_chunk, Done done);
 
+  // A record's new state (as MessageStore::UpdateAll), its content dropped with `drop_content`.
+  void Update(StoredMessage record, bool drop_content, Done done);
+
   // How many WriteGroup calls so far (each is one fsync when it commits something).
   uint64_t groups_written() const;
 
@@ -43,6 +47,8 @@ class StoreWriter {
     std::optional<std::string> chunk;
     std::optional<StoredMessage> record;
     Done done;
+    bool update = false;  // `record` replaces a stored one (else it is committed).
+    bool drop_content = false;
   };
   void Add(Request request);
   void Run();

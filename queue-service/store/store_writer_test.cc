@@ -58,6 +58,28 @@ TEST(StoreWriterTest, ChunksThenCommitInArrivalOrder) {
   EXPECT_EQ(Content(store, Id(2)), "");
 }
 
+TEST(StoreWriterTest, UpdatesReplaceRecordsAndMayDropTheirContent) {
+  MemoryMessageStore store;
+  ASSERT_TRUE(store.PutChunk(Id(1), 0, "kept\n").ok());
+  ASSERT_TRUE(store.Commit(Record(Id(1), 1)).ok());
+  ASSERT_TRUE(store.PutChunk(Id(2), 0, "dropped\n").ok());
+  ASSERT_TRUE(store.Commit(Record(Id(2), 1)).ok());
+  std::vector<std::string> answers;
+  {
+    StoreWriter writer(store);
+    StoredMessage first = Record(Id(1), 1), second = Record(Id(2), 1);
+    first.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
+    second.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
+    writer.Update(first, false, [&](absl::Status s) { answers.push_back("first " + s.ToString()); });
+    writer.Update(second, true, [&](absl::Status s) { answers.push_back("second " + s.ToString()); });
+  }
+  EXPECT_EQ(answers, (std::vector<std::string>{"first OK", "second OK"}));
+  EXPECT_EQ(store.Get(Id(1))->message().state(), v1::MESSAGE_STATE_DEFERRED);
+  EXPECT_EQ(Content(store, Id(1)), "kept\n");
+  EXPECT_EQ(store.Get(Id(2))->message().state(), v1::MESSAGE_STATE_DONE);
+  EXPECT_FALSE(store.ReadChunk(*store.Get(Id(2)), 0).ok());
+}
+
 TEST(StoreWriterTest, ConcurrentCommitsShareFsyncs) {
   const std::string dir = (std::filesystem::temp_directory_path() / absl::StrCat("postgate-writer-", getpid())).string();
   std::filesystem::remove_all(dir);
