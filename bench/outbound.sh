@@ -15,6 +15,7 @@ sink_port=2527
 pids+=($!)
 bench_wait_port "$sink_port" slow_sink.py
 EXTRA_CF="relayhost = [127.0.0.1]:$sink_port
+defer_transports =
 default_process_limit = $SESSIONS
 default_destination_concurrency_limit = $SESSIONS" bench_start_postgate
 source_bin=$(command -v smtp-source || echo /usr/sbin/smtp-source)

@@ -11,7 +11,8 @@ RUNS=${RUNS:-3}
 MSGS=${MSGS:-2000}
 source "$(dirname "$0")/lib.sh"
 sink_relayhost='[127.0.0.1]:2526'
-EXTRA_CF="relayhost = $sink_relayhost" bench_start_postgate
+EXTRA_CF="relayhost = $sink_relayhost
+defer_transports =" bench_start_postgate
 bench_start_postfix
 previous_relayhost=$(postconf -h relayhost)
 restore_postfix() { postconf -e "relayhost = $previous_relayhost" && postfix reload >/dev/null 2>&1 || true; bench_cleanup; }

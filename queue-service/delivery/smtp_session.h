@@ -129,6 +129,10 @@ class SmtpSession {
         last.reason = absl::StrCat("connect to ", where, ": ", error.message());
         continue;
       }
+      // Every write is a whole command batch or a coalesced piece of content: nothing gains from
+      // waiting for more (Nagle), and a reply would wait on the peer's delayed ACK.
+      std::error_code ignored;
+      socket_.set_option(tcp::no_delay(true), ignored);
       relay_ = where;
       remote_host_ = candidate.host;
       host_and_address_ = absl::StrCat(candidate.host, "[", candidate.address, "]");
