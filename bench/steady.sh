@@ -7,7 +7,8 @@
 #   SECONDS_TOTAL=600 INTERVAL=15 bench/steady.sh    # 10 minutes (run 2026-11-30, bench/README.md)
 #   SECONDS_TOTAL=600 INTERVAL=15 BIN_DIR=/tmp/fresh-check2/build/bin bench/steady.sh
 #                                                    # the same with other binaries (before/after)
-# There is no bounded version in ./scripts/test yet.
+# The bounded version in ./scripts/test is tests/e2e/test_steady.py (90 s; what it can and cannot
+# check in that time is said there).
 #
 # RATE defaults to about half the peak 1 KiB accept rate bench/run.sh measures on 2 cores.
 # Warm-up is the first sixth; the first and the last third after it are compared (printed, not

@@ -104,9 +104,6 @@ class DeliveryAgent {
   // A message was stored (by the API); tells watchers.
   void PublishReceived(const v1::Message& message);
 
-  // Conversations under way and messages waiting for a slot, for tests and logs.
-  int active_conversations() { return destinations_.active_total(); }
-
  private:
   struct Work {
     std::string id;

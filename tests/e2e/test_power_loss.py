@@ -6,7 +6,7 @@ to a Maildir, and to an mbox at most once more per cut and local worker (an appe
 A targeted fault kills the file system itself just before a Maildir file is renamed into new/.
 
 POSTGATE_POWER_CUTS (default 2 per mailbox format) sets the number of cuts; the long version:
-POSTGATE_POWER_CUTS=50 ctest --test-dir build -R e2e.test_power_loss --output-on-failure"""
+POSTGATE_POWER_CUTS=50 scripts/e2e test_power_loss"""
 import os
 import re
 import shutil
