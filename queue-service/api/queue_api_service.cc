@@ -4,6 +4,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "queue-service/api/record_conversion.h"
 #include "queue-service/api/status_conversion.h"
 #include "queue-service/api/watch_reactor.h"
 #include "queue-service/model/message_record.h"
@@ -110,7 +111,8 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
 
   void OnEnvelope() {
     if (!request_.has_envelope()) return End(std::nullopt, InvalidArgument("envelope", "must be the first message"));
-    if (absl::Status valid = ValidateEnvelope(request_.envelope()); !valid.ok()) {
+    envelope_ = FromApi(request_.envelope());
+    if (absl::Status valid = ValidateEnvelope(envelope_); !valid.ok()) {
       return End(std::nullopt, ToGrpcStatus(valid));
     }
     if (!service_.accepting_.load()) {
@@ -141,7 +143,6 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
     // perhaps before a restart). Only with a claimed key: the attempt that was given the ID has
     // the same key, so it is over (its chunks discarded) before the claim could be taken.
     id_ = in_flight_.Take(claim_ ? request_.envelope().requested_queue_id() : std::string(), arrival_);
-    envelope_ = std::move(*request_.mutable_envelope());
     stage_ = Stage::kContent;
     v1::EnqueueResponse response;
     response.set_queue_id(id_);
@@ -211,7 +212,7 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
       spdlog::error("{}: queue file write error: {}", id_, saved.ToString());
       return Fail("store", ToGrpcStatus(saved));
     }
-    const v1::Message& message = record_.message();
+    const rec::Message& message = record_.message();
     service_.metrics_.commit_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - commit_start_));
     service_.metrics_.messages_stored.Increment();
     service_.metrics_.stored_bytes.Increment(static_cast<double>(size_));
@@ -266,7 +267,7 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
   std::string id_;
   absl::Time arrival_;
   absl::Time commit_start_;
-  v1::Envelope envelope_;
+  rec::Envelope envelope_;  // The stream's envelope, as the queue keeps it.
   uint32_t chunks_ = 0;
   uint64_t size_ = 0;
   StoredMessage record_;
@@ -287,8 +288,8 @@ grpc::Status QueueApiService::GetQueueStatus(grpc::ServerContext*, const v1::Get
                                  v1::MESSAGE_STATE_DONE, v1::MESSAGE_STATE_HOLD}) {
     v1::StateCount* count = response->add_by_state();
     count->set_state(state);
-    count->set_messages(summary.messages[state]);
-    count->set_bytes(summary.bytes[state]);
+    count->set_messages(summary.messages[FromApi(state)]);
+    count->set_bytes(summary.bytes[FromApi(state)]);
     if (state != v1::MESSAGE_STATE_DONE) {
       response->set_total_messages(response->total_messages() + summary.messages[state]);
       response->set_total_bytes(response->total_bytes() + summary.bytes[state]);
@@ -330,13 +331,13 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
   const std::string sender = absl::AsciiStrToLower(request->sender_contains());
   const std::string recipient = absl::AsciiStrToLower(request->recipient_contains());
   const absl::Time now = absl::Now();
-  auto wanted = [&](const v1::Message& message) {
+  auto wanted = [&](const rec::Message& message) {
     const absl::Duration age = now - FromTimestamp(message.arrival_time());
     if (age < absl::Seconds(request->min_age_seconds())) return false;
     if (request->max_age_seconds() != 0 && age >= absl::Seconds(request->max_age_seconds())) return false;
     if (!absl::StrContains(absl::AsciiStrToLower(message.envelope().sender()), sender)) return false;
     if (recipient.empty()) return true;
-    for (const v1::RecipientStatus& r : message.recipients()) {
+    for (const rec::RecipientStatus& r : message.recipients()) {
       if (absl::StrContains(absl::AsciiStrToLower(r.address()), recipient)) return true;
     }
     return false;
@@ -346,7 +347,7 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
   std::string cursor = request->page_token();
   constexpr size_t kBatch = 1000;
   for (;;) {
-    std::vector<std::string> ids = index_.List(request->state(), cursor, kBatch, request->newest_first());
+    std::vector<std::string> ids = index_.List(FromApi(request->state()), cursor, kBatch, request->newest_first());
     for (const std::string& id : ids) {
       cursor = id;
       absl::StatusOr<StoredMessage> record = store_.Get(id);
@@ -356,14 +357,14 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
         response->set_next_page_token(response->messages(page_size - 1).queue_id());
         return grpc::Status::OK;
       }
-      *response->add_messages() = record->message();
+      *response->add_messages() = ToApi(record->message());
     }
     if (ids.size() < kBatch) return grpc::Status::OK;
   }
 }
 
 grpc::Status QueueApiService::ListFinished(const v1::ListMessagesRequest& request, uint32_t page_size,
-                                           const std::function<bool(const v1::Message&)>& wanted,
+                                           const std::function<bool(const rec::Message&)>& wanted,
                                            v1::ListMessagesResponse* response) {
   // DONE messages live in the store only. One call reads at most kScanBudget records, so a
   // filter that matches nothing costs a bounded step, not the whole retained history: the token
@@ -373,13 +374,13 @@ grpc::Status QueueApiService::ListFinished(const v1::ListMessagesRequest& reques
   std::string last_read;
   bool more = false;
   const auto visit = [&](const StoredMessage& record) {
-    const v1::Message& message = record.message();
-    if (message.state() == v1::MESSAGE_STATE_DONE && wanted(message)) {
+    const rec::Message& message = record.message();
+    if (message.state() == rec::MESSAGE_STATE_DONE && wanted(message)) {
       if (static_cast<uint32_t>(response->messages_size()) == page_size) {
         more = true;
         return false;
       }
-      *response->add_messages() = message;
+      *response->add_messages() = ToApi(message);
     }
     last_read = message.queue_id();
     if (++read == kScanBudget) {
@@ -422,7 +423,7 @@ grpc::Status QueueApiService::GetMessage(grpc::ServerContext*, const v1::GetMess
                                          v1::Message* response) {
   absl::StatusOr<StoredMessage> record = Load(request->queue_id());
   if (!record.ok()) return ToGrpcStatus(record.status());
-  *response = record->message();
+  *response = ToApi(record->message());
   return grpc::Status::OK;
 }
 
@@ -451,7 +452,7 @@ grpc::Status QueueApiService::GetMessageContent(grpc::ServerContext* context,
   if (grpc::Status allowed = admin_.Check(*context, "GetMessageContent"); !allowed.ok()) return allowed;
   absl::StatusOr<StoredMessage> record = Load(request->queue_id());
   if (!record.ok()) return ToGrpcStatus(record.status());
-  if (record->message().state() == v1::MESSAGE_STATE_DONE) {
+  if (record->message().state() == rec::MESSAGE_STATE_DONE) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("queue ID ", request->queue_id(), " is done; its content is gone"));
   }
@@ -466,10 +467,9 @@ grpc::Status QueueApiService::GetMessageContent(grpc::ServerContext* context,
 
 namespace {
 
-template <typename Result>
-grpc::Status Reply(const absl::StatusOr<Result>& result, Result* response) {
+grpc::Status Reply(const absl::StatusOr<rec::Message>& result, v1::Message* response) {
   if (!result.ok()) return ToGrpcStatus(result.status());
-  *response = *result;
+  *response = ToApi(*result);
   return grpc::Status::OK;
 }
 

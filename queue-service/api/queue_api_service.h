@@ -75,7 +75,7 @@ class QueueApiService final
   absl::StatusOr<StoredMessage> Load(const std::string& id);
   // ListMessages for DONE: from the store, a bounded number of records per call.
   grpc::Status ListFinished(const v1::ListMessagesRequest& request, uint32_t page_size,
-                            const std::function<bool(const v1::Message&)>& wanted,
+                            const std::function<bool(const rec::Message&)>& wanted,
                             v1::ListMessagesResponse* response);
   // The message stored with idempotency key `key`: pending (the index) or finished (the store).
   std::optional<std::string> StoredWithKey(const std::string& key);

@@ -4,19 +4,20 @@
 #include "core/base/absl_fmt.h"
 #include "core/base/logging.h"
 #include "queue-service/model/timestamps.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
 
-const char* StatusWord(v1::RecipientState state) {
+const char* StatusWord(rec::RecipientState state) {
   switch (state) {
-    case v1::RECIPIENT_STATE_DELIVERED: return "sent";
-    case v1::RECIPIENT_STATE_BOUNCED: return "bounced";
+    case rec::RECIPIENT_STATE_DELIVERED: return "sent";
+    case rec::RECIPIENT_STATE_BOUNCED: return "bounced";
     default: return "deferred";
   }
 }
 
-void Apply(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome, absl::Time start, absl::Time end) {
+void Apply(rec::RecipientStatus& recipient, const DeliveryOutcome& outcome, absl::Time start, absl::Time end) {
   recipient.set_state(outcome.state);
   recipient.set_smtp_code(outcome.smtp_code);
   recipient.set_dsn_status(outcome.dsn_status);
@@ -24,7 +25,7 @@ void Apply(v1::RecipientStatus& recipient, const DeliveryOutcome& outcome, absl:
   recipient.set_relay(outcome.relay);
   recipient.set_attempts(recipient.attempts() + 1);
   SetTimestamp(recipient.mutable_last_attempt_time(), end);
-  v1::DeliveryAttempt* attempt = recipient.add_history();
+  rec::DeliveryAttempt* attempt = recipient.add_history();
   SetTimestamp(attempt->mutable_time(), start);
   attempt->set_smtp_code(outcome.smtp_code);
   attempt->set_dsn_status(outcome.dsn_status);
@@ -45,44 +46,44 @@ DeliveryAttempt::DeliveryAttempt(StoredMessage& record, const RetryPolicy& polic
 
 void DeliveryAttempt::Record(int index, DeliveryOutcome outcome, const char* transport, absl::Time start) {
   ++attempted_;
-  v1::Message& message = *record_.mutable_message();
-  v1::RecipientStatus& recipient = *message.mutable_recipients(index);
+  rec::Message& message = *record_.mutable_message();
+  rec::RecipientStatus& recipient = *message.mutable_recipients(index);
   const absl::Time now = absl::Now();
   const absl::Time arrival = FromTimestamp(message.arrival_time());
-  if (outcome.state == v1::RECIPIENT_STATE_DEFERRED && policy_.Expired(arrival, notification_, now)) {
+  if (outcome.state == rec::RECIPIENT_STATE_DEFERRED && policy_.Expired(arrival, notification_, now)) {
     // Postfix's "status=expired, returned to sender": the last reason, and a bounce.
-    outcome.state = v1::RECIPIENT_STATE_BOUNCED;
+    outcome.state = rec::RECIPIENT_STATE_BOUNCED;
     outcome.reason = absl::StrCat(outcome.reason, " (message expired after ",
                                   absl::FormatDuration(policy_.Lifetime(notification_)), " in the queue)");
   }
   Apply(recipient, outcome, start, now);
   metrics_.deliveries.Add({{"transport", transport}, {"result", StatusWord(outcome.state)}}).Increment();
-  if (outcome.state == v1::RECIPIENT_STATE_DELIVERED) {
+  if (outcome.state == rec::RECIPIENT_STATE_DELIVERED) {
     metrics_.delivery_seconds.Observe(absl::ToDoubleSeconds(now - arrival));
   }
   report_.log_lines.push_back(FormatLine(message, recipient, outcome, start, now));
-  report_.events.emplace_back(outcome.state == v1::RECIPIENT_STATE_DELIVERED ? v1::EVENT_KIND_DELIVERED
-                              : outcome.state == v1::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
+  report_.events.emplace_back(outcome.state == rec::RECIPIENT_STATE_DELIVERED ? v1::EVENT_KIND_DELIVERED
+                              : outcome.state == rec::RECIPIENT_STATE_BOUNCED ? v1::EVENT_KIND_BOUNCED
                                                                              : v1::EVENT_KIND_DEFERRED,
                               index);
-  if (outcome.state == v1::RECIPIENT_STATE_BOUNCED) failed_.push_back(index);
+  if (outcome.state == rec::RECIPIENT_STATE_BOUNCED) failed_.push_back(index);
   // Passed on to a server that announced DSN: a success report is that server's to send.
-  if (outcome.state == v1::RECIPIENT_STATE_DELIVERED && !outcome.notify_passed_on) delivered_.push_back(index);
+  if (outcome.state == rec::RECIPIENT_STATE_DELIVERED && !outcome.notify_passed_on) delivered_.push_back(index);
   outcomes_[index] = std::move(outcome);
 }
 
 std::vector<int> DeliveryAttempt::Delayed(absl::Time now) const {
   std::vector<int> delayed;
-  const v1::Message& message = record_.message();
+  const rec::Message& message = record_.message();
   if (!policy_.DelayWarningDue(FromTimestamp(message.arrival_time()), notification_, now)) return delayed;
   for (int i = 0; i < message.recipients_size(); ++i) {
-    const v1::RecipientStatus& recipient = message.recipients(i);
-    if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED && !recipient.delay_warning_sent()) delayed.push_back(i);
+    const rec::RecipientStatus& recipient = message.recipients(i);
+    if (recipient.state() == rec::RECIPIENT_STATE_DEFERRED && !recipient.delay_warning_sent()) delayed.push_back(i);
   }
   return delayed;
 }
 
-std::string DeliveryAttempt::FormatLine(const v1::Message& message, const v1::RecipientStatus& recipient,
+std::string DeliveryAttempt::FormatLine(const rec::Message& message, const rec::RecipientStatus& recipient,
                                         const DeliveryOutcome& outcome, absl::Time start, absl::Time end) {
   // Postfix's delays=a/b/c/d: before the queue, in the queue, connection set-up, transmission.
   const absl::Time arrival = FromTimestamp(message.arrival_time());

@@ -9,12 +9,14 @@
 #include <utility>
 #include <vector>
 
+#include "postgate/queue/v1/queue.pb.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/scheduler/retry_policy.h"
 #include "queue-service/store/message_store.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -43,7 +45,7 @@ class DeliveryAttempt {
   AttemptReport& report() { return report_; }
 
   // Postfix's log line for one recipient's attempt, delays=a/b/c/d included.
-  static std::string FormatLine(const v1::Message& message, const v1::RecipientStatus& recipient,
+  static std::string FormatLine(const rec::Message& message, const rec::RecipientStatus& recipient,
                                 const DeliveryOutcome& outcome, absl::Time start, absl::Time end);
 
  private:

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -30,7 +31,7 @@ DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGene
     : store_(store), index_(index), events_(events), domain_(domain), local_(local), metrics_(metrics),
       options_(std::move(options)), retry_(RetryPolicyOf(options_)),
       notifier_(store, ids, metrics, NotifierOptionsOf(options_),
-                [this](const v1::Message& notification) {
+                [this](const rec::Message& notification) {
                   index_.Upsert(notification);
                   PublishReceived(notification);
                   Submit(notification.queue_id());
@@ -42,8 +43,8 @@ DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGene
 
 DeliveryAgent::~DeliveryAgent() { Stop(); }
 
-void DeliveryAgent::Publish(v1::EventKind kind, const v1::Message& message,
-                            const v1::RecipientStatus* recipient) {
+void DeliveryAgent::Publish(v1::EventKind kind, const rec::Message& message,
+                            const rec::RecipientStatus* recipient) {
   v1::QueueEvent event;
   SetTimestamp(event.mutable_time(), absl::Now());
   event.set_kind(kind);
@@ -62,7 +63,7 @@ void DeliveryAgent::Publish(v1::EventKind kind, const v1::Message& message,
   events_.Publish(event, {message.envelope().recipients().begin(), message.envelope().recipients().end()});
 }
 
-void DeliveryAgent::PublishReceived(const v1::Message& message) {
+void DeliveryAgent::PublishReceived(const rec::Message& message) {
   Publish(v1::EVENT_KIND_RECEIVED, message, nullptr);
 }
 
@@ -82,7 +83,7 @@ absl::Status DeliveryAgent::Recover() {
   std::vector<std::string> unfinished;
   absl::Status scanned = store_.ScanPending([&](const StoredMessage& record) {
     index_.Upsert(record.message());
-    if (record.message().state() == v1::MESSAGE_STATE_ACTIVE) {
+    if (record.message().state() == rec::MESSAGE_STATE_ACTIVE) {
       unfinished.push_back(record.message().queue_id());
     }
     return true;
@@ -181,14 +182,14 @@ void DeliveryAgent::ProcessLocalBatch(const std::vector<Work>& works) {
 void DeliveryAgent::Prewrite(const Work& work, MaildirBatch& files) {
   absl::StatusOr<StoredMessage> record = store_.Get(work.id);
   if (!record.ok()) return;  // ProcessLocked reports it.
-  const v1::Message& message = record->message();
-  if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) return;
+  const rec::Message& message = record->message();
+  if (message.state() == rec::MESSAGE_STATE_HOLD || message.state() == rec::MESSAGE_STATE_DONE) return;
   const ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
     return store_.ReadContent(*record, sink);
   };
   for (int i = 0; i < message.recipients_size(); ++i) {
-    const v1::RecipientState state = message.recipients(i).state();
-    if (state != v1::RECIPIENT_STATE_QUEUED && state != v1::RECIPIENT_STATE_DEFERRED) continue;
+    const rec::RecipientState state = message.recipients(i).state();
+    if (state != rec::RECIPIENT_STATE_QUEUED && state != rec::RECIPIENT_STATE_DEFERRED) continue;
     if (!domain_.Classify(message.recipients(i).address()).local) continue;
     // After an earlier attempt a reader may have moved a delivered file on to cur/ (as in ProcessLocked).
     local_.Prewrite(message, i, content, work.recovered || message.recipients(i).attempts() > 0, files);
@@ -201,7 +202,7 @@ void DeliveryAgent::Process(const Work& work) {
   locks_.Unlock(work.id);
 }
 
-bool DeliveryAgent::IsNotification(const v1::Message& message) const {
+bool DeliveryAgent::IsNotification(const rec::Message& message) const {
   // Notifications themselves (null sender, or the postmaster's double_bounce_sender) give up
   // sooner (bounce_queue_lifetime, as in Postfix), and nobody is told of their own delays.
   return message.envelope().sender().empty() || notifier_.IsPostmasterNotice(message);
@@ -215,16 +216,16 @@ void DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
     return;
   }
   StoredMessage record = *std::move(loaded);
-  const v1::Message& message = record.message();
-  if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) return;
+  const rec::Message& message = record.message();
+  if (message.state() == rec::MESSAGE_STATE_HOLD || message.state() == rec::MESSAGE_STATE_DONE) return;
   ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
     return store_.ReadContent(record, sink);
   };
   DeliveryAttempt attempt(record, retry_, IsNotification(message), metrics_);
   bool needs_smtp = false;
   for (int i = 0; i < message.recipients_size(); ++i) {
-    const v1::RecipientStatus& recipient = message.recipients(i);
-    if (recipient.state() != v1::RECIPIENT_STATE_QUEUED && recipient.state() != v1::RECIPIENT_STATE_DEFERRED) {
+    const rec::RecipientStatus& recipient = message.recipients(i);
+    if (recipient.state() != rec::RECIPIENT_STATE_QUEUED && recipient.state() != rec::RECIPIENT_STATE_DEFERRED) {
       continue;
     }
     const absl::Time attempt_start = absl::Now();
@@ -239,7 +240,7 @@ void DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
     route.reason = "no route for remote mail";
     if (options_.router) route = options_.router->Resolve(address.domain);
     if (route.kind != Route::Kind::kSmtp) {
-      attempt.Record(i, {v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", route.reason, "none"}, "smtp", attempt_start);
+      attempt.Record(i, {rec::RECIPIENT_STATE_DEFERRED, 450, "4.3.2", route.reason, "none"}, "smtp", attempt_start);
       continue;
     }
     needs_smtp = true;  // Left to the remote phase.
@@ -262,7 +263,7 @@ bool DeliveryAgent::Finish(DeliveryAttempt& attempt) {
   // Delay warnings: once per recipient, when still deferred after delay_warning_time.
   notifier_.Notify(record, attempt.outcomes(), attempt.failed(), attempt.delivered(), attempt.Delayed(now));
   retry_.Schedule(*record.mutable_message(), now);
-  return record.message().state() == v1::MESSAGE_STATE_DONE;
+  return record.message().state() == rec::MESSAGE_STATE_DONE;
 }
 
 void DeliveryAgent::SaveAll(std::vector<PendingSave>& saves) {
@@ -286,7 +287,7 @@ void DeliveryAgent::SaveAll(std::vector<PendingSave>& saves) {
   for (const PendingSave& save : saves) AfterSave(save.record.message(), save.done, save.report);
 }
 
-void DeliveryAgent::AfterSave(const v1::Message& message, bool done, const AttemptReport& report) {
+void DeliveryAgent::AfterSave(const rec::Message& message, bool done, const AttemptReport& report) {
   for (const std::string& line : report.log_lines) spdlog::info("{}", line);
   for (const auto& [kind, index] : report.events) Publish(kind, message, &message.recipients(index));
   if (done) {

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "postgate/queue/v1/queue.pb.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
@@ -42,6 +43,7 @@
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/message_store.h"
 #include "queue-service/store/store_writer.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -96,13 +98,13 @@ class DeliveryAgent {
 
   // Operator actions (postsuper's -h, -H, -d, -r). Each waits for a delivery attempt on the same
   // message to finish, so an attempt never writes back a message that was held or deleted.
-  absl::StatusOr<v1::Message> Hold(const std::string& id, const std::string& reason = "");
-  absl::StatusOr<v1::Message> Release(const std::string& id);
+  absl::StatusOr<rec::Message> Hold(const std::string& id, const std::string& reason = "");
+  absl::StatusOr<rec::Message> Release(const std::string& id);
   absl::Status Delete(const std::string& id);
-  absl::StatusOr<v1::Message> Requeue(const std::string& id);
+  absl::StatusOr<rec::Message> Requeue(const std::string& id);
 
   // A message was stored (by the API); tells watchers.
-  void PublishReceived(const v1::Message& message);
+  void PublishReceived(const rec::Message& message);
 
  private:
   struct Work {
@@ -143,13 +145,13 @@ class DeliveryAgent {
   void NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes);
 
   // Both phases.
-  bool IsNotification(const v1::Message& message) const;
+  bool IsNotification(const rec::Message& message) const;
   // After the last outcome: notifications, the new state and next attempt. True when done.
   bool Finish(DeliveryAttempt& attempt);
   // Writes the records (one durable step) and then updates the index, logs and tells watchers.
   void SaveAll(std::vector<PendingSave>& saves);
-  void AfterSave(const v1::Message& message, bool done, const AttemptReport& report);
-  void Publish(v1::EventKind kind, const v1::Message& message, const v1::RecipientStatus* recipient);
+  void AfterSave(const rec::Message& message, bool done, const AttemptReport& report);
+  void Publish(v1::EventKind kind, const rec::Message& message, const rec::RecipientStatus* recipient);
   void MaintenanceLoop();
   // Removes DONE messages completed before `completed_before` (postgate_done_retention).
   void PurgeFinished(absl::Time completed_before);
@@ -158,8 +160,8 @@ class DeliveryAgent {
   absl::StatusOr<StoredMessage> LoadForChange(const std::string& id);
   // Locks, loads, applies `change` (which may refuse), saves, logs, tells watchers and, with
   // `attempt_now`, schedules an attempt: the common shape of Hold, Release and Requeue.
-  absl::StatusOr<v1::Message> ChangeMessage(const std::string& id,
-                                            const std::function<absl::Status(v1::Message&)>& change,
+  absl::StatusOr<rec::Message> ChangeMessage(const std::string& id,
+                                            const std::function<absl::Status(rec::Message&)>& change,
                                             absl::string_view log_text, v1::EventKind event,
                                             bool attempt_now);
 

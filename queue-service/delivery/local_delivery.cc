@@ -5,13 +5,14 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
 
 constexpr int kMaxAliasDepth = 20;
 
-DeliveryOutcome Outcome(v1::RecipientState state, uint32_t code, absl::string_view dsn,
+DeliveryOutcome Outcome(rec::RecipientState state, uint32_t code, absl::string_view dsn,
                         std::string reason) {
   return DeliveryOutcome{state, code, std::string(dsn), std::move(reason), "local"};
 }
@@ -30,13 +31,13 @@ void LocalDelivery::ExpandInto(const std::string& address, int depth, std::vecto
                                Expansion& out) const {
   if (out.error) return;
   if (depth > kMaxAliasDepth) {
-    out.error = Outcome(v1::RECIPIENT_STATE_BOUNCED, 554, "5.4.6",
+    out.error = Outcome(rec::RECIPIENT_STATE_BOUNCED, 554, "5.4.6",
                         absl::StrCat("alias expansion of <", address, "> is too deep"));
     return;
   }
   addressing::ClassifiedAddress classified = domain_.Classify(address);
   if (!classified.local) {
-    out.error = Outcome(v1::RECIPIENT_STATE_DEFERRED, 450, "4.3.2",
+    out.error = Outcome(rec::RECIPIENT_STATE_DEFERRED, 450, "4.3.2",
                         absl::StrCat("alias target <", address,
                                      ">: remote delivery is not available in this version"));
     return;
@@ -59,11 +60,11 @@ void LocalDelivery::ExpandInto(const std::string& address, int depth, std::vecto
       return;
     }
   }
-  out.error = Outcome(v1::RECIPIENT_STATE_BOUNCED, 550, "5.1.1",
+  out.error = Outcome(rec::RECIPIENT_STATE_BOUNCED, 550, "5.1.1",
                       absl::StrCat("unknown user: \"", classified.local_part, "\""));
 }
 
-MailboxWrite LocalDelivery::MakeWrite(const v1::Message& message, int index, const LocalTarget& target,
+MailboxWrite LocalDelivery::MakeWrite(const rec::Message& message, int index, const LocalTarget& target,
                                      const ContentSource& content) const {
   MailboxWrite write;
   write.headers = absl::StrCat("Return-Path: <", message.envelope().sender(), ">\nX-Original-To: ",
@@ -78,13 +79,13 @@ std::string LocalDelivery::MaildirOf(const LocalTarget& target) const {
   return absl::StrCat(options_.mail_directory, "/", target.user);
 }
 
-std::string LocalDelivery::MaildirName(const v1::Message& message, int index, size_t target) const {
+std::string LocalDelivery::MaildirName(const rec::Message& message, int index, size_t target) const {
   // <arrival seconds>.Q<queue id>R<recipient>T<target>.<host>: unique and the same on retry.
   return absl::StrCat(message.arrival_time().seconds(), ".Q", message.queue_id(), "R", index, "T", target, ".",
                       options_.myhostname);
 }
 
-void LocalDelivery::Prewrite(const v1::Message& message, int index, const ContentSource& content, bool recovered,
+void LocalDelivery::Prewrite(const rec::Message& message, int index, const ContentSource& content, bool recovered,
                              MaildirBatch& batch) const {
   if (options_.format != MailboxFormat::kMaildir) return;
   Expansion expansion = Expand(message.recipients(index).address());
@@ -97,7 +98,7 @@ void LocalDelivery::Prewrite(const v1::Message& message, int index, const Conten
   }
 }
 
-DeliveryOutcome LocalDelivery::Deliver(const v1::Message& message, int index,
+DeliveryOutcome LocalDelivery::Deliver(const rec::Message& message, int index,
                                        const ContentSource& content, bool recovered) const {
   Expansion expansion = Expand(message.recipients(index).address());
   if (expansion.error) return *expansion.error;
@@ -121,17 +122,17 @@ DeliveryOutcome LocalDelivery::Deliver(const v1::Message& message, int index,
                           from_line, write);
     }
     if (status.code() == absl::StatusCode::kFailedPrecondition) {
-      return Outcome(v1::RECIPIENT_STATE_BOUNCED, 552, "5.2.2",
+      return Outcome(rec::RECIPIENT_STATE_BOUNCED, 552, "5.2.2",
                      absl::StrCat("cannot update mailbox for user ", target.user, ": ",
                                   status.message()));
     }
     if (!status.ok()) {
-      return Outcome(v1::RECIPIENT_STATE_DEFERRED, 451, "4.3.0",
+      return Outcome(rec::RECIPIENT_STATE_DEFERRED, 451, "4.3.0",
                      absl::StrCat("cannot update mailbox for user ", target.user, ": ",
                                   status.message()));
     }
   }
-  return Outcome(v1::RECIPIENT_STATE_DELIVERED, 250, "2.0.0",
+  return Outcome(rec::RECIPIENT_STATE_DELIVERED, 250, "2.0.0",
                  options_.format == MailboxFormat::kMaildir ? "delivered to maildir"
                                                             : "delivered to mailbox");
 }

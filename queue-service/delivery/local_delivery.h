@@ -11,14 +11,14 @@
 #include <vector>
 
 #include "core/addressing/local_domain.h"
-#include "postgate/queue/v1/queue.pb.h"
+#include "queue-service/model/record.h"
 #include "queue-service/delivery/mailbox_writer.h"
 
 namespace postgate::queue {
 
 // What one delivery attempt for one recipient came to.
 struct DeliveryOutcome {
-  v1::RecipientState state = v1::RECIPIENT_STATE_DEFERRED;
+  rec::RecipientState state = rec::RECIPIENT_STATE_DEFERRED;
   uint32_t smtp_code = 0;
   std::string dsn_status;
   std::string reason;
@@ -69,21 +69,21 @@ class LocalDelivery {
 
   // Delivers recipient `index` of `message`. `recovered` widens the already-delivered check to
   // cur/ (a reader may have moved the file since the crash).
-  DeliveryOutcome Deliver(const v1::Message& message, int index, const ContentSource& content,
+  DeliveryOutcome Deliver(const rec::Message& message, int index, const ContentSource& content,
                           bool recovered) const;
 
   // Stages the Maildir files Deliver would write for recipient `index` into `batch` (nothing for
   // mbox, or for files already delivered – `recovered` as for Deliver). Once the batch is
   // finished, Deliver finds them in place and only records the delivery: many deliveries then
   // share their fsyncs.
-  void Prewrite(const v1::Message& message, int index, const ContentSource& content, bool recovered,
+  void Prewrite(const rec::Message& message, int index, const ContentSource& content, bool recovered,
                 MaildirBatch& batch) const;
 
  private:
-  MailboxWrite MakeWrite(const v1::Message& message, int index, const LocalTarget& target,
+  MailboxWrite MakeWrite(const rec::Message& message, int index, const LocalTarget& target,
                          const ContentSource& content) const;
   std::string MaildirOf(const LocalTarget& target) const;
-  std::string MaildirName(const v1::Message& message, int index, size_t target) const;
+  std::string MaildirName(const rec::Message& message, int index, size_t target) const;
   void ExpandInto(const std::string& address, int depth, std::vector<std::string>& chain,
                   Expansion& out) const;
 

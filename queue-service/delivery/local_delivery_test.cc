@@ -8,6 +8,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -39,8 +40,8 @@ class LocalDeliveryTest : public ::testing::Test {
     return LocalDelivery(domain_, {dir_.string(), format, limit, "mail169.com"});
   }
 
-  static v1::Message Message(std::vector<std::string> recipients, std::string sender = "foo@mail169.com") {
-    v1::Message message;
+  static rec::Message Message(std::vector<std::string> recipients, std::string sender = "foo@mail169.com") {
+    rec::Message message;
     message.set_queue_id("0000000000ABC");
     message.mutable_envelope()->set_sender(sender);
     message.mutable_arrival_time()->set_seconds(1795000000);
@@ -76,9 +77,9 @@ class LocalDeliveryTest : public ::testing::Test {
 
 TEST_F(LocalDeliveryTest, MaildirWithPostfixHeaders) {
   LocalDelivery delivery = Make(MailboxFormat::kMaildir);
-  v1::Message message = Message({"bar+tag@mail169.com"});
+  rec::Message message = Message({"bar+tag@mail169.com"});
   DeliveryOutcome outcome = delivery.Deliver(message, 0, Content, false);
-  EXPECT_EQ(outcome.state, v1::RECIPIENT_STATE_DELIVERED);
+  EXPECT_EQ(outcome.state, rec::RECIPIENT_STATE_DELIVERED);
   EXPECT_EQ(outcome.dsn_status, "2.0.0");
   EXPECT_EQ(outcome.reason, "delivered to maildir");
   std::vector<std::string> files = Files("bar");
@@ -90,20 +91,20 @@ TEST_F(LocalDeliveryTest, MaildirWithPostfixHeaders) {
 
 TEST_F(LocalDeliveryTest, RetryDoesNotDeliverTwice) {
   LocalDelivery delivery = Make(MailboxFormat::kMaildir);
-  v1::Message message = Message({"bar@mail169.com"});
+  rec::Message message = Message({"bar@mail169.com"});
   delivery.Deliver(message, 0, Content, false);
   // A reader moved it to cur/ before the crash; the recovered retry must still see it.
   fs::path only = fs::directory_iterator(dir_ / "bar" / "new")->path();
   fs::rename(only, dir_ / "bar" / "cur" / (only.filename().string() + ":2,S"));
-  EXPECT_EQ(delivery.Deliver(message, 0, Content, true).state, v1::RECIPIENT_STATE_DELIVERED);
+  EXPECT_EQ(delivery.Deliver(message, 0, Content, true).state, rec::RECIPIENT_STATE_DELIVERED);
   EXPECT_TRUE(Files("bar").empty());
   EXPECT_EQ(Files("bar", "cur").size(), 1u);
 }
 
 TEST_F(LocalDeliveryTest, PrewrittenBatchIsWhatDeliverWouldWriteAndIsNotWrittenAgain) {
   LocalDelivery delivery = Make(MailboxFormat::kMaildir);
-  v1::Message first = Message({"bar+tag@mail169.com", "team@mail169.com"});
-  v1::Message second = Message({"bar@mail169.com"});
+  rec::Message first = Message({"bar+tag@mail169.com", "team@mail169.com"});
+  rec::Message second = Message({"bar@mail169.com"});
   second.set_queue_id("0000000000ABD");
   int content_reads = 0;
   auto counted = [&](const std::function<absl::Status(absl::string_view)>& sink) {
@@ -122,7 +123,7 @@ TEST_F(LocalDeliveryTest, PrewrittenBatchIsWhatDeliverWouldWriteAndIsNotWrittenA
   EXPECT_TRUE(Files("bar", "tmp").empty());
   // Deliver finds every file in place: same outcome, no second copy, the content not read again.
   const int reads_after_prewrite = content_reads;
-  for (int i : {0, 1}) EXPECT_EQ(delivery.Deliver(first, i, counted, false).state, v1::RECIPIENT_STATE_DELIVERED);
+  for (int i : {0, 1}) EXPECT_EQ(delivery.Deliver(first, i, counted, false).state, rec::RECIPIENT_STATE_DELIVERED);
   EXPECT_EQ(delivery.Deliver(second, 0, counted, false).reason, "delivered to maildir");
   EXPECT_EQ(content_reads, reads_after_prewrite);
   EXPECT_EQ(Files("bar").size(), 3u);
@@ -151,7 +152,7 @@ TEST_F(LocalDeliveryTest, PrewriteLeavesLimitsAndMboxToDeliver) {
 
 TEST_F(LocalDeliveryTest, PrewriteAfterACrashLooksInCurToo) {
   LocalDelivery delivery = Make(MailboxFormat::kMaildir);
-  v1::Message message = Message({"bar@mail169.com"});
+  rec::Message message = Message({"bar@mail169.com"});
   delivery.Deliver(message, 0, Content, false);
   fs::path only = fs::directory_iterator(dir_ / "bar" / "new")->path();
   fs::rename(only, dir_ / "bar" / "cur" / (only.filename().string() + ":2,S"));  // A reader took it.
@@ -171,7 +172,7 @@ TEST_F(LocalDeliveryTest, AliasesExpandRecursivelyAndLoopsEnd) {
   EXPECT_EQ(delivery.Expand("team@localhost").targets.size(), 2u);
   Expansion loop = delivery.Expand("loop1@mail169.com");
   ASSERT_TRUE(loop.error.has_value());
-  EXPECT_EQ(loop.error->state, v1::RECIPIENT_STATE_BOUNCED);
+  EXPECT_EQ(loop.error->state, rec::RECIPIENT_STATE_BOUNCED);
   Expansion unknown = delivery.Expand("nobody@mail169.com");
   ASSERT_TRUE(unknown.error.has_value());
   EXPECT_EQ(unknown.error->dsn_status, "5.1.1");
@@ -181,7 +182,7 @@ TEST_F(LocalDeliveryTest, AliasesExpandRecursivelyAndLoopsEnd) {
 TEST_F(LocalDeliveryTest, MailboxSizeLimitBounces) {
   LocalDelivery delivery = Make(MailboxFormat::kMaildir, 50);
   DeliveryOutcome outcome = delivery.Deliver(Message({"bar@mail169.com"}), 0, Content, false);
-  EXPECT_EQ(outcome.state, v1::RECIPIENT_STATE_BOUNCED);
+  EXPECT_EQ(outcome.state, rec::RECIPIENT_STATE_BOUNCED);
   EXPECT_EQ(outcome.dsn_status, "5.2.2");
   EXPECT_THAT(outcome.reason, HasSubstr("mailbox_size_limit"));
   EXPECT_TRUE(Files("bar").empty());
@@ -192,7 +193,7 @@ TEST_F(LocalDeliveryTest, MboxQuotesFromAndSeparatesMessages) {
   ASSERT_EQ(delivery.Deliver(Message({"bar@mail169.com"}), 0, Content, false).reason,
             "delivered to mailbox");
   ASSERT_EQ(delivery.Deliver(Message({"bar@mail169.com"}, ""), 0, Content, false).state,
-            v1::RECIPIENT_STATE_DELIVERED);
+            rec::RECIPIENT_STATE_DELIVERED);
   std::ifstream in(dir_ / "bar.mbox");
   std::stringstream text;
   text << in.rdbuf();

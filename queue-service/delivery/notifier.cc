@@ -7,6 +7,7 @@
 #include "queue-service/model/message_record.h"
 #include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -45,7 +46,7 @@ Notifier::Notifier(MessageStore& store, QueueIdGenerator& ids, QueueMetrics& met
                    Queued queued)
     : store_(store), ids_(ids), metrics_(metrics), options_(std::move(options)), queued_(std::move(queued)) {}
 
-bool Notifier::IsPostmasterNotice(const v1::Message& message) const {
+bool Notifier::IsPostmasterNotice(const rec::Message& message) const {
   return !options_.double_bounce_sender.empty() &&
          absl::EqualsIgnoreCase(message.envelope().sender(), options_.double_bounce_sender);
 }
@@ -53,7 +54,7 @@ bool Notifier::IsPostmasterNotice(const v1::Message& message) const {
 void Notifier::Notify(StoredMessage& record, const absl::flat_hash_map<int, DeliveryOutcome>& outcomes,
                            const std::vector<int>& failed, const std::vector<int>& delivered,
                            const std::vector<int>& delayed) {
-  v1::Message& message = *record.mutable_message();
+  rec::Message& message = *record.mutable_message();
   const std::string& sender = message.envelope().sender();
   const bool bounce = sender.empty();
   const bool postmaster_notice = IsPostmasterNotice(message);
@@ -62,14 +63,14 @@ void Notifier::Notify(StoredMessage& record, const absl::flat_hash_map<int, Deli
   std::vector<int> sender_failed, sender_delivered, sender_delayed;
   if (!bounce && !postmaster_notice) {
     for (int i : failed) {
-      const v1::RecipientOptions& notify = message.recipients(i).options();
+      const rec::RecipientOptions& notify = message.recipients(i).options();
       if (!notify.notify_given() || notify.notify_failure()) sender_failed.push_back(i);
     }
     for (int i : delivered) {
       if (message.recipients(i).options().notify_success()) sender_delivered.push_back(i);
     }
     for (int i : delayed) {
-      const v1::RecipientOptions& notify = message.recipients(i).options();
+      const rec::RecipientOptions& notify = message.recipients(i).options();
       if (!notify.notify_given() || notify.notify_delay()) sender_delayed.push_back(i);
     }
   }
@@ -89,7 +90,7 @@ void Notifier::Notify(StoredMessage& record, const absl::flat_hash_map<int, Deli
     return true;
   };
   send(sender_failed, Notification::kFailure,
-       {sender, "", false, message.envelope().dsn_return() != v1::DSN_RETURN_HEADERS},
+       {sender, "", false, message.envelope().dsn_return() != rec::DSN_RETURN_HEADERS},
        "sender non-delivery notification");
   send(sender_delivered, Notification::kSuccess, {sender, "", false, false}, "sender delivery status notification");
   bool delay_noticed = send(sender_delayed, Notification::kDelay, {sender, "", false, false},
@@ -125,7 +126,7 @@ absl::StatusOr<std::string> Notifier::SendNotification(const StoredMessage& reco
                                                             const std::vector<int>& recipients,
                                                             Notification kind, const NotificationTarget& target) {
   const bool success = kind == Notification::kSuccess;
-  const v1::Message& message = record.message();
+  const rec::Message& message = record.message();
   const absl::Time now = absl::Now();
   DsnReport report;
   report.success = success;
@@ -142,7 +143,7 @@ absl::StatusOr<std::string> Notifier::SendNotification(const StoredMessage& reco
   report.dsn_queue_id = ids_.Next(now);
   report.now = now;
   for (int i : recipients) {
-    const v1::RecipientStatus& recipient = message.recipients(i);
+    const rec::RecipientStatus& recipient = message.recipients(i);
     // "delivered" is for final delivery; mail handed to a server without DSN was "relayed".
     const char* action = success ? (recipient.relay() == "local" ? "delivered" : "relayed")
                          : report.delay ? "delayed"
@@ -188,7 +189,7 @@ absl::StatusOr<std::string> Notifier::SendNotification(const StoredMessage& reco
     return status;
   }
 
-  v1::Envelope envelope;
+  rec::Envelope envelope;
   // To senders with the null sender, to postmasters from double_bounce_sender: never a loop.
   envelope.set_sender(target.sender);
   envelope.add_recipients(target.recipient);

@@ -16,6 +16,7 @@
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
 #include "queue-service/store/message_store.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -34,12 +35,12 @@ struct NotifierOptions {
 class Notifier {
  public:
   // Called with each notification once it is stored: index it, tell watchers, schedule it.
-  using Queued = std::function<void(const v1::Message&)>;
+  using Queued = std::function<void(const rec::Message&)>;
   Notifier(MessageStore& store, QueueIdGenerator& ids, QueueMetrics& metrics, NotifierOptions options,
            Queued queued);
 
   // A notice from double_bounce_sender to the postmaster: its own failures are dropped.
-  bool IsPostmasterNotice(const v1::Message& message) const;
+  bool IsPostmasterNotice(const rec::Message& message) const;
   // Sends the notifications one attempt calls for – `failed`, `delivered` and `delayed` are
   // recipient indices, `outcomes` this attempt's (the remote server's name and reply) – and marks
   // in `record` the recipients whose reports went out. Reads the original content, so it runs

@@ -8,6 +8,7 @@
 #include "queue-service/delivery/delivery_agent.h"
 #include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -19,14 +20,14 @@ absl::StatusOr<StoredMessage> DeliveryAgent::LoadForChange(const std::string& id
   return record;
 }
 
-absl::StatusOr<v1::Message> DeliveryAgent::ChangeMessage(
-    const std::string& id, const std::function<absl::Status(v1::Message&)>& change,
+absl::StatusOr<rec::Message> DeliveryAgent::ChangeMessage(
+    const std::string& id, const std::function<absl::Status(rec::Message&)>& change,
     absl::string_view log_text, v1::EventKind event, bool attempt_now) {
   locks_.Lock(id);
   absl::Cleanup unlock = [&] { locks_.Unlock(id); };
   absl::StatusOr<StoredMessage> record = LoadForChange(id);
   if (!record.ok()) return record.status();
-  v1::Message& message = *record->mutable_message();
+  rec::Message& message = *record->mutable_message();
   if (absl::Status allowed = change(message); !allowed.ok()) return allowed;
   if (absl::Status saved = store_.Update(*record); !saved.ok()) return saved;
   index_.Upsert(message);
@@ -36,15 +37,15 @@ absl::StatusOr<v1::Message> DeliveryAgent::ChangeMessage(
   return message;
 }
 
-absl::StatusOr<v1::Message> DeliveryAgent::Hold(const std::string& id, const std::string& reason) {
+absl::StatusOr<rec::Message> DeliveryAgent::Hold(const std::string& id, const std::string& reason) {
   return ChangeMessage(
       id,
-      [&id, &reason](v1::Message& message) {
-        if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
+      [&id, &reason](rec::Message& message) {
+        if (message.state() == rec::MESSAGE_STATE_DONE || message.state() == rec::MESSAGE_STATE_HOLD) {
           return absl::FailedPreconditionError(absl::StrCat(
-              "queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "already held"));
+              "queue ID ", id, " is ", message.state() == rec::MESSAGE_STATE_DONE ? "done" : "already held"));
         }
-        message.set_state(v1::MESSAGE_STATE_HOLD);
+        message.set_state(rec::MESSAGE_STATE_HOLD);
         message.set_hold_reason(reason);
         return absl::OkStatus();
       },
@@ -52,18 +53,18 @@ absl::StatusOr<v1::Message> DeliveryAgent::Hold(const std::string& id, const std
       v1::EVENT_KIND_HELD, false);
 }
 
-absl::StatusOr<v1::Message> DeliveryAgent::Release(const std::string& id) {
+absl::StatusOr<rec::Message> DeliveryAgent::Release(const std::string& id) {
   return ChangeMessage(
       id,
-      [&id](v1::Message& message) {
-        if (message.state() != v1::MESSAGE_STATE_HOLD) {
+      [&id](rec::Message& message) {
+        if (message.state() != rec::MESSAGE_STATE_HOLD) {
           return absl::FailedPreconditionError(absl::StrCat("queue ID ", id, " is not held"));
         }
         // Waiting recipients are attempted right away, deferred ones included.
         message.clear_hold_reason();
-        message.set_state(DeriveState(message) == v1::MESSAGE_STATE_DONE ? v1::MESSAGE_STATE_DONE
-                                                                         : v1::MESSAGE_STATE_ACTIVE);
-        if (message.state() == v1::MESSAGE_STATE_DONE && !message.has_completion_time()) {
+        message.set_state(DeriveState(message) == rec::MESSAGE_STATE_DONE ? rec::MESSAGE_STATE_DONE
+                                                                         : rec::MESSAGE_STATE_ACTIVE);
+        if (message.state() == rec::MESSAGE_STATE_DONE && !message.has_completion_time()) {
           SetTimestamp(message.mutable_completion_time(), absl::Now());  // Its retention starts now.
         }
         return absl::OkStatus();
@@ -83,16 +84,16 @@ absl::Status DeliveryAgent::Delete(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Message> DeliveryAgent::Requeue(const std::string& id) {
+absl::StatusOr<rec::Message> DeliveryAgent::Requeue(const std::string& id) {
   return ChangeMessage(
       id,
-      [&id](v1::Message& message) {
-        if (message.state() == v1::MESSAGE_STATE_DONE || message.state() == v1::MESSAGE_STATE_HOLD) {
+      [&id](rec::Message& message) {
+        if (message.state() == rec::MESSAGE_STATE_DONE || message.state() == rec::MESSAGE_STATE_HOLD) {
           return absl::FailedPreconditionError(absl::StrCat(
-              "queue ID ", id, " is ", message.state() == v1::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
+              "queue ID ", id, " is ", message.state() == rec::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
         }
-        for (v1::RecipientStatus& recipient : *message.mutable_recipients()) {
-          if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) recipient.set_state(v1::RECIPIENT_STATE_QUEUED);
+        for (rec::RecipientStatus& recipient : *message.mutable_recipients()) {
+          if (recipient.state() == rec::RECIPIENT_STATE_DEFERRED) recipient.set_state(rec::RECIPIENT_STATE_QUEUED);
         }
         message.set_state(DeriveState(message));
         return absl::OkStatus();
@@ -104,12 +105,12 @@ absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool in
   destinations_.ResumeAll();  // A flush tries suspended destinations again too.
   const std::string wanted = absl::AsciiStrToLower(domain);
   uint32_t scheduled = 0;
-  for (const std::string& id : index_.List(v1::MESSAGE_STATE_DEFERRED, "", SIZE_MAX)) {
+  for (const std::string& id : index_.List(rec::MESSAGE_STATE_DEFERRED, "", SIZE_MAX)) {
     absl::StatusOr<StoredMessage> record = store_.Get(id);
     if (absl::IsNotFound(record.status())) continue;  // Finished since the index was read.
     if (!record.ok()) return record.status();
-    for (const v1::RecipientStatus& recipient : record->message().recipients()) {
-      if (recipient.state() != v1::RECIPIENT_STATE_DEFERRED) continue;
+    for (const rec::RecipientStatus& recipient : record->message().recipients()) {
+      if (recipient.state() != rec::RECIPIENT_STATE_DEFERRED) continue;
       const std::string at = domain_.Classify(recipient.address()).domain;
       if (wanted.empty() || at == wanted || (include_subdomains && absl::EndsWith(at, "." + wanted))) {
         Submit(id);
@@ -126,10 +127,10 @@ absl::StatusOr<uint32_t> DeliveryAgent::Flush(const std::string& domain, bool in
 absl::StatusOr<uint32_t> DeliveryAgent::FlushMessage(const std::string& id) {
   absl::StatusOr<StoredMessage> record = LoadForChange(id);
   if (!record.ok()) return record.status();
-  const v1::MessageState state = record->message().state();
-  if (state == v1::MESSAGE_STATE_HOLD || state == v1::MESSAGE_STATE_DONE) {
+  const rec::MessageState state = record->message().state();
+  if (state == rec::MESSAGE_STATE_HOLD || state == rec::MESSAGE_STATE_DONE) {
     return absl::FailedPreconditionError(
-        absl::StrCat("queue ID ", id, " is ", state == v1::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
+        absl::StrCat("queue ID ", id, " is ", state == rec::MESSAGE_STATE_DONE ? "done" : "held (release it)"));
   }
   destinations_.ResumeAll();  // As a flush does: its destinations are tried for real.
   Submit(id);

@@ -18,6 +18,7 @@
 #include "queue-service/delivery/delivery_agent.h"
 #include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -62,14 +63,14 @@ asio::awaitable<void> DeliveryAgent::RemoteAttempt(Work work) {
       co_return;  // Deleted by an operator meanwhile, or unreadable.
     }
     StoredMessage record = *std::move(loaded);
-    const v1::Message& message = record.message();
-    if (message.state() == v1::MESSAGE_STATE_HOLD || message.state() == v1::MESSAGE_STATE_DONE) co_return;
+    const rec::Message& message = record.message();
+    if (message.state() == rec::MESSAGE_STATE_HOLD || message.state() == rec::MESSAGE_STATE_DONE) co_return;
 
     // Waiting remote recipients by next hop.
     std::map<std::string, std::pair<NextHop, std::vector<int>>> by_next_hop;
     for (int i = 0; options_.router != nullptr && i < message.recipients_size(); ++i) {
-      const v1::RecipientStatus& recipient = message.recipients(i);
-      if (recipient.state() != v1::RECIPIENT_STATE_QUEUED && recipient.state() != v1::RECIPIENT_STATE_DEFERRED) {
+      const rec::RecipientStatus& recipient = message.recipients(i);
+      if (recipient.state() != rec::RECIPIENT_STATE_QUEUED && recipient.state() != rec::RECIPIENT_STATE_DEFERRED) {
         continue;
       }
       const addressing::ClassifiedAddress address = domain_.Classify(recipient.address());
@@ -90,7 +91,7 @@ asio::awaitable<void> DeliveryAgent::RemoteAttempt(Work work) {
         if (owned) destinations_.Release(name);
         const absl::Time now = absl::Now();
         for (int i : group.second) {
-          attempt.Record(i, {v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", "delivery temporarily suspended: " + *why, "none"},
+          attempt.Record(i, {rec::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", "delivery temporarily suspended: " + *why, "none"},
                          "smtp", now);
         }
         continue;
@@ -143,7 +144,7 @@ asio::awaitable<void> DeliveryAgent::DeliverToNextHop(const NextHop& hop, const 
     // A domain that does not exist bounces; DNS trouble defers.
     const bool missing = absl::IsNotFound(candidates.status());
     for (int i : recipients) {
-      attempt.Record(i, {missing ? v1::RECIPIENT_STATE_BOUNCED : v1::RECIPIENT_STATE_DEFERRED, 0,
+      attempt.Record(i, {missing ? rec::RECIPIENT_STATE_BOUNCED : rec::RECIPIENT_STATE_DEFERRED, 0,
                          missing ? "5.4.4" : "4.4.3", std::string(candidates.status().message()), "none"},
                      "smtp", attempt_start);
     }
@@ -200,7 +201,7 @@ asio::awaitable<absl::StatusOr<std::vector<SmtpCandidate>>> DeliveryAgent::Candi
 void DeliveryAgent::NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes) {
   bool dead = !outcomes.empty();
   for (const DeliveryOutcome& outcome : outcomes) {
-    dead &= outcome.state == v1::RECIPIENT_STATE_DEFERRED && outcome.smtp_code == 0;
+    dead &= outcome.state == rec::RECIPIENT_STATE_DEFERRED && outcome.smtp_code == 0;
   }
   if (dead) {
     destinations_.Suspend(next_hop, options_.minimal_backoff, outcomes.front().reason);

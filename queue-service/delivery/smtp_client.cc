@@ -30,6 +30,7 @@
 #include "core/smtp/xtext.h"
 #include "queue-service/delivery/smtp_session.h"
 #include "spdlog/spdlog.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -45,7 +46,7 @@ DeliveryOutcome FromStop(const ConversationStop& stop, const SmtpSession& sessio
 
 // Whether this transaction needs SMTPUTF8: a UTF-8 envelope address, or UTF-8 in the header
 // section (read up to its empty line; the body is 8BITMIME's business, not SMTPUTF8's).
-absl::StatusOr<bool> NeedsSmtpUtf8(const v1::Message& message, const std::vector<int>& recipients,
+absl::StatusOr<bool> NeedsSmtpUtf8(const rec::Message& message, const std::vector<int>& recipients,
                                    const ContentPieces& content) {
   if (!smtp::IsAscii(message.envelope().sender())) return true;
   for (int index : recipients) {
@@ -69,9 +70,9 @@ absl::StatusOr<bool> NeedsSmtpUtf8(const v1::Message& message, const std::vector
 }
 
 // RCPT TO with the recipient's DSN options (RFC 3461) when the server announced DSN.
-std::string RcptCommand(const v1::RecipientStatus& recipient, bool dsn) {
+std::string RcptCommand(const rec::RecipientStatus& recipient, bool dsn) {
   std::string command = absl::StrCat("RCPT TO:<", recipient.address(), ">");
-  const v1::RecipientOptions& options = recipient.options();
+  const rec::RecipientOptions& options = recipient.options();
   if (dsn && options.notify_given()) {
     std::vector<const char*> notify;
     if (options.notify_success()) notify.push_back("SUCCESS");
@@ -154,7 +155,7 @@ asio::awaitable<std::optional<ConversationStop>> Open(SmtpSession& c, const std:
       learn(*reply);
     }
   } else if (tls_required) {
-    co_return ConversationStop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.4",
+    co_return ConversationStop{rec::RECIPIENT_STATE_DEFERRED, 0, "4.7.4",
                    absl::StrCat("TLS is required, but was not offered by host ", c.relay())};
   }
   co_return std::nullopt;
@@ -170,7 +171,7 @@ enum class After {
 };
 
 // MAIL FROM, RCPT TO per recipient and DATA (pipelined when offered), filling `outcomes`.
-asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, const std::vector<int>& recipients,
+asio::awaitable<After> Transact(SmtpSession& c, const rec::Message& message, const std::vector<int>& recipients,
                                 const ContentPieces& content, std::vector<DeliveryOutcome>& outcomes, bool reused) {
   const SmtpClientOptions& options = c.options();
   const SmtpCapabilities& capabilities = c.capabilities();
@@ -180,23 +181,23 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
       if (outcome.smtp_code == 0 && outcome.reason.empty()) outcome = FromStop(stop, c);
     }
   };
-  const v1::Envelope& envelope = message.envelope();
+  const rec::Envelope& envelope = message.envelope();
   if (envelope.smtputf8() && !capabilities.smtputf8) {
     // As Postfix: the request alone is no reason to bounce. Mail whose envelope and headers are
     // ASCII goes on without SMTPUTF8; only what really needs it is returned.
     absl::StatusOr<bool> needed = NeedsSmtpUtf8(message, recipients, content);
     if (!needed.ok()) {
-      finish({v1::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", needed.status().message())});
+      finish({rec::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", needed.status().message())});
       co_return After::kReusable;
     }
     if (*needed) {
-      finish(ConversationStop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.6.7",
+      finish(ConversationStop{rec::RECIPIENT_STATE_BOUNCED, 0, "5.6.7",
                   absl::StrCat("SMTPUTF8 is required, but was not offered by host ", c.relay())});
       co_return After::kReusable;
     }
   }
   if (capabilities.size_limit > 0 && message.size() > capabilities.size_limit) {
-    finish(ConversationStop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.3.4",
+    finish(ConversationStop{rec::RECIPIENT_STATE_BOUNCED, 0, "5.3.4",
                 absl::StrCat("message size ", message.size(), " exceeds size limit ", capabilities.size_limit,
                              " of server ", c.relay())});
     co_return After::kReusable;
@@ -204,12 +205,12 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
 
   std::string mail = absl::StrCat("MAIL FROM:<", envelope.sender(), ">");
   if (capabilities.size) absl::StrAppend(&mail, " SIZE=", message.size());  // RFC 1870: only where announced.
-  if (capabilities.eight_bit && envelope.body_type() == v1::BODY_TYPE_8BITMIME) {
+  if (capabilities.eight_bit && envelope.body_type() == rec::BODY_TYPE_8BITMIME) {
     absl::StrAppend(&mail, " BODY=8BITMIME");
   }
   if (envelope.smtputf8() && capabilities.smtputf8) absl::StrAppend(&mail, " SMTPUTF8");
-  if (capabilities.dsn && envelope.dsn_return() != v1::DSN_RETURN_UNSPECIFIED) {
-    absl::StrAppend(&mail, " RET=", envelope.dsn_return() == v1::DSN_RETURN_FULL ? "FULL" : "HDRS");
+  if (capabilities.dsn && envelope.dsn_return() != rec::DSN_RETURN_UNSPECIFIED) {
+    absl::StrAppend(&mail, " RET=", envelope.dsn_return() == rec::DSN_RETURN_FULL ? "FULL" : "HDRS");
   }
   if (capabilities.dsn && !envelope.envid().empty()) {
     absl::StrAppend(&mail, " ENVID=", smtp::EncodeXtext(envelope.envid()));
@@ -294,7 +295,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
   for (uint32_t index = 0;; ++index) {
     absl::StatusOr<std::optional<std::string>> piece = content(index);
     if (!piece.ok()) {
-      finish({v1::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", piece.status().message())});
+      finish({rec::RECIPIENT_STATE_DEFERRED, 0, "4.3.0", absl::StrCat("queue file read error: ", piece.status().message())});
       co_return After::kBroken;
     }
     const bool last = !piece->has_value();
@@ -320,7 +321,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
   }
   for (size_t i : accepted) {
     if (reply->code / 100 == 2) {
-      outcomes[i] = DeliveryOutcome{v1::RECIPIENT_STATE_DELIVERED, static_cast<uint32_t>(reply->code),
+      outcomes[i] = DeliveryOutcome{rec::RECIPIENT_STATE_DELIVERED, static_cast<uint32_t>(reply->code),
                                     reply->enhanced.empty() ? "2.0.0" : reply->enhanced, reply->text, c.relay()};
       outcomes[i].remote_mta = c.remote_host();
       outcomes[i].remote_reply = reply->text;
@@ -334,7 +335,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const v1::Message& message, cons
 
 asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtpOrThrow(
     const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates, const SmtpClientOptions& options,
-    const v1::Message& message, const std::vector<int>& recipients, const ContentPieces& content,
+    const rec::Message& message, const std::vector<int>& recipients, const ContentPieces& content,
     SmtpConnectionCache* cache) {
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
   std::vector<DeliveryOutcome> outcomes(recipients.size());
@@ -396,7 +397,7 @@ asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtpOrThrow(
 
 asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtp(
     const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates, const SmtpClientOptions& options,
-    const v1::Message& message, const std::vector<int>& recipients, const ContentPieces& content,
+    const rec::Message& message, const std::vector<int>& recipients, const ContentPieces& content,
     SmtpConnectionCache* cache) {
   std::string failure;
   try {
@@ -409,7 +410,7 @@ asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtp(
   // wait for the next attempt, and the reason says what happened.
   spdlog::warn("{}: SMTP client error: {}; delivery deferred", next_hop.ToString(), failure);
   DeliveryOutcome deferred;
-  deferred.state = v1::RECIPIENT_STATE_DEFERRED;
+  deferred.state = rec::RECIPIENT_STATE_DEFERRED;
   deferred.dsn_status = "4.3.0";
   deferred.reason = absl::StrCat("SMTP client error: ", failure);
   deferred.relay = "none";

@@ -18,7 +18,7 @@
 #include "absl/time/time.h"
 #include "asio/any_io_executor.hpp"
 #include "asio/awaitable.hpp"
-#include "postgate/queue/v1/queue.pb.h"
+#include "queue-service/model/record.h"
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/routing/router.h"
 
@@ -134,7 +134,7 @@ class SmtpConnectionCache {
 // arguments are references: they must outlive the coroutine (co_await it where they live).
 asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtp(
     const NextHop& next_hop, const std::vector<SmtpCandidate>& candidates, const SmtpClientOptions& options,
-    const v1::Message& message, const std::vector<int>& recipients, const ContentPieces& content,
+    const rec::Message& message, const std::vector<int>& recipients, const ContentPieces& content,
     SmtpConnectionCache* cache);
 
 }  // namespace postgate::queue

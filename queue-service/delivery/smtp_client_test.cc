@@ -11,6 +11,7 @@
 #include "asio/co_spawn.hpp"
 #include "asio/io_context.hpp"
 #include "gtest/gtest.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -99,7 +100,7 @@ TEST(DeliverOverSmtpTest, AnExceptionOnTheWayDefersTheRecipientsInsteadOfEndingT
   SmtpClientOptions options;
   options.connect_timeout = options.helo_timeout = options.mail_timeout = options.rcpt_timeout = absl::Seconds(5);
   options.data_init_timeout = options.data_xfer_timeout = options.data_done_timeout = absl::Seconds(5);
-  v1::Message message;
+  rec::Message message;
   message.set_queue_id("ABC");
   message.mutable_envelope()->set_sender("foo@mail169.com");
   message.add_recipients()->set_address("user@example.org");
@@ -120,7 +121,7 @@ TEST(DeliverOverSmtpTest, AnExceptionOnTheWayDefersTheRecipientsInsteadOfEndingT
   io.run();
   ASSERT_EQ(outcomes.size(), 2u);
   for (const DeliveryOutcome& outcome : outcomes) {
-    EXPECT_EQ(outcome.state, v1::RECIPIENT_STATE_DEFERRED);
+    EXPECT_EQ(outcome.state, rec::RECIPIENT_STATE_DEFERRED);
     EXPECT_EQ(outcome.dsn_status, "4.3.0");
     EXPECT_EQ(outcome.reason, "SMTP client error: content store gone");
   }

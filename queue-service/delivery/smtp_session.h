@@ -33,6 +33,7 @@
 #include "core/smtp/xtext.h"
 #include "spdlog/spdlog.h"
 #include "queue-service/delivery/smtp_client.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -47,7 +48,7 @@ inline std::chrono::milliseconds Millis(absl::Duration d) {
 
 // Why a conversation stopped before every recipient had an answer; applies to those left.
 struct ConversationStop {
-  v1::RecipientState state = v1::RECIPIENT_STATE_DEFERRED;
+  rec::RecipientState state = rec::RECIPIENT_STATE_DEFERRED;
   uint32_t code = 0;
   std::string dsn;
   std::string reason;
@@ -108,7 +109,7 @@ class SmtpSession {
   // Tries each address in order (MX preference order, then each host's addresses) until one
   // answers; the last failure is the reason when none does.
   asio::awaitable<std::optional<ConversationStop>> Connect(const std::vector<SmtpCandidate>& candidates) {
-    ConversationStop last{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", "no address to connect to"};
+    ConversationStop last{rec::RECIPIENT_STATE_DEFERRED, 0, "4.4.1", "no address to connect to"};
     for (const SmtpCandidate& candidate : candidates) {
       std::error_code parse_error;
       const asio::ip::address address = asio::ip::make_address(candidate.address, parse_error);
@@ -160,7 +161,7 @@ class SmtpSession {
       std::error_code error;
       tls_context_->load_verify_file(options.tls_ca_file, error);
       if (error) {
-        co_return ConversationStop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.5",
+        co_return ConversationStop{rec::RECIPIENT_STATE_DEFERRED, 0, "4.7.5",
                        absl::StrCat("cannot load smtp_tls_CAfile ", options.tls_ca_file, ": ", error.message())};
       }
       tls_context_->set_verify_mode(asio::ssl::verify_peer);
@@ -179,7 +180,7 @@ class SmtpSession {
     auto shaken = co_await (tls_->async_handshake(asio::ssl::stream_base::client, kAsTuple) || Timeout(timeout));
     if (shaken.index() == 1 || std::get<0>(std::get<0>(shaken))) {
       const std::string why = shaken.index() == 1 ? "timed out" : std::get<0>(std::get<0>(shaken)).message();
-      ConversationStop failed{v1::RECIPIENT_STATE_DEFERRED, 0, "4.7.5", absl::StrCat("TLS handshake with ", relay_, " failed: ", why)};
+      ConversationStop failed{rec::RECIPIENT_STATE_DEFERRED, 0, "4.7.5", absl::StrCat("TLS handshake with ", relay_, " failed: ", why)};
       failed.tls_handshake_failed = true;
       co_return failed;
     }
@@ -243,7 +244,7 @@ class SmtpSession {
   // a reply that broke our bounds is a protocol error, said as such.
   ConversationStop Lost(absl::string_view what) const {
     if (!protocol_error_.empty()) return ProtocolError(what, protocol_error_);
-    return ConversationStop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.4.2",
+    return ConversationStop{rec::RECIPIENT_STATE_DEFERRED, 0, "4.4.2",
                 absl::StrCat(timed_out_ ? "conversation with " : "lost connection with ", host_and_address_,
                              timed_out_ ? " timed out while " : " while ", what)};
   }
@@ -251,7 +252,7 @@ class SmtpSession {
 
   // The server broke the protocol (or our bounds on it) while we were `what`: deferred.
   ConversationStop ProtocolError(absl::string_view what, absl::string_view why) const {
-    return ConversationStop{v1::RECIPIENT_STATE_DEFERRED, 0, "4.5.0",
+    return ConversationStop{rec::RECIPIENT_STATE_DEFERRED, 0, "4.5.0",
                 absl::StrCat("protocol error with ", host_and_address_, " while ", what, ": ", why)};
   }
 
@@ -261,7 +262,7 @@ class SmtpSession {
     if (options_.myhostname.empty() || reply.lines.empty()) return std::nullopt;
     const absl::string_view first = absl::string_view(reply.lines.front()).substr(0, reply.lines.front().find(' '));
     if (!absl::EqualsIgnoreCase(first, options_.myhostname)) return std::nullopt;
-    return ConversationStop{v1::RECIPIENT_STATE_BOUNCED, 0, "5.4.6",
+    return ConversationStop{rec::RECIPIENT_STATE_BOUNCED, 0, "5.4.6",
                 absl::StrCat("host ", host_and_address_, " ", how, " my own hostname ", options_.myhostname,
                              ": mail for ", hop_.host, " loops back to myself")};
   }
@@ -269,7 +270,7 @@ class SmtpSession {
   // "host x[1.2.3.4] said: 550 5.1.1 … (in reply to RCPT TO command)", deferred or bounced by code.
   ConversationStop Said(const ServerReply& reply, absl::string_view command) const {
     ConversationStop stop;
-    stop.state = reply.code >= 500 ? v1::RECIPIENT_STATE_BOUNCED : v1::RECIPIENT_STATE_DEFERRED;
+    stop.state = reply.code >= 500 ? rec::RECIPIENT_STATE_BOUNCED : rec::RECIPIENT_STATE_DEFERRED;
     stop.code = static_cast<uint32_t>(reply.code);
     stop.dsn = !reply.enhanced.empty() ? reply.enhanced : reply.code >= 500 ? "5.0.0" : "4.0.0";
     stop.reason = absl::StrCat("host ", host_and_address_, " said: ", reply.text, " (in reply to ", command, ")");

@@ -2,6 +2,7 @@
 
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -21,11 +22,11 @@ class DepthCollector : public prometheus::Collectable {
                                       prometheus::MetricType::Gauge, {}};
     prometheus::MetricFamily bytes{"postgate_queue_bytes", "Content bytes in the queue by state.",
                                    prometheus::MetricType::Gauge, {}};
-    const std::pair<v1::MessageState, const char*> states[] = {
-        {v1::MESSAGE_STATE_ACTIVE, "active"},
-        {v1::MESSAGE_STATE_DEFERRED, "deferred"},
-        {v1::MESSAGE_STATE_HOLD, "hold"},
-        {v1::MESSAGE_STATE_DONE, "done"}};
+    const std::pair<rec::MessageState, const char*> states[] = {
+        {rec::MESSAGE_STATE_ACTIVE, "active"},
+        {rec::MESSAGE_STATE_DEFERRED, "deferred"},
+        {rec::MESSAGE_STATE_HOLD, "hold"},
+        {rec::MESSAGE_STATE_DONE, "done"}};
     for (const auto& [state, name] : states) {
       prometheus::ClientMetric metric;
       metric.label = {{"state", name}};

@@ -3,10 +3,11 @@
 #include "absl/strings/str_cat.h"
 #include "core/smtp/address.h"
 #include "queue-service/model/timestamps.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
-absl::Status ValidateEnvelope(const v1::Envelope& envelope) {
+absl::Status ValidateEnvelope(const rec::Envelope& envelope) {
   constexpr size_t kLongestAddress = 512;  // RFC 5321's path limit is 256; room for UTF-8.
   auto invalid = [](absl::string_view field, absl::string_view problem) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
@@ -28,19 +29,19 @@ absl::Status ValidateEnvelope(const v1::Envelope& envelope) {
   return absl::OkStatus();
 }
 
-v1::StoredMessage NewMessageRecord(const std::string& queue_id, v1::Envelope envelope, uint64_t size,
+rec::StoredMessage NewMessageRecord(const std::string& queue_id, rec::Envelope envelope, uint64_t size,
                                    uint32_t chunk_count, absl::Time arrival) {
-  v1::StoredMessage record;
-  v1::Message& message = *record.mutable_message();
+  rec::StoredMessage record;
+  rec::Message& message = *record.mutable_message();
   message.set_queue_id(queue_id);
-  message.set_state(v1::MESSAGE_STATE_ACTIVE);
+  message.set_state(rec::MESSAGE_STATE_ACTIVE);
   message.set_size(size);
   SetTimestamp(message.mutable_arrival_time(), arrival);
   SetTimestamp(message.mutable_queued_time(), arrival);  // The caller sets the real one at commit.
   for (int i = 0; i < envelope.recipients_size(); ++i) {
-    v1::RecipientStatus* recipient = message.add_recipients();
+    rec::RecipientStatus* recipient = message.add_recipients();
     recipient->set_address(envelope.recipients(i));
-    recipient->set_state(v1::RECIPIENT_STATE_QUEUED);
+    recipient->set_state(rec::RECIPIENT_STATE_QUEUED);
     if (i < envelope.recipient_options_size()) *recipient->mutable_options() = envelope.recipient_options(i);
   }
   *message.mutable_envelope() = std::move(envelope);

@@ -8,16 +8,16 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "postgate/queue/v1/store_record.pb.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
 // What the queue takes from any client (the gateway, or anything else that reaches its port):
 // at least one recipient, every address a mailbox (the sender may be the null path), DSN options
 // one per recipient or none. The error names the field. Pure.
-absl::Status ValidateEnvelope(const v1::Envelope& envelope);
+absl::Status ValidateEnvelope(const rec::Envelope& envelope);
 
-v1::StoredMessage NewMessageRecord(const std::string& queue_id, v1::Envelope envelope, uint64_t size,
+rec::StoredMessage NewMessageRecord(const std::string& queue_id, rec::Envelope envelope, uint64_t size,
                                    uint32_t chunk_count, absl::Time arrival);
 
 }  // namespace postgate::queue

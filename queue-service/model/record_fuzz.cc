@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "postgate/queue/v1/queue.pb.h"
-#include "postgate/queue/v1/store_record.pb.h"
+#include "queue-service/api/record_conversion.h"
 #include "queue-service/model/message_record.h"
 #include "queue-service/model/timestamps.h"
 #include "queue-service/scheduler/queue_index.h"
@@ -16,26 +16,26 @@ using namespace postgate::queue;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   v1::EnqueueRequest request;
   if (request.ParseFromArray(data, static_cast<int>(size)) && request.has_envelope() &&
-      ValidateEnvelope(request.envelope()).ok()) {
-    const v1::StoredMessage record =
-        NewMessageRecord("4F1A09C2B70", request.envelope(), size, 1, absl::FromUnixSeconds(1'700'000'000));
-    v1::StoredMessage again;
+      ValidateEnvelope(FromApi(request.envelope())).ok()) {
+    const rec::StoredMessage record =
+        NewMessageRecord("4F1A09C2B70", FromApi(request.envelope()), size, 1, absl::FromUnixSeconds(1'700'000'000));
+    rec::StoredMessage again;
     if (!again.ParseFromString(record.SerializeAsString())) std::abort();
     if (again.SerializeAsString() != record.SerializeAsString()) std::abort();
     if (again.message().recipients_size() != request.envelope().recipients_size()) std::abort();
-    if (DeriveState(again.message()) != v1::MESSAGE_STATE_ACTIVE) std::abort();
+    if (DeriveState(again.message()) != rec::MESSAGE_STATE_ACTIVE) std::abort();
   }
-  v1::StoredMessage stored;
+  rec::StoredMessage stored;
   if (stored.ParseFromArray(data, static_cast<int>(size))) {
     QueueIndex index;
-    const v1::Message& message = stored.message();
+    const rec::Message& message = stored.message();
     (void)DeriveState(message);
     (void)FromTimestamp(message.arrival_time());
     (void)FromTimestamp(message.next_attempt_time());
     index.Upsert(message);
     (void)index.Summarize();
     (void)index.Due(absl::Now());
-    (void)index.List(v1::MESSAGE_STATE_UNSPECIFIED, "", 10);
+    (void)index.List(rec::MESSAGE_STATE_UNSPECIFIED, "", 10);
     index.Remove(message);
   }
   return 0;

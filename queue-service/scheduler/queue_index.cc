@@ -3,15 +3,16 @@
 #include <algorithm>
 
 #include "queue-service/model/timestamps.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
-v1::MessageState DeriveState(const v1::Message& message) {
+rec::MessageState DeriveState(const rec::Message& message) {
   bool deferred = false;
-  for (const v1::RecipientStatus& recipient : message.recipients()) {
-    if (recipient.state() == v1::RECIPIENT_STATE_QUEUED) return v1::MESSAGE_STATE_ACTIVE;
-    if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) deferred = true;
+  for (const rec::RecipientStatus& recipient : message.recipients()) {
+    if (recipient.state() == rec::RECIPIENT_STATE_QUEUED) return rec::MESSAGE_STATE_ACTIVE;
+    if (recipient.state() == rec::RECIPIENT_STATE_DEFERRED) deferred = true;
   }
-  return deferred ? v1::MESSAGE_STATE_DEFERRED : v1::MESSAGE_STATE_DONE;
+  return deferred ? rec::MESSAGE_STATE_DEFERRED : rec::MESSAGE_STATE_DONE;
 }
 
 void QueueIndex::Upsert(const std::string& id, const Entry& entry) {
@@ -24,9 +25,9 @@ void QueueIndex::Erase(std::map<std::string, Entry>::iterator it) {
   entries_.erase(it);
 }
 
-void QueueIndex::Upsert(const v1::Message& message) {
+void QueueIndex::Upsert(const rec::Message& message) {
   absl::MutexLock lock(&mu_);
-  if (message.state() == v1::MESSAGE_STATE_DONE) {
+  if (message.state() == rec::MESSAGE_STATE_DONE) {
     auto it = entries_.find(message.queue_id());
     if (it == entries_.end()) return;
     Erase(it);
@@ -40,12 +41,12 @@ void QueueIndex::Upsert(const v1::Message& message) {
                                                                    : absl::InfinitePast()});
 }
 
-void QueueIndex::Remove(const v1::Message& message) {
+void QueueIndex::Remove(const rec::Message& message) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(message.queue_id());
   if (it != entries_.end()) {
     Erase(it);
-  } else if (message.state() == v1::MESSAGE_STATE_DONE) {
+  } else if (message.state() == rec::MESSAGE_STATE_DONE) {
     done_messages_ -= std::min<uint64_t>(done_messages_, 1);
     done_bytes_ -= std::min<uint64_t>(done_bytes_, message.size());
   }
@@ -66,7 +67,7 @@ std::vector<std::string> QueueIndex::Due(absl::Time now) const {
   std::vector<std::string> due;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, entry] : entries_) {
-    if (entry.state == v1::MESSAGE_STATE_DEFERRED && entry.next_attempt <= now) due.push_back(id);
+    if (entry.state == rec::MESSAGE_STATE_DEFERRED && entry.next_attempt <= now) due.push_back(id);
   }
   return due;
 }
@@ -81,19 +82,19 @@ std::optional<std::string> QueueIndex::FindByIdempotencyKey(const std::string& k
 QueueIndex::Summary QueueIndex::Summarize() const {
   Summary summary;
   absl::MutexLock lock(&mu_);
-  summary.messages[v1::MESSAGE_STATE_DONE] = done_messages_;
-  summary.bytes[v1::MESSAGE_STATE_DONE] = done_bytes_;
+  summary.messages[rec::MESSAGE_STATE_DONE] = done_messages_;
+  summary.bytes[rec::MESSAGE_STATE_DONE] = done_bytes_;
   for (const auto& [id, entry] : entries_) {
     size_t slot = static_cast<size_t>(entry.state) < summary.messages.size()
                       ? static_cast<size_t>(entry.state)
                       : 0;
     summary.messages[slot]++;
     summary.bytes[slot] += entry.size;
-    if (entry.state != v1::MESSAGE_STATE_DONE &&
+    if (entry.state != rec::MESSAGE_STATE_DONE &&
         (!summary.oldest_pending || entry.arrival < *summary.oldest_pending)) {
       summary.oldest_pending = entry.arrival;
     }
-    if (entry.state == v1::MESSAGE_STATE_DEFERRED &&
+    if (entry.state == rec::MESSAGE_STATE_DEFERRED &&
         (!summary.oldest_deferred || entry.arrival < *summary.oldest_deferred)) {
       summary.oldest_deferred = entry.arrival;
     }
@@ -101,11 +102,11 @@ QueueIndex::Summary QueueIndex::Summarize() const {
   return summary;
 }
 
-std::vector<std::string> QueueIndex::List(v1::MessageState state, const std::string& after,
+std::vector<std::string> QueueIndex::List(rec::MessageState state, const std::string& after,
                                           size_t limit, bool descending) const {
   std::vector<std::string> ids;
   auto wanted = [state](const Entry& entry) {
-    return state == v1::MESSAGE_STATE_UNSPECIFIED ? entry.state != v1::MESSAGE_STATE_DONE
+    return state == rec::MESSAGE_STATE_UNSPECIFIED ? entry.state != rec::MESSAGE_STATE_DONE
                                                   : entry.state == state;
   };
   absl::MutexLock lock(&mu_);

@@ -15,25 +15,25 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "postgate/queue/v1/queue.pb.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
 // ACTIVE while any recipient is QUEUED, else DEFERRED while any is DEFERRED, else DONE.
 // (HOLD is an operator's decision, never derived.)
-v1::MessageState DeriveState(const v1::Message& message);
+rec::MessageState DeriveState(const rec::Message& message);
 
 class QueueIndex {
  public:
   struct Entry {
-    v1::MessageState state = v1::MESSAGE_STATE_ACTIVE;
+    rec::MessageState state = rec::MESSAGE_STATE_ACTIVE;
     uint64_t size = 0;
     absl::Time arrival;
     std::string idempotency_key;  // Envelope's, "" when none.
     absl::Time next_attempt = absl::InfinitePast();  // DEFERRED: when the next attempt is due.
   };
   struct Summary {
-    std::array<uint64_t, 5> messages{};  // Indexed by v1::MessageState.
+    std::array<uint64_t, 5> messages{};  // Indexed by rec::MessageState.
     std::array<uint64_t, 5> bytes{};
     std::optional<absl::Time> oldest_pending;  // Oldest arrival not yet DONE.
     std::optional<absl::Time> oldest_deferred;  // Oldest arrival among DEFERRED messages.
@@ -41,16 +41,16 @@ class QueueIndex {
 
   // A message's current state. Pending: held. DONE: dropped from the held entries and counted –
   // once, when a held entry becomes DONE (a DONE message never held is already counted).
-  void Upsert(const v1::Message& message);
+  void Upsert(const rec::Message& message);
   // A message deleted from the store: forgotten, or its DONE count taken back.
-  void Remove(const v1::Message& message);
+  void Remove(const rec::Message& message);
   // DONE messages in the store at start (the store's done index).
   void SetDone(uint64_t messages, uint64_t bytes);
   Summary Summarize() const;
   // Up to `limit` IDs after `after` in ID order: in `state`, or in every state but DONE when
   // `state` is UNSPECIFIED. (DONE messages are not held: ask the store.)
   // With `descending`, IDs before `after` ("" = from the newest), newest first.
-  std::vector<std::string> List(v1::MessageState state, const std::string& after, size_t limit,
+  std::vector<std::string> List(rec::MessageState state, const std::string& after, size_t limit,
                                 bool descending = false) const;
   // The ID of a held message stored with `key` (Envelope.idempotency_key), if any.
   std::optional<std::string> FindByIdempotencyKey(const std::string& key) const;

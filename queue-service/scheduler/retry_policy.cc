@@ -4,6 +4,7 @@
 
 #include "queue-service/model/timestamps.h"
 #include "queue-service/scheduler/queue_index.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -25,15 +26,15 @@ bool RetryPolicy::DelayWarningDue(absl::Time arrival, bool notification, absl::T
   return delay_warning_time > absl::ZeroDuration() && !notification && now - arrival >= delay_warning_time;
 }
 
-void RetryPolicy::Schedule(v1::Message& message, absl::Time now) const {
+void RetryPolicy::Schedule(rec::Message& message, absl::Time now) const {
   message.set_state(DeriveState(message));
-  if (message.state() != v1::MESSAGE_STATE_DEFERRED) {
+  if (message.state() != rec::MESSAGE_STATE_DEFERRED) {
     message.clear_next_attempt_time();
     return;
   }
   uint32_t attempts = 1;
-  for (const v1::RecipientStatus& recipient : message.recipients()) {
-    if (recipient.state() == v1::RECIPIENT_STATE_DEFERRED) attempts = std::max(attempts, recipient.attempts());
+  for (const rec::RecipientStatus& recipient : message.recipients()) {
+    if (recipient.state() == rec::RECIPIENT_STATE_DEFERRED) attempts = std::max(attempts, recipient.attempts());
   }
   SetTimestamp(message.mutable_next_attempt_time(), now + Backoff(attempts));
 }

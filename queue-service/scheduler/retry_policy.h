@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "absl/time/time.h"
-#include "postgate/queue/v1/queue.pb.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -31,7 +31,7 @@ struct RetryPolicy {
   // After an attempt that ended at `now`: the message's state from its recipients (HOLD is never
   // derived) and, when DEFERRED, its next attempt – the backoff of its most-tried deferred
   // recipient; otherwise none.
-  void Schedule(v1::Message& message, absl::Time now) const;
+  void Schedule(rec::Message& message, absl::Time now) const;
 };
 
 }  // namespace postgate::queue

@@ -6,6 +6,7 @@
 #include "queue-service/scheduler/fake_clock.h"
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/memory_message_store.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -53,7 +54,7 @@ TEST(RetryPolicyTest, AQueueRunFindsADeferredMessageWhenItsBackoffHasPassed) {
   MemoryMessageStore store;
   QueueIndex index;
   const RetryPolicy policy = Policy();
-  v1::Envelope envelope;
+  rec::Envelope envelope;
   envelope.set_sender("foo@mail169.com");
   envelope.add_recipients("a@example.org");
   envelope.add_recipients("b@example.org");
@@ -65,14 +66,14 @@ TEST(RetryPolicyTest, AQueueRunFindsADeferredMessageWhenItsBackoffHasPassed) {
   auto fail_attempt = [&](int recipient) {
     absl::StatusOr<StoredMessage> loaded = store.Get("4A1B2C3D4E");
     ASSERT_TRUE(loaded.ok());
-    v1::Message& message = *loaded->mutable_message();
+    rec::Message& message = *loaded->mutable_message();
     for (int i = 0; i < message.recipients_size(); ++i) {
-      v1::RecipientStatus& status = *message.mutable_recipients(i);
+      rec::RecipientStatus& status = *message.mutable_recipients(i);
       if (i == recipient) {
-        status.set_state(v1::RECIPIENT_STATE_DEFERRED);
+        status.set_state(rec::RECIPIENT_STATE_DEFERRED);
         status.set_attempts(status.attempts() + 1);
-      } else if (status.state() == v1::RECIPIENT_STATE_QUEUED) {
-        status.set_state(v1::RECIPIENT_STATE_DELIVERED);
+      } else if (status.state() == rec::RECIPIENT_STATE_QUEUED) {
+        status.set_state(rec::RECIPIENT_STATE_DELIVERED);
       }
     }
     policy.Schedule(message, clock.Now());
@@ -81,7 +82,7 @@ TEST(RetryPolicyTest, AQueueRunFindsADeferredMessageWhenItsBackoffHasPassed) {
   };
 
   fail_attempt(1);
-  EXPECT_EQ(store.Get("4A1B2C3D4E")->message().state(), v1::MESSAGE_STATE_DEFERRED);
+  EXPECT_EQ(store.Get("4A1B2C3D4E")->message().state(), rec::MESSAGE_STATE_DEFERRED);
   EXPECT_TRUE(index.Due(clock.Now()).empty());
   clock.Advance(absl::Minutes(5) - absl::Seconds(1));
   EXPECT_TRUE(index.Due(clock.Now()).empty());
@@ -99,9 +100,9 @@ TEST(RetryPolicyTest, AQueueRunFindsADeferredMessageWhenItsBackoffHasPassed) {
 
   // Delivered at last: DONE, no next attempt, nothing due.
   absl::StatusOr<StoredMessage> loaded = store.Get("4A1B2C3D4E");
-  loaded->mutable_message()->mutable_recipients(1)->set_state(v1::RECIPIENT_STATE_DELIVERED);
+  loaded->mutable_message()->mutable_recipients(1)->set_state(rec::RECIPIENT_STATE_DELIVERED);
   policy.Schedule(*loaded->mutable_message(), clock.Now());
-  EXPECT_EQ(loaded->message().state(), v1::MESSAGE_STATE_DONE);
+  EXPECT_EQ(loaded->message().state(), rec::MESSAGE_STATE_DONE);
   EXPECT_FALSE(loaded->message().has_next_attempt_time());
   ASSERT_TRUE(store.Update(*loaded).ok());
   index.Upsert(loaded->message());

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "queue-service/model/timestamps.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
@@ -137,7 +138,7 @@ absl::StatusOr<uint64_t> MemoryMessageStore::RemoveOrphans() {
 // The indexes are the records themselves here: every query walks them (a test double, not a queue).
 absl::Status MemoryMessageStore::ScanPending(const std::function<bool(const StoredMessage&)>& visit) {
   return Scan("", [&visit](const StoredMessage& record) {
-    return record.message().state() == v1::MESSAGE_STATE_DONE || visit(record);
+    return record.message().state() == rec::MESSAGE_STATE_DONE || visit(record);
   });
 }
 
@@ -147,7 +148,7 @@ absl::Status MemoryMessageStore::ScanDone(absl::Time before,
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, record] : records_) {
-      if (record.message().state() != v1::MESSAGE_STATE_DONE) continue;
+      if (record.message().state() != rec::MESSAGE_STATE_DONE) continue;
       const absl::Time completed = FromTimestamp(record.message().completion_time());
       if (completed < before) done.emplace_back(completed, id, record.message().size());
     }

@@ -23,11 +23,11 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "postgate/queue/v1/store_record.pb.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 
-using StoredMessage = ::postgate::queue::v1::StoredMessage;
+using StoredMessage = ::postgate::queue::rec::StoredMessage;
 
 class MessageStore {
  public:

@@ -14,6 +14,7 @@
 #include "queue-service/store/memory_message_store.h"
 #include "queue-service/store/rocksdb_message_store.h"
 #include "rocksdb/db.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -131,9 +132,9 @@ TYPED_TEST(MessageStoreContractTest, UpdateDropContentAndDelete) {
   ASSERT_TRUE(store.PutChunk("0000000000005", 0, "x").ok());
   StoredMessage record = Record("0000000000005", 1);
   ASSERT_TRUE(store.Commit(record).ok());
-  record.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
+  record.mutable_message()->set_state(rec::MESSAGE_STATE_DONE);
   ASSERT_TRUE(store.UpdateAndDropContent(record).ok());
-  EXPECT_EQ(store.Get("0000000000005")->message().state(), v1::MESSAGE_STATE_DONE);
+  EXPECT_EQ(store.Get("0000000000005")->message().state(), rec::MESSAGE_STATE_DONE);
   EXPECT_EQ(store.ReadContent(record, [](absl::string_view) { return absl::OkStatus(); }).code(),
             absl::StatusCode::kDataLoss);
   ASSERT_TRUE(store.Delete(record).ok());
@@ -148,11 +149,11 @@ TYPED_TEST(MessageStoreContractTest, UpdateAllWritesEveryRecordAndDropsOnlyWhatI
   StoredMessage deferred = Record("0000000000007", 1);
   ASSERT_TRUE(store.Commit(done).ok());
   ASSERT_TRUE(store.Commit(deferred).ok());
-  done.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
-  deferred.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
+  done.mutable_message()->set_state(rec::MESSAGE_STATE_DONE);
+  deferred.mutable_message()->set_state(rec::MESSAGE_STATE_DEFERRED);
   ASSERT_TRUE(store.UpdateAll({{&done, true}, {&deferred, false}}).ok());
-  EXPECT_EQ(store.Get("0000000000006")->message().state(), v1::MESSAGE_STATE_DONE);
-  EXPECT_EQ(store.Get("0000000000007")->message().state(), v1::MESSAGE_STATE_DEFERRED);
+  EXPECT_EQ(store.Get("0000000000006")->message().state(), rec::MESSAGE_STATE_DONE);
+  EXPECT_EQ(store.Get("0000000000007")->message().state(), rec::MESSAGE_STATE_DEFERRED);
   EXPECT_EQ(store.ReadContent(done, [](absl::string_view) { return absl::OkStatus(); }).code(),
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(Content(store, deferred), "seven");
@@ -178,7 +179,7 @@ TYPED_TEST(MessageStoreContractTest, ScanIsInIdOrderAndResumesAfterAnId) {
 }
 
 StoredMessage Finished(StoredMessage record, absl::Time completed, uint64_t size) {
-  record.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
+  record.mutable_message()->set_state(rec::MESSAGE_STATE_DONE);
   record.mutable_message()->set_size(size);
   SetTimestamp(record.mutable_message()->mutable_completion_time(), completed);
   return record;
@@ -209,7 +210,7 @@ TYPED_TEST(MessageStoreContractTest, IndexesFollowTheRecords) {
   StoredMessage c = Record("000000000000C", 0), d = Record("000000000000D", 0);
   a.mutable_message()->mutable_envelope()->set_idempotency_key("key-a");
   for (const StoredMessage* record : {&a, &b, &c, &d}) ASSERT_TRUE(store.Commit(*record).ok());
-  b.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
+  b.mutable_message()->set_state(rec::MESSAGE_STATE_DEFERRED);
   ASSERT_TRUE(store.Update(b).ok());
   c = Finished(c, t1, 300);
   d = Finished(d, t0, 400);
@@ -242,7 +243,7 @@ TEST(RocksDbMessageStoreTest, AQueueWithoutIndexesIsUpgradedAtOpen) {
     ASSERT_TRUE(rocksdb::DB::Open(options, dir, &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     StoredMessage pending = Record("0000000000001", 1);
-    pending.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
+    pending.mutable_message()->set_state(rec::MESSAGE_STATE_DEFERRED);
     pending.mutable_message()->mutable_envelope()->set_idempotency_key("retry-1");
     const StoredMessage done = Finished(Record("0000000000002", 0), absl::FromUnixSeconds(1796000000), 700);
     ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), "m/0000000000001", pending.SerializeAsString()).ok());

@@ -15,6 +15,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/write_batch.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -32,7 +33,7 @@ std::string RecordKey(absl::string_view id) { return absl::StrCat(kRecordPrefix,
 std::string PendingKey(absl::string_view id) { return absl::StrCat(kPendingPrefix, id); }
 std::string IdempotencyKey(absl::string_view key) { return absl::StrCat(kKeyPrefix, key); }
 
-std::string DoneKey(const v1::Message& message) {
+std::string DoneKey(const rec::Message& message) {
   char micros[24];
   std::snprintf(micros, sizeof(micros), "%016llx",
                 static_cast<unsigned long long>(std::max<int64_t>(0, absl::ToUnixMicros(FromTimestamp(message.completion_time())))));
@@ -121,11 +122,11 @@ void RocksDbMessageStore::AddRecordWrite(rocksdb::WriteBatch& batch, const Store
   AddIndexWrites(batch, record.message(), kind);
 }
 
-void RocksDbMessageStore::AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message, RecordWrite kind) {
+void RocksDbMessageStore::AddIndexWrites(rocksdb::WriteBatch& batch, const rec::Message& message, RecordWrite kind) {
   // DONE is final: a record that reaches it leaves the pending index for the done index for good.
   // A pending record's index entries are written once, with the record's first write; its many
   // updates (each delivery attempt) add nothing.
-  if (message.state() == v1::MESSAGE_STATE_DONE) {
+  if (message.state() == rec::MESSAGE_STATE_DONE) {
     if (kind == RecordWrite::kUpdate) batch.Delete(PendingKey(message.queue_id()));
     batch.Put(DoneKey(message), absl::StrCat(message.size()));
   } else if (kind == RecordWrite::kNew) {
@@ -210,13 +211,13 @@ absl::Status RocksDbMessageStore::ReadContent(
 }
 
 absl::Status RocksDbMessageStore::Delete(const StoredMessage& record) {
-  const v1::Message& message = record.message();
+  const rec::Message& message = record.message();
   const std::string& id = message.queue_id();
   rocksdb::WriteBatch batch;
   batch.Delete(RecordKey(id));
   for (uint32_t i = 0; i < record.chunk_count(); ++i) batch.Delete(ChunkKey(id, i));
   batch.Delete(PendingKey(id));
-  if (message.state() == v1::MESSAGE_STATE_DONE) batch.Delete(DoneKey(message));
+  if (message.state() == rec::MESSAGE_STATE_DONE) batch.Delete(DoneKey(message));
   if (const std::string& key = message.envelope().idempotency_key(); !key.empty()) {
     std::string holder;  // Only this message's: a later one may have been stored with the same key.
     if (db_->Get(rocksdb::ReadOptions(), IdempotencyKey(key), &holder).ok() && holder == id) {

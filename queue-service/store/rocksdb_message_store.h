@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "queue-service/store/message_store.h"
+#include "queue-service/model/record.h"
 
 namespace rocksdb {
 class DB;
@@ -67,7 +68,7 @@ class RocksDbMessageStore : public MessageStore {
   absl::Status WriteRecord(const StoredMessage& record, bool drop_content, RecordWrite kind);
   static void AddRecordWrite(rocksdb::WriteBatch& batch, const StoredMessage& record, bool drop_content,
                              RecordWrite kind);
-  static void AddIndexWrites(rocksdb::WriteBatch& batch, const v1::Message& message, RecordWrite kind);
+  static void AddIndexWrites(rocksdb::WriteBatch& batch, const rec::Message& message, RecordWrite kind);
   absl::Status UpgradeLayout();
 
   std::unique_ptr<rocksdb::DB> db_;

@@ -11,6 +11,7 @@
 #include "benchmark/benchmark.h"
 #include "queue-service/model/message_record.h"
 #include "queue-service/store/rocksdb_message_store.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -40,7 +41,7 @@ class StoreFixture : public benchmark::Fixture {
 
 // range(0): 1 = synced commits (what the services do), 0 = no fsync (for comparison only).
 BENCHMARK_DEFINE_F(StoreFixture, WriteOneKibMessage)(benchmark::State& state) {
-  v1::Envelope envelope;
+  rec::Envelope envelope;
   envelope.set_sender("foo@mail169.com");
   envelope.add_recipients("bar@mail169.com");
   const std::string content(1024, 'x');

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "queue-service/store/memory_message_store.h"
 #include "queue-service/store/rocksdb_message_store.h"
+#include "queue-service/model/record.h"
 
 namespace postgate::queue {
 namespace {
@@ -68,15 +69,15 @@ TEST(StoreWriterTest, UpdatesReplaceRecordsAndMayDropTheirContent) {
   {
     StoreWriter writer(store);
     StoredMessage first = Record(Id(1), 1), second = Record(Id(2), 1);
-    first.mutable_message()->set_state(v1::MESSAGE_STATE_DEFERRED);
-    second.mutable_message()->set_state(v1::MESSAGE_STATE_DONE);
+    first.mutable_message()->set_state(rec::MESSAGE_STATE_DEFERRED);
+    second.mutable_message()->set_state(rec::MESSAGE_STATE_DONE);
     writer.Update(first, false, [&](absl::Status s) { answers.push_back("first " + s.ToString()); });
     writer.Update(second, true, [&](absl::Status s) { answers.push_back("second " + s.ToString()); });
   }
   EXPECT_EQ(answers, (std::vector<std::string>{"first OK", "second OK"}));
-  EXPECT_EQ(store.Get(Id(1))->message().state(), v1::MESSAGE_STATE_DEFERRED);
+  EXPECT_EQ(store.Get(Id(1))->message().state(), rec::MESSAGE_STATE_DEFERRED);
   EXPECT_EQ(Content(store, Id(1)), "kept\n");
-  EXPECT_EQ(store.Get(Id(2))->message().state(), v1::MESSAGE_STATE_DONE);
+  EXPECT_EQ(store.Get(Id(2))->message().state(), rec::MESSAGE_STATE_DONE);
   EXPECT_FALSE(store.ReadChunk(*store.Get(Id(2)), 0).ok());
 }
 
