@@ -3,7 +3,7 @@
 # queue-service's memory and status/scrape latency sampled throughout (issue 15's third figure).
 #
 #   bench/steady.sh                                  # SECONDS_TOTAL=1800 RATE=600: 30 minutes, ~1.1 M
-#                                                    # messages (not yet run: issue 15)
+#                                                    # messages (run 2026-11-30, bench/README.md)
 #   SECONDS_TOTAL=600 INTERVAL=15 bench/steady.sh    # 10 minutes (run 2026-11-30, bench/README.md)
 #   SECONDS_TOTAL=600 INTERVAL=15 BIN_DIR=/tmp/fresh-check2/build/bin bench/steady.sh
 #                                                    # the same with other binaries (before/after)
