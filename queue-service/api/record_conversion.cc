@@ -7,8 +7,10 @@ namespace {
 using ::postgate::queue::FromApi;
 using ::postgate::queue::ToApi;
 
-rec::ClientInfo FromApi(const v1::ClientInfo& client) {
-  rec::ClientInfo out;
+// Both ways for the parts whose fields have the same names on each side.
+template <typename To, typename From>
+To CopyClient(const From& client) {
+  To out;
   out.set_address(client.address());
   out.set_hostname(client.hostname());
   out.set_helo(client.helo());
@@ -16,8 +18,9 @@ rec::ClientInfo FromApi(const v1::ClientInfo& client) {
   return out;
 }
 
-rec::RecipientOptions FromApi(const v1::RecipientOptions& options) {
-  rec::RecipientOptions out;
+template <typename To, typename From>
+To CopyRecipientOptions(const From& options) {
+  To out;
   out.set_notify_given(options.notify_given());
   out.set_notify_success(options.notify_success());
   out.set_notify_failure(options.notify_failure());
@@ -42,25 +45,6 @@ rec::DsnReturn FromApi(v1::DsnReturn dsn_return) {
   }
 }
 
-v1::ClientInfo ToApi(const rec::ClientInfo& client) {
-  v1::ClientInfo out;
-  out.set_address(client.address());
-  out.set_hostname(client.hostname());
-  out.set_helo(client.helo());
-  out.set_protocol(client.protocol());
-  return out;
-}
-
-v1::RecipientOptions ToApi(const rec::RecipientOptions& options) {
-  v1::RecipientOptions out;
-  out.set_notify_given(options.notify_given());
-  out.set_notify_success(options.notify_success());
-  out.set_notify_failure(options.notify_failure());
-  out.set_notify_delay(options.notify_delay());
-  out.set_original_recipient(options.original_recipient());
-  return out;
-}
-
 v1::BodyType ToApi(rec::BodyType type) {
   switch (type) {
     case rec::BODY_TYPE_7BIT: return v1::BODY_TYPE_7BIT;
@@ -83,12 +67,12 @@ v1::Envelope ToApi(const rec::Envelope& envelope) {
   for (const std::string& recipient : envelope.recipients()) out.add_recipients(recipient);
   out.set_body_type(ToApi(envelope.body_type()));
   out.set_declared_size(envelope.declared_size());
-  if (envelope.has_client()) *out.mutable_client() = ToApi(envelope.client());
+  if (envelope.has_client()) *out.mutable_client() = CopyClient<v1::ClientInfo>(envelope.client());
   out.set_smtputf8(envelope.smtputf8());
   out.set_dsn_return(ToApi(envelope.dsn_return()));
   out.set_envid(envelope.envid());
   for (const rec::RecipientOptions& options : envelope.recipient_options()) {
-    *out.add_recipient_options() = ToApi(options);
+    *out.add_recipient_options() = CopyRecipientOptions<v1::RecipientOptions>(options);
   }
   out.set_idempotency_key(envelope.idempotency_key());
   out.set_requested_queue_id(envelope.requested_queue_id());
@@ -116,7 +100,7 @@ v1::RecipientStatus ToApi(const rec::RecipientStatus& recipient) {
   out.set_relay(recipient.relay());
   out.set_attempts(recipient.attempts());
   if (recipient.has_last_attempt_time()) *out.mutable_last_attempt_time() = recipient.last_attempt_time();
-  if (recipient.has_options()) *out.mutable_options() = ToApi(recipient.options());
+  if (recipient.has_options()) *out.mutable_options() = CopyRecipientOptions<v1::RecipientOptions>(recipient.options());
   out.set_dsn_queue_id(recipient.dsn_queue_id());
   for (const rec::DeliveryAttempt& attempt : recipient.history()) *out.add_history() = ToApi(attempt);
   out.set_delay_warning_sent(recipient.delay_warning_sent());
@@ -131,12 +115,12 @@ rec::Envelope FromApi(const v1::Envelope& envelope) {
   for (const std::string& recipient : envelope.recipients()) out.add_recipients(recipient);
   out.set_body_type(FromApi(envelope.body_type()));
   out.set_declared_size(envelope.declared_size());
-  if (envelope.has_client()) *out.mutable_client() = FromApi(envelope.client());
+  if (envelope.has_client()) *out.mutable_client() = CopyClient<rec::ClientInfo>(envelope.client());
   out.set_smtputf8(envelope.smtputf8());
   out.set_dsn_return(FromApi(envelope.dsn_return()));
   out.set_envid(envelope.envid());
   for (const v1::RecipientOptions& options : envelope.recipient_options()) {
-    *out.add_recipient_options() = FromApi(options);
+    *out.add_recipient_options() = CopyRecipientOptions<rec::RecipientOptions>(options);
   }
   out.set_idempotency_key(envelope.idempotency_key());
   out.set_requested_queue_id(envelope.requested_queue_id());
