@@ -156,9 +156,13 @@ class ScaleOutTest(unittest.TestCase):
         for replica in self.replicas[1:]:
             with open(replica.token_file, "w") as f:
                 f.write(self.replicas[0].admin_token + "\n")
+        # round_robin spreads over the replicas it finds ready; one slow to start (under a
+        # sanitizer) may get fewer of the first messages. More are sent until replica 1 has two.
         ids = self.send_remote(12, "interrupted")
+        while sum(1 for i in ids if replica_of(i) == 1) < 2 and len(ids) < 48:
+            ids += self.send_remote(12, "interrupted")
         on_replica_1 = [i for i in ids if replica_of(i) == 1]
-        self.assertGreaterEqual(len(on_replica_1), 2)
+        self.assertGreaterEqual(len(on_replica_1), 2, ids)
         copied, held_by_operator = on_replica_1[0], on_replica_1[1]
         targets = [addresses[0], addresses[2]]
         source = queue_pb2_grpc.QueueServiceStub(grpc.insecure_channel(addresses[1]))
@@ -186,7 +190,7 @@ class ScaleOutTest(unittest.TestCase):
         self.assertEqual(sorted(pairs), sorted(on_replica_1))
         self.assertEqual(pairs[copied], first_copy, "the rerun found the copy it had made, on the same replica")
         listing = self.queuectl(",".join(addresses), "list").stdout
-        self.assertIn("12 Requests", listing)  # No message twice.
+        self.assertIn(f"{len(ids)} Requests", listing)  # No message twice.
         self.assertNotRegex(listing, re.escape(first_copy) + r"!", "the move's own hold is not passed on")
         self.assertRegex(listing, re.escape(pairs[held_by_operator]) + r"!")
         shown = self.queuectl(",".join(addresses), "show", pairs[held_by_operator]).stdout
