@@ -263,20 +263,19 @@ bool DeliveryAgent::Finish(DeliveryAttempt& attempt) {
   // Delay warnings: once per recipient, when still deferred after delay_warning_time.
   notifier_.Notify(record, attempt.outcomes(), attempt.failed(), attempt.delivered(), attempt.Delayed(now));
   retry_.Schedule(*record.mutable_message(), now);
-  return record.message().state() == rec::MESSAGE_STATE_DONE;
+  const bool done = record.message().state() == rec::MESSAGE_STATE_DONE;
+  // Once only: the store's done index is keyed by the completion time.
+  if (done && !record.message().has_completion_time()) {
+    SetTimestamp(record.mutable_message()->mutable_completion_time(), now);
+  }
+  return done;
 }
 
 void DeliveryAgent::SaveAll(std::vector<PendingSave>& saves) {
   if (saves.empty()) return;
   std::vector<MessageStore::RecordUpdate> updates;
   updates.reserve(saves.size());
-  for (PendingSave& save : saves) {
-    // Once only: the store's done index is keyed by the completion time.
-    if (save.done && !save.record.message().has_completion_time()) {
-      SetTimestamp(save.record.mutable_message()->mutable_completion_time(), absl::Now());
-    }
-    updates.push_back({&save.record, save.done});
-  }
+  for (PendingSave& save : saves) updates.push_back({&save.record, save.done});
   if (absl::Status saved = store_.UpdateAll(updates); !saved.ok()) {
     for (const PendingSave& save : saves) {
       // The mailbox writes are idempotent, so the next attempt repeats nothing that happened.

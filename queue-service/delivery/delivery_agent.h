@@ -146,7 +146,8 @@ class DeliveryAgent {
 
   // Both phases.
   bool IsNotification(const rec::Message& message) const;
-  // After the last outcome: notifications, the new state and next attempt. True when done.
+  // After the last outcome: notifications, the new state and next attempt, and the completion
+  // time once the message is done. True when done.
   bool Finish(DeliveryAttempt& attempt);
   // Writes the records (one durable step) and then updates the index, logs and tells watchers.
   void SaveAll(std::vector<PendingSave>& saves);

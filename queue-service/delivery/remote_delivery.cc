@@ -16,7 +16,6 @@
 #include "asio/strand.hpp"
 #include "queue-service/delivery/awaitable_callback.h"
 #include "queue-service/delivery/delivery_agent.h"
-#include "queue-service/model/timestamps.h"
 #include "spdlog/spdlog.h"
 #include "queue-service/model/record.h"
 
@@ -109,9 +108,6 @@ asio::awaitable<void> DeliveryAgent::RemoteAttempt(Work work) {
     }
     if (attempt.attempted() > 0) {
       const bool done = Finish(attempt);
-      if (done && !record.message().has_completion_time()) {
-        SetTimestamp(record.mutable_message()->mutable_completion_time(), absl::Now());
-      }
       const absl::Status saved = co_await AwaitCallback<absl::Status>(
           [&](auto written) { results_.Update(record, done, [written](absl::Status status) { written(status); }); });
       if (saved.ok()) {
