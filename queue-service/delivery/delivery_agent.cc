@@ -28,7 +28,7 @@ DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGene
                              EventBus& events, const addressing::LocalDomain& domain,
                              const LocalDelivery& local, QueueMetrics& metrics,
                              DeliveryAgentOptions options)
-    : store_(store), index_(index), events_(events), domain_(domain), local_(local), metrics_(metrics),
+    : store_(store), index_(index), events_(events), domain_(domain), local_(local, store), metrics_(metrics),
       options_(std::move(options)), retry_(RetryPolicyOf(options_)),
       notifier_(store, ids, metrics, NotifierOptionsOf(options_),
                 [this](const rec::Message& notification) {
@@ -36,9 +36,8 @@ DeliveryAgent::DeliveryAgent(MessageStore& store, QueueIndex& index, QueueIdGene
                   PublishReceived(notification);
                   Submit(notification.queue_id());
                 }),
-      resolver_(options_.dns_servers),
       destinations_({options_.destination_concurrency_limit, options_.smtp_workers}),
-      connection_cache_(options_.connection_cache, pool_.get_executor()),
+      smtp_(store, metrics, {options_.smtp, options_.connection_cache, options_.dns_servers}, pool_.get_executor()),
       results_(store) {}
 
 DeliveryAgent::~DeliveryAgent() { Stop(); }
@@ -118,7 +117,7 @@ void DeliveryAgent::Stop() {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(+[](absl::flat_hash_set<std::string>* remote) { return remote->empty(); }, &remote_));
   }
-  if (!pool_threads_.empty()) connection_cache_.CloseAll();
+  if (!pool_threads_.empty()) smtp_.CloseIdle();
   pool_work_.reset();
   pool_.stop();
   for (std::thread& thread : pool_threads_) thread.join();
@@ -184,16 +183,13 @@ void DeliveryAgent::Prewrite(const Work& work, MaildirBatch& files) {
   if (!record.ok()) return;  // ProcessLocked reports it.
   const rec::Message& message = record->message();
   if (message.state() == rec::MESSAGE_STATE_HOLD || message.state() == rec::MESSAGE_STATE_DONE) return;
-  const ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
-    return store_.ReadContent(*record, sink);
-  };
+  DeliveryRequest request{&*record, {}, {}, work.recovered};
   for (int i = 0; i < message.recipients_size(); ++i) {
     const rec::RecipientState state = message.recipients(i).state();
     if (state != rec::RECIPIENT_STATE_QUEUED && state != rec::RECIPIENT_STATE_DEFERRED) continue;
-    if (!domain_.Classify(message.recipients(i).address()).local) continue;
-    // After an earlier attempt a reader may have moved a delivered file on to cur/ (as in ProcessLocked).
-    local_.Prewrite(message, i, content, work.recovered || message.recipients(i).attempts() > 0, files);
+    if (domain_.Classify(message.recipients(i).address()).local) request.recipients.push_back(i);
   }
+  local_.Stage(request, files);
 }
 
 void DeliveryAgent::Process(const Work& work) {
@@ -218,9 +214,6 @@ void DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
   StoredMessage record = *std::move(loaded);
   const rec::Message& message = record.message();
   if (message.state() == rec::MESSAGE_STATE_HOLD || message.state() == rec::MESSAGE_STATE_DONE) return;
-  ContentSource content = [&](const std::function<absl::Status(absl::string_view)>& sink) {
-    return store_.ReadContent(record, sink);
-  };
   DeliveryAttempt attempt(record, retry_, IsNotification(message), metrics_);
   bool needs_smtp = false;
   for (int i = 0; i < message.recipients_size(); ++i) {
@@ -231,9 +224,11 @@ void DeliveryAgent::ProcessLocked(const Work& work, std::vector<PendingSave>* ba
     const absl::Time attempt_start = absl::Now();
     const addressing::ClassifiedAddress address = domain_.Classify(recipient.address());
     if (address.local) {
-      // After any earlier attempt a reader may have moved a delivered file on to cur/.
-      attempt.Record(i, local_.Deliver(message, i, content, work.recovered || recipient.attempts() > 0), "local",
-                     attempt_start);
+      // One recipient per request, as Postfix's local_destination_recipient_limit: each has its
+      // own delays. The local transport answers before Deliver returns.
+      local_.Deliver({&record, {i}, {}, work.recovered}, [&](DeliveryResult result) {
+        attempt.Record(i, std::move(result.outcomes.front()), local_.transport(), attempt_start);
+      });
       continue;
     }
     Route route;

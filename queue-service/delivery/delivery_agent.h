@@ -1,8 +1,9 @@
-// Works the queue, as Postfix's qmgr does, with the deliveries beside it:
+// Works the queue, as Postfix's qmgr does, handing delivery requests to two Deliverers:
 // - local mail: a few worker threads (local_destination_concurrency_limit) take message IDs and
-//   deliver to mailboxes, Maildir writes of many messages sharing their fsyncs;
+//   have the LocalDeliverer write to mailboxes, Maildir writes of many messages sharing fsyncs;
 // - remote mail: one coroutine per message on a small thread pool shared by every conversation
-//   (remote_delivery.cc). A conversation needs a slot of its next hop in the DestinationTable
+//   (remote_delivery.cc), each conversation a request to the SmtpDeliverer, which answers on
+//   that pool. A conversation needs a slot of its next hop in the DestinationTable
 //   (default_destination_concurrency_limit each, default_process_limit in all); without one the
 //   message waits in that destination's line, holding no lock and no thread;
 // - results are recorded durably before anything is logged; RetryPolicy says when a deferred
@@ -30,10 +31,12 @@
 #include "asio/executor_work_guard.hpp"
 #include "asio/io_context.hpp"
 #include "queue-service/delivery/attempt.h"
+#include "queue-service/delivery/deliverer.h"
+#include "queue-service/delivery/local_deliverer.h"
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/delivery/notifier.h"
 #include "queue-service/delivery/smtp_client.h"
-#include "queue-service/dns/mx_resolver.h"
+#include "queue-service/delivery/smtp_deliverer.h"
 #include "queue-service/routing/router.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
@@ -134,15 +137,13 @@ class DeliveryAgent {
   // Remote phase (coroutines on the SMTP pool; remote_delivery.cc).
   void EnqueueRemote(const Work& work);
   asio::awaitable<void> RemoteAttempt(Work work);
-  // One next hop's recipients of `attempt`'s message: its addresses, then conversations of at
-  // most default_destination_recipient_limit recipients each.
+  // One next hop's recipients of `attempt`'s message, in requests to the SmtpDeliverer of at
+  // most default_destination_recipient_limit recipients each (one conversation each).
   asio::awaitable<void> DeliverToNextHop(const NextHop& hop, const std::vector<int>& recipients,
                                          DeliveryAttempt& attempt);
-  // The addresses to try for `hop`: its MX hosts by preference (unless bracketed), each resolved.
-  asio::awaitable<absl::StatusOr<std::vector<SmtpCandidate>>> Candidates(const NextHop& hop);
-  // A conversation that failed at the connection level (no reply for anyone) suspends its next
-  // hop for minimal_backoff_time (Postfix's "dead" destination); any reply ends a suspension.
-  void NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes);
+  // A conversation in which no server answered suspends its next hop for minimal_backoff_time
+  // (Postfix's "dead" destination); any answer ends a suspension.
+  void NoteConversation(const std::string& next_hop, const DeliveryResult& result);
 
   // Both phases.
   bool IsNotification(const rec::Message& message) const;
@@ -170,12 +171,11 @@ class DeliveryAgent {
   QueueIndex& index_;
   EventBus& events_;
   const addressing::LocalDomain& domain_;
-  const LocalDelivery& local_;
+  LocalDeliverer local_;
   QueueMetrics& metrics_;
   DeliveryAgentOptions options_;
   RetryPolicy retry_;
   Notifier notifier_;
-  MxResolver resolver_;
   DestinationTable destinations_;
   MessageLocks locks_;  // One attempt or operator action at a time per message.
 
@@ -190,7 +190,7 @@ class DeliveryAgent {
   asio::io_context pool_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> pool_work_;
   std::vector<std::thread> pool_threads_;
-  SmtpConnectionCache connection_cache_;  // Sessions kept between messages, by next hop.
+  SmtpDeliverer smtp_;  // Its conversations run on the pool.
   StoreWriter results_;  // Remote results: group-committed, so no pool thread waits for an fsync.
 };
 

@@ -1,7 +1,7 @@
 // The remote phase of a message: one coroutine on the SMTP pool per message with recipients
 // routed to a next hop. For each next hop it takes a conversation slot (or waits in that
-// destination's line, holding neither the message's lock nor a thread), resolves the hop, talks
-// SMTP and records the outcomes; the results are group-committed by their own store writer.
+// destination's line, holding neither the message's lock nor a thread), has the SmtpDeliverer
+// deliver and records the outcomes; the results are group-committed by their own store writer.
 #include <map>
 
 // g++ 12 at -O1 with AddressSanitizer inlines Asio's coroutine frame allocation (aligned_alloc in
@@ -134,75 +134,31 @@ asio::awaitable<void> DeliveryAgent::RemoteAttempt(Work work) {
 
 asio::awaitable<void> DeliveryAgent::DeliverToNextHop(const NextHop& hop, const std::vector<int>& recipients,
                                                       DeliveryAttempt& attempt) {
-  const absl::Time attempt_start = absl::Now();
-  absl::StatusOr<std::vector<SmtpCandidate>> candidates = co_await Candidates(hop);
-  if (!candidates.ok()) {
-    // A domain that does not exist bounces; DNS trouble defers.
-    const bool missing = absl::IsNotFound(candidates.status());
-    for (int i : recipients) {
-      attempt.Record(i, {missing ? rec::RECIPIENT_STATE_BOUNCED : rec::RECIPIENT_STATE_DEFERRED, 0,
-                         missing ? "5.4.4" : "4.4.3", std::string(candidates.status().message()), "none"},
-                     "smtp", attempt_start);
-    }
-    co_return;
-  }
-  StoredMessage& record = attempt.record();
-  ContentPieces pieces = [this, &record](uint32_t index) -> absl::StatusOr<std::optional<std::string>> {
-    if (index >= record.chunk_count()) return std::nullopt;
-    absl::StatusOr<std::string> chunk = store_.ReadChunk(record, index);
-    if (!chunk.ok()) return chunk.status();
-    return std::optional<std::string>(*std::move(chunk));
-  };
   // At most default_destination_recipient_limit recipients per conversation (one message each).
   const size_t per_conversation = static_cast<size_t>(std::max(1, options_.destination_recipient_limit));
   for (size_t first = 0; first < recipients.size(); first += per_conversation) {
     const auto begin = recipients.begin() + static_cast<std::ptrdiff_t>(first);
-    const std::vector<int> batch(begin, begin + static_cast<std::ptrdiff_t>(
-                                                    std::min(recipients.size() - first, per_conversation)));
-    std::vector<DeliveryOutcome> outcomes = co_await DeliverOverSmtp(hop, *candidates, options_.smtp, record.message(),
-                                                                     batch, pieces, &connection_cache_);
-    NoteConversation(hop.ToString(), outcomes);
-    if (const int use = outcomes.front().connection_use; use > 0) {
-      metrics_.smtp_connection_cache.Add({{"result", use > 1 ? "hit" : "miss"}}).Increment();
+    DeliveryRequest request{&attempt.record(),
+                            {begin, begin + static_cast<std::ptrdiff_t>(std::min(recipients.size() - first, per_conversation))},
+                            hop,
+                            false};
+    const absl::Time attempt_start = absl::Now();
+    // The record lives in RemoteAttempt's frame, unchanged until the answer has come.
+    DeliveryResult result = co_await AwaitCallback<DeliveryResult>(
+        [&](auto done) { smtp_.Deliver(request, [done](DeliveryResult answer) { done(std::move(answer)); }); });
+    NoteConversation(hop.ToString(), result);
+    for (size_t k = 0; k < request.recipients.size(); ++k) {
+      attempt.Record(request.recipients[k], std::move(result.outcomes[k]), smtp_.transport(), attempt_start);
     }
-    for (size_t k = 0; k < batch.size(); ++k) attempt.Record(batch[k], outcomes[k], "smtp", attempt_start);
   }
 }
 
-asio::awaitable<absl::StatusOr<std::vector<SmtpCandidate>>> DeliveryAgent::Candidates(const NextHop& hop) {
-  using Exchangers = absl::StatusOr<std::vector<MailExchanger>>;
-  using Addresses = absl::StatusOr<std::vector<std::string>>;
-  std::vector<MailExchanger> exchangers{{0, hop.host}};
-  if (hop.mx_lookup) {
-    Exchangers found = co_await AwaitCallback<Exchangers>(
-        [&](auto done) { resolver_.MailExchangers(hop.host, [done](Exchangers answer) { done(std::move(answer)); }); });
-    if (!found.ok()) co_return found.status();
-    exchangers = *std::move(found);
-  }
-  std::vector<SmtpCandidate> candidates;
-  absl::Status last = absl::OkStatus();
-  for (const MailExchanger& exchanger : exchangers) {
-    Addresses addresses = co_await AwaitCallback<Addresses>(
-        [&](auto done) { resolver_.Addresses(exchanger.host, [done](Addresses answer) { done(std::move(answer)); }); });
-    if (!addresses.ok()) {
-      last = addresses.status();
-      continue;  // The next mail exchanger may resolve.
-    }
-    for (const std::string& address : *addresses) candidates.push_back({exchanger.host, address});
-  }
-  if (candidates.empty()) co_return last.ok() ? absl::UnavailableError("no address for " + hop.host) : last;
-  co_return candidates;
-}
-
-void DeliveryAgent::NoteConversation(const std::string& next_hop, const std::vector<DeliveryOutcome>& outcomes) {
-  bool dead = !outcomes.empty();
-  for (const DeliveryOutcome& outcome : outcomes) {
-    dead &= outcome.state == rec::RECIPIENT_STATE_DEFERRED && outcome.smtp_code == 0;
-  }
-  if (dead) {
-    destinations_.Suspend(next_hop, options_.minimal_backoff, outcomes.front().reason);
-  } else {
+void DeliveryAgent::NoteConversation(const std::string& next_hop, const DeliveryResult& result) {
+  if (!result.next_hop_answered.has_value()) return;  // Nobody was asked (DNS): nothing learnt.
+  if (*result.next_hop_answered) {
     destinations_.Resume(next_hop);
+  } else {
+    destinations_.Suspend(next_hop, options_.minimal_backoff, result.outcomes.front().reason);
   }
 }
 

@@ -1,9 +1,5 @@
 #include "queue-service/delivery/smtp_client.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -11,6 +7,7 @@
 #include "asio/co_spawn.hpp"
 #include "asio/io_context.hpp"
 #include "gtest/gtest.h"
+#include "queue-service/delivery/fake_smtp_server.h"
 #include "queue-service/model/record.h"
 
 namespace postgate::queue {
@@ -50,52 +47,9 @@ TEST(WireDataTest, PiecesSplitAnywhereEncodeAsTheWhole) {
   }
 }
 
-// A minimal SMTP server on a loopback port for one connection: 250 to everything, 354 to DATA.
-class OneSessionServer {
- public:
-  OneSessionServer() {
-    listener_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
-    listen(listener_, 1);
-    socklen_t length = sizeof(address);
-    getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
-    port_ = ntohs(address.sin_port);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~OneSessionServer() {
-    thread_.join();  // Returns once the client closed its connection.
-    close(listener_);
-  }
-  uint16_t port() const { return port_; }
-
- private:
-  void Serve() {
-    const int client = accept(listener_, nullptr, nullptr);
-    Say(client, "220 fake.test ESMTP\r\n");
-    std::string buffer;
-    char data[4096];
-    for (ssize_t got; (got = read(client, data, sizeof(data))) > 0;) {
-      buffer.append(data, static_cast<size_t>(got));
-      for (size_t end; (end = buffer.find("\r\n")) != std::string::npos; buffer.erase(0, end + 2)) {
-        const std::string line = buffer.substr(0, end);
-        Say(client, line.rfind("DATA", 0) == 0 ? "354 go on\r\n" : line.rfind("QUIT", 0) == 0 ? "221 bye\r\n" : "250 ok\r\n");
-      }
-    }
-    close(client);
-  }
-  static void Say(int fd, const std::string& text) { (void)!write(fd, text.data(), text.size()); }
-
-  int listener_ = -1;
-  uint16_t port_ = 0;
-  std::thread thread_;
-};
-
 // Nothing on the delivery pool would catch an exception: DeliverOverSmtp turns it into a deferral.
 TEST(DeliverOverSmtpTest, AnExceptionOnTheWayDefersTheRecipientsInsteadOfEndingTheProcess) {
-  OneSessionServer server;
+  FakeSmtpServer server;
   NextHop hop{"127.0.0.1", server.port(), false};
   SmtpClientOptions options;
   options.connect_timeout = options.helo_timeout = options.mail_timeout = options.rcpt_timeout = absl::Seconds(5);
