@@ -190,6 +190,10 @@ int Run(const Flags& flags) {
   if (options.smtp.tls_level == queue::SmtpTlsLevel::kVerify && options.smtp.tls_ca_file.empty()) {
     Fatal(cf.Error("smtp_tls_security_level", "verify needs smtp_tls_CAfile"));
   }
+  options.smtp.tls_wrappermode = cf.GetBool("smtp_tls_wrappermode");
+  absl::StatusOr<queue::SmtpSaslOptions> sasl = queue::SmtpSaslOptionsFrom(cf);
+  if (!sasl.ok()) Fatal(sasl.status());
+  options.smtp.sasl = *std::move(sasl);
   options.smtp.connect_timeout = cf.GetTime("smtp_connect_timeout");
   options.smtp.helo_timeout = cf.GetTime("smtp_helo_timeout");
   options.smtp.mail_timeout = cf.GetTime("smtp_mail_timeout");

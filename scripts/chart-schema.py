@@ -23,6 +23,7 @@ CHART_MANAGED = {
     "postgate_queue_tls_cert_file", "postgate_queue_tls_key_file", "postgate_queue_tls_client_ca_file",
     "postgate_queue_tls_require_client_cert", "postgate_queue_admin_client_names", "postgate_queue_tls_ca_file",
     "postgate_queue_tls_client_cert_file", "postgate_queue_tls_client_key_file",
+    "smtp_sasl_auth_enable", "smtp_sasl_password_maps",
 }
 
 KIND_SCHEMA = {
@@ -103,6 +104,7 @@ def schema():
             }),
             "tls": obj({"enabled": BOOL, "securityLevel": {"enum": ["may", "encrypt"]}, "existingSecret": STR,
                         "cert": STR, "key": STR, "receivedHeader": BOOL}),
+            "relayAuth": obj({"enabled": BOOL, "existingSecret": STR, "passwordMaps": STR}),
             "adminToken": obj({"existingSecret": STR, "value": STR}),
             "metrics": obj({
                 "serviceMonitor": obj({"enabled": BOOL, "interval": STR, "labels": MAP}),

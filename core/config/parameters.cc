@@ -85,6 +85,16 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtp_connection_cache_time_limit", "2s", K::kTime, 's'},
     ParameterSpec{"smtp_connection_reuse_time_limit", "300s", K::kTime, 's'},
     ParameterSpec{"smtp_connection_reuse_count_limit", "0", K::kInteger},
+    ParameterSpec{"smtp_tls_wrappermode", "no", K::kBool},
+    // Logging in to the next hop (SMTP AUTH), as in Postfix.
+    ParameterSpec{"smtp_sasl_auth_enable", "no", K::kBool},
+    ParameterSpec{"smtp_sasl_password_maps", "", K::kList},
+    ParameterSpec{"smtp_sasl_mechanism_filter", "", K::kList},
+    ParameterSpec{"smtp_sasl_security_options", "noplaintext, noanonymous", K::kList},
+    ParameterSpec{"smtp_sasl_tls_security_options", "$smtp_sasl_security_options", K::kList},
+    ParameterSpec{"smtp_sasl_tls_verified_security_options", "$smtp_sasl_tls_security_options", K::kList},
+    ParameterSpec{"smtp_sasl_auth_soft_bounce", "yes", K::kBool},
+    ParameterSpec{"smtp_sender_dependent_authentication", "no", K::kBool},
     // Who hears about trouble, as in Postfix.
     ParameterSpec{"notify_classes", "resource, software", K::kList},
     ParameterSpec{"bounce_notice_recipient", "postmaster", K::kString},

@@ -9,11 +9,11 @@
 namespace postgate::smtp {
 namespace {
 
-constexpr std::array<std::pair<absl::string_view, Verb>, 13> kVerbs = {{
+constexpr std::array<std::pair<absl::string_view, Verb>, 14> kVerbs = {{
     {"HELO", Verb::kHelo}, {"EHLO", Verb::kEhlo}, {"MAIL", Verb::kMail}, {"RCPT", Verb::kRcpt},
     {"DATA", Verb::kData}, {"RSET", Verb::kRset}, {"NOOP", Verb::kNoop}, {"QUIT", Verb::kQuit},
     {"HELP", Verb::kHelp}, {"VRFY", Verb::kVrfy}, {"BDAT", Verb::kBdat}, {"ETRN", Verb::kEtrn},
-    {"STARTTLS", Verb::kStarttls},
+    {"STARTTLS", Verb::kStarttls}, {"AUTH", Verb::kAuth},
 }};
 
 }  // namespace

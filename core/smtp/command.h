@@ -7,7 +7,7 @@
 namespace postgate::smtp {
 
 enum class Verb {
-  kHelo, kEhlo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kHelp, kVrfy, kBdat, kEtrn, kStarttls,
+  kHelo, kEhlo, kMail, kRcpt, kData, kRset, kNoop, kQuit, kHelp, kVrfy, kBdat, kEtrn, kStarttls, kAuth,
   kUnknown,  // Anything else, including an empty line.
 };
 

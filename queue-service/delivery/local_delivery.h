@@ -33,6 +33,12 @@ struct DeliveryOutcome {
   // The server announced DSN and took the recipient's NOTIFY with it (RFC 3461 §4.2): any
   // success report is now its to send, not ours.
   bool notify_passed_on = false;
+  // SMTP: the AUTH login this conversation made on a new session ("" when it made none), and
+  // how it went ("success", "failed"), for the metric.
+  std::string sasl_mechanism{};
+  std::string sasl_result{};
+  // SMTP: a server of the next hop replied in this conversation, whatever it said (it is up).
+  bool server_answered = false;
 };
 
 enum class MailboxFormat { kMaildir, kMbox };

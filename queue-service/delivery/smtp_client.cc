@@ -93,9 +93,15 @@ std::string RcptCommand(const rec::RecipientStatus& recipient, bool dsn) {
 
 // Connects (each candidate in turn), reads the greeting, says EHLO (HELO when refused) and, per
 // smtp_tls_security_level, STARTTLS and EHLO again. nullopt when the session is ready for mail.
-asio::awaitable<std::optional<ConversationStop>> Open(SmtpSession& c, const std::vector<SmtpCandidate>& candidates) {
+asio::awaitable<std::optional<ConversationStop>> Open(SmtpSession& c, const std::vector<SmtpCandidate>& candidates,
+                                                      absl::string_view sender) {
   const SmtpClientOptions& options = c.options();
   if (std::optional<ConversationStop> failed = co_await c.Connect(candidates)) co_return failed;
+  if (options.tls_wrappermode) {
+    if (std::optional<ConversationStop> failed = co_await c.StartTls(options, options.helo_timeout)) co_return failed;
+    spdlog::info("{} TLS connection established to {}: {}",
+                 options.tls_level == SmtpTlsLevel::kVerify ? "Verified" : "Anonymous", c.relay(), c.tls_description());
+  }
   std::optional<ServerReply> reply = co_await c.Read(options.helo_timeout);
   if (!reply) co_return c.Lost("receiving the initial server greeting");
   if (reply->code / 100 != 2) co_return c.Said(*reply, "initial greeting");
@@ -126,6 +132,14 @@ asio::awaitable<std::optional<ConversationStop>> Open(SmtpSession& c, const std:
       else if (keyword == "SMTPUTF8") capabilities.smtputf8 = true;
       else if (keyword == "DSN") capabilities.dsn = true;
       else if (keyword == "STARTTLS") capabilities.starttls = true;
+      else if (keyword == "AUTH" || absl::StartsWith(keyword, "AUTH ") || absl::StartsWith(keyword, "AUTH=")) {
+        // "AUTH PLAIN LOGIN", or the old "AUTH=PLAIN LOGIN"; several lines add up.
+        capabilities.auth = true;
+        const std::string mechanisms = keyword.size() > 5 ? keyword.substr(5) : std::string();
+        for (absl::string_view mechanism : absl::StrSplit(mechanisms, ' ', absl::SkipEmpty())) {
+          capabilities.auth_mechanisms.emplace_back(mechanism);
+        }
+      }
       else if (keyword == "SIZE" || absl::StartsWith(keyword, "SIZE ")) {
         capabilities.size = true;
         if (keyword.size() > 5) (void)absl::SimpleAtoi(keyword.substr(5), &capabilities.size_limit);
@@ -134,7 +148,9 @@ asio::awaitable<std::optional<ConversationStop>> Open(SmtpSession& c, const std:
   };
   learn(*reply);
   const bool tls_required = options.tls_level == SmtpTlsLevel::kEncrypt || options.tls_level == SmtpTlsLevel::kVerify;
-  if (options.tls_level != SmtpTlsLevel::kNone && capabilities.starttls) {
+  if (c.tls_active()) {
+    // Wrapper mode: TLS from the start; a STARTTLS offered inside it means nothing.
+  } else if (options.tls_level != SmtpTlsLevel::kNone && capabilities.starttls) {
     if (!co_await c.Send("STARTTLS\r\n", options.helo_timeout)) co_return c.Lost("sending STARTTLS");
     reply = co_await c.Read(options.helo_timeout);
     if (!reply) co_return c.Lost("receiving the STARTTLS reply");
@@ -158,7 +174,7 @@ asio::awaitable<std::optional<ConversationStop>> Open(SmtpSession& c, const std:
     co_return ConversationStop{rec::RECIPIENT_STATE_DEFERRED, 0, "4.7.4",
                    absl::StrCat("TLS is required, but was not offered by host ", c.relay())};
   }
-  co_return std::nullopt;
+  co_return co_await LogIn(c, sender);
 }
 
 // How a transaction left its session.
@@ -339,10 +355,18 @@ asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtpOrThrow(
     SmtpConnectionCache* cache) {
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
   std::vector<DeliveryOutcome> outcomes(recipients.size());
-  const std::string key = next_hop.ToString();
+  // Sessions are kept by next hop and, with sender-dependent logins, by the login the sender's
+  // entry names: one sender's mail never goes over a session logged in for another.
+  std::string key = next_hop.ToString();
+  if (options.sasl.enabled && options.sasl.sender_dependent && options.sasl.passwords != nullptr) {
+    if (std::optional<std::string> login = options.sasl.passwords->SenderUsername(message.envelope().sender())) {
+      absl::StrAppend(&key, " as ", *login);
+    }
+  }
 
   std::unique_ptr<SmtpSession> session = cache != nullptr ? cache->Take(key) : nullptr;
   After after = After::kStale;
+  bool opened_here = false;
   if (session != nullptr) {
     session->BeginConversation();
     session->CountUse();
@@ -355,10 +379,18 @@ asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtpOrThrow(
   }
   if (after == After::kStale) {
     session = std::make_unique<SmtpSession>(executor, next_hop, options);
-    std::optional<ConversationStop> failed = co_await Open(*session, candidates);
+    std::optional<ConversationStop> failed = co_await Open(*session, candidates, message.envelope().sender());
     const bool waited = absl::Now() - absl::FromUnixSeconds(message.arrival_time().seconds()) >=
                         options.plaintext_fallback_after;
-    if (failed && failed->tls_handshake_failed && options.tls_level == SmtpTlsLevel::kMay && waited) {
+    // Never after a failed handshake where a login was due: a server that asks for AUTH only
+    // over TLS would refuse the mail, and one that offers it in plaintext must not get it.
+    auto would_log_in = [&] {
+      return options.sasl.enabled && options.sasl.passwords != nullptr &&
+             options.sasl.passwords->Find(message.envelope().sender(), options.sasl.sender_dependent, next_hop,
+                                          session->remote_host());
+    };
+    if (failed && failed->tls_handshake_failed && options.tls_level == SmtpTlsLevel::kMay && waited &&
+        !options.tls_wrappermode && !would_log_in()) {
       // Opportunistic TLS: plaintext is acceptable by definition. encrypt and verify never get here.
       spdlog::info("{}: {}; smtp_tls_security_level = may: delivering in plaintext on a new connection",
                    session->relay(), failed->reason);
@@ -366,17 +398,30 @@ asio::awaitable<std::vector<DeliveryOutcome>> DeliverOverSmtpOrThrow(
       SmtpClientOptions plaintext = options;
       plaintext.tls_level = SmtpTlsLevel::kNone;
       session = std::make_unique<SmtpSession>(executor, next_hop, plaintext);
-      failed = co_await Open(*session, candidates);
+      failed = co_await Open(*session, candidates, message.envelope().sender());
     }
     if (failed) {
-      for (DeliveryOutcome& outcome : outcomes) outcome = FromStop(*failed, *session);
+      for (DeliveryOutcome& outcome : outcomes) {
+        outcome = FromStop(*failed, *session);
+        outcome.sasl_mechanism = session->login_mechanism();
+        outcome.sasl_result = session->login_result();
+        outcome.server_answered = session->answered();
+      }
       session->Close();
       co_return outcomes;
     }
+    opened_here = true;
     session->CountUse();
     after = co_await Transact(*session, message, recipients, content, outcomes, /*reused=*/false);
   }
-  for (DeliveryOutcome& outcome : outcomes) outcome.connection_use = session->uses();
+  for (DeliveryOutcome& outcome : outcomes) {
+    outcome.connection_use = session->uses();
+    outcome.server_answered = session->answered();
+    if (opened_here) {  // A cached session logged in when it was opened: not again now.
+      outcome.sasl_mechanism = session->login_mechanism();
+      outcome.sasl_result = session->login_result();
+    }
+  }
   switch (after) {
     case After::kReusable:
       if (cache != nullptr) {

@@ -20,6 +20,7 @@
 #include "asio/awaitable.hpp"
 #include "queue-service/model/record.h"
 #include "queue-service/delivery/local_delivery.h"
+#include "queue-service/delivery/smtp_sasl.h"
 #include "queue-service/routing/router.h"
 
 namespace postgate::queue {
@@ -46,6 +47,10 @@ struct SmtpClientOptions {
   absl::Duration data_init_timeout = absl::Seconds(120);
   absl::Duration data_xfer_timeout = absl::Seconds(180);
   absl::Duration data_done_timeout = absl::Seconds(600);
+  // smtp_tls_wrappermode: TLS from the first byte (port 465, "smtps") instead of STARTTLS. TLS is
+  // then required whatever tls_level says; verify still checks the certificate.
+  bool tls_wrappermode = false;
+  SmtpSaslOptions sasl;  // smtp_sasl_*: logging in to the next hop.
 };
 
 // One reply from the server: code, enhanced status ("" if none) and the full text, lines joined.

@@ -67,11 +67,15 @@ asio::awaitable<DeliveryResult> SmtpDeliverer::Converse(DeliveryRequest request)
   // one (no connection, no greeting) shows it is not.
   bool answered = false;
   for (const DeliveryOutcome& outcome : result.outcomes) {
-    answered |= outcome.state != rec::RECIPIENT_STATE_DEFERRED || outcome.smtp_code != 0;
+    answered |= outcome.server_answered || outcome.state != rec::RECIPIENT_STATE_DEFERRED || outcome.smtp_code != 0;
   }
   result.next_hop_answered = result.outcomes.empty() || answered;
   if (const int use = result.outcomes.empty() ? 0 : result.outcomes.front().connection_use; use > 0) {
     metrics_.smtp_connection_cache.Add({{"result", use > 1 ? "hit" : "miss"}}).Increment();
+  }
+  if (!result.outcomes.empty() && !result.outcomes.front().sasl_mechanism.empty()) {
+    const DeliveryOutcome& first = result.outcomes.front();
+    metrics_.smtp_sasl_logins.Add({{"mechanism", first.sasl_mechanism}, {"result", first.sasl_result}}).Increment();
   }
   co_return result;
 }

@@ -61,6 +61,8 @@ struct SmtpCapabilities {
   bool esmtp = true, pipelining = false, eight_bit = false, smtputf8 = false, dsn = false, starttls = false;
   bool size = false;
   uint64_t size_limit = 0;  // 0 with `size`: announced without a limit.
+  bool auth = false;        // AUTH announced (with or without mechanisms we know).
+  std::vector<std::string> auth_mechanisms{};  // Upper case, as announced.
 };
 
 // One connection to a next hop, its socket on the delivery pool's executor. One conversation
@@ -190,6 +192,18 @@ class SmtpSession {
     co_return std::nullopt;
   }
   const std::string& tls_description() const { return tls_description_; }
+  bool tls_active() const { return tls_ != nullptr; }
+  // Whether the server has sent a complete reply on this connection (it is there, whatever it said).
+  bool answered() const { return answered_; }
+  const NextHop& hop() const { return hop_; }
+  const std::string& host_and_address() const { return host_and_address_; }
+  // The SASL login this session made when it was opened (for the metric): mechanism, result.
+  void NoteLogin(std::string mechanism, std::string result) {
+    login_mechanism_ = std::move(mechanism);
+    login_result_ = std::move(result);
+  }
+  const std::string& login_mechanism() const { return login_mechanism_; }
+  const std::string& login_result() const { return login_result_; }
 
   // Bounds on what a server may send as one reply: a hostile one (any domain's MX can be made
   // to point at it) must not grow our memory. Longer lines or replies are a protocol error that
@@ -230,7 +244,10 @@ class SmtpSession {
       while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
       reply_bytes += line.size();
       lines.push_back(std::move(line));
-      if (std::optional<ServerReply> reply = ParseServerReply(lines)) co_return reply;
+      if (std::optional<ServerReply> reply = ParseServerReply(lines)) {
+        answered_ = true;
+        co_return reply;
+      }
       if (lines.size() >= kMaxReplyLines || reply_bytes > kMaxReplyBytes) {
         protocol_error_ = lines.size() >= kMaxReplyLines
                               ? absl::StrCat("multi-line reply longer than ", kMaxReplyLines, " lines")
@@ -306,6 +323,14 @@ class SmtpSession {
   const absl::Time opened_;
   absl::Time idle_since_;
   int uses_ = 0;
+  std::string login_mechanism_, login_result_;
+  bool answered_ = false;
 };
+
+// SMTP AUTH after EHLO (and STARTTLS), as Postfix's smtp_sasl_helo_login: when smtp_sasl_auth_enable
+// is on, the server announced AUTH and smtp_sasl_password_maps has credentials for `sender` or
+// this server. nullopt when the session may go on (logged in, or no login to make); otherwise
+// why not, for every recipient. smtp_auth.cc.
+asio::awaitable<std::optional<ConversationStop>> LogIn(SmtpSession& c, absl::string_view sender);
 
 }  // namespace postgate::queue

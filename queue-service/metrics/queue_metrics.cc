@@ -105,6 +105,11 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
                                 .Name("postgate_queue_smtp_connection_cache_total")
                                 .Help("SMTP transactions by connection: over a cached one (hit) or a new one (miss).")
                                 .Register(registry)),
+      smtp_sasl_logins(BuildCounter()
+                           .Name("postgate_queue_smtp_sasl_logins_total")
+                           .Help("SMTP AUTH logins to next hops (smtp_sasl_auth_enable), by mechanism and result "
+                                 "(mechanism none: no mechanism could be used).")
+                           .Register(registry)),
       admin_denied(BuildCounter()
                        .Name("postgate_queue_admin_denied_total")
                        .Help("Admin RPCs refused for missing or wrong credentials, by method.")
@@ -119,6 +124,9 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
     for (const char* to : {"sender", "postmaster"}) notifications.Add({{"kind", kind}, {"to", to}});
   }
   for (const char* result : {"hit", "miss"}) smtp_connection_cache.Add({{"result", result}});
+  for (const char* mechanism : {"PLAIN", "LOGIN"}) {
+    for (const char* result : {"success", "failed"}) smtp_sasl_logins.Add({{"mechanism", mechanism}, {"result", result}});
+  }
   for (const char* method : {"GetMessageContent", "Hold", "Release", "Delete", "Requeue"}) {
     admin_denied.Add({{"method", method}});
   }

@@ -26,6 +26,7 @@ class QueueMetrics {
   prometheus::Histogram& delivery_seconds;                    // arrival → final delivery
   prometheus::Family<prometheus::Counter>& notifications;     // {kind, to}
   prometheus::Family<prometheus::Counter>& smtp_connection_cache;  // {result}: hit, miss
+  prometheus::Family<prometheus::Counter>& smtp_sasl_logins;       // {mechanism, result}: success, failed
   prometheus::Family<prometheus::Counter>& admin_denied;      // {method}
 
   // A collector reporting queue depth and oldest age from `index`; register it with the Exposer.

@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/escaping.h"
+#include "core/sasl/sasl.h"
 #include "core/smtp/address.h"
 #include "core/smtp/utf8.h"
 #include "core/smtp/xtext.h"
@@ -87,7 +89,7 @@ Step SessionMachine::OnLine(const smtp::CommandLine& line) {
     return Step{Reply::Make(421, "4.7.0", absl::StrCat(limits_.hostname, " Error: too many errors")),
                 Action::kClose};
   }
-  Step step = Dispatch(line);
+  Step step = in_auth_exchange() ? OnAuthResponse(line) : Dispatch(line);
   if (step.reply && step.reply->code >= 400) ++error_count_;
   switch (last_verb_) {
     case smtp::Verb::kNoop:
@@ -148,6 +150,8 @@ Step SessionMachine::Dispatch(const smtp::CommandLine& line) {
       return OnStartTls(command);
     case smtp::Verb::kEtrn:
       return OnEtrn(command);
+    case smtp::Verb::kAuth:
+      return OnAuth(command);
     case smtp::Verb::kUnknown:
       if (command.verb_text.empty()) return Say(500, "5.5.2", "Error: bad syntax");
       return Say(500, "5.5.2", "Error: command not recognized");
@@ -170,6 +174,10 @@ Step SessionMachine::OnHelo(const smtp::Command& command, bool extended) {
                             : std::string("SIZE"));
   reply.lines.insert(reply.lines.end(), {"VRFY", "ETRN"});
   if (limits_.tls_available && !tls_active_) reply.lines.push_back("STARTTLS");
+  if (auth_offered()) {
+    reply.lines.push_back("AUTH PLAIN LOGIN");
+    if (limits_.auth_broken_clients) reply.lines.push_back("AUTH=PLAIN LOGIN");
+  }
   reply.lines.insert(reply.lines.end(),
                      {"ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"});
   return Step{std::move(reply), Action::kNone};
@@ -191,6 +199,7 @@ Step SessionMachine::OnMail(const smtp::Command& command) {
       return Say(501, "5.1.7", "Bad sender address syntax");
   }
   Transaction transaction;
+  bool auth_parameter_seen = false;
   for (const smtp::EsmtpParameter& parameter : parsed.path.parameters) {
     if (parameter.keyword == "SIZE" && parameter.has_value) {
       uint64_t size = 0;
@@ -218,6 +227,11 @@ Step SessionMachine::OnMail(const smtp::Command& command) {
         return Say(501, "5.5.4", "Bad RET parameter syntax");
       }
       transaction.dsn_return = ret == "FULL" ? DsnReturn::kFull : DsnReturn::kHeaders;
+    } else if (parameter.keyword == "AUTH" && auth_offered()) {
+      // RFC 4954 §5: who submitted the message originally. Accepted and not kept, as Postfix
+      // does unless it logs it; a second one is an error.
+      if (auth_parameter_seen) return Say(503, "5.5.4", "Error: multiple AUTH= options");
+      auth_parameter_seen = true;
     } else if (parameter.keyword == "ENVID") {
       std::optional<std::string> envid = smtp::DecodeXtext(parameter.value);
       if (!transaction.envid.empty() || !envid || envid->empty() || envid->size() > 100 ||
@@ -410,11 +424,100 @@ Step SessionMachine::EtrnFinished(bool ok) {
               Action::kNone};
 }
 
+Step SessionMachine::OnAuth(const smtp::Command& command) {
+  // Postfix's checks, in its order (smtpd_sasl_auth_cmd).
+  if (!auth_offered()) return Say(503, "5.5.1", "Error: authentication not enabled");
+  if (in_transaction_ || bdat_active_ || bdat_failed_) return Say(503, "5.5.1", "Error: MAIL transaction in progress");
+  if (!sasl_username_.empty()) return Say(503, "5.5.1", "Error: already authenticated");
+  std::vector<absl::string_view> words = absl::StrSplit(command.argument, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+  if (words.empty() || words.size() > 2) return Say(501, "5.5.4", "Syntax: AUTH mechanism");
+  login_ = LoginAttempt{absl::AsciiStrToUpper(words[0]), {}, {}};
+  if (login_.mechanism != "PLAIN" && login_.mechanism != "LOGIN") {
+    return AuthRefused("no mechanism available");
+  }
+  const bool initial = words.size() == 2;
+  if (login_.mechanism == "PLAIN") {
+    if (initial) return AuthMessage(words[1] == "=" ? "" : words[1]);  // "=": an empty response.
+    auth_stage_ = AuthStage::kPlainResponse;
+    return Step{Reply{334, {""}}, Action::kNone};
+  }
+  auth_stage_ = AuthStage::kLoginUser;
+  if (initial) return AuthMessage(words[1] == "=" ? "" : words[1]);
+  return Step{Reply{334, {"VXNlcm5hbWU6"}}, Action::kNone};  // "Username:"
+}
+
+Step SessionMachine::OnAuthResponse(const smtp::CommandLine& line) {
+  last_verb_ = smtp::Verb::kAuth;
+  if (line.too_long) return AuthRefused("bad protocol / cancel");
+  const absl::string_view response = absl::StripAsciiWhitespace(line.text);
+  if (response == "*") {
+    auth_failure_ = AuthFailure{login_.mechanism, "", true};
+    auth_stage_ = AuthStage::kNone;
+    login_ = {};
+    return Say(501, "5.7.0", "Authentication aborted");
+  }
+  return AuthMessage(response);
+}
+
+Step SessionMachine::AuthMessage(absl::string_view base64) {
+  if (login_.mechanism == "PLAIN") {
+    absl::StatusOr<sasl::PlainMessage> plain = sasl::DecodePlain(base64);
+    // An authorization identity other than the user itself is a request to act as someone else.
+    if (!plain.ok() || (!plain->authzid.empty() && plain->authzid != plain->user) || plain->user.empty()) {
+      return AuthRefused(plain.ok() && !plain->user.empty() ? "authorization failure" : "bad protocol / cancel");
+    }
+    login_.user = plain->user;
+    login_.password = std::move(plain->password);
+  } else {
+    std::string decoded;
+    if (!absl::Base64Unescape(base64, &decoded)) {
+      sasl::Secret wipe(std::move(decoded));
+      return AuthRefused("bad protocol / cancel");
+    }
+    if (auth_stage_ == AuthStage::kLoginUser) {
+      if (decoded.empty()) return AuthRefused("bad protocol / cancel");
+      login_.user = std::move(decoded);
+      auth_stage_ = AuthStage::kLoginPassword;
+      return Step{Reply{334, {"UGFzc3dvcmQ6"}}, Action::kNone};  // "Password:"
+    }
+    login_.password = sasl::Secret(std::move(decoded));
+  }
+  auth_stage_ = AuthStage::kChecking;
+  return Step{std::nullopt, Action::kCheckLogin};
+}
+
+Step SessionMachine::LoginChecked(bool ok, bool temporary) {
+  auth_stage_ = AuthStage::kNone;
+  LoginAttempt attempt = std::exchange(login_, LoginAttempt{});
+  if (ok) {
+    sasl_username_ = attempt.user;
+    sasl_method_ = attempt.mechanism;
+    decider_.LoggedIn(sasl_username_);
+    return Say(235, "2.7.0", "Authentication successful");
+  }
+  login_.mechanism = attempt.mechanism;  // For the failure's warning line.
+  ++error_count_;  // The AUTH command failed, as an error reply from OnLine would count.
+  if (temporary) {
+    auth_failure_ = AuthFailure{attempt.mechanism, "temporary failure"};
+    return Say(454, "4.7.0", "Temporary authentication failure: temporary failure");
+  }
+  return AuthRefused("authentication failure");
+}
+
+Step SessionMachine::AuthRefused(absl::string_view reason) {
+  auth_failure_ = AuthFailure{login_.mechanism, std::string(reason)};
+  auth_stage_ = AuthStage::kNone;
+  login_ = {};
+  return Say(535, "5.7.8", absl::StrCat("Error: authentication failed: ", reason));
+}
+
 void SessionMachine::TlsStarted() {
   // RFC 3207 §4.2: forget everything learned from the client before the handshake.
   tls_active_ = true;
   helo_.clear();
   esmtp_ = false;
+  sasl_username_.clear();
+  sasl_method_.clear();
   ResetTransaction();
 }
 

@@ -8,12 +8,14 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
 #include "core/smtp/command.h"
 #include "core/smtp/line_reader.h"
 #include "core/smtp/reply.h"
+#include "core/sasl/secret.h"
 
 namespace postgate::gateway::protocol {
 
@@ -38,6 +40,8 @@ class Decider {
   virtual Verdict Verify(const std::string& address) = 0;
   // ETRN: may this client ask to flush mail for `domain` (Postfix's fast_flush_domains)?
   virtual bool MayFlush(const std::string& domain) = 0;
+  // The client logged in with SMTP AUTH as `user` (permit_sasl_authenticated, sender login maps).
+  virtual void LoggedIn(const std::string& user) { (void)user; }
 };
 
 struct ProtocolLimits {
@@ -51,6 +55,27 @@ struct ProtocolLimits {
   bool tls_available = false;            // A certificate is loaded: STARTTLS is offered.
   bool tls_required = false;             // smtpd_tls_security_level = encrypt.
   int bare_newline_reject_code = 550;    // smtpd_forbid_bare_newline_reject_code.
+  // SMTP AUTH (RFC 4954) with PLAIN and LOGIN: smtpd_sasl_auth_enable, smtpd_tls_auth_only (offered
+  // and accepted only inside TLS), broken_sasl_auth_clients (also announced as "AUTH=…").
+  bool auth_enabled = false;
+  bool auth_tls_only = false;
+  bool auth_broken_clients = false;
+};
+
+// A login the client completed, for the session to check (a password hash takes milliseconds:
+// not on the I/O thread). Holds the password until LoginChecked.
+struct LoginAttempt {
+  std::string mechanism;  // "PLAIN" or "LOGIN"
+  std::string user;
+  sasl::Secret password;
+};
+
+// Why the last AUTH did not log in, for Postfix's warning line ("SASL PLAIN authentication
+// failed: authentication failure" / "SASL LOGIN authentication aborted").
+struct AuthFailure {
+  std::string mechanism;
+  std::string reason;
+  bool aborted = false;
 };
 
 enum class BodyType { kUnspecified, k7Bit, k8BitMime };
@@ -84,6 +109,7 @@ enum class Action {
   kClose,      // Send the reply, then close the connection.
   kStartTls,   // Drop unread input (CVE-2011-0411), send the 220, handshake, call TlsStarted().
   kFlushQueue, // ETRN: ask the queue to flush etrn_request(), then call EtrnFinished().
+  kCheckLogin, // AUTH: check login_attempt()'s password, then call LoginChecked().
 };
 
 struct Step {
@@ -152,6 +178,21 @@ class SessionMachine {
   const EtrnRequest& etrn_request() const { return etrn_request_; }
   Step EtrnFinished(bool ok);
 
+  // AUTH. While an exchange is under way the next line is the client's SASL response, not a
+  // command: OnLine takes it as such (it must never be logged).
+  bool in_auth_exchange() const { return auth_stage_ != AuthStage::kNone && auth_stage_ != AuthStage::kChecking; }
+  const LoginAttempt& login_attempt() const { return login_; }
+  // After kCheckLogin: `ok` logs the client in; `temporary` (the user table could not be read)
+  // answers 454 instead of 535. The password is wiped either way.
+  Step LoginChecked(bool ok, bool temporary = false);
+  // Whether AUTH is offered now: enabled, and inside TLS when smtpd_tls_auth_only.
+  bool auth_offered() const { return limits_.auth_enabled && (!limits_.auth_tls_only || tls_active_); }
+  // Postfix's sasl_username and sasl_method once logged in ("" before).
+  const std::string& sasl_username() const { return sasl_username_; }
+  const std::string& sasl_method() const { return sasl_method_; }
+  // The failure of the AUTH just answered, once (for the session's warning line).
+  std::optional<AuthFailure> TakeAuthFailure() { return std::exchange(auth_failure_, std::nullopt); }
+
   const BdatChunk& bdat_chunk() const { return bdat_chunk_; }
   // A BDAT message is under way (chunks were sent, LAST not yet): the session keeps its upload.
   bool bdat_in_progress() const { return bdat_active_ && !bdat_failed_; }
@@ -179,6 +220,11 @@ class SessionMachine {
   Step OnBdat(const smtp::Command& command);
   Step OnStartTls(const smtp::Command& command);
   Step OnEtrn(const smtp::Command& command);
+  Step OnAuth(const smtp::Command& command);
+  Step OnAuthResponse(const smtp::CommandLine& line);
+  // Takes one base64 SASL message of the exchange (PLAIN's, or LOGIN's user name or password).
+  Step AuthMessage(absl::string_view base64);
+  Step AuthRefused(absl::string_view reason);
   // 530 5.7.0 while TLS is required and not yet active.
   std::optional<Step> RequireTls() const;
   // 553 5.6.7 when `address` is not ASCII in a transaction without SMTPUTF8 (strict_smtputf8).
@@ -204,6 +250,11 @@ class SessionMachine {
   bool after_message_ = false;  // The last reply ended a message (stage() "END-OF-MESSAGE").
   size_t error_count_ = 0;
   size_t junk_count_ = 0;
+  enum class AuthStage { kNone, kPlainResponse, kLoginUser, kLoginPassword, kChecking };
+  AuthStage auth_stage_ = AuthStage::kNone;
+  LoginAttempt login_;
+  std::string sasl_username_, sasl_method_;
+  std::optional<AuthFailure> auth_failure_;
 };
 
 }  // namespace postgate::gateway::protocol

@@ -377,5 +377,108 @@ TEST_F(SessionMachineTest, EhloResetsTransaction) {
   EXPECT_EQ(machine_.helo(), "again");
 }
 
+
+// SMTP AUTH as Postfix answers it; the machine asks the session to check each completed login.
+class SessionMachineAuthTest : public ::testing::Test {
+ protected:
+  class RecordingDecider : public FakeDecider {
+   public:
+    void LoggedIn(const std::string& user) override { logged_in = user; }
+    std::string logged_in;
+  };
+
+  SessionMachineAuthTest() : machine_(Limits(), decider_) {}
+  static ProtocolLimits Limits() {
+    ProtocolLimits limits{"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10};
+    limits.tls_available = true;
+    limits.auth_enabled = true;
+    limits.auth_tls_only = true;
+    return limits;
+  }
+  std::string Send(const std::string& line) {
+    last_ = machine_.OnLine({line, false});
+    return last_.reply ? last_.reply->Format() : "";
+  }
+  void StartTls() {
+    ASSERT_EQ(Send("STARTTLS"), "220 2.0.0 Ready to start TLS\r\n");
+    machine_.TlsStarted();
+  }
+
+  RecordingDecider decider_;
+  SessionMachine machine_;
+  Step last_;
+};
+
+TEST_F(SessionMachineAuthTest, OfferedOnlyInsideTlsWithTlsAuthOnly) {
+  EXPECT_EQ(Send("EHLO c").find("AUTH"), std::string::npos);
+  EXPECT_EQ(Send("AUTH PLAIN AGZvbwBzZWNyZXQ="), "503 5.5.1 Error: authentication not enabled\r\n");
+  StartTls();
+  EXPECT_EQ(Send("EHLO c"),
+            "250-mail169.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n"
+            "250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
+            "250 CHUNKING\r\n");
+}
+
+TEST_F(SessionMachineAuthTest, PlainWithInitialResponseThenTheCheck) {
+  StartTls();
+  Send("EHLO c");
+  EXPECT_EQ(Send("AUTH PLAIN AGZvbwBzM2NyZXQ="), "");  // "\0foo\0s3cret": checked off the I/O thread.
+  EXPECT_EQ(last_.action, Action::kCheckLogin);
+  EXPECT_EQ(machine_.login_attempt().mechanism, "PLAIN");
+  EXPECT_EQ(machine_.login_attempt().user, "foo");
+  EXPECT_EQ(machine_.login_attempt().password.reveal(), "s3cret");
+  EXPECT_EQ(machine_.LoginChecked(true).reply->Format(), "235 2.7.0 Authentication successful\r\n");
+  EXPECT_TRUE(machine_.login_attempt().password.empty());
+  EXPECT_EQ(machine_.sasl_username(), "foo");
+  EXPECT_EQ(machine_.sasl_method(), "PLAIN");
+  EXPECT_EQ(decider_.logged_in, "foo");
+  EXPECT_EQ(Send("AUTH LOGIN"), "503 5.5.1 Error: already authenticated\r\n");
+  EXPECT_EQ(Send("MAIL FROM:<foo@mail169.com> AUTH=foo@mail169.com"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(Send("AUTH PLAIN"), "503 5.5.1 Error: MAIL transaction in progress\r\n");
+}
+
+TEST_F(SessionMachineAuthTest, LoginPromptsAndARefusal) {
+  StartTls();
+  EXPECT_EQ(Send("auth login"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_TRUE(machine_.in_auth_exchange());
+  EXPECT_EQ(Send("Zm9v"), "334 UGFzc3dvcmQ6\r\n");  // "foo"
+  EXPECT_EQ(Send("d3Jvbmc="), "");                     // "wrong"
+  EXPECT_EQ(last_.action, Action::kCheckLogin);
+  EXPECT_EQ(machine_.LoginChecked(false).reply->Format(),
+            "535 5.7.8 Error: authentication failed: authentication failure\r\n");
+  std::optional<AuthFailure> failure = machine_.TakeAuthFailure();
+  ASSERT_TRUE(failure.has_value());
+  EXPECT_EQ(failure->mechanism, "LOGIN");
+  EXPECT_EQ(failure->reason, "authentication failure");
+  EXPECT_FALSE(machine_.TakeAuthFailure().has_value());
+  EXPECT_EQ(machine_.sasl_username(), "");
+  EXPECT_EQ(machine_.error_count(), 1u);
+}
+
+TEST_F(SessionMachineAuthTest, AbortsMalformedResponsesAndUnknownMechanisms) {
+  StartTls();
+  EXPECT_EQ(Send("AUTH PLAIN"), "334 \r\n");
+  EXPECT_EQ(Send("*"), "501 5.7.0 Authentication aborted\r\n");
+  EXPECT_TRUE(machine_.TakeAuthFailure()->aborted);
+  EXPECT_FALSE(machine_.in_auth_exchange());
+  EXPECT_EQ(Send("AUTH PLAIN !!!notbase64"), "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
+  EXPECT_EQ(Send("AUTH CRAM-MD5"), "535 5.7.8 Error: authentication failed: no mechanism available\r\n");
+  EXPECT_EQ(Send("AUTH"), "501 5.5.4 Syntax: AUTH mechanism\r\n");
+  // Acting as someone else (an authorization identity that is not the user) is refused.
+  EXPECT_EQ(Send("AUTH PLAIN YmFyAGZvbwBzM2NyZXQ="), "535 5.7.8 Error: authentication failed: authorization failure\r\n");
+  // A line that is a SASL response is never taken for a command.
+  EXPECT_EQ(Send("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(Send("QUIT"), "334 UGFzc3dvcmQ6\r\n");  // base64 of some user name, not QUIT
+}
+
+TEST(SessionMachineAuthDisabledTest, NotAnnouncedAndRefusedAsPostfix) {
+  FakeDecider decider;
+  SessionMachine machine({"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10}, decider);
+  EXPECT_EQ(machine.OnLine({"EHLO c", false}).reply->Format().find("AUTH"), std::string::npos);
+  EXPECT_EQ(machine.OnLine({"AUTH PLAIN", false}).reply->Format(), "503 5.5.1 Error: authentication not enabled\r\n");
+  EXPECT_EQ(machine.OnLine({"MAIL FROM:<a@b.c> AUTH=<>", false}).reply->Format(),
+            "555 5.5.4 Unsupported option: AUTH=<>\r\n");
+}
+
 }  // namespace
 }  // namespace postgate::gateway::protocol

@@ -2,6 +2,7 @@
 --strict, helm template with defaults and with non-default values, yamllint, schema validation of
 every rendered object (kubernetes-models), the values schema, the open-relay guard, and the
 chart-vs-kustomize comparison."""
+import base64
 import copy
 import os
 import shutil
@@ -30,6 +31,11 @@ VARIANTS = {
                        "--set", "gateway.proxyProtocol.trustedNetworks={10.0.0.0/8}",
                        "--set", "mainCf.mynetworks=127.0.0.0/8 10.244.0.0/16"],
     "monitoring": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true"],
+    "relay-auth": ["--set", "relayAuth.enabled=true",
+                   "--set", "relayAuth.passwordMaps=[smtp.example.net]:587 user:chart-test-secret",
+                   "--set", "mainCf.relayhost=[smtp.example.net]:587", "--set", "mainCf.defer_transports=",
+                   "--set", "mainCf.smtp_tls_security_level=encrypt",
+                   "--set", "mainCf.smtp_sasl_tls_security_options=noanonymous"],
     "nodeport-local": ["--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30025",
                        "--set", "gateway.service.externalTrafficPolicy=Local",
                        "--set", "mainCf.mynetworks=127.0.0.0/8 10.244.7.0/24"],
@@ -154,6 +160,22 @@ class ChartTest(unittest.TestCase):
             rule = objects[("PrometheusRule", "pg-postgate")]
             with open(os.path.join(CHART, "files/postgate-rules.yml")) as f:
                 self.assertEqual(rule["spec"]["groups"], yaml.safe_load(f)["groups"])
+        elif name == "relay-auth":
+            self.assertIn("smtp_sasl_auth_enable = yes", main_cf)
+            self.assertIn("smtp_sasl_password_maps = texthash:/run/secrets/postgate/sasl/sasl_passwd", main_cf)
+            self.assertNotIn("chart-test-secret", main_cf)  # The password is in the Secret only.
+            secret = objects[("Secret", "pg-postgate-relay-auth")]
+            self.assertEqual(base64.b64decode(secret["data"]["sasl_passwd"]).decode(),
+                             "[smtp.example.net]:587 user:chart-test-secret")
+            pod = queue["spec"]["template"]["spec"]
+            # A directory mount (no subPath), so a rotated Secret reaches the running pod.
+            mount = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "relay-auth"][0]
+            self.assertEqual(mount["mountPath"], "/run/secrets/postgate/sasl")
+            self.assertNotIn("subPath", mount)
+            self.assertIn({"name": "relay-auth", "secret": {"secretName": "pg-postgate-relay-auth", "defaultMode": 0o440}},
+                          pod["volumes"])
+            gateway_mounts = gateway["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+            self.assertNotIn("relay-auth", [m["name"] for m in gateway_mounts])  # Only queue-service logs in.
         elif name == "nodeport-local":
             smtp = objects[("Service", "pg-postgate-smtp")]
             self.assertEqual(smtp["spec"]["ports"][0]["nodePort"], 30025)
@@ -195,6 +217,16 @@ class ChartTest(unittest.TestCase):
         self.assertNotIn(("Secret", "pg-postgate-admin"), objects)
         volumes = objects[("StatefulSet", "pg-postgate-queue")]["spec"]["template"]["spec"]["volumes"]
         self.assertIn({"name": "admin-token", "secret": {"secretName": "mine"}}, volumes)
+
+    def test_relay_auth_needs_a_secret_and_takes_an_existing_one(self):
+        result = self.template(["--set", "relayAuth.enabled=true"])
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("relayAuth.enabled needs relayAuth.existingSecret, or relayAuth.passwordMaps", result.stderr)
+        objects = by_key(documents(self.render(["--set", "relayAuth.enabled=true",
+                                                "--set", "relayAuth.existingSecret=provider-login"])))
+        self.assertNotIn(("Secret", "pg-postgate-relay-auth"), objects)
+        volumes = objects[("StatefulSet", "pg-postgate-queue")]["spec"]["template"]["spec"]["volumes"]
+        self.assertIn({"name": "relay-auth", "secret": {"secretName": "provider-login", "defaultMode": 0o440}}, volumes)
 
     def test_notes_tell_how_to_send_and_query(self):
         result = run([HELM, "install", "pg", CHART, "--namespace", "mail", "--dry-run=client"])
