@@ -442,7 +442,8 @@ Step SessionMachine::OnAuth(const smtp::Command& command) {
     return Step{Reply{334, {""}}, Action::kNone};
   }
   auth_stage_ = AuthStage::kLoginUser;
-  if (initial) return AuthMessage(words[1] == "=" ? "" : words[1]);
+  if (initial && words[1] == "=") return AuthRefused("bad protocol / cancel");  // As Postfix with Cyrus.
+  if (initial) return AuthMessage(words[1]);
   return Step{Reply{334, {"VXNlcm5hbWU6"}}, Action::kNone};  // "Username:"
 }
 
@@ -459,12 +460,19 @@ Step SessionMachine::OnAuthResponse(const smtp::CommandLine& line) {
   return AuthMessage(response);
 }
 
+// The reasons below are the ones Debian's Postfix 3.7 with Cyrus SASL gives for the same input
+// (compared side by side; tests/README.md).
 Step SessionMachine::AuthMessage(absl::string_view base64) {
   if (login_.mechanism == "PLAIN") {
+    std::string decoded;
+    const bool readable = absl::Base64Unescape(base64, &decoded) && !decoded.empty();
+    sasl::Secret wipe(std::move(decoded));
+    if (!readable) return AuthRefused("another step is needed in authentication");
     absl::StatusOr<sasl::PlainMessage> plain = sasl::DecodePlain(base64);
-    // An authorization identity other than the user itself is a request to act as someone else.
-    if (!plain.ok() || (!plain->authzid.empty() && plain->authzid != plain->user) || plain->user.empty()) {
-      return AuthRefused(plain.ok() && !plain->user.empty() ? "authorization failure" : "bad protocol / cancel");
+    if (!plain.ok() || plain->user.empty()) return AuthRefused("bad protocol / cancel");
+    // An authorization identity other than the user itself: acting as someone else, refused.
+    if (!plain->authzid.empty() && plain->authzid != plain->user) {
+      return AuthRefused("authentication failure", plain->authzid);
     }
     login_.user = plain->user;
     login_.password = std::move(plain->password);
@@ -475,7 +483,7 @@ Step SessionMachine::AuthMessage(absl::string_view base64) {
       return AuthRefused("bad protocol / cancel");
     }
     if (auth_stage_ == AuthStage::kLoginUser) {
-      if (decoded.empty()) return AuthRefused("bad protocol / cancel");
+      // An empty line is an empty user name: asked for a password, then refused.
       login_.user = std::move(decoded);
       auth_stage_ = AuthStage::kLoginPassword;
       return Step{Reply{334, {"UGFzc3dvcmQ6"}}, Action::kNone};  // "Password:"
@@ -498,14 +506,14 @@ Step SessionMachine::LoginChecked(bool ok, bool temporary) {
   login_.mechanism = attempt.mechanism;  // For the failure's warning line.
   ++error_count_;  // The AUTH command failed, as an error reply from OnLine would count.
   if (temporary) {
-    auth_failure_ = AuthFailure{attempt.mechanism, "temporary failure"};
+    auth_failure_ = AuthFailure{attempt.mechanism, "temporary failure", false, attempt.user};
     return Say(454, "4.7.0", "Temporary authentication failure: temporary failure");
   }
-  return AuthRefused("authentication failure");
+  return AuthRefused("authentication failure", attempt.user);
 }
 
-Step SessionMachine::AuthRefused(absl::string_view reason) {
-  auth_failure_ = AuthFailure{login_.mechanism, std::string(reason)};
+Step SessionMachine::AuthRefused(absl::string_view reason, std::string user) {
+  auth_failure_ = AuthFailure{login_.mechanism, std::string(reason), false, std::move(user)};
   auth_stage_ = AuthStage::kNone;
   login_ = {};
   return Say(535, "5.7.8", absl::StrCat("Error: authentication failed: ", reason));

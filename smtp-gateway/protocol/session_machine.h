@@ -71,11 +71,12 @@ struct LoginAttempt {
 };
 
 // Why the last AUTH did not log in, for Postfix's warning line ("SASL PLAIN authentication
-// failed: authentication failure" / "SASL LOGIN authentication aborted").
+// failed: authentication failure, sasl_username=foo" / "SASL LOGIN authentication aborted").
 struct AuthFailure {
   std::string mechanism;
   std::string reason;
   bool aborted = false;
+  std::string user{};  // "" when the client never got as far as naming one: "(unavailable)".
 };
 
 enum class BodyType { kUnspecified, k7Bit, k8BitMime };
@@ -224,7 +225,7 @@ class SessionMachine {
   Step OnAuthResponse(const smtp::CommandLine& line);
   // Takes one base64 SASL message of the exchange (PLAIN's, or LOGIN's user name or password).
   Step AuthMessage(absl::string_view base64);
-  Step AuthRefused(absl::string_view reason);
+  Step AuthRefused(absl::string_view reason, std::string user = "");
   // 530 5.7.0 while TLS is required and not yet active.
   std::optional<Step> RequireTls() const;
   // 553 5.6.7 when `address` is not ASCII in a transaction without SMTPUTF8 (strict_smtputf8).

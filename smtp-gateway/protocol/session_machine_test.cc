@@ -450,6 +450,7 @@ TEST_F(SessionMachineAuthTest, LoginPromptsAndARefusal) {
   ASSERT_TRUE(failure.has_value());
   EXPECT_EQ(failure->mechanism, "LOGIN");
   EXPECT_EQ(failure->reason, "authentication failure");
+  EXPECT_EQ(failure->user, "foo");
   EXPECT_FALSE(machine_.TakeAuthFailure().has_value());
   EXPECT_EQ(machine_.sasl_username(), "");
   EXPECT_EQ(machine_.error_count(), 1u);
@@ -461,11 +462,17 @@ TEST_F(SessionMachineAuthTest, AbortsMalformedResponsesAndUnknownMechanisms) {
   EXPECT_EQ(Send("*"), "501 5.7.0 Authentication aborted\r\n");
   EXPECT_TRUE(machine_.TakeAuthFailure()->aborted);
   EXPECT_FALSE(machine_.in_auth_exchange());
-  EXPECT_EQ(Send("AUTH PLAIN !!!notbase64"), "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
+  // Each reply as Debian's Postfix 3.7.11 with Cyrus SASL gives it for the same line.
+  EXPECT_EQ(Send("AUTH PLAIN !!!"), "535 5.7.8 Error: authentication failed: another step is needed in authentication\r\n");
+  EXPECT_EQ(Send("AUTH PLAIN ="), "535 5.7.8 Error: authentication failed: another step is needed in authentication\r\n");
+  EXPECT_EQ(Send("AUTH PLAIN UVVJVA=="), "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
   EXPECT_EQ(Send("AUTH CRAM-MD5"), "535 5.7.8 Error: authentication failed: no mechanism available\r\n");
   EXPECT_EQ(Send("AUTH"), "501 5.5.4 Syntax: AUTH mechanism\r\n");
+  EXPECT_EQ(Send("AUTH PLAIN a b c"), "501 5.5.4 Syntax: AUTH mechanism\r\n");
+  EXPECT_EQ(Send("AUTH LOGIN ="), "535 5.7.8 Error: authentication failed: bad protocol / cancel\r\n");
   // Acting as someone else (an authorization identity that is not the user) is refused.
-  EXPECT_EQ(Send("AUTH PLAIN YmFyAGZvbwBzM2NyZXQ="), "535 5.7.8 Error: authentication failed: authorization failure\r\n");
+  EXPECT_EQ(Send("AUTH plain YmFyAGZvbwBzM2NyZXQ="), "535 5.7.8 Error: authentication failed: authentication failure\r\n");
+  EXPECT_EQ(machine_.TakeAuthFailure()->user, "bar");
   // A line that is a SASL response is never taken for a command.
   EXPECT_EQ(Send("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
   EXPECT_EQ(Send("QUIT"), "334 UGFzc3dvcmQ6\r\n");  // base64 of some user name, not QUIT
