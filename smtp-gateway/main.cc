@@ -205,13 +205,17 @@ int Run(const Flags& flags) {
   // Client-name lookups block in the system resolver; a few at a time, off the session threads.
   // Intentionally never destroyed, like the io_contexts: a lookup may still be running at exit.
   auto* name_lookups = new asio::thread_pool(4);
+  // SMTP AUTH password hashes (milliseconds each, by design): two at a time, off the I/O threads,
+  // so a flood of logins queues up here instead of stalling sessions. Never destroyed, likewise.
+  auto* password_checks = new asio::thread_pool(2);
   gateway::ClientNameCache client_names;
   gateway::GatewayServices services{.queue = &queue,
                                     .metrics = &metrics,
                                     .drain = &drain,
                                     .client_limiter = &client_limiter,
                                     .name_lookups = name_lookups,
-                                    .client_names = &client_names};
+                                    .client_names = &client_names,
+                                    .password_checks = password_checks};
   absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> initial =
       gateway::GatewaySettings::Build(cf, services);
   if (!initial.ok()) Fatal(initial.status());

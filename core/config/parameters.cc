@@ -86,6 +86,13 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtp_connection_reuse_time_limit", "300s", K::kTime, 's'},
     ParameterSpec{"smtp_connection_reuse_count_limit", "0", K::kInteger},
     ParameterSpec{"smtp_tls_wrappermode", "no", K::kBool},
+    // SMTP AUTH for clients (the server side), as in Postfix; the users come from a file of
+    // crypt(3) hashes (Postfix would ask Cyrus or Dovecot).
+    ParameterSpec{"smtpd_sasl_auth_enable", "no", K::kBool},
+    ParameterSpec{"smtpd_tls_auth_only", "no", K::kBool},
+    ParameterSpec{"broken_sasl_auth_clients", "no", K::kBool},
+    ParameterSpec{"smtpd_sasl_authenticated_header", "no", K::kBool},
+    ParameterSpec{"postgate_smtpd_sasl_users_file", "", K::kString},
     // Logging in to the next hop (SMTP AUTH), as in Postfix.
     ParameterSpec{"smtp_sasl_auth_enable", "no", K::kBool},
     ParameterSpec{"smtp_sasl_password_maps", "", K::kList},

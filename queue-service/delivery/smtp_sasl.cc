@@ -12,7 +12,7 @@ absl::StatusOr<std::unique_ptr<SaslPasswordMap>> SaslPasswordMap::Open(std::stri
   std::unique_ptr<SaslPasswordMap> map(new SaslPasswordMap(spec, path));
   {
     absl::MutexLock lock(&map->mu_);
-    map->version_ = Stat(path);
+    map->version_ = config::StatFile(path);
     absl::StatusOr<config::LookupTable> table = config::LoadLookupTable(spec);
     if (!table.ok()) return table.status();
     map->table_ = *std::move(table);
@@ -20,15 +20,8 @@ absl::StatusOr<std::unique_ptr<SaslPasswordMap>> SaslPasswordMap::Open(std::stri
   return map;
 }
 
-std::optional<SaslPasswordMap::Version> SaslPasswordMap::Stat(const std::string& path) {
-  struct stat info {};
-  if (stat(path.c_str(), &info) != 0) return std::nullopt;
-  return Version{info.st_dev, info.st_ino, static_cast<int64_t>(info.st_mtim.tv_sec) * 1000000000 + info.st_mtim.tv_nsec,
-                 info.st_size};
-}
-
 void SaslPasswordMap::ReloadIfChanged() {
-  std::optional<Version> now = Stat(path_);
+  std::optional<config::FileVersion> now = config::StatFile(path_);
   if (!now || now == version_) return;  // Unchanged, or gone for a moment (a Secret being swapped).
   absl::StatusOr<config::LookupTable> table = config::LoadLookupTable(spec_);
   version_ = now;  // Also when broken: it is reported once, not at every lookup.

@@ -7,8 +7,6 @@
 // errors about the table name its file and line, never its text.
 #pragma once
 
-#include <sys/stat.h>
-
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/config/file_version.h"
 #include "core/config/lookup_table.h"
 #include "core/config/main_cf.h"
 #include "core/sasl/sasl.h"
@@ -48,15 +47,6 @@ class SaslPasswordMap {
 
  private:
   SaslPasswordMap(std::string spec, std::string path) : spec_(std::move(spec)), path_(std::move(path)) {}
-  // What identifies one version of the file (a Secret's update swaps a symlink: a new inode).
-  struct Version {
-    dev_t device = 0;
-    ino_t inode = 0;
-    int64_t mtime_ns = 0;
-    off_t size = -1;
-    bool operator==(const Version&) const = default;
-  };
-  static std::optional<Version> Stat(const std::string& path);
   void ReloadIfChanged() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static std::optional<SaslCredentials> Split(const std::string& value);
 
@@ -64,7 +54,7 @@ class SaslPasswordMap {
   const std::string path_;
   absl::Mutex mu_;
   config::LookupTable table_ ABSL_GUARDED_BY(mu_);
-  std::optional<Version> version_ ABSL_GUARDED_BY(mu_);
+  std::optional<config::FileVersion> version_ ABSL_GUARDED_BY(mu_);
 };
 
 struct SmtpSaslOptions {

@@ -69,7 +69,14 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
       rejects_(BuildCounter()
                    .Name("postgate_smtpd_rejects_total")
                    .Help("Recipients and messages refused, by reason.")
-                   .Register(registry)) {
+                   .Register(registry)),
+      logins_(BuildCounter()
+                  .Name("postgate_smtpd_sasl_logins_total")
+                  .Help("SMTP AUTH attempts, by mechanism (PLAIN, LOGIN, other) and result (success, failed, aborted).")
+                  .Register(registry)) {
+  for (const char* mechanism : {"PLAIN", "LOGIN", "other"}) {
+    for (const char* result : {"success", "failed", "aborted"}) logins_.Add({{"mechanism", mechanism}, {"result", result}});
+  }
   for (size_t verb = 0; verb < kVerbs; ++verb) {
     for (size_t reply_class = 0; reply_class < 4; ++reply_class) {
       command_counters_[verb][reply_class] = &commands_.Add(
@@ -90,6 +97,12 @@ void GatewayMetrics::CountCommand(smtp::Verb verb, int reply_code) {
   const int reply_class = reply_code / 100 - 2;
   if (verb_index >= kVerbs || reply_class < 0 || reply_class > 3) return;
   command_counters_[verb_index][static_cast<size_t>(reply_class)]->Increment();
+}
+
+void GatewayMetrics::CountLogin(absl::string_view mechanism, absl::string_view result) {
+  // Only the two known names: a client chooses what it sends, and labels must stay bounded.
+  const absl::string_view name = mechanism == "PLAIN" || mechanism == "LOGIN" ? mechanism : "other";
+  logins_.Add({{"mechanism", std::string(name)}, {"result", std::string(result)}}).Increment();
 }
 
 void GatewayMetrics::CountReject(absl::string_view reason) {

@@ -37,12 +37,15 @@ class GatewayMetrics {
   // main.cf reloads (SIGHUP or the file changed), applied and refused.
   prometheus::Counter& config_reloads;
   prometheus::Counter& config_reloads_failed;
+  // SMTP AUTH attempts by mechanism (PLAIN, LOGIN, other) and result (success, failed, aborted).
+  void CountLogin(absl::string_view mechanism, absl::string_view result);
 
  private:
   prometheus::Family<prometheus::Counter>& commands_;
   static constexpr size_t kVerbs = static_cast<size_t>(smtp::Verb::kUnknown) + 1;
   std::array<std::array<prometheus::Counter*, 4>, kVerbs> command_counters_{};  // [verb][2xx..5xx]
   prometheus::Family<prometheus::Counter>& rejects_;
+  prometheus::Family<prometheus::Counter>& logins_;
 };
 
 }  // namespace postgate::gateway

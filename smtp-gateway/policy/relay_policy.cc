@@ -30,14 +30,17 @@ class ClientPolicy : public protocol::Decider {
     return Verdict::Accept(policy_.QualifySender(address));
   }
   Verdict CheckRecipient(const std::string& address) override {
-    return policy_.CheckRecipient(relay_permitted_, address);
+    // permit_mynetworks, permit_sasl_authenticated (Postfix's default smtpd_relay_restrictions).
+    return policy_.CheckRecipient(relay_permitted_ || logged_in_, address);
   }
   Verdict Verify(const std::string& address) override { return policy_.Verify(address); }
   bool MayFlush(const std::string& domain) override { return policy_.MayFlush(domain); }
+  void LoggedIn(const std::string& user) override { logged_in_ = !user.empty(); }
 
  private:
   const RelayPolicy& policy_;
   bool relay_permitted_;
+  bool logged_in_ = false;
 };
 
 }  // namespace

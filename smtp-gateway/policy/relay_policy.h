@@ -1,5 +1,6 @@
 // Who may send where, Postfix's defaults for smtpd_relay_restrictions and local_recipient_maps:
-// clients in mynetworks may relay anywhere; every other client may only send to mydestination;
+// clients in mynetworks, and clients logged in with SMTP AUTH (permit_sasl_authenticated), may
+// relay anywhere; every other client may only send to mydestination;
 // at mydestination only local users and aliases exist. Decisions only: each answer is a Verdict
 // carrying Postfix's reply; nothing here touches a socket. Thread-safe after construction.
 #pragma once

@@ -59,6 +59,15 @@ TEST_F(RelayPolicyTest, RoutingTricksAtLocalDomainAreRelayAttempts) {
   EXPECT_EQ(Rcpt("127.0.0.1", "bar%example.org@mail169.com").substr(0, 9), "550 5.1.1");
 }
 
+TEST_F(RelayPolicyTest, ALoggedInClientMayRelayAsPermitSaslAuthenticated) {
+  auto decider = policy_.ForClient("10.9.9.9");
+  EXPECT_FALSE(decider->CheckRecipient("someone@example.org").accepted);
+  decider->LoggedIn("foo");
+  EXPECT_TRUE(decider->CheckRecipient("someone@example.org").accepted);
+  EXPECT_FALSE(decider->CheckRecipient("nosuch@mail169.com").accepted);  // Local users are still checked.
+  EXPECT_FALSE(policy_.ForClient("10.9.9.9")->CheckRecipient("someone@example.org").accepted);  // Per session.
+}
+
 TEST_F(RelayPolicyTest, SenderIsQualifiedAndVrfyChecksLocalUsers) {
   auto decider = policy_.ForClient("10.9.9.9");
   EXPECT_EQ(decider->CheckSender("foo").address, "foo@mail169.com");

@@ -19,6 +19,8 @@ struct ReceivedFields {
   std::string date;             // RFC 5322 date-time, e.g. "Thu, 26 Nov 2026 16:23:51 +0000 (UTC)".
   // With TLS: "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"; "" without.
   std::string tls;
+  // smtpd_sasl_authenticated_header: the SMTP AUTH user, as "(Authenticated sender: …)"; "" none.
+  std::string authenticated_sender{};
 };
 
 // The whole header, folded over lines with a tab, each line ending in LF.

@@ -297,6 +297,7 @@ class SmtpSession {
       }
       protocol::Step step = machine_->OnLine(*line);
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
+      if (step.action == protocol::Action::kCheckLogin) step = co_await CheckLogin();
       if (step.reply && step.reply->code >= 400 && step.reply->code != 421 &&
           machine_->error_count() > env_.soft_error_limit) {
         // Postfix's tarpit: a client past smtpd_soft_error_limit waits before each error reply.
@@ -337,8 +338,9 @@ class SmtpSession {
     }
   }
 
-  // Client input for a log line, with what follows an AUTH command's mechanism cut off: a
-  // client that pipelines its credentials must not find them in our logs.
+  // Client input for a log line, cut at an AUTH command's mechanism: a client that pipelines its
+  // credentials – in the AUTH line or in the lines of the exchange after it – must not find them
+  // in our logs.
   static std::string WithoutCredentials(absl::string_view input) {
     std::string out;
     bool first = true;
@@ -347,9 +349,8 @@ class SmtpSession {
       const absl::string_view text = absl::StripSuffix(line, "\r");
       if (absl::StartsWithIgnoreCase(text, "AUTH ")) {
         const size_t mechanism_end = text.find(' ', 5);
-        absl::StrAppend(&out, text.substr(0, mechanism_end), mechanism_end == absl::string_view::npos ? "" : " ***",
-                        line.substr(text.size()));
-        continue;
+        absl::StrAppend(&out, text.substr(0, mechanism_end), " ***");
+        break;
       }
       out.append(line.data(), line.size());
     }
@@ -357,8 +358,8 @@ class SmtpSession {
   }
 
   // A command that must end its pipelined group (RFC 2920) with more input behind it: logged as
-  // Postfix logs it, and – with smtpd_forbid_unauth_pipelining, as no client authenticates here
-  // – refused. Pending input is what the line reader holds beyond `line` and, without TLS, what
+  // Postfix logs it, and – with smtpd_forbid_unauth_pipelining, unless the client has logged
+  // in – refused. Pending input is what the line reader holds beyond `line` and, without TLS, what
   // waits in the socket.
   bool ImproperPipelining(const smtp::CommandLine& line, size_t consumed) {
     if (line.too_long) return false;
@@ -375,7 +376,7 @@ class SmtpSession {
     }
     spdlog::info("improper command pipelining after {} from {}: {}",
                  smtp::VerbName(command.verb), client_, absl::CEscape(WithoutCredentials(pending)));
-    return env_.forbid_unauth_pipelining;
+    return env_.forbid_unauth_pipelining && machine_->sasl_username().empty();  // "unauth": not once logged in.
   }
 
   // After "220 Ready to start TLS": the handshake, then a fresh session inside TLS.
@@ -408,12 +409,43 @@ class SmtpSession {
     co_return true;
   }
 
+  // AUTH: the password is checked on the password pool (a hash takes milliseconds by design),
+  // then the machine answers 235 or 535.
+  asio::awaitable<protocol::Step> CheckLogin() {
+    const protocol::LoginAttempt& attempt = machine_->login_attempt();
+    policy::LoginDatabase* logins = env_.logins;
+    const bool ok = co_await asio::co_spawn(
+        *env_.password_checks,
+        [logins, &attempt]() -> asio::awaitable<bool> { co_return logins->Verify(attempt.user, attempt.password); },
+        asio::use_awaitable);
+    const std::string mechanism = attempt.mechanism;
+    protocol::Step step = machine_->LoginChecked(ok);
+    if (ok) env_.metrics->CountLogin(mechanism, "success");
+    co_return step;
+  }
+
+  // Postfix's warning lines for a failed or abandoned AUTH (fail2ban's postfix-sasl filter reads
+  // them), and the metric.
+  void NoteLoginFailure() {
+    std::optional<protocol::AuthFailure> failure = machine_->TakeAuthFailure();
+    if (!failure) return;
+    if (failure->aborted) {
+      spdlog::warn("{}: SASL {} authentication aborted", client_, failure->mechanism);
+    } else {
+      spdlog::warn("{}: SASL {} authentication failed: {}, sasl_username={}", client_, failure->mechanism,
+                   failure->reason, failure->user.empty() ? "(unavailable)" : absl::CEscape(failure->user));
+    }
+    env_.metrics->CountLogin(failure->mechanism, failure->aborted ? "aborted" : "failed");
+  }
+
   void Answer(const protocol::Step& step) {
     if (!step.reply) return;
     const smtp::Reply& reply = *step.reply;
     const smtp::Verb verb = machine_->last_verb();
     reply.AppendTo(&output_);
-    if (reply.code == 354) return;  // DATA is counted once, by its final reply.
+    NoteLoginFailure();
+    // DATA is counted once, by its final reply; AUTH likewise, not each challenge of its exchange.
+    if (reply.code == 354 || reply.code == 334) return;
     env_.metrics->CountCommand(verb, reply.code);
     tally_.Count(verb, reply.code < 400);
     if (std::exchange(reject_accounted_, false)) return;
@@ -443,9 +475,11 @@ class SmtpSession {
   };
 
   // "ESMTP", "UTF8SMTP"… as Postfix's Received: header and logs name the protocol.
+  // RFC 3848 as Postfix writes it: ESMTPS with TLS, ESMTPA logged in, ESMTPSA both.
   std::string ProtocolName() const {
     std::string name = machine_->transaction().smtputf8 ? "UTF8SMTP" : machine_->esmtp() ? "ESMTP" : "SMTP";
     if (machine_->tls_active()) name += "S";
+    if (name.rfind("ESMTP", 0) == 0 && !machine_->sasl_username().empty()) name += "A";
     return name;
   }
 
@@ -463,12 +497,18 @@ class SmtpSession {
     MessageInProgress message;
     message.upload = *std::move(opened);
     message.queue_id = message.upload->queue_id();
-    spdlog::info("{}: client={}", message.queue_id, client_);
+    if (machine_->sasl_username().empty()) {
+      spdlog::info("{}: client={}", message.queue_id, client_);
+    } else {
+      spdlog::info("{}: client={}, sasl_method={}, sasl_username={}", message.queue_id, client_,
+                   machine_->sasl_method(), absl::CEscape(machine_->sasl_username()));
+    }
     message.pending = protocol::FormatReceivedHeader(
         {machine_->helo(), hostname_, address_, env_.limits.hostname, env_.mail_name, ProtocolName(),
          message.queue_id, transaction.recipients,
          absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", absl::Now(), absl::LocalTimeZone()),
-         env_.tls_received_header ? tls_description_ : std::string()});
+         env_.tls_received_header ? tls_description_ : std::string(),
+         env_.sasl_authenticated_header ? machine_->sasl_username() : std::string()});
     co_return message;
   }
 

@@ -14,6 +14,7 @@
 #include "asio/thread_pool.hpp"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/policy/client_limiter.h"
+#include "smtp-gateway/policy/login_database.h"
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/protocol/session_machine.h"
 #include "smtp-gateway/queue_client/queue_client.h"
@@ -47,6 +48,10 @@ struct SessionEnvironment {
   size_t soft_error_limit = 10;       // smtpd_soft_error_limit: past it, each error reply waits
   std::chrono::milliseconds error_sleep{1000};  // smtpd_error_sleep_time
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
+  // SMTP AUTH (limits.auth_enabled): who may log in, and the pool that checks passwords.
+  policy::LoginDatabase* logins = nullptr;
+  asio::thread_pool* password_checks = nullptr;
+  bool sasl_authenticated_header = false;  // smtpd_sasl_authenticated_header
   bool tls_received_header = false;   // smtpd_tls_received_header
   bool forbid_unauth_pipelining = true;  // smtpd_forbid_unauth_pipelining (Postfix 3.9's default)
   BareNewline bare_newline = BareNewline::kNormalize;

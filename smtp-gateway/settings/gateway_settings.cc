@@ -89,8 +89,24 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     tls = *std::move(created);
   }
 
+  // SMTP AUTH for clients: the users file is read now, so a broken one stops a start or a reload.
+  std::shared_ptr<policy::LoginDatabase> logins;
+  if (cf.GetBool("smtpd_sasl_auth_enable")) {
+    if (cf.Get("postgate_smtpd_sasl_users_file").empty()) {
+      return cf.Error("smtpd_sasl_auth_enable", "yes needs postgate_smtpd_sasl_users_file (name:hash lines)");
+    }
+    if (cf.GetBool("smtpd_tls_auth_only") && tls == nullptr) {
+      return cf.Error("smtpd_tls_auth_only", "yes needs STARTTLS (smtpd_tls_security_level = may or encrypt)");
+    }
+    absl::StatusOr<std::shared_ptr<policy::LoginDatabase>> opened =
+        policy::LoginDatabase::Open(cf.Get("postgate_smtpd_sasl_users_file"));
+    if (!opened.ok()) return cf.Error("postgate_smtpd_sasl_users_file", opened.status().message());
+    logins = *std::move(opened);
+  }
+
   std::shared_ptr<GatewaySettings> settings(
       new GatewaySettings(addressing::LocalDomain(cf, *std::move(aliases))));
+  settings->logins_ = std::move(logins);
   settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"));
   settings->proxy_networks_ = std::move(proxy_networks);
   absl::StatusOr<policy::NetworkList> exceptions =
@@ -129,6 +145,12 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   environment.limits.bare_newline_reject_code = static_cast<int>(bare_newline_code);
   environment.limits.tls_available = settings->tls_ != nullptr;
   environment.limits.tls_required = tls_level == "encrypt";
+  environment.limits.auth_enabled = settings->logins_ != nullptr;
+  environment.limits.auth_tls_only = cf.GetBool("smtpd_tls_auth_only");
+  environment.limits.auth_broken_clients = cf.GetBool("broken_sasl_auth_clients");
+  environment.logins = settings->logins_.get();
+  environment.password_checks = services.password_checks;
+  environment.sasl_authenticated_header = cf.GetBool("smtpd_sasl_authenticated_header");
   environment.limits.hostname = cf.Get("myhostname");
   environment.limits.banner = cf.Get("smtpd_banner");
   environment.limits.message_size_limit = static_cast<uint64_t>(cf.GetInteger("message_size_limit"));

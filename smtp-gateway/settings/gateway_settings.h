@@ -33,6 +33,7 @@ struct GatewayServices {
   policy::ClientLimiter* client_limiter = nullptr;  // Counts carry on across reloads.
   asio::thread_pool* name_lookups = nullptr;
   ClientNameCache* client_names = nullptr;
+  asio::thread_pool* password_checks = nullptr;  // SMTP AUTH: hashing off the I/O threads.
 };
 
 class GatewaySettings {
@@ -55,6 +56,7 @@ class GatewaySettings {
   std::optional<policy::NetworkList> limit_exceptions_;  // smtpd_client_event_limit_exceptions
   std::optional<policy::NetworkList> bare_newline_exclusions_;  // smtpd_forbid_bare_newline_exclusions
   std::unique_ptr<TlsContextProvider> tls_;
+  std::shared_ptr<policy::LoginDatabase> logins_;  // smtpd_sasl_auth_enable
   SessionEnvironment environment_;  // Points into the members above.
 };
 
