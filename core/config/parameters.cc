@@ -93,6 +93,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"broken_sasl_auth_clients", "no", K::kBool},
     ParameterSpec{"smtpd_sasl_authenticated_header", "no", K::kBool},
     ParameterSpec{"postgate_smtpd_sasl_users_file", "", K::kString},
+    ParameterSpec{"smtpd_sender_login_maps", "", K::kList},
+    ParameterSpec{"smtpd_sender_restrictions", "", K::kList},
     // Logging in to the next hop (SMTP AUTH), as in Postfix.
     ParameterSpec{"smtp_sasl_auth_enable", "no", K::kBool},
     ParameterSpec{"smtp_sasl_password_maps", "", K::kList},

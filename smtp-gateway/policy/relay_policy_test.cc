@@ -68,6 +68,47 @@ TEST_F(RelayPolicyTest, ALoggedInClientMayRelayAsPermitSaslAuthenticated) {
   EXPECT_FALSE(policy_.ForClient("10.9.9.9")->CheckRecipient("someone@example.org").accepted);  // Per session.
 }
 
+TEST_F(RelayPolicyTest, SenderLoginMismatchAsPostfix) {
+  absl::StatusOr<config::LookupTable> owners =
+      config::LookupTable::Parse("foo@mail169.com foo\nshared@mail169.com foo, bar\n@example.net bar\n", "login_maps");
+  ASSERT_TRUE(owners.ok());
+  auto policy_with = [&](std::vector<std::string> words) {
+    return RelayPolicy(domain_, *NetworkList::Parse({"127.0.0.0/8"}), {}, *ParseSenderRestrictions(words, *owners));
+  };
+  auto reply = [](const std::optional<protocol::Verdict>& verdict) {
+    return verdict ? verdict->reply.Format() : std::string("permitted");
+  };
+  const RelayPolicy strict = policy_with({"reject_sender_login_mismatch"});
+  EXPECT_EQ(reply(strict.CheckSenderLogin("foo@mail169.com", "foo")), "permitted");
+  EXPECT_EQ(reply(strict.CheckSenderLogin("shared@mail169.com", "BAR")), "permitted");  // Case-insensitive.
+  EXPECT_EQ(reply(strict.CheckSenderLogin("foo@mail169.com", "bar")),
+            "553 5.7.1 <foo@mail169.com>: Sender address rejected: not owned by user bar\r\n");
+  EXPECT_EQ(reply(strict.CheckSenderLogin("anyone@example.net", "foo")),
+            "553 5.7.1 <anyone@example.net>: Sender address rejected: not owned by user foo\r\n");
+  // A logged-in user may not use an address the table does not list …
+  EXPECT_EQ(reply(strict.CheckSenderLogin("unlisted@example.org", "foo")),
+            "553 5.7.1 <unlisted@example.org>: Sender address rejected: not owned by user foo\r\n");
+  // … and a listed address needs a login; the null sender is never checked.
+  EXPECT_EQ(reply(strict.CheckSenderLogin("foo@mail169.com", "")),
+            "553 5.7.1 <foo@mail169.com>: Sender address rejected: not logged in\r\n");
+  EXPECT_EQ(reply(strict.CheckSenderLogin("unlisted@example.org", "")), "permitted");
+  EXPECT_EQ(reply(strict.CheckSenderLogin("", "foo")), "permitted");
+  EXPECT_EQ(reply(policy_with({"reject_known_sender_login_mismatch"}).CheckSenderLogin("unlisted@example.org", "foo")),
+            "permitted");
+  EXPECT_EQ(reply(policy_with({"reject_authenticated_sender_login_mismatch"}).CheckSenderLogin("foo@mail169.com", "")),
+            "permitted");
+  EXPECT_EQ(reply(policy_with({}).CheckSenderLogin("foo@mail169.com", "bar")), "permitted");
+  EXPECT_EQ(ParseSenderRestrictions({"reject_unknown_sender_domain"}, std::nullopt).status().message(),
+            "\"reject_unknown_sender_domain\": not supported (Postgate has permit and the "
+            "reject_*sender_login_mismatch checks)");
+  // Through a session's Decider: the refusal comes at RCPT, before the relay check.
+  auto decider = strict.ForClient("10.9.9.9");
+  decider->LoggedIn("bar");
+  decider->CheckSender("foo@mail169.com");
+  EXPECT_EQ(decider->CheckRecipient("someone@example.org").reply.Format(),
+            "553 5.7.1 <foo@mail169.com>: Sender address rejected: not owned by user bar\r\n");
+}
+
 TEST_F(RelayPolicyTest, SenderIsQualifiedAndVrfyChecksLocalUsers) {
   auto decider = policy_.ForClient("10.9.9.9");
   EXPECT_EQ(decider->CheckSender("foo").address, "foo@mail169.com");

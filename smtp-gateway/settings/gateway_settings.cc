@@ -104,10 +104,24 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     logins = *std::move(opened);
   }
 
+  // Who may send as whom: smtpd_sender_login_maps (one table) and smtpd_sender_restrictions.
+  std::optional<config::LookupTable> owners;
+  const std::vector<std::string> owner_maps = cf.GetList("smtpd_sender_login_maps");
+  if (owner_maps.size() > 1) return cf.Error("smtpd_sender_login_maps", "one table is supported");
+  if (!owner_maps.empty()) {
+    absl::StatusOr<config::LookupTable> table = config::LoadLookupTable(owner_maps.front());
+    if (!table.ok()) return cf.Error("smtpd_sender_login_maps", table.status().message());
+    owners = *std::move(table);
+  }
+  absl::StatusOr<policy::SenderLoginPolicy> sender_logins =
+      policy::ParseSenderRestrictions(cf.GetList("smtpd_sender_restrictions"), std::move(owners));
+  if (!sender_logins.ok()) return cf.Error("smtpd_sender_restrictions", sender_logins.status().message());
+
   std::shared_ptr<GatewaySettings> settings(
       new GatewaySettings(addressing::LocalDomain(cf, *std::move(aliases))));
   settings->logins_ = std::move(logins);
-  settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"));
+  settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"),
+                            *std::move(sender_logins));
   settings->proxy_networks_ = std::move(proxy_networks);
   absl::StatusOr<policy::NetworkList> exceptions =
       policy::NetworkList::Parse(cf.GetList("smtpd_client_event_limit_exceptions"));

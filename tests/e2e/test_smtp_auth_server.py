@@ -39,10 +39,15 @@ class SmtpAuthServerTest(unittest.TestCase):
         cls.dir = tempfile.mkdtemp(prefix="postgate-smtpd-sasl-")
         cls.users = os.path.join(cls.dir, "users")
         cls.write_users(f"foo:{mkpasswd(PASSWORD, 'yescrypt')}\nbar:{mkpasswd('other-user-pw')}\n")
+        cls.owners = os.path.join(cls.dir, "sender_login_maps")
+        with open(cls.owners, "w") as out:
+            out.write("foo@mail169.com foo\nbar@mail169.com bar\n")
         # The client (127.0.0.1) is outside mynetworks: it may relay only once logged in.
         cls.postgate = Postgate({"mynetworks": "192.168.0.0/24", "smtpd_sasl_auth_enable": "yes",
                                  "smtpd_tls_auth_only": "yes", "postgate_smtpd_sasl_users_file": cls.users,
-                                 "smtpd_sasl_authenticated_header": "yes"})
+                                 "smtpd_sasl_authenticated_header": "yes",
+                                 "smtpd_sender_login_maps": f"texthash:{cls.owners}",
+                                 "smtpd_sender_restrictions": "reject_sender_login_mismatch"})
         cls.postgate.start()
         cls.port = cls.postgate.smtp_port
 
@@ -101,7 +106,7 @@ class SmtpAuthServerTest(unittest.TestCase):
 
     def test_relay_needs_a_login_and_is_logged_as_postfix_does(self):
         plain = base64.b64encode(f"\0foo\0{PASSWORD}".encode()).decode()
-        answers = self.raw(["EHLO client.test", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<someone@example.org>",
+        answers = self.raw(["EHLO client.test", "MAIL FROM:<visitor@example.net>", "RCPT TO:<someone@example.org>",
                             "RSET", f"AUTH PLAIN {plain}", "MAIL FROM:<foo@mail169.com> AUTH=foo@mail169.com",
                             "RCPT TO:<someone@example.org>", "DATA", "Subject: submitted\r\n\r\nfrom outside\r\n.",
                             "QUIT"])
@@ -115,6 +120,18 @@ class SmtpAuthServerTest(unittest.TestCase):
                                 "cat", queue_id], capture_output=True, text=True, timeout=30).stdout
         self.assertRegex(shown, r"\t\(Authenticated sender: foo\)\n\tby mail169\.com \(Postgate\) with ESMTPSA id " + queue_id)
         self.assertNotIn(PASSWORD, "\n".join(self.postgate.gateway.log()) + self.metrics())
+
+    def test_sending_as_another_users_address_is_refused(self):
+        plain = base64.b64encode(f"\0foo\0{PASSWORD}".encode()).decode()
+        answers = self.raw(["EHLO client.test", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<bar@mail169.com>", "RSET",
+                            f"AUTH PLAIN {plain}", "MAIL FROM:<bar@mail169.com>", "RCPT TO:<someone@example.org>",
+                            "RSET", "MAIL FROM:<foo@mail169.com>", "RCPT TO:<someone@example.org>"])
+        self.assertEqual(answers[2], "553 5.7.1 <foo@mail169.com>: Sender address rejected: not logged in")
+        self.assertEqual(answers[6], "553 5.7.1 <bar@mail169.com>: Sender address rejected: not owned by user foo")
+        self.assertEqual(answers[9], "250 2.1.5 Ok")
+        self.postgate.gateway.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 553 5\.7\.1 "
+                                       r"<bar@mail169\.com>: Sender address rejected: not owned by user foo; "
+                                       r"from=<bar@mail169\.com> .*proto=ESMTP")
 
     def test_wrong_password_postfix_reply_and_warning(self):
         answers = self.raw(["EHLO client.test", "AUTH LOGIN", base64.b64encode(b"foo").decode(),
