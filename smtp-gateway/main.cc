@@ -280,12 +280,12 @@ int Run(const Flags& flags) {
   };
   hangup.async_wait(on_hangup);
   asio::co_spawn(*contexts[0], [&]() -> asio::awaitable<void> {
-    gateway::FileStamp seen = gateway::StampOf(flags.config);
+    gateway::FileStamp seen = config::StatFile(flags.config);
     asio::steady_timer tick(*contexts[0]);
     for (;;) {
       tick.expires_after(std::chrono::seconds(1));
       co_await tick.async_wait(asio::use_awaitable);
-      gateway::FileStamp now = gateway::StampOf(flags.config);
+      gateway::FileStamp now = config::StatFile(flags.config);
       if (now == seen) continue;
       seen = now;
       reload("main.cf changed");

@@ -48,15 +48,8 @@ absl::StatusOr<std::unique_ptr<TlsContextProvider>> TlsContextProvider::Create(
   return provider;
 }
 
-FileStamp StampOf(const std::string& path) {
-  struct stat st {};
-  FileStamp result;
-  if (::stat(path.c_str(), &st) == 0) result = {st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size};
-  return result;
-}
-
 std::pair<FileStamp, FileStamp> TlsContextProvider::Stamps() const {
-  return {StampOf(cert_file_), StampOf(key_file_)};
+  return {config::StatFile(cert_file_), config::StatFile(key_file_)};
 }
 
 absl::StatusOr<std::shared_ptr<asio::ssl::context>> TlsContextProvider::Load() const {

@@ -5,31 +5,23 @@
 // Thread-safe.
 #pragma once
 
-#include <sys/stat.h>
-
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "asio/ssl/context.hpp"
+#include "core/config/file_version.h"
 
 namespace postgate::gateway {
 
-// What identifies a file's content cheaply; any change means "reload".
-struct FileStamp {
-  ino_t inode = 0;
-  time_t mtime = 0;
-  long mtime_ns = 0;
-  off_t size = 0;
-  bool operator==(const FileStamp&) const = default;
-};
-
-// stat() of `path`, following symlinks (Kubernetes swaps a ..data symlink); all zero if absent.
-FileStamp StampOf(const std::string& path);
+// What identifies a file's content cheaply (config::StatFile); any change means "reload", and
+// nullopt is a file absent for now.
+using FileStamp = std::optional<config::FileVersion>;
 
 class TlsContextProvider {
  public:
