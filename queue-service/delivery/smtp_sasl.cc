@@ -33,7 +33,7 @@ void SaslPasswordMap::ReloadIfChanged() {
   spdlog::info("smtp_sasl_password_maps: {} re-read ({} entries)", path_, table_.size());
 }
 
-std::optional<SaslCredentials> SaslPasswordMap::Split(const std::string& value) {
+SaslCredentials SaslPasswordMap::Split(const std::string& value) {
   const size_t colon = value.find(':');
   SaslCredentials credentials;
   credentials.username = value.substr(0, colon);

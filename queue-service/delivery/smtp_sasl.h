@@ -48,7 +48,7 @@ class SaslPasswordMap {
  private:
   SaslPasswordMap(std::string spec, std::string path) : spec_(std::move(spec)), path_(std::move(path)) {}
   void ReloadIfChanged() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static std::optional<SaslCredentials> Split(const std::string& value);
+  static SaslCredentials Split(const std::string& value);  // "user:password"
 
   const std::string spec_;  // "texthash:/path"
   const std::string path_;

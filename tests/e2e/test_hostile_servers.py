@@ -113,10 +113,10 @@ class OpportunisticTlsTest(unittest.TestCase):
         self.good.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def start(self, level):
+    def start(self, level, **overrides):
         self.postgate = Postgate({"defer_transports": "", "transport_maps": f"texthash:{self.dir}/transport",
                                   "smtp_tls_security_level": level, "minimal_backoff_time": "2s",
-                                  "maximal_backoff_time": "2s", "queue_run_delay": "1s"}).start()
+                                  "maximal_backoff_time": "2s", "queue_run_delay": "1s", **overrides}).start()
         self.stub = queue_pb2_grpc.QueueServiceStub(self.postgate.grpc_channel())
 
     def send(self, recipient):
@@ -139,6 +139,20 @@ class OpportunisticTlsTest(unittest.TestCase):
         self.assertGreaterEqual(delivered.attempts, 2)
         self.assertEqual(HostileServer.delivered, 1)
         self.postgate.queue.wait_log(r"smtp_tls_security_level = may: delivering in plaintext on a new connection")
+
+    def test_may_never_falls_back_to_plaintext_when_a_login_is_due(self):
+        # Credentials for this server: plaintext after a failed handshake could hand them over in
+        # the clear (or get "relay access denied"), so every attempt stays deferred, as Postfix.
+        with open(os.path.join(self.dir, "sasl_passwd"), "w") as out:
+            out.write(f"[127.0.0.1]:{self.broken.port} user:never-in-clear\n")
+        self.start("may", smtp_sasl_auth_enable="yes", smtp_sasl_password_maps=f"texthash:{self.dir}/sasl_passwd")
+        delivered_before = HostileServer.delivered  # A class-wide count: other tests deliver too.
+        queue_id = self.send("user@broken.example")
+        wait_for(lambda: self.recipient(queue_id).attempts >= 3, timeout=20, what="three attempts")
+        self.assertEqual(self.recipient(queue_id).state, DEFERRED)
+        self.assertRegex(self.recipient(queue_id).reason, r"^TLS handshake with 127\.0\.0\.1\[127\.0\.0\.1\]:\d+ failed")
+        self.assertEqual(HostileServer.delivered, delivered_before)
+        self.assertNotIn("delivering in plaintext", "\n".join(self.postgate.queue.log()))
 
     def test_encrypt_never_falls_back(self):
         self.start("encrypt")
