@@ -18,7 +18,7 @@
 source "$(dirname "$0")/lib.sh"
 seconds=${SECONDS_TOTAL:-1800}
 rate=${RATE:-600}
-interval=${INTERVAL:-$(( seconds >= 600 ? 30 : 5 ))}
+interval=${INTERVAL:-$(( seconds >= 600 ? 10 : 5 ))}
 warmup=$(( seconds / 6 ))
 PY=/usr/bin/python3
 bench_start_postgate

@@ -1,6 +1,12 @@
 // queue-service: flags → main.cf → store, index, delivery, gRPC API, metrics → run until SIGINT or
 // SIGTERM. The only place concrete classes are chosen.
+#include <malloc.h>
+
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <stop_token>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -126,7 +132,7 @@ int Run(const Flags& flags) {
   Override(cf, flags.listen, "postgate_queue_listen", "--listen");
   Override(cf, flags.metrics, "postgate_queue_metrics_listen", "--metrics");
   if (absl::Status applied = config::ApplyOverrides(cf, flags.overrides); !applied.ok()) Fatal(applied);
-  if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), "postgate/queue",
+  if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), absl::StrCat(cf.Get("syslog_name"), "/queue"),
                                                 cf.Get("postgate_log_format"));
       !logging.ok()) {
     Fatal(cf.Error("postgate_log_format", logging.message()));
@@ -167,6 +173,13 @@ int Run(const Flags& flags) {
   // The exposer holds collectables weakly: this one must live as long as it.
   std::shared_ptr<prometheus::Collectable> depth = queue::QueueMetrics::QueueDepthCollector(index);
   exposer->RegisterCollectable(depth);
+  std::shared_ptr<prometheus::Collectable> memory = queue::QueueMetrics::MemoryCollector([&store = **store] {
+    const queue::RocksDbMessageStore::MemoryUsage usage = store.Memory();
+    return queue::QueueMetrics::NamedBytes{{"store_memtables", usage.memtables},
+                                           {"store_table_readers", usage.table_readers},
+                                           {"store_block_cache", usage.block_cache}};
+  });
+  exposer->RegisterCollectable(memory);
 
   queue::LocalDelivery local(domain, {data_dir + "/mail", format,
                                       static_cast<uint64_t>(cf.GetInteger("mailbox_size_limit")),
@@ -274,6 +287,18 @@ int Run(const Flags& flags) {
   health->SetServingStatus("readiness", true);
   service.OnAcceptingChange([health](bool accepting) { health->SetServingStatus("readiness", accepting); });
   agent.Start();
+  // Free heap pages go back to the system every 10 seconds: glibc returns on its own only what is
+  // free at the top of an arena, and the store's cache and the messages' buffers churn all through
+  // it. Measured without this: the allocator's free bytes grew 2 → 11 MiB in a 10-minute steady run.
+  std::jthread heap_trimmer([](std::stop_token stop) {
+    std::mutex mu;
+    std::condition_variable_any wake;
+    std::unique_lock lock(mu);
+    while (!stop.stop_requested()) {
+      wake.wait_for(lock, stop, std::chrono::seconds(10), [] { return false; });
+      if (!stop.stop_requested()) malloc_trim(0);
+    }
+  });
 
   std::string grpc_host = std::vector<std::string>(absl::StrSplit(cf.Get("postgate_queue_listen"), ':'))[0];
   spdlog::info("queue-service listening grpc={}:{} metrics=127.0.0.1:{} data={}", grpc_host, grpc_port,
@@ -302,6 +327,12 @@ int Run(const Flags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Large blocks (the store's memtable arenas: megabytes, freed at each flush) come from mmap and
+  // go back to the system when freed. glibc's default raises this threshold after the first such
+  // free, after which they come from the heap, and what a flush frees stays in the process:
+  // measured, 15-45 MiB of free heap held and growing over a steady run. A fixed value turns that
+  // adaptation off.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // Debian builds Abseil without NDEBUG, which leaves its debug-only deadlock detector on: every
   // Mutex lock then updates one process-wide lock graph (gRPC locks included). Measured at
   // 2-4 % of each service's CPU under load; the locking itself is unchanged.

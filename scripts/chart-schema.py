@@ -23,7 +23,7 @@ CHART_MANAGED = {
     "postgate_queue_tls_cert_file", "postgate_queue_tls_key_file", "postgate_queue_tls_client_ca_file",
     "postgate_queue_tls_require_client_cert", "postgate_queue_admin_client_names", "postgate_queue_tls_ca_file",
     "postgate_queue_tls_client_cert_file", "postgate_queue_tls_client_key_file",
-    "smtp_sasl_auth_enable", "smtp_sasl_password_maps",
+    "smtp_sasl_auth_enable", "smtp_sasl_password_maps", "postgate_smtpd_sasl_users_file",
 }
 
 KIND_SCHEMA = {
@@ -51,6 +51,9 @@ def obj(properties, required=()):
 STR = {"type": "string"}
 INT = {"type": "integer", "minimum": 0}
 BOOL = {"type": "boolean"}
+# The containers run unprivileged: they listen above 1023, the Service maps the well-known port.
+CONTAINER_PORT = {"type": "integer", "minimum": 1024, "maximum": 65535}
+SERVICE_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 MAP = {"type": "object"}
 LIST = {"type": "array"}
 CIDRS = {"type": "array", "items": {"type": "string"}}
@@ -105,6 +108,9 @@ def schema():
             "tls": obj({"enabled": BOOL, "securityLevel": {"enum": ["may", "encrypt"]}, "existingSecret": STR,
                         "cert": STR, "key": STR, "receivedHeader": BOOL}),
             "relayAuth": obj({"enabled": BOOL, "existingSecret": STR, "passwordMaps": STR}),
+            "submission": obj({"enabled": BOOL, "containerPort": CONTAINER_PORT, "servicePort": SERVICE_PORT}),
+            "smtps": obj({"enabled": BOOL, "containerPort": CONTAINER_PORT, "servicePort": SERVICE_PORT}),
+            "saslUsers": obj({"existingSecret": STR, "users": STR}),
             "adminToken": obj({"existingSecret": STR, "value": STR}),
             "metrics": obj({
                 "serviceMonitor": obj({"enabled": BOOL, "interval": STR, "labels": MAP}),

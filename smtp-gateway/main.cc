@@ -1,5 +1,6 @@
 // smtp-gateway: flags → main.cf → policy, queue client, metrics → listeners → run until SIGINT or
 // SIGTERM. The only place concrete classes are chosen.
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <cstdlib>
@@ -38,6 +39,7 @@
 #include "smtp-gateway/session/smtp_server.h"
 #include "smtp-gateway/session/tls_context.h"
 #include "smtp-gateway/settings/gateway_settings.h"
+#include "smtp-gateway/settings/smtp_services.h"
 #include "core/base/status_macros.h"
 #include "core/base/absl_fmt.h"
 #include "core/base/logging.h"
@@ -77,56 +79,6 @@ std::string ReadFileOrDie(const config::MainCf& cf, const char* parameter) {
   absl::StatusOr<std::string> text = config::ReadFileParameter(cf, parameter);
   if (!text.ok()) Fatal(text.status());
   return *std::move(text);
-}
-
-// "host:port", "[v6]:port" → endpoint.
-absl::StatusOr<tcp::endpoint> ParseEndpoint(const std::string& text) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos) return absl::InvalidArgumentError("expected host:port");
-  std::string host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  int port = 0;
-  if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("bad port in \"", text, "\""));
-  }
-  std::error_code error;
-  asio::ip::address address = asio::ip::make_address(host, error);
-  if (error) return absl::InvalidArgumentError(absl::StrCat("\"", host, "\" is not an IP address"));
-  return tcp::endpoint(address, static_cast<uint16_t>(port));
-}
-
-// The SMTP listen addresses, from --listen or inet_interfaces × inet_protocols × the port.
-std::vector<tcp::endpoint> ListenEndpoints(const config::MainCf& cf, const std::string& listen_flag) {
-  if (!listen_flag.empty()) {
-    absl::StatusOr<tcp::endpoint> endpoint = ParseEndpoint(listen_flag);
-    if (!endpoint.ok()) Fatal(absl::InvalidArgumentError(absl::StrCat("--listen: ", endpoint.status().message())));
-    return {*endpoint};
-  }
-  bool v4 = false, v6 = false;
-  for (const std::string& protocol : cf.GetList("inet_protocols")) {
-    if (protocol == "all") v4 = v6 = true;
-    else if (protocol == "ipv4") v4 = true;
-    else if (protocol == "ipv6") v6 = true;
-    else Fatal(cf.Error("inet_protocols", absl::StrCat("unknown protocol \"", protocol, "\" (use ipv4, ipv6 or all)")));
-  }
-  const uint16_t port = static_cast<uint16_t>(cf.GetInteger("postgate_smtpd_port"));
-  std::vector<tcp::endpoint> endpoints;
-  for (const std::string& interface : cf.GetList("inet_interfaces")) {
-    if (interface == "all") {
-      if (v4) endpoints.emplace_back(asio::ip::address_v4::any(), port);
-      if (v6) endpoints.emplace_back(asio::ip::address_v6::any(), port);
-    } else if (interface == "loopback-only" || interface == "localhost") {
-      if (v4) endpoints.emplace_back(asio::ip::address_v4::loopback(), port);
-      if (v6) endpoints.emplace_back(asio::ip::address_v6::loopback(), port);
-    } else {
-      std::error_code error;
-      asio::ip::address address = asio::ip::make_address(interface, error);
-      if (error) Fatal(cf.Error("inet_interfaces", absl::StrCat("\"", interface, "\" is not an IP address")));
-      if ((address.is_v4() && v4) || (address.is_v6() && v6)) endpoints.emplace_back(address, port);
-    }
-  }
-  if (endpoints.empty()) Fatal(cf.Error("inet_interfaces", "no address to listen on"));
-  return endpoints;
 }
 
 // main.cf with the command line's overrides (-o name=value wins, as with Postfix's daemons).
@@ -171,12 +123,16 @@ int Run(const Flags& flags) {
   if (!loaded.ok()) Fatal(loaded.status());
   config::MainCf& cf = *loaded;
 
-  if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), "postgate/smtpd",
+  if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), absl::StrCat(cf.Get("syslog_name"), "/smtpd"),
                                                 cf.Get("postgate_log_format"));
       !logging.ok()) {
     Fatal(cf.Error("postgate_log_format", logging.message()));
   }
-  const std::vector<tcp::endpoint> endpoints = ListenEndpoints(cf, flags.listen);
+  // The SMTP services: master.cf beside main.cf, or the one "smtp" service.
+  const std::string master_cf = gateway::MasterCfPath(flags.config);
+  absl::StatusOr<std::vector<gateway::SmtpServiceConfig>> service_configs =
+      gateway::LoadSmtpServices(cf, master_cf, flags.listen);
+  if (!service_configs.ok()) Fatal(service_configs.status());
   auto registry = std::make_shared<prometheus::Registry>();
   gateway::GatewayMetrics metrics(*registry);
   std::unique_ptr<prometheus::Exposer> exposer;
@@ -216,10 +172,20 @@ int Run(const Flags& flags) {
                                     .name_lookups = name_lookups,
                                     .client_names = &client_names,
                                     .password_checks = password_checks};
-  absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> initial =
-      gateway::GatewaySettings::Build(cf, services);
-  if (!initial.ok()) Fatal(initial.status());
-  gateway::SettingsHolder settings(*std::move(initial));
+  // Each service's settings, swapped whole at a reload; its sessions keep the ones they began with.
+  struct Listener {
+    std::string name;
+    std::vector<tcp::endpoint> endpoints;
+    std::unique_ptr<gateway::SettingsHolder> settings;
+  };
+  std::vector<Listener> listeners;
+  for (const gateway::SmtpServiceConfig& service : *service_configs) {
+    absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> initial =
+        gateway::GatewaySettings::Build(service.cf, services, service.service.name);
+    if (!initial.ok()) Fatal(initial.status());
+    listeners.push_back({service.service.name, service.endpoints,
+                         std::make_unique<gateway::SettingsHolder>(*std::move(initial))});
+  }
   config::MainCf running_cf = cf;
 
   size_t thread_count = static_cast<size_t>(cf.GetInteger("postgate_smtpd_threads"));
@@ -230,44 +196,78 @@ int Run(const Flags& flags) {
 
   gateway::SessionSlots slots(*contexts[0], SessionLimit(cf));
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
-  std::vector<std::string> bound;
-  for (const tcp::endpoint& endpoint : endpoints) {
-    auto acceptor = std::make_unique<tcp::acceptor>(*contexts[0]);
-    std::error_code error;
-    acceptor->open(endpoint.protocol(), error);
-    if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
-    if (!error && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
-    if (!error) acceptor->bind(endpoint, error);
-    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-    if (error) {
-      Fatal(absl::UnavailableError(absl::StrCat("cannot listen on ", endpoint.address().to_string(),
-                                                ":", endpoint.port(), ": ", error.message())));
+  std::vector<std::string> bound;  // "smtp=127.0.0.1:2525,[::1]:2525", one entry per service.
+  for (const Listener& listener : listeners) {
+    std::vector<std::string> addresses;
+    for (const tcp::endpoint& endpoint : listener.endpoints) {
+      auto acceptor = std::make_unique<tcp::acceptor>(*contexts[0]);
+      std::error_code error;
+      acceptor->open(endpoint.protocol(), error);
+      if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+      if (!error && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), error);
+      if (!error) acceptor->bind(endpoint, error);
+      if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+      if (error) {
+        Fatal(absl::UnavailableError(absl::StrCat("cannot listen on ", endpoint.address().to_string(), ":",
+                                                  endpoint.port(), " (service ", listener.name, "): ",
+                                                  error.message())));
+      }
+      tcp::endpoint local = acceptor->local_endpoint();
+      addresses.push_back(absl::StrCat(local.address().to_string(), ":", local.port()));
+      gateway::SettingsHolder* holder = listener.settings.get();
+      asio::co_spawn(*contexts[0],
+                     gateway::AcceptSmtpConnections(*acceptor, contexts, [holder] { return holder->Current(); }, slots),
+                     asio::detached);
+      acceptors.push_back(std::move(acceptor));
     }
-    tcp::endpoint local = acceptor->local_endpoint();
-    bound.push_back(absl::StrCat(local.address().to_string(), ":", local.port()));
-    asio::co_spawn(*contexts[0], gateway::AcceptSmtpConnections(*acceptor, contexts, [&settings] { return settings.Current(); }, slots),
-                   asio::detached);
-    acceptors.push_back(std::move(acceptor));
+    bound.push_back(absl::StrCat(listener.name, "=", absl::StrJoin(addresses, ",")));
   }
 
-  // SIGHUP, or main.cf replaced (a ConfigMap update swaps the file under the pod): load it again.
-  // A file that does not load leaves the running settings in force.
+  // SIGHUP, or main.cf or master.cf replaced (a ConfigMap update swaps the files under the pod):
+  // load them again. Files that do not load leave the running settings in force.
   auto reload = [&](const char* why) {
     absl::StatusOr<config::MainCf> next = LoadConfig(flags);
-    absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> built =
-        next.ok() ? gateway::GatewaySettings::Build(*next, services)
-                  : absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>>(next.status());
-    if (!built.ok()) {
+    absl::StatusOr<std::vector<gateway::SmtpServiceConfig>> next_services =
+        next.ok() ? gateway::LoadSmtpServices(*next, master_cf, flags.listen)
+                  : absl::StatusOr<std::vector<gateway::SmtpServiceConfig>>(next.status());
+    std::vector<std::shared_ptr<const gateway::GatewaySettings>> built;
+    std::vector<std::string> restart_only;
+    absl::Status status = next_services.status();
+    for (const Listener& listener : listeners) {
+      if (!status.ok()) break;
+      auto same = std::find_if(next_services->begin(), next_services->end(),
+                               [&](const gateway::SmtpServiceConfig& s) { return s.service.name == listener.name; });
+      if (same == next_services->end()) {  // Removed: it keeps running as it is until a restart.
+        built.push_back(nullptr);
+        restart_only.push_back(absl::StrCat("master.cf service ", listener.name, " removed"));
+        continue;
+      }
+      if (same->endpoints != listener.endpoints) {
+        restart_only.push_back(absl::StrCat("master.cf service ", listener.name, " addresses"));
+      }
+      absl::StatusOr<std::shared_ptr<const gateway::GatewaySettings>> settings =
+          gateway::GatewaySettings::Build(same->cf, services, listener.name);
+      if (!settings.ok()) status = settings.status();
+      else built.push_back(*std::move(settings));
+    }
+    if (!status.ok()) {
       metrics.config_reloads_failed.Increment();
-      spdlog::error("reload ({}) refused, the running configuration stays in force: {}", why,
-                    built.status().message());
+      spdlog::error("reload ({}) refused, the running configuration stays in force: {}", why, status.message());
       return;
     }
-    settings.Replace(*std::move(built));
+    for (const gateway::SmtpServiceConfig& service : *next_services) {
+      if (std::none_of(listeners.begin(), listeners.end(), [&](const Listener& l) { return l.name == service.service.name; })) {
+        restart_only.push_back(absl::StrCat("master.cf service ", service.service.name, " added"));
+      }
+    }
+    for (size_t i = 0; i < listeners.size(); ++i) {
+      if (built[i]) listeners[i].settings->Replace(std::move(built[i]));
+    }
     metrics.config_reloads.Increment();
-    std::vector<std::string> restart_only = gateway::RestartOnlyChanges(running_cf, *next);
+    for (std::string& name : gateway::RestartOnlyChanges(running_cf, *next)) restart_only.push_back(std::move(name));
     running_cf = *std::move(next);
-    spdlog::info("reload ({}): {} reloaded; new sessions use it, open ones keep theirs", why, flags.config);
+    spdlog::info("reload ({}): {} and {} reloaded; new sessions use them, open ones keep theirs", why, flags.config,
+                 master_cf);
     if (!restart_only.empty()) {
       spdlog::warn("reload: {} changed; that takes a restart", absl::StrJoin(restart_only, ", "));
     }
@@ -281,14 +281,18 @@ int Run(const Flags& flags) {
   hangup.async_wait(on_hangup);
   asio::co_spawn(*contexts[0], [&]() -> asio::awaitable<void> {
     gateway::FileStamp seen = config::StatFile(flags.config);
+    gateway::FileStamp seen_master = config::StatFile(master_cf);
     asio::steady_timer tick(*contexts[0]);
     for (;;) {
       tick.expires_after(std::chrono::seconds(1));
       co_await tick.async_wait(asio::use_awaitable);
       gateway::FileStamp now = config::StatFile(flags.config);
-      if (now == seen) continue;
+      gateway::FileStamp now_master = config::StatFile(master_cf);
+      if (now == seen && now_master == seen_master) continue;
+      const char* why = now != seen ? "main.cf changed" : "master.cf changed";
       seen = now;
-      reload("main.cf changed");
+      seen_master = now_master;
+      reload(why);
     }
   }, asio::detached);
 
@@ -349,8 +353,8 @@ int Run(const Flags& flags) {
     }
   });
 
-  spdlog::info("smtp-gateway listening smtp={} metrics=127.0.0.1:{} health=127.0.0.1:{} queue={} threads={}",
-               absl::StrJoin(bound, ","), exposer->GetListeningPorts().front(), health_port,
+  spdlog::info("smtp-gateway listening {} metrics=127.0.0.1:{} health=127.0.0.1:{} queue={} threads={}",
+               absl::StrJoin(bound, " "), exposer->GetListeningPorts().front(), health_port,
                cf.Get("postgate_queue_address"), thread_count);
   std::vector<std::thread> threads;
   for (size_t i = 1; i < contexts.size(); ++i) {
@@ -385,7 +389,7 @@ int main(int argc, char** argv) {
   Flags flags;
   CLI::App app{"Postgate smtp-gateway: the SMTP server in front of queue-service"};
   app.add_option("--config", flags.config, "main.cf to read")->capture_default_str();
-  app.add_option("--listen", flags.listen, "SMTP host:port (overrides inet_interfaces and postgate_smtpd_port)");
+  app.add_option("--listen", flags.listen, "SMTP host:port of the smtp service (overrides inet_interfaces and postgate_smtpd_port)");
   app.add_option("--queue", flags.queue, "queue-service gRPC host:port (overrides postgate_queue_address)");
   app.add_option("--metrics", flags.metrics, "Prometheus host:port (overrides postgate_smtpd_metrics_listen)");
   app.add_option("-o", flags.overrides, "name=value: set a main.cf parameter (wins over the file)");

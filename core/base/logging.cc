@@ -83,6 +83,10 @@ class PostfixStyleFormatter : public spdlog::formatter {
   int pid_;
 };
 
+// What InitLogging was given, for ProgramLogger. Set once, before any other thread runs.
+std::string g_hostname;
+bool g_json = false;
+
 }  // namespace
 
 absl::Status InitLogging(const std::string& hostname, const std::string& program,
@@ -95,7 +99,20 @@ absl::Status InitLogging(const std::string& hostname, const std::string& program
   logger->set_formatter(std::make_unique<PostfixStyleFormatter>(hostname, program, format == "json"));
   logger->flush_on(spdlog::level::info);  // One line per event, visible at once (kubectl logs).
   spdlog::set_default_logger(logger);
+  g_hostname = hostname;
+  g_json = format == "json";
   return absl::OkStatus();
+}
+
+std::shared_ptr<spdlog::logger> ProgramLogger(const std::string& program) {
+  // A sink of its own: the formatter lives in the sink, so a shared one would rename the default
+  // logger's lines too. Each line is one fwrite to stderr, which stdio keeps whole.
+  const std::shared_ptr<spdlog::logger> base = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(program, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  logger->set_formatter(std::make_unique<PostfixStyleFormatter>(g_hostname, program, g_json));
+  logger->set_level(base->level());
+  logger->flush_on(spdlog::level::info);
+  return logger;
 }
 
 std::string FormatDelay(double seconds) {

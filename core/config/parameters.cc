@@ -32,6 +32,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_junk_command_limit", "100", K::kInteger},
     ParameterSpec{"smtpd_client_connection_count_limit", "50", K::kInteger},
     ParameterSpec{"smtpd_client_connection_rate_limit", "0", K::kInteger},
+    ParameterSpec{"smtpd_client_auth_rate_limit", "0", K::kInteger},
     ParameterSpec{"smtpd_client_event_limit_exceptions", "$mynetworks", K::kList},
     ParameterSpec{"anvil_rate_time_unit", "60s", K::kTime, 's'},
     ParameterSpec{"smtpd_peername_lookup", "yes", K::kBool},
@@ -95,6 +96,10 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_smtpd_sasl_users_file", "", K::kString},
     ParameterSpec{"smtpd_sender_login_maps", "", K::kList},
     ParameterSpec{"smtpd_sender_restrictions", "", K::kList},
+    ParameterSpec{"smtpd_relay_restrictions",
+                  "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination", K::kList},
+    ParameterSpec{"smtpd_tls_wrappermode", "no", K::kBool},
+    ParameterSpec{"syslog_name", "postgate", K::kString},
     // Logging in to the next hop (SMTP AUTH), as in Postfix.
     ParameterSpec{"smtp_sasl_auth_enable", "no", K::kBool},
     ParameterSpec{"smtp_sasl_password_maps", "", K::kList},

@@ -1,5 +1,7 @@
 #include "queue-service/metrics/queue_metrics.h"
 
+#include <malloc.h>
+
 #include "prometheus/client_metric.h"
 #include "prometheus/metric_family.h"
 #include "queue-service/model/record.h"
@@ -56,6 +58,33 @@ class DepthCollector : public prometheus::Collectable {
 
  private:
   const QueueIndex& index_;
+};
+
+class MemoryCollector : public prometheus::Collectable {
+ public:
+  explicit MemoryCollector(std::function<QueueMetrics::NamedBytes()> store_parts)
+      : store_parts_(std::move(store_parts)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily family{"postgate_queue_memory_bytes",
+                                    "Where queue-service's memory is: the store's memtables and table readers "
+                                    "(RocksDB's estimates), the C heap in use and free bytes the allocator keeps.",
+                                    prometheus::MetricType::Gauge, {}};
+    auto add = [&family](const std::string& part, double bytes) {
+      prometheus::ClientMetric metric;
+      metric.label = {{"part", part}};
+      metric.gauge.value = bytes;
+      family.metric.push_back(std::move(metric));
+    };
+    for (const auto& [part, bytes] : store_parts_()) add(part, static_cast<double>(bytes));
+    const struct mallinfo2 heap = mallinfo2();
+    add("heap_in_use", static_cast<double>(heap.uordblks + heap.hblkhd));
+    add("heap_free", static_cast<double>(heap.fordblks));
+    return {family};
+  }
+
+ private:
+  std::function<QueueMetrics::NamedBytes()> store_parts_;
 };
 
 }  // namespace
@@ -137,6 +166,10 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
 
 std::shared_ptr<prometheus::Collectable> QueueMetrics::QueueDepthCollector(const QueueIndex& index) {
   return std::make_shared<DepthCollector>(index);
+}
+
+std::shared_ptr<prometheus::Collectable> QueueMetrics::MemoryCollector(std::function<NamedBytes()> store_parts) {
+  return std::make_shared<queue::MemoryCollector>(std::move(store_parts));
 }
 
 }  // namespace postgate::queue

@@ -3,7 +3,12 @@
 // QueueIndex at scrape time, so it can never drift from the truth.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "prometheus/counter.h"
 #include "prometheus/family.h"
@@ -31,6 +36,13 @@ class QueueMetrics {
 
   // A collector reporting queue depth and oldest age from `index`; register it with the Exposer.
   static std::shared_ptr<prometheus::Collectable> QueueDepthCollector(const QueueIndex& index);
+
+  // A collector reporting where the process's memory is, as postgate_queue_memory_bytes{part}:
+  // the parts `store_parts` names at each scrape (the store's memtables and table readers) and
+  // the C heap's bytes in use and held free by the allocator (glibc's mallinfo2) – so an operator
+  // can tell a growing store from a growing heap from fragmentation.
+  using NamedBytes = std::vector<std::pair<std::string, uint64_t>>;
+  static std::shared_ptr<prometheus::Collectable> MemoryCollector(std::function<NamedBytes()> store_parts);
 };
 
 }  // namespace postgate::queue

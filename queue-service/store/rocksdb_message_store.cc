@@ -12,6 +12,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/table.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/options.h"
 #include "rocksdb/statistics.h"
 #include "rocksdb/write_batch.h"
@@ -63,8 +64,9 @@ absl::Status FromRocks(const rocksdb::Status& status, absl::string_view what) {
 }  // namespace
 
 RocksDbMessageStore::RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db,
-                                         std::shared_ptr<rocksdb::Statistics> statistics, bool sync)
-    : db_(std::move(db)), statistics_(std::move(statistics)), sync_(sync) {}
+                                         std::shared_ptr<rocksdb::Statistics> statistics,
+                                         std::shared_ptr<rocksdb::Cache> block_cache, bool sync)
+    : db_(std::move(db)), statistics_(std::move(statistics)), block_cache_(std::move(block_cache)), sync_(sync) {}
 
 absl::Status RocksDbMessageStore::WriteDurably(rocksdb::WriteBatch* batch, absl::string_view what) {
   rocksdb::WriteOptions options;
@@ -85,6 +87,22 @@ absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> RocksDbMessageStore::Open(
   // filter answers such misses without reading the tables' blocks.
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Memory bounded by the block cache, not by the history the store retains
+  // (postgate_done_retention keeps finished records for days). By default every open table file
+  // keeps its whole index and filter in memory: measured 6 bytes per finished message, for ever
+  // growing (2.2 MiB after 10 minutes at 600 msg/s; a week at that rate would be gigabytes).
+  // Instead the index and filter are cut into partitions that live in the one block cache with
+  // the data blocks (high priority, so data does not push them out); each file keeps only its
+  // small top-level index, and the newest files (L0, where nearly every lookup of a message still
+  // in the queue ends) stay pinned. The capacity is RocksDB's default cache's, now stated.
+  constexpr size_t kBlockCacheBytes = 8 << 20;
+  table.block_cache = rocksdb::NewLRUCache(kBlockCacheBytes);
+  table.index_type = rocksdb::BlockBasedTableOptions::IndexType::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_top_level_index_and_filter = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Tickers only (no timers): cheap, and they show whether synced commits are being grouped.
   options.statistics = rocksdb::CreateDBStatistics();
@@ -93,7 +111,7 @@ absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> RocksDbMessageStore::Open(
   rocksdb::Status status = rocksdb::DB::Open(options, directory, &raw);
   if (!status.ok()) return FromRocks(status, absl::StrCat("open ", directory));
   std::unique_ptr<RocksDbMessageStore> store(
-      new RocksDbMessageStore(std::unique_ptr<rocksdb::DB>(raw), options.statistics, sync));
+      new RocksDbMessageStore(std::unique_ptr<rocksdb::DB>(raw), options.statistics, table.block_cache, sync));
   if (absl::Status upgraded = store->UpgradeLayout(); !upgraded.ok()) return upgraded;
   return store;
 }
@@ -104,6 +122,14 @@ uint64_t RocksDbMessageStore::WalSyncs() const {
 
 uint64_t RocksDbMessageStore::SyncedWrites() const {
   return statistics_->getTickerCount(rocksdb::WRITE_WITH_WAL);
+}
+
+RocksDbMessageStore::MemoryUsage RocksDbMessageStore::Memory() const {
+  MemoryUsage usage;
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &usage.memtables);
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kEstimateTableReadersMem, &usage.table_readers);
+  usage.block_cache = block_cache_->GetUsage();
+  return usage;
 }
 
 absl::Status RocksDbMessageStore::PutChunk(const std::string& id, uint32_t index,

@@ -15,6 +15,7 @@
 #include "queue-service/model/record.h"
 
 namespace rocksdb {
+class Cache;
 class DB;
 class Statistics;
 class WriteBatch;
@@ -59,9 +60,19 @@ class RocksDbMessageStore : public MessageStore {
   // Write-ahead-log fsyncs so far. Fewer than synced writes means commits were grouped.
   uint64_t WalSyncs() const;
   uint64_t SyncedWrites() const;
+  // What the database holds in memory now, in bytes (RocksDB's own estimates): memtables being
+  // filled or flushed, what the open table files keep outside the cache (their top-level
+  // indexes), and the block cache (data, index and filter blocks; bounded).
+  struct MemoryUsage {
+    uint64_t memtables = 0;
+    uint64_t table_readers = 0;
+    uint64_t block_cache = 0;
+  };
+  MemoryUsage Memory() const;
 
  private:
-  RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<rocksdb::Statistics> statistics, bool sync);
+  RocksDbMessageStore(std::unique_ptr<rocksdb::DB> db, std::shared_ptr<rocksdb::Statistics> statistics,
+                      std::shared_ptr<rocksdb::Cache> block_cache, bool sync);
   absl::Status WriteDurably(rocksdb::WriteBatch* batch, absl::string_view what);  // Synced unless !sync_.
   // A record's first write (Commit, WriteGroup, an upgrade's indexing) or a later one.
   enum class RecordWrite { kNew, kUpdate };
@@ -73,6 +84,7 @@ class RocksDbMessageStore : public MessageStore {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
+  std::shared_ptr<rocksdb::Cache> block_cache_;
   bool sync_;
   uint64_t upgraded_records_ = 0;
 };

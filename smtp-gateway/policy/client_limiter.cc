@@ -5,12 +5,7 @@ namespace postgate::gateway::policy {
 ClientLimiter::Admission ClientLimiter::Admit(const std::string& client, const ClientLimits& limits,
                                               absl::Time now) {
   absl::MutexLock lock(&mu_);
-  Sweep(now, limits.time_unit);
-  Counts& counts = clients_[client];
-  if (now - counts.window_start >= limits.time_unit) {
-    counts.window_start = now;
-    counts.opened = 0;
-  }
+  Counts& counts = Current(client, limits.time_unit, now);
   ++counts.opened;
   if (limits.rate_limit > 0 && counts.opened > limits.rate_limit) return {Verdict::kTooFast, counts.opened};
   if (limits.count_limit > 0 && counts.open + 1 > limits.count_limit) {
@@ -18,6 +13,22 @@ ClientLimiter::Admission ClientLimiter::Admit(const std::string& client, const C
   }
   ++counts.open;
   return {Verdict::kAdmitted, counts.open};
+}
+
+ClientLimiter::Counts& ClientLimiter::Current(const std::string& client, absl::Duration time_unit, absl::Time now) {
+  Sweep(now, time_unit);
+  Counts& counts = clients_[client];
+  if (now - counts.window_start >= time_unit) {
+    counts.window_start = now;
+    counts.opened = 0;
+    counts.auths = 0;
+  }
+  return counts;
+}
+
+size_t ClientLimiter::CountAuth(const std::string& client, absl::Duration time_unit, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  return ++Current(client, time_unit, now).auths;
 }
 
 void ClientLimiter::Release(const std::string& client) {

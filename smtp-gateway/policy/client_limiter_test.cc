@@ -35,6 +35,16 @@ TEST(ClientLimiterTest, RateLimitCountsEveryAttemptInTheTimeUnit) {
   EXPECT_EQ(limiter.Admit("198.51.100.7", limits, kStart + absl::Seconds(61)).verdict, Verdict::kAdmitted);
 }
 
+TEST(ClientLimiterTest, AuthCommandsCountPerClientInTheTimeUnit) {
+  ClientLimiter limiter;
+  const absl::Duration unit = absl::Seconds(60);
+  EXPECT_EQ(limiter.CountAuth("smtp:198.51.100.7", unit, kStart), 1u);
+  EXPECT_EQ(limiter.CountAuth("smtp:198.51.100.7", unit, kStart + absl::Seconds(5)), 2u);
+  EXPECT_EQ(limiter.CountAuth("submission:198.51.100.7", unit, kStart), 1u);  // Another service's count.
+  EXPECT_EQ(limiter.CountAuth("smtp:198.51.100.7", unit, kStart + absl::Seconds(59)), 3u);
+  EXPECT_EQ(limiter.CountAuth("smtp:198.51.100.7", unit, kStart + absl::Seconds(61)), 1u);  // A new unit.
+}
+
 TEST(ClientLimiterTest, ZeroMeansNoLimit) {
   ClientLimiter limiter;
   const ClientLimits limits{.count_limit = 0, .rate_limit = 0};

@@ -1,5 +1,9 @@
 #include "smtp-gateway/policy/relay_policy.h"
 
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +19,21 @@ Verdict RelayDenied(const std::string& address) {
   return Verdict::Reject(Reply::Make(554, "5.7.1", absl::StrCat("<", address, ">: Relay access denied")));
 }
 
+Verdict RelayDeferred(const std::string& address) {
+  return Verdict::Reject(Reply::Make(454, "4.7.1", absl::StrCat("<", address, ">: Relay access denied")));
+}
+
+// "reject" and "defer" in smtpd_relay_restrictions, in Debian's Postfix 3.7.11's words.
+Verdict AccessDenied(const std::string& address) {
+  return Verdict::Reject(
+      Reply::Make(554, "5.7.1", absl::StrCat("<", address, ">: Recipient address rejected: Access denied")));
+}
+
+Verdict TryAgainLater(const std::string& address) {
+  return Verdict::Reject(
+      Reply::Make(450, "4.3.2", absl::StrCat("<", address, ">: Recipient address rejected: Try again later")));
+}
+
 Verdict UnknownUser(const std::string& address) {
   return Verdict::Reject(Reply::Make(
       550, "5.1.1",
@@ -24,8 +43,8 @@ Verdict UnknownUser(const std::string& address) {
 
 class ClientPolicy : public protocol::Decider {
  public:
-  ClientPolicy(const RelayPolicy& policy, bool relay_permitted)
-      : policy_(policy), relay_permitted_(relay_permitted) {}
+  ClientPolicy(const RelayPolicy& policy, std::string address, bool in_mynetworks)
+      : policy_(policy), address_(std::move(address)), in_mynetworks_(in_mynetworks) {}
 
   Verdict CheckSender(const std::string& address) override {
     Verdict verdict = Verdict::Accept(policy_.QualifySender(address));
@@ -34,17 +53,30 @@ class ClientPolicy : public protocol::Decider {
   }
   Verdict CheckRecipient(const std::string& address) override {
     // smtpd_sender_restrictions first (delayed to RCPT, as Postfix's smtpd_delay_reject), then
-    // permit_mynetworks, permit_sasl_authenticated (Postfix's default smtpd_relay_restrictions).
+    // smtpd_relay_restrictions and the local recipient table.
     if (std::optional<Verdict> refused = policy_.CheckSenderLogin(sender_, user_)) return *refused;
-    return policy_.CheckRecipient(relay_permitted_ || !user_.empty(), address);
+    return policy_.CheckRecipient(in_mynetworks_, !user_.empty(), address);
   }
   Verdict Verify(const std::string& address) override { return policy_.Verify(address); }
   bool MayFlush(const std::string& domain) override { return policy_.MayFlush(domain); }
   void LoggedIn(const std::string& user) override { user_ = user; }
+  std::optional<size_t> AuthRateExceeded() override {
+    const AuthRateLimit& rate = policy_.auth_rate_limit();
+    if (rate.limiter == nullptr || rate.limit == 0) return std::nullopt;
+    if (rate.exceptions != nullptr) {
+      absl::StatusOr<IpAddress> ip = IpAddress::Parse(address_);
+      if (ip.ok() && rate.exceptions->Contains(*ip)) return std::nullopt;
+    }
+    const size_t count = rate.limiter->CountAuth(absl::StrCat(rate.service, ":", address_), rate.time_unit, absl::Now());
+    if (count <= rate.limit) return std::nullopt;
+    return count;
+  }
+  std::string ClientAddress() const override { return address_; }
 
  private:
   const RelayPolicy& policy_;
-  bool relay_permitted_;
+  std::string address_;
+  bool in_mynetworks_;
   std::string user_;    // SMTP AUTH login, "" before.
   std::string sender_;  // The current transaction's MAIL FROM.
 };
@@ -71,6 +103,32 @@ absl::StatusOr<SenderLoginPolicy> ParseSenderRestrictions(const std::vector<std:
     }
   }
   return policy;
+}
+
+absl::StatusOr<std::vector<RelayRestriction>> ParseRelayRestrictions(const std::vector<std::string>& words) {
+  static constexpr std::pair<const char*, RelayRestriction> kNames[] = {
+      {"permit_mynetworks", RelayRestriction::kPermitMynetworks},
+      {"permit_sasl_authenticated", RelayRestriction::kPermitSaslAuthenticated},
+      {"permit_auth_destination", RelayRestriction::kPermitAuthDestination},
+      {"reject_unauth_destination", RelayRestriction::kRejectUnauthDestination},
+      {"defer_unauth_destination", RelayRestriction::kDeferUnauthDestination},
+      {"permit", RelayRestriction::kPermit},
+      {"reject", RelayRestriction::kReject},
+      {"defer", RelayRestriction::kDefer},
+  };
+  std::vector<RelayRestriction> restrictions;
+  for (const std::string& word : words) {
+    const std::string name = absl::AsciiStrToLower(word);
+    const auto* found = std::find_if(std::begin(kNames), std::end(kNames),
+                                     [&name](const auto& entry) { return name == entry.first; });
+    if (found == std::end(kNames)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", word, "\": not supported (Postgate has permit_mynetworks, permit_sasl_authenticated, "
+          "permit_auth_destination, reject_unauth_destination, defer_unauth_destination, permit, reject, defer)"));
+    }
+    restrictions.push_back(found->second);
+  }
+  return restrictions;
 }
 
 std::optional<Verdict> RelayPolicy::CheckSenderLogin(const std::string& sender, const std::string& user) const {
@@ -101,18 +159,33 @@ bool RelayPolicy::RelayPermitted(absl::string_view client_address) const {
 }
 
 std::unique_ptr<protocol::Decider> RelayPolicy::ForClient(absl::string_view client_address) const {
-  return std::make_unique<ClientPolicy>(*this, RelayPermitted(client_address));
+  return std::make_unique<ClientPolicy>(*this, std::string(client_address), RelayPermitted(client_address));
 }
 
-Verdict RelayPolicy::CheckRecipient(bool relay_permitted, const std::string& address) const {
+Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address) const {
   addressing::ClassifiedAddress classified = local_domain_.Classify(address);
-  if (!classified.local) {
-    // Like reject_unauth_destination: checked before the local recipient table.
-    if (!relay_permitted) return RelayDenied(address);
-    return Verdict::Accept(local_domain_.Qualify(address));
+  // Ours, as reject_unauth_destination sees it: a local domain, without sender-routing syntax
+  // (user@other@ours, user%other@ours) that could make us relay.
+  const bool our_destination = classified.local && !classified.routing_syntax;
+  for (RelayRestriction restriction : relay_restrictions_) {
+    bool permitted = false;
+    switch (restriction) {
+      case RelayRestriction::kPermitMynetworks: permitted = in_mynetworks; break;
+      case RelayRestriction::kPermitSaslAuthenticated: permitted = logged_in; break;
+      case RelayRestriction::kPermitAuthDestination: permitted = our_destination; break;
+      case RelayRestriction::kPermit: permitted = true; break;
+      case RelayRestriction::kRejectUnauthDestination:
+        if (!our_destination) return RelayDenied(address);
+        break;
+      case RelayRestriction::kDeferUnauthDestination:
+        if (!our_destination) return RelayDeferred(address);
+        break;
+      case RelayRestriction::kReject: return AccessDenied(address);
+      case RelayRestriction::kDefer: return TryAgainLater(address);
+    }
+    if (permitted) break;
   }
-  if (classified.routing_syntax && !relay_permitted) return RelayDenied(address);
-  if (!local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
+  if (classified.local && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
   return Verdict::Accept(local_domain_.Qualify(address));
 }
 

@@ -13,7 +13,9 @@
 #include "absl/status/statusor.h"
 #include "core/config/lookup_table.h"
 
+#include "absl/time/time.h"
 #include "core/addressing/local_domain.h"
+#include "smtp-gateway/policy/client_limiter.h"
 #include "smtp-gateway/policy/network.h"
 #include "smtp-gateway/protocol/session_machine.h"
 
@@ -38,14 +40,47 @@ struct SenderLoginPolicy {
 absl::StatusOr<SenderLoginPolicy> ParseSenderRestrictions(const std::vector<std::string>& words,
                                                           std::optional<config::LookupTable> owners);
 
+// smtpd_relay_restrictions: checked for each recipient, in order, until one permits or refuses;
+// a list that ends undecided permits. The default is Postfix's list with reject_unauth_destination.
+enum class RelayRestriction {
+  kPermitMynetworks,         // permit_mynetworks
+  kPermitSaslAuthenticated,  // permit_sasl_authenticated
+  kPermitAuthDestination,    // permit_auth_destination: the recipient's domain is ours
+  kRejectUnauthDestination,  // reject_unauth_destination: 554 "Relay access denied" unless ours
+  kDeferUnauthDestination,   // defer_unauth_destination: the same with 454
+  kPermit,
+  kReject,                   // 554 "Recipient address rejected: Access denied"
+  kDefer,                    // 450 "Recipient address rejected: Try again later"
+};
+inline constexpr const char* kDefaultRelayRestrictions =
+    "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination";
+
+// An unknown word is an error naming it.
+absl::StatusOr<std::vector<RelayRestriction>> ParseRelayRestrictions(const std::vector<std::string>& words);
+
+// smtpd_client_auth_rate_limit: AUTH commands per client (and service) per time unit, counted in
+// the gateway's shared ClientLimiter; clients in `exceptions` (smtpd_client_event_limit_exceptions)
+// are not counted.
+struct AuthRateLimit {
+  ClientLimiter* limiter = nullptr;  // Null or limit 0: no limit.
+  size_t limit = 0;
+  absl::Duration time_unit = absl::Seconds(60);  // anvil_rate_time_unit
+  std::string service = "smtp";                  // The master.cf service: anvil counts per service.
+  const NetworkList* exceptions = nullptr;
+};
+
 class RelayPolicy {
  public:
   RelayPolicy(const addressing::LocalDomain& local_domain, NetworkList mynetworks,
-              std::vector<std::string> fast_flush_domains = {}, SenderLoginPolicy sender_logins = {})
+              std::vector<std::string> fast_flush_domains = {}, SenderLoginPolicy sender_logins = {},
+              std::vector<RelayRestriction> relay_restrictions = {RelayRestriction::kPermitMynetworks,
+                                                                  RelayRestriction::kPermitSaslAuthenticated,
+                                                                  RelayRestriction::kRejectUnauthDestination})
       : local_domain_(local_domain),
         mynetworks_(std::move(mynetworks)),
         fast_flush_domains_(std::move(fast_flush_domains)),
-        sender_logins_(std::move(sender_logins)) {}
+        sender_logins_(std::move(sender_logins)),
+        relay_restrictions_(std::move(relay_restrictions)) {}
 
   // smtpd_sender_restrictions for `sender` ("" = null sender, never checked) from a client logged
   // in as `user` ("" = not logged in): a refusal, evaluated at RCPT as Postfix's
@@ -53,11 +88,15 @@ class RelayPolicy {
   std::optional<protocol::Verdict> CheckSenderLogin(const std::string& sender, const std::string& user) const;
 
   bool RelayPermitted(absl::string_view client_address) const;
+  void set_auth_rate_limit(AuthRateLimit limit) { auth_rate_ = std::move(limit); }
+  const AuthRateLimit& auth_rate_limit() const { return auth_rate_; }
 
   // The Decider for one session from `client_address`.
   std::unique_ptr<protocol::Decider> ForClient(absl::string_view client_address) const;
 
-  protocol::Verdict CheckRecipient(bool relay_permitted, const std::string& address) const;
+  // smtpd_relay_restrictions for a client in mynetworks or not, logged in or not, then the local
+  // recipient table.
+  protocol::Verdict CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address) const;
   protocol::Verdict Verify(const std::string& address) const;
   // ETRN: `domain` (lower case) is in fast_flush_domains, or below an entry there (Postfix's
   // parent_domain_matches_subdomains includes fast_flush_domains).
@@ -69,6 +108,8 @@ class RelayPolicy {
   NetworkList mynetworks_;
   std::vector<std::string> fast_flush_domains_;
   SenderLoginPolicy sender_logins_;
+  std::vector<RelayRestriction> relay_restrictions_;
+  AuthRateLimit auth_rate_;
 };
 
 }  // namespace postgate::gateway::policy

@@ -109,6 +109,37 @@ TEST_F(RelayPolicyTest, SenderLoginMismatchAsPostfix) {
             "553 5.7.1 <foo@mail169.com>: Sender address rejected: not owned by user bar\r\n");
 }
 
+// smtpd_relay_restrictions as a submission service sets them: only logged-in clients send at all.
+// The replies are Debian's Postfix 3.7.11's for the same lists.
+TEST_F(RelayPolicyTest, RelayRestrictionsDecideInOrder) {
+  auto rcpt = [this](const std::vector<std::string>& words, const std::string& client, bool logged_in,
+                     const std::string& address) {
+    RelayPolicy policy(domain_, *NetworkList::Parse({"127.0.0.0/8"}), {}, {}, *ParseRelayRestrictions(words));
+    auto decider = policy.ForClient(client);
+    if (logged_in) decider->LoggedIn("foo");
+    protocol::Verdict verdict = decider->CheckRecipient(address);
+    return verdict.accepted ? "accept " + verdict.address : verdict.reply.Format();
+  };
+  const std::vector<std::string> submission = {"permit_sasl_authenticated", "reject"};
+  EXPECT_EQ(rcpt(submission, "10.9.9.9", true, "x@example.org"), "accept x@example.org");
+  EXPECT_EQ(rcpt(submission, "10.9.9.9", false, "bar@mail169.com"),
+            "554 5.7.1 <bar@mail169.com>: Recipient address rejected: Access denied\r\n");
+  EXPECT_EQ(rcpt(submission, "127.0.0.1", false, "x@example.org"),  // mynetworks is not in this list.
+            "554 5.7.1 <x@example.org>: Recipient address rejected: Access denied\r\n");
+  EXPECT_EQ(rcpt(submission, "10.9.9.9", true, "nobody@mail169.com").substr(0, 9), "550 5.1.1");  // Still checked.
+  EXPECT_EQ(rcpt({"permit_mynetworks", "defer_unauth_destination"}, "10.9.9.9", false, "x@example.org"),
+            "454 4.7.1 <x@example.org>: Relay access denied\r\n");
+  EXPECT_EQ(rcpt({"permit_auth_destination", "defer"}, "10.9.9.9", false, "bar@mail169.com"), "accept bar@mail169.com");
+  EXPECT_EQ(rcpt({"permit_auth_destination", "defer"}, "10.9.9.9", false, "x@example.org"),
+            "450 4.3.2 <x@example.org>: Recipient address rejected: Try again later\r\n");
+  EXPECT_EQ(rcpt({}, "10.9.9.9", false, "x@example.org"), "accept x@example.org");  // An empty list permits.
+  EXPECT_EQ(rcpt({"PERMIT_MYNETWORKS", "reject_unauth_destination"}, "127.0.0.1", false, "x@example.org"),
+            "accept x@example.org");
+  EXPECT_EQ(ParseRelayRestrictions({"permit_mynetworks", "check_client_access"}).status().message(),
+            "\"check_client_access\": not supported (Postgate has permit_mynetworks, permit_sasl_authenticated, "
+            "permit_auth_destination, reject_unauth_destination, defer_unauth_destination, permit, reject, defer)");
+}
+
 TEST_F(RelayPolicyTest, SenderIsQualifiedAndVrfyChecksLocalUsers) {
   auto decider = policy_.ForClient("10.9.9.9");
   EXPECT_EQ(decider->CheckSender("foo").address, "foo@mail169.com");

@@ -429,6 +429,10 @@ Step SessionMachine::OnAuth(const smtp::Command& command) {
   if (!auth_offered()) return Say(503, "5.5.1", "Error: authentication not enabled");
   if (in_transaction_ || bdat_active_ || bdat_failed_) return Say(503, "5.5.1", "Error: MAIL transaction in progress");
   if (!sasl_username_.empty()) return Say(503, "5.5.1", "Error: already authenticated");
+  if (std::optional<size_t> rate = decider_.AuthRateExceeded()) {
+    auth_rate_exceeded_ = rate;
+    return Say(450, "4.7.1", absl::StrCat("Error: too many AUTH commands from ", decider_.ClientAddress()));
+  }
   std::vector<absl::string_view> words = absl::StrSplit(command.argument, absl::ByAnyChar(" \t"), absl::SkipEmpty());
   if (words.empty() || words.size() > 2) return Say(501, "5.5.4", "Syntax: AUTH mechanism");
   login_ = LoginAttempt{absl::AsciiStrToUpper(words[0]), {}, {}};

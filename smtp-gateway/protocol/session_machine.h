@@ -42,6 +42,11 @@ class Decider {
   virtual bool MayFlush(const std::string& domain) = 0;
   // The client logged in with SMTP AUTH as `user` (permit_sasl_authenticated, sender login maps).
   virtual void LoggedIn(const std::string& user) { (void)user; }
+  // An AUTH command: how many this client has sent in the current time unit, this one included,
+  // when that is over smtpd_client_auth_rate_limit; otherwise (or no limit) nullopt.
+  virtual std::optional<size_t> AuthRateExceeded() { return std::nullopt; }
+  // The client's address, as Postfix's replies quote it ("too many AUTH commands from …").
+  virtual std::string ClientAddress() const { return "unknown"; }
 };
 
 struct ProtocolLimits {
@@ -193,6 +198,9 @@ class SessionMachine {
   const std::string& sasl_method() const { return sasl_method_; }
   // The failure of the AUTH just answered, once (for the session's warning line).
   std::optional<AuthFailure> TakeAuthFailure() { return std::exchange(auth_failure_, std::nullopt); }
+  // The count of an AUTH command refused by smtpd_client_auth_rate_limit, once (for Postfix's
+  // "AUTH command rate limit exceeded" warning).
+  std::optional<size_t> TakeAuthRateExceeded() { return std::exchange(auth_rate_exceeded_, std::nullopt); }
 
   const BdatChunk& bdat_chunk() const { return bdat_chunk_; }
   // A BDAT message is under way (chunks were sent, LAST not yet): the session keeps its upload.
@@ -256,6 +264,7 @@ class SessionMachine {
   LoginAttempt login_;
   std::string sasl_username_, sasl_method_;
   std::optional<AuthFailure> auth_failure_;
+  std::optional<size_t> auth_rate_exceeded_;
 };
 
 }  // namespace postgate::gateway::protocol

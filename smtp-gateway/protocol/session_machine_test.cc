@@ -456,6 +456,42 @@ TEST_F(SessionMachineAuthTest, LoginPromptsAndARefusal) {
   EXPECT_EQ(machine_.error_count(), 1u);
 }
 
+// smtpd_client_auth_rate_limit: the policy counts; the machine refuses as Debian's Postfix 3.7.11
+// does, after the checks that come first there (not enabled, in a transaction, logged in).
+TEST(SessionMachineAuthRateTest, RefusedOverTheLimitWithPostfixsReply) {
+  class RateDecider : public FakeDecider {
+   public:
+    std::optional<size_t> AuthRateExceeded() override {
+      ++counted;
+      return counted > 2 ? std::optional<size_t>(counted) : std::nullopt;
+    }
+    std::string ClientAddress() const override { return "10.9.9.9"; }
+    size_t counted = 0;
+  };
+  RateDecider decider;
+  ProtocolLimits limits{"mail169.com", "mail169.com ESMTP Postgate", 10240000, 10};
+  limits.auth_enabled = true;
+  SessionMachine machine(limits, decider);
+  auto send = [&machine](const std::string& line) {
+    Step step = machine.OnLine({line, false});
+    return step.reply ? step.reply->Format() : "";
+  };
+  send("EHLO c");
+  EXPECT_EQ(send("MAIL FROM:<a@example.org>"), "250 2.1.0 Ok\r\n");
+  EXPECT_EQ(send("AUTH PLAIN"), "503 5.5.1 Error: MAIL transaction in progress\r\n");  // Not counted.
+  send("RSET");
+  EXPECT_EQ(send("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(send("*"), "501 5.7.0 Authentication aborted\r\n");
+  EXPECT_EQ(send("AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
+  EXPECT_EQ(send("*"), "501 5.7.0 Authentication aborted\r\n");
+  EXPECT_FALSE(machine.TakeAuthRateExceeded().has_value());
+  EXPECT_EQ(send("AUTH PLAIN AGZvbwBzM2NyZXQ="), "450 4.7.1 Error: too many AUTH commands from 10.9.9.9\r\n");
+  EXPECT_EQ(machine.TakeAuthRateExceeded(), std::optional<size_t>(3));
+  EXPECT_FALSE(machine.TakeAuthRateExceeded().has_value());
+  EXPECT_FALSE(machine.in_auth_exchange());
+  EXPECT_EQ(decider.counted, 3u);
+}
+
 TEST_F(SessionMachineAuthTest, AbortsMalformedResponsesAndUnknownMechanisms) {
   StartTls();
   EXPECT_EQ(Send("AUTH PLAIN"), "334 \r\n");

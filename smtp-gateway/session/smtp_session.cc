@@ -96,11 +96,12 @@ class SmtpSession {
       : socket_(std::move(socket)),
         timer_(socket_.get_executor()),
         env_(environment),
+        log_(environment.log ? *environment.log : *spdlog::default_logger()),
         reader_(environment.line_length_limit) {}
 
   ~SmtpSession() {
     *alive_ = false;
-    if (admitted_) env_.client_limiter->Release(address_);
+    if (admitted_) env_.client_limiter->Release(LimiterKey());
     if (drain_handle_ != 0) env_.drain->Unregister(drain_handle_);
   }
 
@@ -132,13 +133,23 @@ class SmtpSession {
       hostname_ = co_await LookUpName(client);
     }
     client_ = absl::StrCat(hostname_, "[", address_, "]");
-    spdlog::info("connect from {}", client_);
+    log_.info("connect from {}", client_);
     env_.metrics->connections.Increment();
     env_.metrics->active_sessions.Increment();
 
     bare_newline_ = BareNewlineForClient();
     decider_ = env_.policy->ForClient(address_);
     machine_.emplace(env_.limits, *decider_);
+    // smtpd_tls_wrappermode: the handshake comes first; everything after, the greeting too, is
+    // inside TLS. A client that cannot finish it is logged and dropped, as Postfix does.
+    bool handshake_failed = false;
+    if (env_.tls_wrappermode) handshake_failed = !co_await Handshake();
+    if (handshake_failed) {
+      log_.info("disconnect from {}{}", client_, tally_.Summary());
+      env_.metrics->active_sessions.Decrement();
+      socket_.close(ignored);
+      co_return;
+    }
     if (std::optional<std::string> refusal = AdmitClient()) {
       co_await SayAndClose(*refusal);
     } else if (env_.drain->draining()) {
@@ -154,7 +165,7 @@ class SmtpSession {
       co_await (tls_->async_shutdown(kAsTuple) || timer_.async_wait(kAsTuple));
     }
     env_.metrics->active_sessions.Decrement();
-    spdlog::info("disconnect from {}{}{}", client_, tally_.Summary(), noted_bare_lf_ ? " notes=bare_lf" : "");
+    log_.info("disconnect from {}{}{}", client_, tally_.Summary(), noted_bare_lf_ ? " notes=bare_lf" : "");
     socket_.close(ignored);
   }
 
@@ -164,7 +175,7 @@ class SmtpSession {
   asio::awaitable<bool> ReadProxyHeader() {
     absl::StatusOr<policy::IpAddress> peer = policy::IpAddress::Parse(address_);
     if (!peer.ok() || !env_.proxy_networks->Contains(*peer)) {
-      spdlog::warn("connection from {} refused: not in postgate_proxy_networks", address_);
+      log_.warn("connection from {} refused: not in postgate_proxy_networks", address_);
       co_return false;
     }
     const auto deadline = std::chrono::steady_clock::now() + env_.proxy_timeout;
@@ -179,12 +190,12 @@ class SmtpSession {
         co_return true;
       }
       if (header.result == smtp::ProxyHeader::Result::kInvalid) {
-        spdlog::warn("haproxy read: {} from {}", header.error, address_);
+        log_.warn("haproxy read: {} from {}", header.error, address_);
         co_return false;
       }
       const auto left = deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::steady_clock::duration::zero()) {
-        spdlog::warn("haproxy read: timeout error from {}", address_);
+        log_.warn("haproxy read: timeout error from {}", address_);
         co_return false;
       }
       const size_t old_size = input_.size();
@@ -195,7 +206,7 @@ class SmtpSession {
       const size_t got = result.index() == 0 ? std::get<1>(std::get<0>(result)) : 0;
       input_.resize(old_size + got);
       if (result.index() != 0 || std::get<0>(std::get<0>(result))) {
-        if (result.index() != 0) spdlog::warn("haproxy read: timeout error from {}", address_);
+        if (result.index() != 0) log_.warn("haproxy read: timeout error from {}", address_);
         co_return false;
       }
     }
@@ -208,14 +219,14 @@ class SmtpSession {
     absl::StatusOr<policy::IpAddress> ip = policy::IpAddress::Parse(address_);
     if (ip.ok() && env_.limit_exceptions != nullptr && env_.limit_exceptions->Contains(*ip)) return std::nullopt;
     const policy::ClientLimiter::Admission admission =
-        env_.client_limiter->Admit(address_, env_.client_limits, absl::Now());
+        env_.client_limiter->Admit(LimiterKey(), env_.client_limits, absl::Now());
     if (admission.verdict == policy::ClientLimiter::Verdict::kAdmitted) {
       admitted_ = true;
       return std::nullopt;
     }
     const bool rate = admission.verdict == policy::ClientLimiter::Verdict::kTooFast;
-    spdlog::warn("Connection {} limit exceeded: {} from {} for service smtp", rate ? "rate" : "concurrency",
-                 admission.count, client_);
+    log_.warn("Connection {} limit exceeded: {} from {} for service {}", rate ? "rate" : "concurrency",
+                 admission.count, client_, env_.service_name);
     env_.metrics->CountReject(rate ? "connection_rate" : "connection_count");
     return absl::StrCat("421 4.7.0 ", env_.limits.hostname, " Error: too many connections from ", address_, "\r\n");
   }
@@ -237,7 +248,7 @@ class SmtpSession {
     if (!transaction.recipients.empty()) absl::StrAppend(&line, " to=<", transaction.recipients.back(), ">");
     absl::StrAppend(&line, " proto=", machine_->esmtp() ? "ESMTP" : "SMTP");
     if (!machine_->helo().empty()) absl::StrAppend(&line, " helo=<", machine_->helo(), ">");
-    spdlog::info("{}", line);
+    log_.info("{}", line);
     env_.metrics->CountReject("bare_newline");
     reject_accounted_ = true;
   }
@@ -331,7 +342,7 @@ class SmtpSession {
         const protocol::SessionMachine::EtrnRequest& etrn = machine_->etrn_request();
         absl::StatusOr<uint32_t> flushed = co_await env_.queue->Flush(etrn.domain, etrn.include_subdomains);
         if (!flushed.ok()) {
-          spdlog::warn("ETRN {} from {}: {}", etrn.domain, client_, flushed.status().ToString());
+          log_.warn("ETRN {} from {}: {}", etrn.domain, client_, flushed.status().ToString());
         }
         Answer(machine_->EtrnFinished(flushed.ok()));
       }
@@ -374,7 +385,7 @@ class SmtpSession {
       const ssize_t n = ::recv(socket_.native_handle(), more.data(), more.size(), MSG_PEEK | MSG_DONTWAIT);
       if (n > 0) pending.append(more.data(), static_cast<size_t>(n));
     }
-    spdlog::info("improper command pipelining after {} from {}: {}",
+    log_.info("improper command pipelining after {} from {}: {}",
                  smtp::VerbName(command.verb), client_, absl::CEscape(WithoutCredentials(pending)));
     return env_.forbid_unauth_pipelining && machine_->sasl_username().empty();  // "unauth": not once logged in.
   }
@@ -384,17 +395,24 @@ class SmtpSession {
     if (!input_.empty()) {
       // Sent before the client could have seen our 220: never execute it inside TLS
       // (CVE-2011-0411, the STARTTLS command injection).
-      spdlog::warn("{}: discarding {} bytes pipelined after STARTTLS", client_, input_.size());
+      log_.warn("{}: discarding {} bytes pipelined after STARTTLS", client_, input_.size());
       input_.clear();
     }
     if (!co_await Flush()) co_return false;
+    const bool established = co_await Handshake();  // Not "co_return co_await": g++ 12 miscompiles it.
+    co_return established;
+  }
+
+  // The server side of a TLS handshake (after STARTTLS, or at once in wrapper mode); false, logged
+  // as Postfix does, when it fails or times out.
+  asio::awaitable<bool> Handshake() {
     tls_context_ = env_.tls->Current();
     tls_ = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket_, *tls_context_);
     timer_.expires_after(env_.timeout);
     auto result = co_await (tls_->async_handshake(asio::ssl::stream_base::server, kAsTuple) ||
                             timer_.async_wait(kAsTuple));
     if (result.index() != 0 || std::get<0>(std::get<0>(result))) {
-      spdlog::info("SSL_accept error from {}: {}", client_,
+      log_.info("SSL_accept error from {}: {}", client_,
                    result.index() == 0 ? std::get<0>(std::get<0>(result)).message() : "timeout");
       co_return false;
     }
@@ -404,7 +422,7 @@ class SmtpSession {
     const int bits = SSL_CIPHER_get_bits(cipher, &algorithm_bits);
     tls_description_ = absl::StrCat(SSL_get_version(ssl), " with cipher ", SSL_CIPHER_get_name(cipher),
                                     " (", bits, "/", algorithm_bits, " bits)");
-    spdlog::info("Anonymous TLS connection established from {}: {}", client_, tls_description_);
+    log_.info("Anonymous TLS connection established from {}: {}", client_, tls_description_);
     machine_->TlsStarted();
     co_return true;
   }
@@ -430,13 +448,25 @@ class SmtpSession {
     std::optional<protocol::AuthFailure> failure = machine_->TakeAuthFailure();
     if (!failure) return;
     if (failure->aborted) {
-      spdlog::warn("{}: SASL {} authentication aborted", client_, failure->mechanism);
+      log_.warn("{}: SASL {} authentication aborted", client_, failure->mechanism);
     } else {
-      spdlog::warn("{}: SASL {} authentication failed: {}, sasl_username={}", client_, failure->mechanism,
+      log_.warn("{}: SASL {} authentication failed: {}, sasl_username={}", client_, failure->mechanism,
                    failure->reason, failure->user.empty() ? "(unavailable)" : absl::CEscape(failure->user));
     }
     env_.metrics->CountLogin(failure->mechanism, failure->aborted ? "aborted" : "failed");
   }
+
+  // smtpd_client_auth_rate_limit refused an AUTH: Postfix's warning (fail2ban reads it) and the
+  // reject counter.
+  void NoteAuthRateLimit() {
+    std::optional<size_t> rate = machine_->TakeAuthRateExceeded();
+    if (!rate) return;
+    log_.warn("AUTH command rate limit exceeded: {} from {} for service {}", *rate, client_, env_.service_name);
+    env_.metrics->CountReject("auth_rate");
+  }
+
+  // The client as anvil keys it: the service and the address (each master.cf service counts alone).
+  std::string LimiterKey() const { return absl::StrCat(env_.service_name, ":", address_); }
 
   void Answer(const protocol::Step& step) {
     if (!step.reply) return;
@@ -444,6 +474,7 @@ class SmtpSession {
     const smtp::Verb verb = machine_->last_verb();
     reply.AppendTo(&output_);
     NoteLoginFailure();
+    NoteAuthRateLimit();
     // DATA is counted once, by its final reply; AUTH likewise, not each challenge of its exchange.
     if (reply.code == 354 || reply.code == 334) return;
     env_.metrics->CountCommand(verb, reply.code);
@@ -453,7 +484,7 @@ class SmtpSession {
                               verb == smtp::Verb::kMail)) {
       absl::string_view text = reply.lines.empty() ? "" : absl::string_view(reply.lines.front());
       env_.metrics->CountReject(GatewayMetrics::RejectReason(reply.code, text.substr(0, 5)));
-      spdlog::info("NOQUEUE: reject: {} from {}: {} {}; from=<{}> proto={} helo=<{}>",
+      log_.info("NOQUEUE: reject: {} from {}: {} {}; from=<{}> proto={} helo=<{}>",
                    smtp::VerbName(verb), client_, reply.code, text, machine_->transaction().sender,
                    machine_->esmtp() ? "ESMTP" : "SMTP", machine_->helo());
     }
@@ -490,7 +521,7 @@ class SmtpSession {
     absl::StatusOr<std::unique_ptr<MessageUpload>> opened = co_await env_.queue->Open(envelope);
     open_status_ = opened.status();
     if (!opened.ok()) {
-      spdlog::warn("queue file write error opening a message for {}: {}", client_,
+      log_.warn("queue file write error opening a message for {}: {}", client_,
                    opened.status().ToString());
       co_return std::nullopt;
     }
@@ -498,9 +529,9 @@ class SmtpSession {
     message.upload = *std::move(opened);
     message.queue_id = message.upload->queue_id();
     if (machine_->sasl_username().empty()) {
-      spdlog::info("{}: client={}", message.queue_id, client_);
+      log_.info("{}: client={}", message.queue_id, client_);
     } else {
-      spdlog::info("{}: client={}, sasl_method={}, sasl_username={}", message.queue_id, client_,
+      log_.info("{}: client={}, sasl_method={}, sasl_username={}", message.queue_id, client_,
                    machine_->sasl_method(), absl::CEscape(machine_->sasl_username()));
     }
     message.pending = protocol::FormatReceivedHeader(
@@ -547,7 +578,7 @@ class SmtpSession {
     }
     if (status.ok()) message.queue_id = message.upload->queue_id();  // A replayed upload may have a new one.
     if (!status.ok()) {
-      spdlog::warn("{}: queue file write error: {}", message.queue_id, status.ToString());
+      log_.warn("{}: queue file write error: {}", message.queue_id, status.ToString());
       co_return status;
     }
     env_.metrics->enqueue_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - end_of_data));
@@ -673,7 +704,7 @@ class SmtpSession {
     }
     if (result.index() == 1) {
       input_.resize(old_size);
-      spdlog::info("timeout after {} from {}", smtp::VerbName(machine_->last_verb()), client_);
+      log_.info("timeout after {} from {}", smtp::VerbName(machine_->last_verb()), client_);
       output_.clear();
       absl::StrAppend(&output_, "421 4.4.2 ", env_.limits.hostname, " Error: timeout exceeded\r\n");
       co_await Flush();
@@ -736,6 +767,7 @@ class SmtpSession {
   std::string tls_description_;  // "TLSv1.3 with cipher … (256/256 bits)".
   asio::steady_timer timer_;
   const SessionEnvironment& env_;
+  spdlog::logger& log_;  // The service's syslog_name; lives as long as env_.
   smtp::LineReader reader_;
   std::unique_ptr<protocol::Decider> decider_;
   std::optional<protocol::SessionMachine> machine_;

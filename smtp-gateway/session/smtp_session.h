@@ -22,6 +22,10 @@
 #include "smtp-gateway/session/drain.h"
 #include "smtp-gateway/session/tls_context.h"
 
+namespace spdlog {
+class logger;
+}
+
 namespace postgate::gateway {
 
 // smtpd_forbid_bare_newline: what a line ending in LF without CR does. Every value but kAllow
@@ -48,6 +52,11 @@ struct SessionEnvironment {
   size_t soft_error_limit = 10;       // smtpd_soft_error_limit: past it, each error reply waits
   std::chrono::milliseconds error_sleep{1000};  // smtpd_error_sleep_time
   TlsContextProvider* tls = nullptr;  // STARTTLS offered when set.
+  bool tls_wrappermode = false;       // smtpd_tls_wrappermode: TLS from the first byte (needs tls).
+  // The master.cf service ("smtp", "submission", "2465"…) and its logger (syslog_name/smtpd);
+  // a null logger logs through spdlog's default one.
+  std::string service_name = "smtp";
+  std::shared_ptr<spdlog::logger> log;
   // SMTP AUTH (limits.auth_enabled): who may log in, and the pool that checks passwords.
   policy::LoginDatabase* logins = nullptr;
   asio::thread_pool* password_checks = nullptr;

@@ -1,9 +1,11 @@
 #include "smtp-gateway/settings/gateway_settings.h"
 
+#include <algorithm>
 #include <array>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/base/logging.h"
 #include "core/config/aliases.h"
 
 namespace postgate::gateway {
@@ -36,8 +38,12 @@ std::optional<BareNewline> ParseBareNewline(absl::string_view value) {
 
 }  // namespace
 
+bool IsProcessWideParameter(absl::string_view name) {
+  return std::find(kRestartOnly.begin(), kRestartOnly.end(), name) != kRestartOnly.end();
+}
+
 absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
-    const config::MainCf& cf, const GatewayServices& services) {
+    const config::MainCf& cf, const GatewayServices& services, const std::string& service_name) {
   absl::StatusOr<config::AliasTable> aliases = config::LoadAliasMaps(cf);
   if (!aliases.ok()) return aliases.status();
   absl::StatusOr<policy::NetworkList> mynetworks = policy::NetworkList::Parse(cf.GetList("mynetworks"));
@@ -75,10 +81,13 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   if (tls_level != "" && tls_level != "none" && tls_level != "may" && tls_level != "encrypt") {
     return cf.Error("smtpd_tls_security_level", absl::StrCat("\"", tls_level, "\": use none, may or encrypt"));
   }
+  // smtpd_tls_wrappermode (port 465, "smtps"): TLS from the first byte instead of STARTTLS.
+  const bool wrappermode = cf.GetBool("smtpd_tls_wrappermode");
   std::unique_ptr<TlsContextProvider> tls;
-  if (tls_level == "may" || tls_level == "encrypt") {
+  if (tls_level == "may" || tls_level == "encrypt" || wrappermode) {
     if (cf.Get("smtpd_tls_cert_file").empty()) {
-      return cf.Error("smtpd_tls_security_level", absl::StrCat(tls_level, " needs smtpd_tls_cert_file"));
+      return wrappermode ? cf.Error("smtpd_tls_wrappermode", "yes needs smtpd_tls_cert_file")
+                         : cf.Error("smtpd_tls_security_level", absl::StrCat(tls_level, " needs smtpd_tls_cert_file"));
     }
     GatewayMetrics* metrics = services.metrics;
     absl::StatusOr<std::unique_ptr<TlsContextProvider>> created = TlsContextProvider::Create(
@@ -116,17 +125,25 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   absl::StatusOr<policy::SenderLoginPolicy> sender_logins =
       policy::ParseSenderRestrictions(cf.GetList("smtpd_sender_restrictions"), std::move(owners));
   if (!sender_logins.ok()) return cf.Error("smtpd_sender_restrictions", sender_logins.status().message());
+  absl::StatusOr<std::vector<policy::RelayRestriction>> relay_restrictions =
+      policy::ParseRelayRestrictions(cf.GetList("smtpd_relay_restrictions"));
+  if (!relay_restrictions.ok()) return cf.Error("smtpd_relay_restrictions", relay_restrictions.status().message());
 
   std::shared_ptr<GatewaySettings> settings(
       new GatewaySettings(addressing::LocalDomain(cf, *std::move(aliases))));
   settings->logins_ = std::move(logins);
   settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"),
-                            *std::move(sender_logins));
+                            *std::move(sender_logins), *std::move(relay_restrictions));
   settings->proxy_networks_ = std::move(proxy_networks);
   absl::StatusOr<policy::NetworkList> exceptions =
       policy::NetworkList::Parse(cf.GetList("smtpd_client_event_limit_exceptions"));
   if (!exceptions.ok()) return cf.Error("smtpd_client_event_limit_exceptions", exceptions.status().message());
   settings->limit_exceptions_ = *std::move(exceptions);
+  settings->policy_->set_auth_rate_limit({.limiter = services.client_limiter,
+                                          .limit = static_cast<size_t>(cf.GetInteger("smtpd_client_auth_rate_limit")),
+                                          .time_unit = cf.GetTime("anvil_rate_time_unit"),
+                                          .service = service_name,
+                                          .exceptions = &*settings->limit_exceptions_});
   settings->tls_ = std::move(tls);
   const std::optional<BareNewline> bare_newline = ParseBareNewline(cf.Get("smtpd_forbid_bare_newline"));
   if (!bare_newline) {
@@ -152,6 +169,9 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   environment.proxy_networks = settings->proxy_networks_ ? &*settings->proxy_networks_ : nullptr;
   environment.proxy_timeout = Millis(cf.GetTime("smtpd_upstream_proxy_timeout"));
   environment.tls = settings->tls_.get();
+  environment.tls_wrappermode = wrappermode;
+  environment.service_name = service_name;
+  environment.log = base::ProgramLogger(absl::StrCat(cf.Get("syslog_name"), "/smtpd"));
   environment.tls_received_header = cf.GetBool("smtpd_tls_received_header");
   environment.forbid_unauth_pipelining = cf.GetBool("smtpd_forbid_unauth_pipelining");
   environment.bare_newline = *bare_newline;

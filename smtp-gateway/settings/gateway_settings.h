@@ -38,9 +38,11 @@ struct GatewayServices {
 
 class GatewaySettings {
  public:
-  // Errors name the parameter and its file:line, like a failed start.
+  // Errors name the parameter and its file:line, like a failed start. `service_name` is the
+  // master.cf service the settings are for (in log lines such as the connection-limit warning).
   static absl::StatusOr<std::shared_ptr<const GatewaySettings>> Build(const config::MainCf& cf,
-                                                                     const GatewayServices& services);
+                                                                     const GatewayServices& services,
+                                                                     const std::string& service_name = "smtp");
 
   GatewaySettings(const GatewaySettings&) = delete;
   GatewaySettings& operator=(const GatewaySettings&) = delete;
@@ -59,6 +61,10 @@ class GatewaySettings {
   std::shared_ptr<policy::LoginDatabase> logins_;  // smtpd_sasl_auth_enable
   SessionEnvironment environment_;  // Points into the members above.
 };
+
+// Whether `name` is bound once for the whole process (sockets, threads, the queue channel): such a
+// parameter can be neither reloaded nor set for one master.cf service.
+bool IsProcessWideParameter(absl::string_view name);
 
 // Parameters read once at start whose value differs between `running` and `next`.
 std::vector<std::string> RestartOnlyChanges(const config::MainCf& running, const config::MainCf& next);

@@ -9,6 +9,8 @@ import base64
 import os
 import re
 import shutil
+import smtplib
+import ssl
 import subprocess
 import tempfile
 import unittest
@@ -38,12 +40,15 @@ def probe(port, service):
 class RenderAndRunTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="postgate-render-")
+        self.render()
+        self.services = []
+
+    def render(self, *extra):
         rendered = subprocess.run([HELM, "template", "pg", os.path.join(ROOT, "deploy/helm/postgate"), "-n", "mail",
                                    "--set", "mainCf.postgate_local_users=bar",
-                                   "--set", "mainCf.mydestination=mail169.com"],
+                                   "--set", "mainCf.mydestination=mail169.com", *extra],
                                   check=True, capture_output=True, text=True).stdout
         self.objects = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(rendered) if d}
-        self.services = []
 
     def tearDown(self):
         for service in self.services:
@@ -70,6 +75,19 @@ class RenderAndRunTest(unittest.TestCase):
             f.write(main_cf)
         with open(self.path("/etc/postgate/aliases"), "w") as f:
             f.write(config["aliases"])
+        if "master.cf" in config:
+            with open(self.path("/etc/postgate/master.cf"), "w") as f:
+                f.write(config["master.cf"])
+        # The other Secrets the gateway mounts, as the kubelet writes them: one file per key.
+        gateway_pod = self.objects[("Deployment", "pg-postgate-gateway")]["spec"]["template"]["spec"]
+        mounts = {m["name"]: m["mountPath"] for m in gateway_pod["containers"][0]["volumeMounts"]}
+        for volume in gateway_pod["volumes"]:
+            if "secret" in volume and volume["name"] in mounts:
+                directory = self.path(mounts[volume["name"]])
+                os.makedirs(directory, exist_ok=True)
+                for key, value in self.objects[("Secret", volume["secret"]["secretName"])]["data"].items():
+                    with open(os.path.join(directory, key), "wb") as f:
+                        f.write(base64.b64decode(value))
         secret = self.objects[("Secret", "pg-postgate-admin")]["data"]["token"]
         os.makedirs(self.path("/run/secrets/postgate/admin"))
         with open(self.path("/run/secrets/postgate/admin/token"), "wb") as f:
@@ -125,6 +143,44 @@ class RenderAndRunTest(unittest.TestCase):
         self.services[0].stop()
         wait_for(lambda: not probe(9111, "readiness"), timeout=10, what="gateway readiness to fail")
         self.assertTrue(probe(9111, ""))
+
+    def test_submission_and_smtps_as_rendered(self):
+        """submission (587 → 2587) and smtps (465 → 2465) from the chart's master.cf, with the TLS and
+        users Secrets it mounts: a login and a message on each; port 25 offers no AUTH."""
+        cert_dir = os.path.join(self.dir, "cert")
+        subprocess.run([os.path.join(ROOT, "scripts/make-snakeoil-cert.sh"), cert_dir], check=True, capture_output=True)
+        hashed = subprocess.run(["mkpasswd", "-m", "yescrypt", "Chart-Pass-5"], check=True, capture_output=True,
+                                text=True).stdout.strip()
+        self.render("--set", "submission.enabled=true", "--set", "smtps.enabled=true", "--set", "tls.enabled=true",
+                    "--set-file", f"tls.cert={cert_dir}/snakeoil.pem", "--set-file", f"tls.key={cert_dir}/snakeoil.key",
+                    "--set", f"saslUsers.users=foo:{hashed}")
+        service_ports = {p["name"]: p["port"] for p in self.objects[("Service", "pg-postgate-smtp")]["spec"]["ports"]}
+        self.assertEqual(service_ports, {"smtp": 25, "submission": 587, "smtps": 465})
+        queue_pod = self.objects[("StatefulSet", "pg-postgate-queue")]["spec"]["template"]["spec"]
+        gateway_container = self.objects[("Deployment", "pg-postgate-gateway")]["spec"]["template"]["spec"]["containers"][0]
+        self.materialize(next(p["containerPort"] for p in queue_pod["containers"][0]["ports"] if p["name"] == "grpc"))
+        self.services.append(Service([os.path.join(BIN_DIR, "queue-service"),
+                                      *self.command(queue_pod["containers"][0], {"POD_INDEX": "0"})], "queue-service"))
+        self.services[-1].wait_log(r"listening grpc=")
+        self.services.append(Service([os.path.join(BIN_DIR, "smtp-gateway"), *self.command(gateway_container, {})],
+                                     "smtp-gateway"))
+        self.services[-1].wait_log(r"listening smtp=\S+ 2587=\S+:2587 2465=\S+:2465 ")
+        ports = {p["name"]: p["containerPort"] for p in gateway_container["ports"]}
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # The test's self-signed certificate.
+        with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=15) as client:
+            client.ehlo("client.test")
+            self.assertFalse(client.has_extn("auth"))
+        with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=15) as client:
+            client.starttls(context=context)
+            client.login("foo", "Chart-Pass-5")
+            self.assertEqual(client.sendmail("foo@example.com", ["bar@mail169.com"], "Subject: 587\r\n\r\nx\r\n"), {})
+        with smtplib.SMTP_SSL("127.0.0.1", ports["smtps"], context=context, timeout=15) as client:
+            client.login("foo", "Chart-Pass-5")
+            self.assertEqual(client.sendmail("foo@example.com", ["bar@mail169.com"], "Subject: 465\r\n\r\nx\r\n"), {})
+        new = os.path.join(self.path("/var/lib/postgate"), "mail/bar/new")
+        wait_for(lambda: os.path.isdir(new) and len(os.listdir(new)) == 2, what="both messages in bar's Maildir")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ class Service:
 class Postgate:
     """queue-service + smtp-gateway with a private data directory."""
 
-    def __init__(self, overrides=None, aliases=None):
+    def __init__(self, overrides=None, aliases=None, master_cf=None):
+        """`master_cf`: the text of a master.cf beside main.cf (SMTP services with -o overrides)."""
         self.dir = tempfile.mkdtemp(prefix="postgate-e2e-")
         self.data_dir = os.path.join(self.dir, "var")
         self.config = os.path.join(self.dir, "main.cf")
@@ -107,6 +108,9 @@ class Postgate:
             text += f"\n{name} = {value}\n"
         with open(self.config, "w") as out:
             out.write(text)
+        if master_cf is not None:
+            with open(os.path.join(self.dir, "master.cf"), "w") as out:
+                out.write(master_cf)
         shutil.copy(os.path.join(SOURCE_DIR, "config/aliases"), os.path.join(self.dir, "aliases"))
         if aliases:
             with open(os.path.join(self.dir, "aliases"), "a") as out:
@@ -133,10 +137,12 @@ class Postgate:
                                 "--listen", listen, "--queue", queue_address or f"127.0.0.1:{self.grpc_port}",
                                 "--metrics", "127.0.0.1:0"], "smtp-gateway")
         match = self.gateway.wait_log(
-            r"listening smtp=[0-9.]+:(\d+) metrics=127\.0\.0\.1:(\d+) health=127\.0\.0\.1:(\d+)")
+            r"listening smtp=[0-9.]+:(\d+)((?: \S+=\S+)*?) metrics=127\.0\.0\.1:(\d+) health=127\.0\.0\.1:(\d+)")
         self.smtp_port = int(match.group(1))
-        self.gateway_metrics_port = int(match.group(2))
-        self.gateway_health_port = int(match.group(3))
+        # master.cf's other services: name → their first port.
+        self.service_ports = {name: int(port) for name, port in re.findall(r" (\S+)=[^ ,]*:(\d+)", match.group(2))}
+        self.gateway_metrics_port = int(match.group(3))
+        self.gateway_health_port = int(match.group(4))
         return self
 
     def start(self):

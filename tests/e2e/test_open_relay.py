@@ -4,16 +4,21 @@ gateway listens on 192.168.0.1 and 10.9.9.1 in its own namespace; nothing leaves
 Outside, every trick is refused with Postfix 3.7's reply (checked against a real Postfix with
 reject_unauth_destination); inside, the ones with a remote destination are accepted – so mynetworks
 is what decides – while routes hidden in a local part at a local domain (percent hack, bang path,
-quoted or bare '@') are unknown local users for everyone: unlike Postfix, Postgate never honours them."""
+quoted or bare '@') are unknown local users for everyone: unlike Postfix, Postgate never honours them.
+On a second service (master.cf, port 2587, SMTP AUTH) the outside client relays once logged in."""
+import base64
 import json
 import os
+import shutil
 import subprocess
+import tempfile
 import unittest
 
 from postgate_harness import Postgate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DENIED = "554 5.7.1 <{}>: Relay access denied\r\n"
+PASSWORD = "Netns-App-Pass-2"
 
 # (RCPT address, reply to an outside client); Postfix's own replies except where noted.
 REMOTE_TRICKS = [
@@ -67,8 +72,16 @@ class OpenRelayTest(unittest.TestCase):
                 ip("-n", ns, "link", "set", "lo", "up")
                 ip("-n", ns, "link", "set", device, "up")
             in_server = ("ip", "netns", "exec", cls.server_ns)
+            # Beside port 2525, a service with SMTP AUTH (in the clear: the client here speaks no TLS).
+            cls.users = os.path.join(cls.server_ns_dir(), "users")
+            hashed = subprocess.run(["mkpasswd", "-m", "yescrypt", PASSWORD], check=True, capture_output=True,
+                                    text=True).stdout.strip()
+            with open(cls.users, "w") as out:
+                out.write(f"appuser:{hashed}\n")
             cls.postgate = Postgate({"mynetworks": "192.168.0.0/24", "smtpd_hard_error_limit": "100",
-                                     "smtpd_peername_lookup": "no"})
+                                     "smtpd_peername_lookup": "no", "postgate_smtpd_sasl_users_file": cls.users},
+                                    master_cf="smtp inet n - n - - smtpd\n"
+                                              "0.0.0.0:2587 inet n - n - - smtpd -o smtpd_sasl_auth_enable=yes\n")
             cls.postgate.start_queue(prefix=in_server)
             cls.postgate.start_gateway(prefix=in_server, listen="0.0.0.0:2525")
         except BaseException:
@@ -76,16 +89,23 @@ class OpenRelayTest(unittest.TestCase):
             raise
 
     @classmethod
+    def server_ns_dir(cls):
+        path = os.path.join(tempfile.gettempdir(), cls.server_ns)
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    @classmethod
     def tearDownClass(cls):
         if getattr(cls, "postgate", None):
             cls.postgate.cleanup()
+        shutil.rmtree(cls.server_ns_dir(), ignore_errors=True)
         for ns in (cls.server_ns, cls.client_ns):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)  # Takes its veth end along.
 
-    def play(self, server_address, commands):
+    def play(self, server_address, commands, port=2525):
         """The session from the client namespace to the gateway at `server_address`; the replies."""
         result = subprocess.run(["ip", "netns", "exec", self.client_ns, "/usr/bin/python3",
-                                 os.path.join(HERE, "netns_smtp.py"), server_address, "2525"],
+                                 os.path.join(HERE, "netns_smtp.py"), server_address, str(port)],
                                 input="\n".join(commands), capture_output=True, text=True, timeout=60, check=True)
         return json.loads(result.stdout)
 
@@ -121,6 +141,18 @@ class OpenRelayTest(unittest.TestCase):
         replies = self.play("10.9.9.1", ["EHLO client.test", "MAIL FROM:<someone@example.net>",
                                          "RCPT TO:<user%example.org@mail169.com>", "DATA", "QUIT"])
         self.assertEqual(replies[4], "554 5.5.1 Error: no valid recipients\r\n")
+
+    def test_outside_client_relays_only_once_logged_in(self):
+        plain = base64.b64encode(f"\0appuser\0{PASSWORD}".encode()).decode()
+        replies = self.play("10.9.9.1", ["EHLO client.test", "MAIL FROM:<app@example.net>", "RCPT TO:<user@example.org>",
+                                         "RSET", f"AUTH PLAIN {plain}", "MAIL FROM:<app@example.net>",
+                                         "RCPT TO:<user@example.org>", "QUIT"], port=2587)
+        self.assertIn("250-AUTH PLAIN LOGIN", replies[1])
+        self.assertEqual(replies[3], DENIED.format("user@example.org"))
+        self.assertEqual(replies[5], "235 2.7.0 Authentication successful\r\n")
+        self.assertEqual(replies[7], "250 2.1.5 Ok\r\n")
+        # Port 2525 offers no AUTH at all.
+        self.assertNotIn("AUTH", self.play("10.9.9.1", ["EHLO client.test", "QUIT"])[1])
 
 
 if __name__ == "__main__":

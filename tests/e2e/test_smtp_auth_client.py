@@ -3,7 +3,8 @@ Python's aiosmtpd with its authenticator, on a 587-style port (STARTTLS, AUTH on
 465-style one (implicit TLS, smtp_tls_wrappermode). A wrong password defers with the server's 535
 quoted as Postfix does, visible in queuectl show and counted; the password file rotated as a
 Kubernetes Secret is (a symlink swapped) is used on the next attempt without a restart; a server
-offering AUTH only without TLS gets no password. No password reaches a log, a metric or the API."""
+offering AUTH only without TLS gets no password. A second Postgate's submission and smtps services
+take the relayed mail after a login. No password reaches a log, a metric or the API."""
 import base64
 import os
 import re
@@ -87,8 +88,8 @@ class SmtpAuthClientTest(unittest.TestCase):
         os.symlink(data, link)
         os.replace(link, os.path.join(self.dir, "sasl_passwd"))
 
-    def start(self, server, **overrides):
-        settings = {"defer_transports": "", "relayhost": f"[127.0.0.1]:{server.port}",
+    def start(self, upstream_port, **overrides):
+        settings = {"defer_transports": "", "relayhost": f"[127.0.0.1]:{upstream_port}",
                     "smtp_sasl_auth_enable": "yes",
                     "smtp_sasl_password_maps": f"texthash:{os.path.join(self.dir, 'sasl_passwd')}",
                     "smtp_sasl_tls_security_options": "noanonymous", "smtp_tls_security_level": "encrypt",
@@ -133,7 +134,7 @@ class SmtpAuthClientTest(unittest.TestCase):
     def test_starttls_wrong_password_deferred_then_rotated_file_delivers(self):
         server = self.server("starttls")
         self.write_passwords(f"[127.0.0.1]:{server.port} relayuser:{WRONG}\n")
-        self.start(server)
+        self.start(server.port)
         queue_id = self.send()
         wait_for(lambda: "SASL authentication failed" in self.queuectl("show", queue_id), timeout=30,
                  what="the refused login recorded")
@@ -161,7 +162,7 @@ class SmtpAuthClientTest(unittest.TestCase):
     def test_implicit_tls_wrappermode_with_login_mechanism(self):
         server = self.server("implicit")
         self.write_passwords(f"[127.0.0.1]:{server.port} relayuser:{RIGHT}\n")
-        self.start(server, smtp_tls_wrappermode="yes", smtp_sasl_mechanism_filter="login")
+        self.start(server.port, smtp_tls_wrappermode="yes", smtp_sasl_mechanism_filter="login")
         queue_id = self.send()
         wait_for(lambda: server.messages(), timeout=30, what="delivery over implicit TLS")
         self.assertEqual(server.auth_log(), "LOGIN relayuser ok\n")
@@ -174,7 +175,7 @@ class SmtpAuthClientTest(unittest.TestCase):
         server = self.server("none", "--auth-before-tls")
         self.write_passwords(f"[127.0.0.1]:{server.port} relayuser:{RIGHT}\n")
         # Postfix's defaults: smtp_sasl_security_options = noplaintext, noanonymous.
-        self.start(server, smtp_tls_security_level="may")
+        self.start(server.port, smtp_tls_security_level="may")
         queue_id = self.send()
         wait_for(lambda: "no mechanism available" in self.queuectl("show", queue_id), timeout=30,
                  what="the login refused by our own policy")
@@ -184,6 +185,44 @@ class SmtpAuthClientTest(unittest.TestCase):
         self.assertEqual(server.auth_log(), "")  # Not even an AUTH command reached it.
         self.assertEqual(server.messages(), [])
         self.assert_no_secret_anywhere()
+
+    def test_relay_to_another_postgates_submission_and_smtps(self):
+        """The upstream is a second Postgate: its submission service (STARTTLS, AUTH required to send
+        at all) and its smtps one (implicit TLS), where bar@upstream.test is a local user."""
+        hashed = subprocess.run(["mkpasswd", "-m", "yescrypt", RIGHT], check=True, capture_output=True,
+                                text=True).stdout.strip()
+        users = os.path.join(self.dir, "upstream-users")
+        with open(users, "w") as out:
+            out.write(f"relayuser:{hashed}\n")
+        submission, smtps = free_port(), free_port()
+        upstream = Postgate({"myhostname": "upstream.test", "mydomain": "upstream.test",
+                             "mydestination": "upstream.test", "postgate_local_users": "bar",
+                             "mynetworks": "192.168.0.0/24", "postgate_smtpd_sasl_users_file": users},
+                            master_cf=("smtp inet n - n - - smtpd\n"
+                                       f"127.0.0.1:{submission} inet n - n - - smtpd\n"
+                                       "  -o smtpd_tls_security_level=encrypt -o smtpd_sasl_auth_enable=yes\n"
+                                       "  -o smtpd_tls_auth_only=yes\n"
+                                       "  -o { smtpd_relay_restrictions = permit_sasl_authenticated, reject }\n"
+                                       f"127.0.0.1:{smtps} inet n - n - - smtpd\n"
+                                       "  -o smtpd_tls_wrappermode=yes -o smtpd_sasl_auth_enable=yes\n"
+                                       "  -o { smtpd_relay_restrictions = permit_sasl_authenticated, reject }\n"))
+        try:
+            upstream.start()
+            for port, extra in ((submission, {}), (smtps, {"smtp_tls_wrappermode": "yes"})):
+                self.write_passwords(f"[127.0.0.1]:{port} relayuser:{RIGHT}\n")
+                self.start(port, **extra)
+                reply = send_message(self.postgate.smtp_port, recipients=("bar@upstream.test",),
+                                     body=f"Subject: via {port}\r\n\r\nrelayed with a login\r\n")
+                queue_id = re.search(r"queued as (" + QUEUE_ID + ")", reply).group(1)
+                self.postgate.queue.wait_log(queue_id + r": to=<bar@upstream\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:"
+                                             + str(port) + r", .*status=sent \(250 2\.0\.0 Ok: queued as " + QUEUE_ID)
+                upstream.gateway.wait_log(r"client=localhost\[127\.0\.0\.1\], sasl_method=PLAIN, sasl_username=relayuser")
+                self.assert_no_secret_anywhere("\n".join(upstream.gateway.log()))
+                self.postgate.cleanup()
+                self.postgate = None
+            upstream.wait_delivered("bar", 2)
+        finally:
+            upstream.cleanup()
 
 
 if __name__ == "__main__":
