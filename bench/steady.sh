@@ -3,8 +3,9 @@
 # queue-service's memory and status/scrape latency sampled throughout (issue 15's third figure).
 #
 #   bench/steady.sh                                  # SECONDS_TOTAL=1800 RATE=600: 30 minutes, ~1.1 M
-#                                                    # messages (run 2026-11-30, bench/README.md)
-#   SECONDS_TOTAL=600 INTERVAL=15 bench/steady.sh    # 10 minutes (run 2026-11-30, bench/README.md)
+#                                                    # messages, samples every 10 s (runs 2026-11-30,
+#                                                    # bench/README.md)
+#   SECONDS_TOTAL=600 bench/steady.sh                # 10 minutes (runs 2026-11-30, bench/README.md)
 #   SECONDS_TOTAL=600 INTERVAL=15 BIN_DIR=/tmp/fresh-check2/build/bin bench/steady.sh
 #                                                    # the same with other binaries (before/after)
 # The bounded version in ./scripts/test is tests/e2e/test_steady.py (90 s; what it can and cannot
@@ -13,7 +14,7 @@
 # RATE defaults to about half the peak 1 KiB accept rate bench/run.sh measures on 2 cores.
 # Warm-up is the first sixth; the first and the last third after it are compared (printed, not
 # judged): queue-service RSS (issue 15 asks for a ratio within 1 ± 0.10), GetQueueStatus and
-# /metrics latency. Then every accepted message must be in the Maildir once the queue is empty.
+# /metrics latency; each sample also shows where the memory is (postgate_queue_memory_bytes). Then every accepted message must be in the Maildir once the queue is empty.
 # Prints the samples and a summary line; exits non-zero if anything was lost. Uses bench/lib.sh (Release build, loopback, throw-away data).
 source "$(dirname "$0")/lib.sh"
 seconds=${SECONDS_TOTAL:-1800}

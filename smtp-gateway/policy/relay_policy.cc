@@ -128,6 +128,16 @@ absl::StatusOr<std::vector<RelayRestriction>> ParseRelayRestrictions(const std::
     }
     restrictions.push_back(found->second);
   }
+  // Postfix's safety net against an open relay: some word must refuse what the others let through.
+  const bool refuses = std::any_of(restrictions.begin(), restrictions.end(), [](RelayRestriction r) {
+    return r == RelayRestriction::kRejectUnauthDestination || r == RelayRestriction::kDeferUnauthDestination ||
+           r == RelayRestriction::kReject || r == RelayRestriction::kDefer;
+  });
+  if (!refuses) {
+    return absl::InvalidArgumentError(
+        "specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, "
+        "reject, defer (an open relay otherwise)");
+  }
   return restrictions;
 }
 

@@ -41,7 +41,7 @@ absl::StatusOr<SenderLoginPolicy> ParseSenderRestrictions(const std::vector<std:
                                                           std::optional<config::LookupTable> owners);
 
 // smtpd_relay_restrictions: checked for each recipient, in order, until one permits or refuses;
-// a list that ends undecided permits. The default is Postfix's list with reject_unauth_destination.
+// a list that ends undecided permits (ParseRelayRestrictions makes sure one word can refuse). The default is Postfix's list with reject_unauth_destination.
 enum class RelayRestriction {
   kPermitMynetworks,         // permit_mynetworks
   kPermitSaslAuthenticated,  // permit_sasl_authenticated
@@ -55,7 +55,8 @@ enum class RelayRestriction {
 inline constexpr const char* kDefaultRelayRestrictions =
     "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination";
 
-// An unknown word is an error naming it.
+// An unknown word is an error naming it; so is a list without reject_unauth_destination,
+// defer_unauth_destination, reject or defer (Postfix refuses such a list too: an open relay).
 absl::StatusOr<std::vector<RelayRestriction>> ParseRelayRestrictions(const std::vector<std::string>& words);
 
 // smtpd_client_auth_rate_limit: AUTH commands per client (and service) per time unit, counted in

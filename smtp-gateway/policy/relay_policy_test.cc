@@ -132,7 +132,12 @@ TEST_F(RelayPolicyTest, RelayRestrictionsDecideInOrder) {
   EXPECT_EQ(rcpt({"permit_auth_destination", "defer"}, "10.9.9.9", false, "bar@mail169.com"), "accept bar@mail169.com");
   EXPECT_EQ(rcpt({"permit_auth_destination", "defer"}, "10.9.9.9", false, "x@example.org"),
             "450 4.3.2 <x@example.org>: Recipient address rejected: Try again later\r\n");
-  EXPECT_EQ(rcpt({}, "10.9.9.9", false, "x@example.org"), "accept x@example.org");  // An empty list permits.
+  // A list that cannot refuse is an open relay: refused, as Postfix refuses it.
+  for (const std::vector<std::string>& open : {std::vector<std::string>{}, {"permit_mynetworks", "permit"}}) {
+    EXPECT_EQ(ParseRelayRestrictions(open).status().message(),
+              "specify at least one working instance of: reject_unauth_destination, defer_unauth_destination, "
+              "reject, defer (an open relay otherwise)");
+  }
   EXPECT_EQ(rcpt({"PERMIT_MYNETWORKS", "reject_unauth_destination"}, "127.0.0.1", false, "x@example.org"),
             "accept x@example.org");
   EXPECT_EQ(ParseRelayRestrictions({"permit_mynetworks", "check_client_access"}).status().message(),
