@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import smtplib
-import ssl
 import subprocess
 import tempfile
 import unittest
@@ -20,7 +19,7 @@ import yaml
 
 import postgate_test_health_pb2 as health_pb2
 import postgate_test_health_pb2_grpc as health_pb2_grpc
-from postgate_harness import BIN_DIR, QUEUE_ID, SmtpConnection, Service, send_message, wait_for
+from postgate_harness import BIN_DIR, QUEUE_ID, SmtpConnection, Service, insecure_tls_context, send_message, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELM = os.path.join(ROOT, ".tools/bin/helm")
@@ -166,9 +165,7 @@ class RenderAndRunTest(unittest.TestCase):
                                      "smtp-gateway"))
         self.services[-1].wait_log(r"listening smtp=\S+ 2587=\S+:2587 2465=\S+:2465 ")
         ports = {p["name"]: p["containerPort"] for p in gateway_container["ports"]}
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE  # The test's self-signed certificate.
+        context = insecure_tls_context()  # The test's self-signed certificate.
         with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=15) as client:
             client.ehlo("client.test")
             self.assertFalse(client.has_extn("auth"))

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -350,6 +351,49 @@ def delivery_counts(postgate, acknowledged, timeout=180):
 
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+def insecure_tls_context():
+    """A client TLS context that accepts the tests' self-signed certificates."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def smtp_replies(port, lines, starttls=False, wrapped=False):
+    """The greeting, then each line's reply (a multi-line reply's lines joined by newlines, CRLF
+    dropped). `starttls`: EHLO and STARTTLS first (their replies not returned); `wrapped`: TLS from
+    the first byte (smtps)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    if wrapped:
+        sock = insecure_tls_context().wrap_socket(sock)
+    stream = sock.makefile("rb")
+
+    def reply():
+        out = []
+        while True:
+            line = stream.readline().decode()
+            out.append(line.rstrip("\r\n"))
+            if len(line) < 4 or line[3] != "-":
+                return "\n".join(out)
+    try:
+        answers = [reply()]
+        if starttls:
+            sock.sendall(b"EHLO client.test\r\n")
+            reply()
+            sock.sendall(b"STARTTLS\r\n")
+            started = reply()
+            if not started.startswith("220"):
+                raise AssertionError(f"STARTTLS refused: {started}")
+            sock = insecure_tls_context().wrap_socket(sock)
+            stream = sock.makefile("rb")
+        for line in lines:
+            sock.sendall(line.encode() + b"\r\n")
+            answers.append(reply())
+        return answers
+    finally:
+        sock.close()
 
 
 def free_port():

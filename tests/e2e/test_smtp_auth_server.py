@@ -6,8 +6,6 @@ read again when it changes; passwords never reach the log or the metrics."""
 import base64
 import os
 import re
-import socket
-import ssl
 import subprocess
 import tempfile
 import time
@@ -15,7 +13,7 @@ import unittest
 import urllib.request
 import smtplib
 
-from postgate_harness import QUEUE_ID, Postgate, wait_for
+from postgate_harness import QUEUE_ID, Postgate, insecure_tls_context, smtp_replies, wait_for
 
 PASSWORD = "Sub-Pass-9e1f"
 ROTATED = "Sub-Pass-rotated-44"
@@ -24,13 +22,6 @@ ROTATED = "Sub-Pass-rotated-44"
 def mkpasswd(password, method="sha-512"):
     return subprocess.run(["mkpasswd", "-m", method, password], check=True, capture_output=True,
                           text=True).stdout.strip()
-
-
-def tls_context():
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # The test's self-signed certificate.
-    return context
 
 
 class SmtpAuthServerTest(unittest.TestCase):
@@ -67,30 +58,7 @@ class SmtpAuthServerTest(unittest.TestCase):
 
     def raw(self, lines, starttls=True):
         """Each line's reply, over STARTTLS unless told otherwise."""
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=15)
-        stream = sock.makefile("rb")
-
-        def reply():
-            out = []
-            while True:
-                line = stream.readline().decode()
-                out.append(line.rstrip("\r\n"))
-                if len(line) < 4 or line[3] != "-":
-                    return "\n".join(out)
-        reply()
-        if starttls:
-            sock.sendall(b"EHLO client.test\r\n")
-            reply()
-            sock.sendall(b"STARTTLS\r\n")
-            self.assertTrue(reply().startswith("220"))
-            sock = tls_context().wrap_socket(sock)
-            stream = sock.makefile("rb")
-        answers = []
-        for line in lines:
-            sock.sendall(line.encode() + b"\r\n")
-            answers.append(reply())
-        sock.close()
-        return answers
+        return smtp_replies(self.port, lines, starttls=starttls)[1:]
 
     def metrics(self):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.postgate.gateway_metrics_port}/metrics") as page:
@@ -157,12 +125,12 @@ class SmtpAuthServerTest(unittest.TestCase):
             self.assertIn("235 2.7.0 Authentication successful", result.stdout, result.stdout + result.stderr)
             self.assertRegex(result.stdout, r"250 2\.0\.0 Ok: queued as " + QUEUE_ID)
         with smtplib.SMTP("127.0.0.1", self.port, timeout=15) as client:
-            client.starttls(context=tls_context())
+            client.starttls(context=insecure_tls_context())
             self.assertEqual(client.login("foo", PASSWORD)[0], 235)
             client.sendmail("foo@mail169.com", ["someone@example.org"], "Subject: smtplib\r\n\r\nhi\r\n")
         with self.assertRaises(smtplib.SMTPAuthenticationError):
             with smtplib.SMTP("127.0.0.1", self.port, timeout=15) as client:
-                client.starttls(context=tls_context())
+                client.starttls(context=insecure_tls_context())
                 client.login("bar", PASSWORD)
         result = subprocess.run(["curl", "-sS", "--ssl-reqd", "--insecure", "--url", f"smtp://127.0.0.1:{self.port}/curl.test",
                                  "--user", f"foo:{PASSWORD}", "--mail-from", "foo@mail169.com", "--mail-rcpt",

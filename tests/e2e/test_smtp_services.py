@@ -10,21 +10,13 @@ import os
 import re
 import socket
 import smtplib
-import ssl
 import subprocess
 import tempfile
 import unittest
 
-from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, free_port, wait_for
+from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, free_port, insecure_tls_context, smtp_replies, wait_for
 
 PASSWORD = "Submit-Pass-31c"
-
-
-def tls_context():
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # The test's self-signed certificate.
-    return context
 
 
 def master_cf(submission, smtps, limited, relay_restrictions="permit_sasl_authenticated, reject"):
@@ -68,33 +60,10 @@ class SmtpServicesTest(unittest.TestCase):
         cls.postgate.cleanup()
         subprocess.run(["rm", "-rf", cls.dir], check=False)
 
-    def raw(self, port, lines, starttls=False, wrapped=False):
+    @staticmethod
+    def raw(port, lines, starttls=False):
         """The greeting, then each line's reply."""
-        sock = socket.create_connection(("127.0.0.1", port), timeout=15)
-        if wrapped:
-            sock = tls_context().wrap_socket(sock)
-        stream = sock.makefile("rb")
-
-        def reply():
-            out = []
-            while True:
-                line = stream.readline().decode()
-                out.append(line.rstrip("\r\n"))
-                if len(line) < 4 or line[3] != "-":
-                    return "\n".join(out)
-        answers = [reply()]
-        if starttls:
-            sock.sendall(b"EHLO client.test\r\n")
-            reply()
-            sock.sendall(b"STARTTLS\r\n")
-            self.assertTrue(reply().startswith("220"))
-            sock = tls_context().wrap_socket(sock)
-            stream = sock.makefile("rb")
-        for line in lines:
-            sock.sendall(line.encode() + b"\r\n")
-            answers.append(reply())
-        sock.close()
-        return answers
+        return smtp_replies(port, lines, starttls=starttls)
 
     def test_services_listen_where_master_cf_says(self):
         ports = self.postgate.service_ports
@@ -141,7 +110,7 @@ class SmtpServicesTest(unittest.TestCase):
         self.assertRegex(result.stdout, r"250 2\.0\.0 Ok: queued as " + QUEUE_ID)
 
     def test_smtps_speaks_tls_from_the_first_byte(self):
-        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, context=tls_context(), timeout=15) as client:
+        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, context=insecure_tls_context(), timeout=15) as client:
             code, ehlo = client.ehlo("client.test")
             self.assertEqual(code, 250)
             self.assertNotIn(b"STARTTLS", ehlo)  # Already inside TLS.
@@ -176,7 +145,7 @@ class SmtpServicesTest(unittest.TestCase):
         self.postgate.gateway.wait_log(r"warning: AUTH command rate limit exceeded: 3 from localhost\[127\.0\.0\.1\] "
                                        rf"for service 127\.0\.0\.1:{self.limited}$")
         # Other services count on their own.
-        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, context=tls_context(), timeout=15) as client:
+        with smtplib.SMTP_SSL("127.0.0.1", self.smtps, context=insecure_tls_context(), timeout=15) as client:
             self.assertEqual(client.login("foo", PASSWORD)[0], 235)
 
     def test_master_cf_edit_applies_to_new_sessions(self):
