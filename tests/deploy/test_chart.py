@@ -36,6 +36,9 @@ VARIANTS = {
                    "--set", "mainCf.relayhost=[smtp.example.net]:587", "--set", "mainCf.defer_transports=",
                    "--set", "mainCf.smtp_tls_security_level=encrypt",
                    "--set", "mainCf.smtp_sasl_tls_security_options=noanonymous"],
+    "submission": ["--set", "tls.enabled=true", "--set-file", "tls.cert={dir}/snakeoil.pem",
+                   "--set-file", "tls.key={dir}/snakeoil.key", "--set", "submission.enabled=true",
+                   "--set", "smtps.enabled=true", "--set", "saslUsers.users=app1:$y$j9T$x$y"],
     "nodeport-local": ["--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30025",
                        "--set", "gateway.service.externalTrafficPolicy=Local",
                        "--set", "mainCf.mynetworks=127.0.0.0/8 10.244.7.0/24"],
@@ -227,6 +230,20 @@ class ChartTest(unittest.TestCase):
         self.assertNotIn(("Secret", "pg-postgate-relay-auth"), objects)
         volumes = objects[("StatefulSet", "pg-postgate-queue")]["spec"]["template"]["spec"]["volumes"]
         self.assertIn({"name": "relay-auth", "secret": {"secretName": "provider-login", "defaultMode": 0o440}}, volumes)
+
+    def test_submission_needs_tls_and_users_and_port_25_auth_can_use_them(self):
+        result = self.template(["--set", "submission.enabled=true"])
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("submission and smtps need tls.enabled", result.stderr)
+        # saslUsers alone: the file is mounted for mainCf's smtpd_sasl_auth_enable on port 25.
+        objects = by_key(documents(self.render(["--set", "saslUsers.existingSecret=submission-users",
+                                                "--set", "mainCf.smtpd_sasl_auth_enable=yes"])))
+        self.assertNotIn(("Secret", "pg-postgate-sasl-users"), objects)
+        volumes = objects[("Deployment", "pg-postgate-gateway")]["spec"]["template"]["spec"]["volumes"]
+        self.assertIn({"name": "sasl-users", "secret": {"secretName": "submission-users"}}, volumes)
+        config = objects[("ConfigMap", "pg-postgate-config")]["data"]
+        self.assertIn("postgate_smtpd_sasl_users_file = /run/secrets/postgate/users/users", config["main.cf"])
+        self.assertNotIn("master.cf", config)
 
     def test_notes_tell_how_to_send_and_query(self):
         result = run([HELM, "install", "pg", CHART, "--namespace", "mail", "--dry-run=client"])
