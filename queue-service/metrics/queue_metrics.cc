@@ -67,8 +67,8 @@ class MemoryCollector : public prometheus::Collectable {
 
   std::vector<prometheus::MetricFamily> Collect() const override {
     prometheus::MetricFamily family{"postgate_queue_memory_bytes",
-                                    "Where queue-service's memory is: the store's memtables and table readers "
-                                    "(RocksDB's estimates), the C heap in use and free bytes the allocator keeps.",
+                                    "Where queue-service's memory is: the store's memtables, table readers and block cache "
+                                    "(RocksDB's figures), the C heap in use and free bytes the allocator keeps.",
                                     prometheus::MetricType::Gauge, {}};
     auto add = [&family](const std::string& part, double bytes) {
       prometheus::ClientMetric metric;

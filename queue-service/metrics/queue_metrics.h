@@ -38,9 +38,9 @@ class QueueMetrics {
   static std::shared_ptr<prometheus::Collectable> QueueDepthCollector(const QueueIndex& index);
 
   // A collector reporting where the process's memory is, as postgate_queue_memory_bytes{part}:
-  // the parts `store_parts` names at each scrape (the store's memtables and table readers) and
-  // the C heap's bytes in use and held free by the allocator (glibc's mallinfo2) – so an operator
-  // can tell a growing store from a growing heap from fragmentation.
+  // the parts `store_parts` names at each scrape (the store's memtables, table readers and block
+  // cache) and the C heap's bytes in use and held free by the allocator (glibc's mallinfo2) – so
+  // an operator can tell a growing store from a growing heap from fragmentation.
   using NamedBytes = std::vector<std::pair<std::string, uint64_t>>;
   static std::shared_ptr<prometheus::Collectable> MemoryCollector(std::function<NamedBytes()> store_parts);
 };

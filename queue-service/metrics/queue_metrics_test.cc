@@ -77,5 +77,27 @@ TEST(QueueMetricsTest, KnownLabelsStartAtZero) {
   EXPECT_EQ(deliveries, 6u);  // {local, smtp} × {sent, deferred, bounced}
 }
 
+TEST(MemoryCollectorTest, ReportsTheStorePartsAtEachScrapeAndTheHeap) {
+  uint64_t memtables = 100;
+  const std::shared_ptr<prometheus::Collectable> collector = QueueMetrics::MemoryCollector([&memtables] {
+    return QueueMetrics::NamedBytes{{"store_memtables", memtables}, {"store_block_cache", 7}};
+  });
+  auto parts = [&collector] {
+    std::map<std::string, double> values;
+    for (const prometheus::MetricFamily& family : collector->Collect()) {
+      EXPECT_EQ(family.name, "postgate_queue_memory_bytes");
+      for (const prometheus::ClientMetric& metric : family.metric) values[metric.label.front().value] = metric.gauge.value;
+    }
+    return values;
+  };
+  std::map<std::string, double> values = parts();
+  EXPECT_EQ(values["store_memtables"], 100);
+  EXPECT_EQ(values["store_block_cache"], 7);
+  EXPECT_GT(values["heap_in_use"], 0);  // This test's own allocations at least.
+  EXPECT_EQ(values.count("heap_free"), 1u);
+  memtables = 200;
+  EXPECT_EQ(parts()["store_memtables"], 200);
+}
+
 }  // namespace
 }  // namespace postgate::queue

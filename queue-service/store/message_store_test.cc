@@ -232,6 +232,29 @@ TYPED_TEST(MessageStoreContractTest, IndexesFollowTheRecords) {
   EXPECT_EQ(store.LastId().value(), "");
 }
 
+// The store's memory does not follow its history: 100 MB of content (three memtables' worth, so
+// table files on disk) read back in full leaves the block cache at its 8 MiB and the open files'
+// own memory at their small top-level indexes (unpartitioned, it would be ~0.8 MiB here and grow
+// with every file).
+TEST(RocksDbMessageStoreTest, MemoryIsBoundedByTheBlockCacheNotByTheData) {
+  std::string dir = TempDir();
+  {
+    auto store = RocksDbMessageStore::Open(dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    const std::string block(4096, 'x');
+    constexpr uint32_t kChunks = 25000;
+    for (uint32_t i = 0; i < kChunks; ++i) ASSERT_TRUE((*store)->PutChunk("0000000000001", i, block).ok());
+    const StoredMessage record = Record("0000000000001", kChunks);
+    for (uint32_t i = 0; i < kChunks; ++i) ASSERT_EQ((*store)->ReadChunk(record, i)->size(), block.size());
+    const RocksDbMessageStore::MemoryUsage usage = (*store)->Memory();
+    EXPECT_GT(usage.block_cache, 0u);
+    EXPECT_LE(usage.block_cache, 8u << 20);
+    EXPECT_LT(usage.table_readers, 256u << 10);
+    EXPECT_LE(usage.memtables, 2u * (32u << 20) + (1u << 20));
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // A queue written by the release before the indexes: records ("m/<id>") and chunks only, no
 // layout version. Open indexes it once; a newer layout than this release knows is refused.
 TEST(RocksDbMessageStoreTest, AQueueWithoutIndexesIsUpgradedAtOpen) {
