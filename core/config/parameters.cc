@@ -54,6 +54,12 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_forbid_bare_newline_exclusions", "$mynetworks", K::kList},
     ParameterSpec{"smtpd_forbid_bare_newline_reject_code", "550", K::kInteger},
     ParameterSpec{"local_destination_concurrency_limit", "2", K::kInteger},
+    // cleanup(8), as in Postfix.
+    ParameterSpec{"local_header_rewrite_clients", "permit_inet_interfaces", K::kList},
+    ParameterSpec{"always_add_missing_headers", "no", K::kBool},
+    ParameterSpec{"hopcount_limit", "50", K::kInteger},
+    ParameterSpec{"header_size_limit", "102400", K::kInteger},
+    ParameterSpec{"undisclosed_recipients_header", "", K::kString},
     // Free bytes the queue's file system must keep; 0: 1.5 × message_size_limit, as Postfix.
     ParameterSpec{"queue_minfree", "0", K::kInteger},
     ParameterSpec{"queue_run_delay", "300s", K::kTime, 's'},

@@ -333,6 +333,8 @@ Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_
       return Say(452, "4.3.1", "Insufficient system storage");
     case DataOutcome::kBareNewline:
       return Step{BareNewlineReply(), Action::kNone};
+    case DataOutcome::kTooManyHops:
+      return Say(554, "5.4.0", "Error: too many hops");
     case DataOutcome::kQueueError:
       break;
   }
@@ -580,6 +582,9 @@ Step SessionMachine::BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes,
       break;
     case BdatOutcome::kBareNewline:
       step = Step{BareNewlineReply(), Action::kNone};
+      break;
+    case BdatOutcome::kTooManyHops:
+      step = Say(554, "5.4.0", "Error: too many hops");
       break;
     case BdatOutcome::kDiscarded:
       step = bdat_error_ ? Step{*bdat_error_, Action::kNone}

@@ -129,6 +129,7 @@ enum class DataOutcome {
   kQueueError,   // The queue failed or was unreachable; nothing was kept.
   kNoStorage,    // The queue's disk is (nearly) full; nothing was kept.
   kBareNewline,  // smtpd_forbid_bare_newline = reject and a line ended in a bare LF.
+  kTooManyHops,  // hopcount_limit Received: headers or more (a mail loop); nothing was kept.
 };
 
 // The BDAT chunk the session must read next (RFC 3030). The bytes are read in every case – the
@@ -147,6 +148,7 @@ enum class BdatOutcome {
   kQueueError,  // The queue failed; the rest of the message is discarded.
   kNoStorage,   // The queue's disk is (nearly) full; the rest of the message is discarded.
   kBareNewline, // smtpd_forbid_bare_newline = reject: the chunk had a bare LF; the rest is discarded.
+  kTooManyHops, // LAST chunk: hopcount_limit Received: headers or more; nothing was kept.
   kDiscarded,   // The session dropped the bytes as bdat_chunk().discard asked.
 };
 

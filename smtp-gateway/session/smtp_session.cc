@@ -33,6 +33,7 @@
 #include "core/smtp/line_reader.h"
 #include "core/smtp/proxy_protocol.h"
 #include "smtp-gateway/policy/network.h"
+#include "smtp-gateway/cleanup/message_cleanup.h"
 #include "smtp-gateway/protocol/received_header.h"
 #include "smtp-gateway/session/client_name.h"
 #include "core/base/absl_fmt.h"
@@ -97,6 +98,7 @@ class SmtpSession {
         timer_(socket_.get_executor()),
         env_(environment),
         log_(environment.log ? *environment.log : *spdlog::default_logger()),
+        cleanup_log_(environment.cleanup_log ? *environment.cleanup_log : *spdlog::default_logger()),
         reader_(environment.line_length_limit) {}
 
   ~SmtpSession() {
@@ -503,7 +505,9 @@ class SmtpSession {
     bool bare_newline = false;      // smtpd_forbid_bare_newline = reject, and a bare LF came.
     absl::Status queue_status;      // The first queue failure.
     smtp::CrlfToLf crlf;            // BDAT only: CRLF → LF across chunks.
-    smtp::HeaderBodySeparator separator;  // The empty line cleanup(8) inserts, where missing.
+    // What cleanup(8) does to the header section; the Received: header went through it first.
+    std::unique_ptr<cleanup::MessageCleanup> cleanup;
+    bool too_many_hops = false;     // Refused at the end: hopcount_limit reached.
     bool failed() const { return too_big || bare_newline || !queue_status.ok(); }
   };
 
@@ -536,22 +540,38 @@ class SmtpSession {
       log_.info("{}: client={}, sasl_method={}, sasl_username={}", message.queue_id, client_,
                    machine_->sasl_method(), absl::CEscape(machine_->sasl_username()));
     }
-    message.pending = protocol::FormatReceivedHeader(
+    const absl::Time arrival = absl::Now();
+    const std::string received = protocol::FormatReceivedHeader(
         {machine_->helo(), hostname_, address_, env_.limits.hostname, env_.mail_name, ProtocolName(),
          message.queue_id, transaction.recipients,
-         absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", absl::Now(), absl::LocalTimeZone()),
+         absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", arrival, absl::LocalTimeZone()),
          env_.tls_received_header ? tls_description_ : std::string(),
          env_.sasl_authenticated_header ? machine_->sasl_username() : std::string()});
+    const bool logged_in = !machine_->sasl_username().empty();
+    cleanup::CleanupOptions options{
+        .add_missing_headers = env_.always_add_missing_headers ||
+                               (env_.header_rewrite_clients != nullptr &&
+                                env_.header_rewrite_clients->Matches(address_, env_.policy->RelayPermitted(address_),
+                                                                     logged_in)),
+        .myhostname = env_.limits.hostname,
+        .queue_id = message.queue_id,
+        .arrival = arrival,
+        .sender = transaction.sender,
+        .hopcount_limit = env_.hopcount_limit,
+        .header_size_limit = env_.header_size_limit,
+        .undisclosed_recipients_header = env_.undisclosed_recipients_header};
+    message.cleanup = std::make_unique<cleanup::MessageCleanup>(std::move(options), nullptr);
+    message.cleanup->Feed(received, &message.pending);
     co_return message;
   }
 
-  // Passes the client content appended to message.pending since `from` through the separator
-  // (a copy only while in the header section).
+  // Passes the client content appended to message.pending since `from` through cleanup (a copy
+  // only while in the header section).
   static void Separate(MessageInProgress& message, size_t from) {
-    if (message.separator.in_body()) return;
+    if (message.cleanup->in_body()) return;
     const std::string fresh = message.pending.substr(from);
     message.pending.resize(from);
-    message.separator.Feed(fresh, &message.pending);
+    message.cleanup->Feed(fresh, &message.pending);
   }
 
   // Accounts for `added` client bytes just appended to message.pending and ships full chunks.
@@ -573,7 +593,17 @@ class SmtpSession {
   asio::awaitable<absl::Status> Commit(MessageInProgress& message) {
     const absl::Time end_of_data = absl::Now();
     absl::Status status = message.queue_status;
-    message.separator.Finish(&message.pending);
+    message.cleanup->Finish(&message.pending);
+    if (message.cleanup->too_many_hops()) {
+      message.too_many_hops = true;
+      message.upload.reset();  // The queue keeps nothing.
+      // Postfix's cleanup logs this line and its smtpd no reject line for the reply.
+      cleanup_log_.warn("{}: message rejected: hopcount exceeded", message.queue_id);
+      env_.metrics->CountReject("too_many_hops");
+      reject_accounted_ = true;
+      co_return absl::FailedPreconditionError("too many hops");
+    }
+    cleanup_log_.info("{}: message-id={}", message.queue_id, message.cleanup->message_id());
     if (status.ok()) {
       message.stored_bytes += message.pending.size();
       status = co_await message.upload->Commit(std::exchange(message.pending, std::string()), message.stored_bytes);
@@ -621,6 +651,7 @@ class SmtpSession {
     } else if (!message->too_big) {
       absl::Status committed = co_await Commit(*message);
       outcome = committed.ok()                         ? protocol::DataOutcome::kQueued
+                : message->too_many_hops               ? protocol::DataOutcome::kTooManyHops
                 : absl::IsResourceExhausted(committed) ? protocol::DataOutcome::kNoStorage
                                                        : protocol::DataOutcome::kQueueError;
     }
@@ -674,7 +705,9 @@ class SmtpSession {
       bdat_message_->crlf.Finish(&bdat_message_->pending);
       Separate(*bdat_message_, before);
       const absl::Status committed = co_await Commit(*bdat_message_);
-      outcome = committed.ok() ? protocol::BdatOutcome::kQueued : failure(committed);
+      outcome = committed.ok()                   ? protocol::BdatOutcome::kQueued
+                : bdat_message_->too_many_hops ? protocol::BdatOutcome::kTooManyHops
+                                               : failure(committed);
     }
     const uint64_t total = bdat_message_ ? bdat_message_->client_bytes : 0;
     const std::string queue_id = bdat_message_ ? bdat_message_->queue_id : "";
@@ -770,6 +803,7 @@ class SmtpSession {
   asio::steady_timer timer_;
   const SessionEnvironment& env_;
   spdlog::logger& log_;  // The service's syslog_name; lives as long as env_.
+  spdlog::logger& cleanup_log_;  // syslog_name/cleanup, as Postfix's cleanup(8) logs.
   smtp::LineReader reader_;
   std::unique_ptr<protocol::Decider> decider_;
   std::optional<protocol::SessionMachine> machine_;

@@ -14,6 +14,7 @@
 #include "asio/thread_pool.hpp"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/policy/client_limiter.h"
+#include "smtp-gateway/policy/header_rewrite_clients.h"
 #include "smtp-gateway/policy/login_database.h"
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/protocol/session_machine.h"
@@ -74,6 +75,13 @@ struct SessionEnvironment {
   policy::ClientLimiter* client_limiter = nullptr;  // Null: no per-client limits.
   policy::ClientLimits client_limits;
   const policy::NetworkList* limit_exceptions = nullptr;
+  // What cleanup(8) does to the header section (smtp-gateway/cleanup/message_cleanup.h).
+  const policy::HeaderRewriteClients* header_rewrite_clients = nullptr;  // Null: nobody's.
+  bool always_add_missing_headers = false;
+  int hopcount_limit = 50;
+  size_t header_size_limit = 102400;
+  std::string undisclosed_recipients_header;
+  std::shared_ptr<spdlog::logger> cleanup_log;  // syslog_name/cleanup; null: spdlog's default.
 };
 
 // `environment` stays alive (and unchanged) for the whole session, whatever a reload does.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/base/logging.h"
 #include "core/config/aliases.h"
+#include "smtp-gateway/settings/machine_addresses.h"
 
 namespace postgate::gateway {
 namespace {
@@ -34,6 +35,15 @@ std::optional<BareNewline> ParseBareNewline(absl::string_view value) {
   if (lower == "reject") return BareNewline::kReject;
   if (lower == "no") return BareNewline::kAllow;
   return std::nullopt;
+}
+
+// Postfix's is_header(): a name of printable characters other than ':', optional blanks, ':'.
+bool IsHeaderField(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && text[i] > 32 && text[i] < 127 && text[i] != ':') ++i;
+  if (i == 0) return false;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  return i < text.size() && text[i] == ':' && text.find('\n') == absl::string_view::npos;
 }
 
 }  // namespace
@@ -161,7 +171,31 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     return cf.Error("smtpd_forbid_bare_newline_reject_code", absl::StrCat(bare_newline_code, " is not within 500..599"));
   }
 
+  absl::StatusOr<policy::NetworkList> machine = MachineAddresses(cf.GetList("inet_interfaces"));
+  if (!machine.ok()) return cf.Error("inet_interfaces", machine.status().message());
+  absl::StatusOr<policy::HeaderRewriteClients> rewrite_clients =
+      policy::HeaderRewriteClients::Parse(cf.GetList("local_header_rewrite_clients"), *std::move(machine));
+  if (!rewrite_clients.ok()) return cf.Error("local_header_rewrite_clients", rewrite_clients.status().message());
+  settings->header_rewrite_clients_ = *std::move(rewrite_clients);
+  const std::string undisclosed = cf.Get("undisclosed_recipients_header");
+  if (!undisclosed.empty() && !IsHeaderField(undisclosed)) {
+    return cf.Error("undisclosed_recipients_header",
+                    absl::StrCat("\"", undisclosed, "\" is not a header: need \"headername: headervalue\""));
+  }
+  const int64_t hopcount_limit = cf.GetInteger("hopcount_limit");
+  if (hopcount_limit < 1) return cf.Error("hopcount_limit", "must be at least 1");
+  const int64_t header_size_limit = cf.GetInteger("header_size_limit");
+  if (header_size_limit < 1000) {  // RFC 5322 lines are up to 998 bytes and CRLF.
+    return cf.Error("header_size_limit", absl::StrCat(header_size_limit, " is less than 1000"));
+  }
+
   SessionEnvironment& environment = settings->environment_;
+  environment.header_rewrite_clients = &*settings->header_rewrite_clients_;
+  environment.always_add_missing_headers = cf.GetBool("always_add_missing_headers");
+  environment.hopcount_limit = static_cast<int>(std::min<int64_t>(hopcount_limit, 1 << 20));
+  environment.header_size_limit = static_cast<size_t>(header_size_limit);
+  environment.undisclosed_recipients_header = undisclosed;
+  environment.cleanup_log = base::ProgramLogger(absl::StrCat(cf.Get("syslog_name"), "/cleanup"));
   environment.drain = services.drain;
   environment.queue = services.queue;
   environment.metrics = services.metrics;

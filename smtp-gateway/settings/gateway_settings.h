@@ -57,6 +57,7 @@ class GatewaySettings {
   std::optional<policy::NetworkList> proxy_networks_;
   std::optional<policy::NetworkList> limit_exceptions_;  // smtpd_client_event_limit_exceptions
   std::optional<policy::NetworkList> bare_newline_exclusions_;  // smtpd_forbid_bare_newline_exclusions
+  std::optional<policy::HeaderRewriteClients> header_rewrite_clients_;  // local_header_rewrite_clients
   std::unique_ptr<TlsContextProvider> tls_;
   std::shared_ptr<policy::LoginDatabase> logins_;  // smtpd_sasl_auth_enable
   SessionEnvironment environment_;  // Points into the members above.

@@ -52,6 +52,12 @@ class ConfigErrorsTest(unittest.TestCase):
         self.assertFailsWith("smtp-gateway", "line_length_limit = 100\n", "FILE:LINE: line_length_limit: 100 is less than 512")
         self.assertFailsWith("queue-service", "notify_classes = bounce, bounces\n",
                              'FILE:LINE: notify_classes: "bounces": use bounce, 2bounce or delay')
+        self.assertFailsWith("smtp-gateway", "undisclosed_recipients_header = undisclosed\n",
+                             'FILE:LINE: undisclosed_recipients_header: "undisclosed" is not a header: '
+                             'need "headername: headervalue"')
+        self.assertFailsWith("smtp-gateway", "local_header_rewrite_clients = permit_mynetworks, check_address_map\n",
+                             'FILE:LINE: local_header_rewrite_clients: local_header_rewrite_clients: "check_address_map" '
+                             "is not supported")
         self.assertFailsWith("smtp-gateway", "alias_maps = dbm:/etc/aliases\n",
                              'FILE:LINE: alias_maps: "dbm:/etc/aliases": unsupported map type (use hash: or texthash:)')
 

@@ -163,7 +163,9 @@ class Smtputf8Test(PostgateTestCase):
     overrides = {"postgate_local_users": "foo, bar, pelé"}
 
     def test_smtplib_smtputf8_is_preserved_byte_for_byte(self):
+        # Date: and Message-ID: present, so cleanup adds nothing: the stored message is what was sent.
         message = ("From: Pelé <pelé@mail169.com>\r\nTo: bar@mail169.com\r\nSubject: Olá, café ☕\r\n"
+                   "Date: Mon, 30 Nov 2026 12:00:00 +0000\r\nMessage-ID: <olá@mail169.com>\r\n"
                    "Content-Type: text/plain; charset=utf-8\r\n\r\nçà et là — 📧\r\n").encode("utf-8")
         with smtplib.SMTP("127.0.0.1", self.postgate.smtp_port) as client:
             client.ehlo("utf8.test")

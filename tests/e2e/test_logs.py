@@ -9,7 +9,7 @@ import unittest
 
 from postgate_harness import QUEUE_ID, Postgate, SmtpConnection, send_message, wait_for
 
-LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d mail169\.com postgate/(smtpd|queue)\[\d+\]: ")
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d mail169\.com postgate/(smtpd|cleanup|queue)\[\d+\]: ")
 
 
 class PostfixShapedLogsTest(unittest.TestCase):
@@ -69,10 +69,15 @@ class PostfixShapedLogsTest(unittest.TestCase):
             self.assertTrue(records)
             for record in records:
                 self.assertEqual(set(record), {"time", "host", "program", "pid", "level", "message"})
-                self.assertEqual(record["program"], program)
+                # The gateway logs as Postfix's smtpd and cleanup (message-id=…) do.
+                self.assertIn(record["program"], (program, "postgate/cleanup") if service is self.postgate.gateway
+                              else (program,))
                 self.assertEqual(record["host"], "mail169.com")
         messages = [json.loads(line)["message"] for line in self.postgate.queue.log()]
         self.assertIn(f"{queue_id}: removed", messages)
+        cleanup = [json.loads(line) for line in self.postgate.gateway.log() if "message-id=" in line]
+        self.assertEqual([r["program"] for r in cleanup], ["postgate/cleanup"])
+        self.assertRegex(cleanup[0]["message"], rf"^{queue_id}: message-id=<\d{{14}}\.{queue_id}@mail169\.com>$")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """The reference session from the README, byte for byte, then the mailbox and queuectl."""
+import datetime
 import email
 import email.policy
+import email.utils
 import mailbox
 import os
 import re
@@ -74,7 +76,13 @@ class ReferenceSessionTest(PostgateTestCase):
         # The client sent no header block: its line is not a header, so (as Postfix's cleanup) an
         # empty line ends the header section before it, and it is the whole body.
         self.assertEqual(body, BODY_LINE + "\n")
-        self.assertEqual(len(lines), 6, "Received: is the last header")
+        # From 127.0.0.1 (local_header_rewrite_clients = permit_inet_interfaces), cleanup adds what
+        # Debian's Postfix 3.7 adds to the same session: Message-Id: <UTC time.queue ID@myhostname>,
+        # Date: and From: the envelope sender – and no To:.
+        date = re.search(r"; (\w{3}, \d{2} \w{3} \d{4} \d\d:\d\d:\d\d [+-]\d{4} \(\w+\))$", lines[5]).group(1)
+        stamp = email.utils.parsedate_to_datetime(date).astimezone(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
+        self.assertEqual(lines[6:], [f"Message-Id: <{stamp}.{queue_id}@mail169.com>", f"Date: {date}",
+                                     "From: foo@mail169.com"])
         assert_well_formed(self, text, BODY_LINE)
         self.assertNotIn("\r", text, "Maildir files use LF line ends")
 

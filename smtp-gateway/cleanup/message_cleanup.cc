@@ -1,0 +1,203 @@
+#include "smtp-gateway/cleanup/message_cleanup.h"
+
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/smtp/address.h"
+
+namespace postgate::gateway::cleanup {
+namespace {
+
+// The header's name as Postfix's is_header() reads it: up to ':', trailing blanks dropped.
+absl::string_view FieldName(absl::string_view field) {
+  const size_t colon = field.find(':');
+  if (colon == absl::string_view::npos) return {};
+  return absl::StripTrailingAsciiWhitespace(field.substr(0, colon));
+}
+
+// The value as Postfix logs it: after the colon and leading blanks, folding undone.
+std::string UnfoldedValue(absl::string_view field) {
+  absl::string_view value = field.substr(field.find(':') + 1);
+  value = absl::StripAsciiWhitespace(value);
+  std::string unfolded;
+  unfolded.reserve(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\n') continue;  // A fold: the blank that follows stays.
+    unfolded.push_back(value[i]);
+  }
+  return unfolded;
+}
+
+bool IsAtext(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr ||
+         static_cast<unsigned char>(c) >= 0x80;  // UTF-8 (RFC 6532).
+}
+
+bool IsDotAtom(absl::string_view text) {
+  if (text.empty() || text.front() == '.' || text.back() == '.') return false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '.') {
+      if (text[i + 1] == '.') return false;
+    } else if (!IsAtext(text[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string QuoteLocalPart(absl::string_view address) {
+  const smtp::MailboxParts parts = smtp::SplitMailbox(address);
+  std::string local;
+  absl::string_view quoted = parts.local_part;
+  if (quoted.size() >= 2 && quoted.front() == '"' && quoted.back() == '"') {
+    quoted = quoted.substr(1, quoted.size() - 2);
+    for (size_t i = 0; i < quoted.size(); ++i) {
+      if (quoted[i] == '\\' && i + 1 < quoted.size()) ++i;
+      local.push_back(quoted[i]);
+    }
+  } else {
+    local = std::string(quoted);
+  }
+  std::string result;
+  if (IsDotAtom(local)) {
+    result = local;
+  } else {
+    result.reserve(local.size() + 2);
+    result.push_back('"');
+    for (char c : local) {
+      if (c == '"' || c == '\\') result.push_back('\\');
+      result.push_back(c);
+    }
+    result.push_back('"');
+  }
+  if (!parts.domain.empty()) absl::StrAppend(&result, "@", parts.domain);
+  return result;
+}
+
+MessageCleanup::MessageCleanup(CleanupOptions options, ContentObserver* observer)
+    : options_(std::move(options)), observer_(observer) {}
+
+void MessageCleanup::Feed(absl::string_view content, std::string* out) {
+  if (state_ == State::kBody) {
+    out->append(content.data(), content.size());
+    if (observer_ != nullptr) observer_->Body(content);
+    return;
+  }
+  separated_.clear();
+  separator_.Feed(content, &separated_);
+  ParseHeaders(separated_, out);
+}
+
+void MessageCleanup::Finish(std::string* out) {
+  if (state_ == State::kBody) return;
+  separated_.clear();
+  separator_.Finish(&separated_);
+  ParseHeaders(separated_, out);
+  if (state_ == State::kBody) return;
+  EndField(out);
+  EndHeaders(/*empty_line_follows=*/false, out);
+}
+
+void MessageCleanup::ParseHeaders(absl::string_view text, std::string* out) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    if (state_ == State::kBody) {
+      Feed(text.substr(pos), out);
+      return;
+    }
+    if (at_line_start_) {
+      const char c = text[pos];
+      if (c == '\n') {  // The empty line: the header section is complete.
+        EndField(out);
+        EndHeaders(/*empty_line_follows=*/true, out);
+        ++pos;
+        continue;
+      }
+      if (c != ' ' && c != '\t') EndField(out);  // Not a continuation: a new field begins.
+    }
+    const size_t newline = text.find('\n', pos);
+    const size_t stop = newline == absl::string_view::npos ? text.size() : newline + 1;
+    const size_t room = options_.header_size_limit > field_.size() ? options_.header_size_limit - field_.size() : 0;
+    const size_t take = std::min(room, stop - pos);
+    field_.append(text.data() + pos, take);
+    field_truncated_ |= take < stop - pos;
+    at_line_start_ = newline != absl::string_view::npos;
+    pos = stop;
+  }
+}
+
+void MessageCleanup::EndField(std::string* out) {
+  if (field_.empty()) return;
+  if (field_.back() != '\n') field_.push_back('\n');  // Truncated, or the content's last line.
+  const absl::string_view name = FieldName(field_);
+  const auto is = [&name](absl::string_view known) { return absl::EqualsIgnoreCase(name, known); };
+  if (is("Received")) {
+    ++hops_;
+  } else if (is("Message-Id")) {
+    seen_ |= kMessageId;
+    if (message_id_ == "<>") message_id_ = UnfoldedValue(field_);
+  } else if (is("Date")) {
+    seen_ |= kDate;
+  } else if (is("From")) {
+    seen_ |= kFrom;
+  } else if (is("To") || is("Cc")) {
+    seen_ |= kVisibleRecipient;
+  } else if (absl::StartsWithIgnoreCase(name, "Resent-")) {
+    if (is("Resent-Message-Id")) {
+      seen_ |= kResent | kResentMessageId;
+    } else if (is("Resent-Date")) {
+      seen_ |= kResent | kResentDate;
+    } else if (is("Resent-From")) {
+      seen_ |= kResent | kResentFrom;
+    } else if (is("Resent-To") || is("Resent-Cc")) {
+      seen_ |= kResent | kVisibleRecipient;
+    } else if (is("Resent-Bcc") || is("Resent-Reply-To") || is("Resent-Sender")) {
+      seen_ |= kResent;
+    }
+  }
+  Emit(field_, out);
+  field_.clear();
+  field_truncated_ = false;
+}
+
+void MessageCleanup::Emit(absl::string_view field, std::string* out) {
+  out->append(field.data(), field.size());
+  if (observer_ != nullptr) observer_->HeaderField(field);
+}
+
+std::string MessageCleanup::FromAddress() const {
+  return options_.sender.empty() ? "MAILER-DAEMON" : QuoteLocalPart(options_.sender);
+}
+
+void MessageCleanup::EndHeaders(bool empty_line_follows, std::string* out) {
+  if (options_.add_missing_headers) {
+    const bool resent = (seen_ & kResent) != 0;
+    const absl::string_view prefix = resent ? "Resent-" : "";
+    if ((seen_ & (resent ? kResentMessageId : kMessageId)) == 0) {
+      // The time in UTC and the queue ID keep it unique, as Postfix's short queue IDs do.
+      const std::string id = absl::StrCat(absl::FormatTime("%Y%m%d%H%M%S", options_.arrival, absl::UTCTimeZone()),
+                                          ".", options_.queue_id, "@", options_.myhostname);
+      Emit(absl::StrCat(prefix, "Message-Id: <", id, ">\n"), out);
+      if (!resent && message_id_ == "<>") message_id_ = absl::StrCat("<", id, ">");
+    }
+    if ((seen_ & (resent ? kResentDate : kDate)) == 0) {
+      Emit(absl::StrCat(prefix, "Date: ",
+                        absl::FormatTime("%a, %d %b %Y %H:%M:%S %z (%Z)", options_.arrival, options_.local_zone), "\n"),
+           out);
+    }
+    if ((seen_ & (resent ? kResentFrom : kFrom)) == 0) Emit(absl::StrCat(prefix, "From: ", FromAddress(), "\n"), out);
+    if ((seen_ & kVisibleRecipient) == 0 && !options_.undisclosed_recipients_header.empty()) {
+      Emit(absl::StrCat(options_.undisclosed_recipients_header, "\n"), out);
+    }
+  }
+  if (empty_line_follows) out->push_back('\n');
+  if (observer_ != nullptr) observer_->EndOfHeaders();
+  state_ = State::kBody;
+}
+
+}  // namespace postgate::gateway::cleanup

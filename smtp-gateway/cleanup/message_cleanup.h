@@ -1,0 +1,101 @@
+// What Postfix's cleanup(8) does to a message's header section on its way into the queue, as a
+// pure, incremental filter over the content (LF line ends, the gateway's Received: header first):
+//  - the empty line between header and body where it is missing (smtp::HeaderBodySeparator);
+//  - hop counting: with hopcount_limit Received: headers or more (ours included) the message is
+//    refused at the end ("554 5.4.0 Error: too many hops"), as Postfix 3.7 does;
+//  - header completion for clients in local_header_rewrite_clients (or always_add_missing_headers):
+//    a missing Message-Id:, Date: and From: – or, once any Resent- header is present, the missing
+//    Resent-Message-Id:, Resent-Date: and Resent-From: – appended at the end of the header section
+//    in Postfix's formats, and undisclosed_recipients_header when no To:/Cc: is present;
+//  - one header field longer than header_size_limit keeps its first header_size_limit bytes.
+// Header fields, the end of the header section and the body are also shown to an optional
+// ContentObserver (the DKIM signer), exactly as they are stored. Memory: one header field.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "core/smtp/header_body_separator.h"
+
+namespace postgate::gateway::cleanup {
+
+// Sees the message as it is stored: each header field (folded lines, each ending in LF), then the
+// end of the header section, then the body in pieces.
+class ContentObserver {
+ public:
+  virtual ~ContentObserver() = default;
+  virtual void HeaderField(absl::string_view field) = 0;
+  virtual void EndOfHeaders() = 0;
+  virtual void Body(absl::string_view piece) = 0;
+};
+
+struct CleanupOptions {
+  bool add_missing_headers = false;  // The client is in local_header_rewrite_clients, or always_add_missing_headers.
+  std::string myhostname;            // Message-Id: <time.queueid@myhostname>
+  std::string queue_id;
+  absl::Time arrival;                // Message-Id: in UTC; Date: in local time.
+  absl::TimeZone local_zone = absl::LocalTimeZone();
+  std::string sender;                // Envelope sender; "" for <> (From: MAILER-DAEMON).
+  int hopcount_limit = 50;
+  size_t header_size_limit = 102400;
+  std::string undisclosed_recipients_header;  // Postfix ≥ 2.8's default: "" (add nothing).
+};
+
+class MessageCleanup {
+ public:
+  // `observer` may be null; it must outlive this object.
+  MessageCleanup(CleanupOptions options, ContentObserver* observer);
+
+  // Appends the cleaned-up form of `content` to *out.
+  void Feed(absl::string_view content, std::string* out);
+  // The content ended: the header section (if the content ended in it) is completed.
+  void Finish(std::string* out);
+
+  bool too_many_hops() const { return hops_ >= options_.hopcount_limit; }
+  int hops() const { return hops_; }
+  // The Message-Id: as Postfix logs it ("<…>", or "<>" when there is none); known after Finish or
+  // once the body began.
+  const std::string& message_id() const { return message_id_; }
+  bool in_body() const { return state_ == State::kBody; }
+
+ private:
+  enum class State { kHeaders, kBody };
+  // Bits for the headers whose presence decides what is added.
+  enum Seen : uint32_t {
+    kMessageId = 1 << 0,
+    kDate = 1 << 1,
+    kFrom = 1 << 2,
+    kResentMessageId = 1 << 3,
+    kResentDate = 1 << 4,
+    kResentFrom = 1 << 5,
+    kVisibleRecipient = 1 << 6,  // To, Cc, Resent-To, Resent-Cc
+    kResent = 1 << 7,            // Any Resent- header Postfix knows.
+  };
+
+  void ParseHeaders(absl::string_view text, std::string* out);
+  void EndField(std::string* out);
+  void EndHeaders(bool empty_line_follows, std::string* out);
+  void Emit(absl::string_view field, std::string* out);
+  std::string FromAddress() const;
+
+  CleanupOptions options_;
+  ContentObserver* observer_;
+  smtp::HeaderBodySeparator separator_;
+  State state_ = State::kHeaders;
+  std::string field_;       // The header field being read (complete lines only are checked).
+  bool field_truncated_ = false;
+  bool at_line_start_ = true;
+  uint32_t seen_ = 0;
+  int hops_ = 0;
+  std::string message_id_ = "<>";
+  std::string separated_;   // Scratch: the separator's output while in the header section.
+};
+
+// Postfix's quote_822_local: the address with its local part quoted when it is not a dot-atom,
+// e.g. `a b@example.com` → `"a b"@example.com`. `address` may have its local part quoted already.
+std::string QuoteLocalPart(absl::string_view address);
+
+}  // namespace postgate::gateway::cleanup
