@@ -8,11 +8,11 @@ build_pkgs=(
   cmake ninja-build g++ pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libasio-dev libssl-dev
-  librocksdb-dev libspdlog-dev libfmt-dev libcli11-dev libbenchmark-dev libcrypt-dev
+  librocksdb-dev libspdlog-dev libfmt-dev libcli11-dev libbenchmark-dev libcrypt-dev libopendkim-dev
   openssl netcat-openbsd
 )
 test_pkgs=(
-  python3 python3-grpcio python3-protobuf python3-aiosmtpd whois
+  python3 python3-grpcio python3-protobuf python3-aiosmtpd python3-dkim python3-nacl opendkim-tools whois
   swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus tshark pflogsumm
   postfix python3-yaml dnsmasq-base yamllint unzip buildah podman runc debootstrap uidmap
 )

@@ -34,6 +34,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "prometheus/exposer.h"
 #include "prometheus/registry.h"
+#include "smtp-gateway/dkim/dkim_keys.h"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/queue_client/grpc_queue_client.h"
 #include "smtp-gateway/session/smtp_server.h"
@@ -73,6 +74,7 @@ struct Flags {
   std::string queue;
   std::string metrics;
   std::vector<std::string> overrides;  // -o name=value
+  bool dkim_records = false;           // Print the DNS records of the DKIM keys and exit.
 };
 
 std::string ReadFileOrDie(const config::MainCf& cf, const char* parameter) {
@@ -118,10 +120,26 @@ absl::StatusOr<config::MainCf> LoadConfig(const Flags& flags) {
   return cf;
 }
 
+// --dkim-records: the TXT record to publish for each key of postgate_dkim_key_table.
+int PrintDkimRecords(const config::MainCf& cf) {
+  const std::string key_table = cf.Get("postgate_dkim_key_table");
+  if (key_table.empty()) Fatal(cf.Error("postgate_dkim_key_table", "no DKIM key table configured"));
+  absl::StatusOr<gateway::dkim::DkimKeys> keys =
+      gateway::dkim::DkimKeys::Load(key_table, cf.Get("postgate_dkim_signing_table"));
+  if (!keys.ok()) Fatal(cf.Error("postgate_dkim_key_table", keys.status().message()));
+  for (const gateway::dkim::DkimKey& key : keys->keys()) {
+    std::cout << "; " << key.name << ": " << (key.type == gateway::dkim::KeyType::kRsa ? "RSA " : "Ed25519 ")
+              << key.bits << " bits, " << key.path << "\n"
+              << gateway::dkim::DnsRecord(key) << "\n";
+  }
+  return 0;
+}
+
 int Run(const Flags& flags) {
   absl::StatusOr<config::MainCf> loaded = LoadConfig(flags);
   if (!loaded.ok()) Fatal(loaded.status());
   config::MainCf& cf = *loaded;
+  if (flags.dkim_records) return PrintDkimRecords(cf);
 
   if (absl::Status logging = base::InitLogging(cf.Get("myhostname"), absl::StrCat(cf.Get("syslog_name"), "/smtpd"),
                                                 cf.Get("postgate_log_format"));
@@ -279,20 +297,36 @@ int Run(const Flags& flags) {
     hangup.async_wait(on_hangup);
   };
   hangup.async_wait(on_hangup);
+  // The versions of the other files the running settings read (the DKIM tables and keys).
+  auto watched_versions = [&listeners] {
+    std::vector<gateway::FileStamp> versions;
+    for (const Listener& listener : listeners) {
+      for (const std::string& path : listener.settings->CurrentSettings()->watched_files()) {
+        versions.push_back(config::StatFile(path));
+      }
+    }
+    return versions;
+  };
   asio::co_spawn(*contexts[0], [&]() -> asio::awaitable<void> {
     gateway::FileStamp seen = config::StatFile(flags.config);
     gateway::FileStamp seen_master = config::StatFile(master_cf);
+    std::vector<gateway::FileStamp> seen_others = watched_versions();
     asio::steady_timer tick(*contexts[0]);
     for (;;) {
       tick.expires_after(std::chrono::seconds(1));
       co_await tick.async_wait(asio::use_awaitable);
       gateway::FileStamp now = config::StatFile(flags.config);
       gateway::FileStamp now_master = config::StatFile(master_cf);
-      if (now == seen && now_master == seen_master) continue;
-      const char* why = now != seen ? "main.cf changed" : "master.cf changed";
+      std::vector<gateway::FileStamp> now_others = watched_versions();
+      if (now == seen && now_master == seen_master && now_others == seen_others) continue;
+      const char* why = now != seen ? "main.cf changed" : now_master != seen_master ? "master.cf changed"
+                                                                                   : "DKIM key or table changed";
       seen = now;
       seen_master = now_master;
       reload(why);
+      // What the settings now in force read: after a refused reload, the same files, so a broken
+      // one is not tried again until it changes once more.
+      seen_others = watched_versions();
     }
   }, asio::detached);
 
@@ -393,6 +427,8 @@ int main(int argc, char** argv) {
   app.add_option("--queue", flags.queue, "queue-service gRPC host:port (overrides postgate_queue_address)");
   app.add_option("--metrics", flags.metrics, "Prometheus host:port (overrides postgate_smtpd_metrics_listen)");
   app.add_option("-o", flags.overrides, "name=value: set a main.cf parameter (wins over the file)");
+  app.add_flag("--dkim-records", flags.dkim_records,
+               "Print the DNS TXT record to publish for each key of postgate_dkim_key_table, then exit");
   CLI11_PARSE(app, argc, argv);
   return Run(flags);
 }

@@ -60,6 +60,17 @@ constexpr std::array kParameters = {
     ParameterSpec{"hopcount_limit", "50", K::kInteger},
     ParameterSpec{"header_size_limit", "102400", K::kInteger},
     ParameterSpec{"undisclosed_recipients_header", "", K::kString},
+    // DKIM signing (Postgate's own; OpenDKIM's KeyTable/SigningTable shapes and defaults).
+    ParameterSpec{"postgate_dkim_key_table", "", K::kString},
+    ParameterSpec{"postgate_dkim_signing_table", "", K::kString},
+    ParameterSpec{"postgate_dkim_signing_clients", "permit_mynetworks, permit_sasl_authenticated", K::kList},
+    ParameterSpec{"postgate_dkim_signed_headers",
+                  "From, Reply-To, Subject, Date, Message-Id, To, Cc, MIME-Version, Content-Type, "
+                  "Content-Transfer-Encoding, In-Reply-To, References, List-Id, List-Unsubscribe, "
+                  "List-Unsubscribe-Post, Sender, Resent-From, Resent-Date, Resent-To, Resent-Cc",
+                  K::kList},
+    ParameterSpec{"postgate_dkim_oversigned_headers", "From", K::kList},
+    ParameterSpec{"postgate_dkim_canonicalization", "relaxed/relaxed", K::kString},
     // Free bytes the queue's file system must keep; 0: 1.5 × message_size_limit, as Postfix.
     ParameterSpec{"queue_minfree", "0", K::kInteger},
     ParameterSpec{"queue_run_delay", "300s", K::kTime, 's'},

@@ -16,6 +16,8 @@ namespace {
 
 constexpr uint32_t kDefaultPageSize = 100;
 constexpr uint32_t kMaxPageSize = 1000;
+// Header fields the gateway adds after the content (DKIM-Signature fields are well under 1 KiB each).
+constexpr size_t kMaxHeaderPrefix = 64 * 1024;
 
 grpc::Status InvalidArgument(absl::string_view field, absl::string_view problem) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat(field, ": ", problem));
@@ -196,12 +198,17 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
     if ((commit.has_deadline() && absl::Now() > FromTimestamp(commit.deadline())) || context_->IsCancelled()) {
       return Fail("expired", grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "commit arrived after its deadline"));
     }
+    if (commit.header_prefix().size() > kMaxHeaderPrefix) {
+      return Fail("protocol", InvalidArgument("commit.header_prefix", "more than 64 KiB"));
+    }
     std::optional<std::string> last_chunk;
     if (!commit.content().empty()) {
       last_chunk = std::move(*commit.mutable_content());
       ++chunks_;
     }
+    size_ += commit.header_prefix().size();  // Part of the stored message from now on.
     record_ = NewMessageRecord(id_, std::move(envelope_), size_, chunks_, arrival_);
+    record_.set_header_prefix(std::move(*commit.mutable_header_prefix()));
     commit_start_ = absl::Now();
     SetTimestamp(record_.mutable_message()->mutable_queued_time(), commit_start_);
     service_.writer_.Commit(record_, std::move(last_chunk), [this](absl::Status saved) { OnCommitted(saved); });

@@ -55,9 +55,12 @@ asio::awaitable<DeliveryResult> SmtpDeliverer::Converse(DeliveryRequest request)
     co_return result;
   }
   const StoredMessage& record = *request.record;
-  const ContentPieces pieces = [this, &record](uint32_t index) -> absl::StatusOr<std::optional<std::string>> {
-    if (index >= record.chunk_count()) return std::nullopt;
-    absl::StatusOr<std::string> chunk = store_.ReadChunk(record, index);
+  // The content: the header prefix (the DKIM-Signature) when there is one, then the chunks.
+  const uint32_t first_chunk = record.header_prefix().empty() ? 0 : 1;
+  const ContentPieces pieces = [this, &record, first_chunk](uint32_t index) -> absl::StatusOr<std::optional<std::string>> {
+    if (index < first_chunk) return std::optional<std::string>(record.header_prefix());
+    if (index - first_chunk >= record.chunk_count()) return std::nullopt;
+    absl::StatusOr<std::string> chunk = store_.ReadChunk(record, index - first_chunk);
     if (!chunk.ok()) return chunk.status();
     return std::optional<std::string>(*std::move(chunk));
   };

@@ -62,7 +62,8 @@ class MessageStore {
   virtual absl::StatusOr<StoredMessage> Get(const std::string& id) = 0;  // NotFound if absent.
   // Chunk `index` (< record.chunk_count()); DataLoss if it is missing.
   virtual absl::StatusOr<std::string> ReadChunk(const StoredMessage& record, uint32_t index) = 0;
-  // Calls `sink` with each chunk in order; stops at the first error it returns.
+  // Calls `sink` with the content in order – record.header_prefix() when there is one, then each
+  // chunk; stops at the first error it returns.
   virtual absl::Status ReadContent(const StoredMessage& record,
                                    const std::function<absl::Status(absl::string_view)>& sink) = 0;
   // Removes record and content.

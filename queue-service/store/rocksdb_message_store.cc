@@ -228,6 +228,9 @@ absl::StatusOr<std::string> RocksDbMessageStore::ReadChunk(const StoredMessage& 
 
 absl::Status RocksDbMessageStore::ReadContent(
     const StoredMessage& record, const std::function<absl::Status(absl::string_view)>& sink) {
+  if (!record.header_prefix().empty()) {
+    if (absl::Status sunk = sink(record.header_prefix()); !sunk.ok()) return sunk;
+  }
   for (uint32_t i = 0; i < record.chunk_count(); ++i) {
     absl::StatusOr<std::string> chunk = ReadChunk(record, i);
     if (!chunk.ok()) return chunk.status();

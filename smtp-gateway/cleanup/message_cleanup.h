@@ -41,7 +41,7 @@ struct CleanupOptions {
   std::string sender;                // Envelope sender; "" for <> (From: MAILER-DAEMON).
   int hopcount_limit = 50;
   size_t header_size_limit = 102400;
-  std::string undisclosed_recipients_header;  // Postfix ≥ 2.8's default: "" (add nothing).
+  std::string undisclosed_recipients_header{};  // Postfix ≥ 2.8's default: "" (add nothing).
 };
 
 class MessageCleanup {
@@ -51,6 +51,11 @@ class MessageCleanup {
 
   // Appends the cleaned-up form of `content` to *out.
   void Feed(absl::string_view content, std::string* out);
+  // In the body (in_body()), the caller may append content to the output itself and only show
+  // it to the observer with this: no copy.
+  void ObserveBody(absl::string_view stored) {
+    if (observer_ != nullptr) observer_->Body(stored);
+  }
   // The content ended: the header section (if the content ended in it) is completed.
   void Finish(std::string* out);
 

@@ -62,6 +62,11 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                                  .Add({})),
       config_reloads(ReloadFamily(registry).Add({{"result", "applied"}})),
       config_reloads_failed(ReloadFamily(registry).Add({{"result", "refused"}})),
+      dkim_signatures(BuildCounter()
+                          .Name("postgate_smtpd_dkim_signatures_total")
+                          .Help("DKIM signatures added (result=signed, one per signature) and messages refused with "
+                                "451 because signing failed (result=error).")
+                          .Register(registry)),
       commands_(BuildCounter()
                     .Name("postgate_smtpd_commands_total")
                     .Help("SMTP commands answered, by verb and reply class (2xx, 3xx, 4xx, 5xx).")
@@ -74,6 +79,7 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                   .Name("postgate_smtpd_sasl_logins_total")
                   .Help("SMTP AUTH attempts, by mechanism (PLAIN, LOGIN, other) and result (success, failed, aborted).")
                   .Register(registry)) {
+  for (const char* result : {"signed", "error"}) dkim_signatures.Add({{"result", result}});
   for (const char* mechanism : {"PLAIN", "LOGIN", "other"}) {
     for (const char* result : {"success", "failed", "aborted"}) logins_.Add({{"mechanism", mechanism}, {"result", result}});
   }

@@ -37,6 +37,8 @@ class GatewayMetrics {
   // main.cf reloads (SIGHUP or the file changed), applied and refused.
   prometheus::Counter& config_reloads;
   prometheus::Counter& config_reloads_failed;
+  // DKIM signatures by result: signed (one per signature stored), error (a message refused 451).
+  prometheus::Family<prometheus::Counter>& dkim_signatures;
   // SMTP AUTH attempts by mechanism (PLAIN, LOGIN, other) and result (success, failed, aborted).
   void CountLogin(absl::string_view mechanism, absl::string_view result);
 

@@ -32,7 +32,9 @@ class MessageUpload {
   virtual asio::awaitable<absl::Status> Write(std::string chunk) = 0;
   // Sends `last_chunk` (may be empty) with the commit, which saves the queue a write for a small
   // message. `size` is the total of all chunks, the last one included; the queue checks it.
-  virtual asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size) = 0;
+  // `header_prefix`: header fields the queue stores in front of the content – those computed
+  // over all of it, as the DKIM-Signature ("" for none).
+  virtual asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size, std::string header_prefix) = 0;
 };
 
 class QueueClient {

@@ -34,6 +34,7 @@
 #include "core/smtp/proxy_protocol.h"
 #include "smtp-gateway/policy/network.h"
 #include "smtp-gateway/cleanup/message_cleanup.h"
+#include "smtp-gateway/dkim/dkim_signer.h"
 #include "smtp-gateway/protocol/received_header.h"
 #include "smtp-gateway/session/client_name.h"
 #include "core/base/absl_fmt.h"
@@ -507,6 +508,7 @@ class SmtpSession {
     smtp::CrlfToLf crlf;            // BDAT only: CRLF → LF across chunks.
     // What cleanup(8) does to the header section; the Received: header went through it first.
     std::unique_ptr<cleanup::MessageCleanup> cleanup;
+    std::unique_ptr<dkim::MessageSignature> signature;  // Observes cleanup's output; null: unsigned.
     bool too_many_hops = false;     // Refused at the end: hopcount_limit reached.
     bool failed() const { return too_big || bare_newline || !queue_status.ok(); }
   };
@@ -548,11 +550,11 @@ class SmtpSession {
          env_.tls_received_header ? tls_description_ : std::string(),
          env_.sasl_authenticated_header ? machine_->sasl_username() : std::string()});
     const bool logged_in = !machine_->sasl_username().empty();
+    const bool in_mynetworks = env_.policy->RelayPermitted(address_);
     cleanup::CleanupOptions options{
         .add_missing_headers = env_.always_add_missing_headers ||
                                (env_.header_rewrite_clients != nullptr &&
-                                env_.header_rewrite_clients->Matches(address_, env_.policy->RelayPermitted(address_),
-                                                                     logged_in)),
+                                env_.header_rewrite_clients->Matches(address_, in_mynetworks, logged_in)),
         .myhostname = env_.limits.hostname,
         .queue_id = message.queue_id,
         .arrival = arrival,
@@ -560,7 +562,10 @@ class SmtpSession {
         .hopcount_limit = env_.hopcount_limit,
         .header_size_limit = env_.header_size_limit,
         .undisclosed_recipients_header = env_.undisclosed_recipients_header};
-    message.cleanup = std::make_unique<cleanup::MessageCleanup>(std::move(options), nullptr);
+    if (env_.dkim_signer != nullptr && env_.dkim_signing_clients->Matches(address_, in_mynetworks, logged_in)) {
+      message.signature = env_.dkim_signer->Start(message.queue_id);
+    }
+    message.cleanup = std::make_unique<cleanup::MessageCleanup>(std::move(options), message.signature.get());
     message.cleanup->Feed(received, &message.pending);
     co_return message;
   }
@@ -568,7 +573,10 @@ class SmtpSession {
   // Passes the client content appended to message.pending since `from` through cleanup (a copy
   // only while in the header section).
   static void Separate(MessageInProgress& message, size_t from) {
-    if (message.cleanup->in_body()) return;
+    if (message.cleanup->in_body()) {
+      message.cleanup->ObserveBody(absl::string_view(message.pending).substr(from));
+      return;
+    }
     const std::string fresh = message.pending.substr(from);
     message.pending.resize(from);
     message.cleanup->Feed(fresh, &message.pending);
@@ -604,9 +612,29 @@ class SmtpSession {
       co_return absl::FailedPreconditionError("too many hops");
     }
     cleanup_log_.info("{}: message-id={}", message.queue_id, message.cleanup->message_id());
+    std::string signatures;
+    if (status.ok() && message.signature) {
+      absl::StatusOr<std::string> signed_fields = message.signature->Finish();
+      if (!signed_fields.ok()) {
+        // Never sent unsigned: the client is told to try again (451) and the operator why.
+        env_.metrics->dkim_signatures.Add({{"result", "error"}}).Increment();
+        cleanup_log_.error("{}: DKIM signing for <{}> failed: {}", message.queue_id, message.signature->author(),
+                           signed_fields.status().message());
+        status = signed_fields.status();
+      } else {
+        signatures = *std::move(signed_fields);
+      }
+    }
     if (status.ok()) {
       message.stored_bytes += message.pending.size();
-      status = co_await message.upload->Commit(std::exchange(message.pending, std::string()), message.stored_bytes);
+      status = co_await message.upload->Commit(std::exchange(message.pending, std::string()), message.stored_bytes,
+                                               signatures);
+    }
+    if (status.ok() && message.signature) {
+      for (const std::string& signature : message.signature->signatures()) {
+        env_.metrics->dkim_signatures.Add({{"result", "signed"}}).Increment();
+        cleanup_log_.info("{}: DKIM-Signature field added ({})", message.queue_id, signature);
+      }
     }
     if (status.ok()) message.queue_id = message.upload->queue_id();  // A replayed upload may have a new one.
     if (!status.ok()) {

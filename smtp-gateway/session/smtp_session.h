@@ -12,9 +12,10 @@
 #include "asio/awaitable.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/thread_pool.hpp"
+#include "smtp-gateway/dkim/dkim_signer.h"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/policy/client_limiter.h"
-#include "smtp-gateway/policy/header_rewrite_clients.h"
+#include "smtp-gateway/policy/client_match.h"
 #include "smtp-gateway/policy/login_database.h"
 #include "smtp-gateway/policy/relay_policy.h"
 #include "smtp-gateway/protocol/session_machine.h"
@@ -76,12 +77,15 @@ struct SessionEnvironment {
   policy::ClientLimits client_limits;
   const policy::NetworkList* limit_exceptions = nullptr;
   // What cleanup(8) does to the header section (smtp-gateway/cleanup/message_cleanup.h).
-  const policy::HeaderRewriteClients* header_rewrite_clients = nullptr;  // Null: nobody's.
+  const policy::ClientMatch* header_rewrite_clients = nullptr;  // Null: nobody's.
   bool always_add_missing_headers = false;
   int hopcount_limit = 50;
   size_t header_size_limit = 102400;
   std::string undisclosed_recipients_header;
   std::shared_ptr<spdlog::logger> cleanup_log;  // syslog_name/cleanup; null: spdlog's default.
+  // DKIM signing of mail from postgate_dkim_signing_clients; null signer: none.
+  const dkim::DkimSigner* dkim_signer = nullptr;
+  const policy::ClientMatch* dkim_signing_clients = nullptr;
 };
 
 // `environment` stays alive (and unchanged) for the whole session, whatever a reload does.

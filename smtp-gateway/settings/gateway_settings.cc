@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/base/logging.h"
 #include "core/config/aliases.h"
 #include "smtp-gateway/settings/machine_addresses.h"
@@ -47,6 +48,48 @@ bool IsHeaderField(absl::string_view text) {
 }
 
 }  // namespace
+
+absl::Status GatewaySettings::LoadDkim(const config::MainCf& cf, GatewaySettings& settings) {
+  const std::string key_table = cf.Get("postgate_dkim_key_table");
+  const std::string signing_table = cf.Get("postgate_dkim_signing_table");
+  if (key_table.empty() != signing_table.empty()) {
+    return cf.Error(key_table.empty() ? "postgate_dkim_key_table" : "postgate_dkim_signing_table",
+                    "DKIM signing needs both postgate_dkim_key_table and postgate_dkim_signing_table");
+  }
+  if (key_table.empty()) return absl::OkStatus();
+  absl::StatusOr<dkim::DkimKeys> keys = dkim::DkimKeys::Load(key_table, signing_table);
+  if (!keys.ok()) return cf.Error("postgate_dkim_key_table", keys.status().message());
+  const std::string canonicalization = absl::AsciiStrToLower(cf.Get("postgate_dkim_canonicalization"));
+  const std::vector<std::string> canons = absl::StrSplit(canonicalization, '/');
+  const auto relaxed = [](absl::string_view word) -> std::optional<bool> {
+    if (word == "relaxed") return true;
+    if (word == "simple") return false;
+    return std::nullopt;
+  };
+  const std::optional<bool> header = relaxed(canons.front());
+  // "relaxed" alone is relaxed/simple, as OpenDKIM reads a single word.
+  std::optional<bool> body;
+  if (canons.size() == 2) body = relaxed(canons.back());
+  else if (canons.size() == 1) body = false;
+  if (!header || !body) {
+    return cf.Error("postgate_dkim_canonicalization",
+                    absl::StrCat("\"", cf.Get("postgate_dkim_canonicalization"),
+                                 "\": use relaxed/relaxed, relaxed/simple, simple/relaxed or simple/simple"));
+  }
+  absl::StatusOr<std::shared_ptr<const dkim::DkimSigner>> signer = dkim::DkimSigner::Create(
+      {.signed_headers = cf.GetList("postgate_dkim_signed_headers"),
+       .oversigned_headers = cf.GetList("postgate_dkim_oversigned_headers"),
+       .relaxed_header = *header,
+       .relaxed_body = *body},
+      *std::move(keys));
+  if (!signer.ok()) return cf.Error("postgate_dkim_signed_headers", signer.status().message());
+  settings.dkim_signer_ = *std::move(signer);
+  return absl::OkStatus();
+}
+
+std::vector<std::string> GatewaySettings::watched_files() const {
+  return dkim_signer_ ? dkim_signer_->keys().files() : std::vector<std::string>{};
+}
 
 bool IsProcessWideParameter(absl::string_view name) {
   return std::find(kRestartOnly.begin(), kRestartOnly.end(), name) != kRestartOnly.end();
@@ -173,8 +216,8 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
 
   absl::StatusOr<policy::NetworkList> machine = MachineAddresses(cf.GetList("inet_interfaces"));
   if (!machine.ok()) return cf.Error("inet_interfaces", machine.status().message());
-  absl::StatusOr<policy::HeaderRewriteClients> rewrite_clients =
-      policy::HeaderRewriteClients::Parse(cf.GetList("local_header_rewrite_clients"), *std::move(machine));
+  absl::StatusOr<policy::ClientMatch> rewrite_clients =
+      policy::ClientMatch::Parse(cf.GetList("local_header_rewrite_clients"), *machine);
   if (!rewrite_clients.ok()) return cf.Error("local_header_rewrite_clients", rewrite_clients.status().message());
   settings->header_rewrite_clients_ = *std::move(rewrite_clients);
   const std::string undisclosed = cf.Get("undisclosed_recipients_header");
@@ -189,7 +232,16 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     return cf.Error("header_size_limit", absl::StrCat(header_size_limit, " is less than 1000"));
   }
 
+  absl::StatusOr<policy::ClientMatch> signing_clients =
+      policy::ClientMatch::Parse(cf.GetList("postgate_dkim_signing_clients"), *std::move(machine));
+  if (!signing_clients.ok()) return cf.Error("postgate_dkim_signing_clients", signing_clients.status().message());
+  settings->dkim_signing_clients_ = *std::move(signing_clients);
+  absl::Status dkim = LoadDkim(cf, *settings);
+  if (!dkim.ok()) return dkim;
+
   SessionEnvironment& environment = settings->environment_;
+  environment.dkim_signer = settings->dkim_signer_.get();
+  environment.dkim_signing_clients = &*settings->dkim_signing_clients_;
   environment.header_rewrite_clients = &*settings->header_rewrite_clients_;
   environment.always_add_missing_headers = cf.GetBool("always_add_missing_headers");
   environment.hopcount_limit = static_cast<int>(std::min<int64_t>(hopcount_limit, 1 << 20));
@@ -254,6 +306,11 @@ std::vector<std::string> RestartOnlyChanges(const config::MainCf& running, const
     if (running.Get(name) != next.Get(name)) changed.emplace_back(name);
   }
   return changed;
+}
+
+std::shared_ptr<const GatewaySettings> SettingsHolder::CurrentSettings() const {
+  absl::MutexLock lock(&mu_);
+  return current_;
 }
 
 std::shared_ptr<const SessionEnvironment> SettingsHolder::Current() const {

@@ -48,16 +48,23 @@ class GatewaySettings {
   GatewaySettings& operator=(const GatewaySettings&) = delete;
 
   const SessionEnvironment& environment() const { return environment_; }
+  // Files read besides main.cf and master.cf whose change is a reason to reload: the DKIM tables
+  // and keys (a rotated Kubernetes Secret).
+  std::vector<std::string> watched_files() const;
 
  private:
   explicit GatewaySettings(addressing::LocalDomain domain) : domain_(std::move(domain)) {}
+  // postgate_dkim_*: the tables, keys and signer, or an error naming the parameter and file:line.
+  static absl::Status LoadDkim(const config::MainCf& cf, GatewaySettings& settings);
 
   addressing::LocalDomain domain_;
   std::optional<policy::RelayPolicy> policy_;  // Points into domain_.
   std::optional<policy::NetworkList> proxy_networks_;
   std::optional<policy::NetworkList> limit_exceptions_;  // smtpd_client_event_limit_exceptions
   std::optional<policy::NetworkList> bare_newline_exclusions_;  // smtpd_forbid_bare_newline_exclusions
-  std::optional<policy::HeaderRewriteClients> header_rewrite_clients_;  // local_header_rewrite_clients
+  std::optional<policy::ClientMatch> header_rewrite_clients_;  // local_header_rewrite_clients
+  std::optional<policy::ClientMatch> dkim_signing_clients_;    // postgate_dkim_signing_clients
+  std::shared_ptr<const dkim::DkimSigner> dkim_signer_;        // Null without a key table.
   std::unique_ptr<TlsContextProvider> tls_;
   std::shared_ptr<policy::LoginDatabase> logins_;  // smtpd_sasl_auth_enable
   SessionEnvironment environment_;  // Points into the members above.
@@ -77,6 +84,7 @@ class SettingsHolder {
 
   // The environment of the current settings, keeping them alive as long as the caller holds it.
   std::shared_ptr<const SessionEnvironment> Current() const;
+  std::shared_ptr<const GatewaySettings> CurrentSettings() const;
   void Replace(std::shared_ptr<const GatewaySettings> next);
 
  private:

@@ -56,7 +56,7 @@ class ConfigErrorsTest(unittest.TestCase):
                              'FILE:LINE: undisclosed_recipients_header: "undisclosed" is not a header: '
                              'need "headername: headervalue"')
         self.assertFailsWith("smtp-gateway", "local_header_rewrite_clients = permit_mynetworks, check_address_map\n",
-                             'FILE:LINE: local_header_rewrite_clients: local_header_rewrite_clients: "check_address_map" '
+                             'FILE:LINE: local_header_rewrite_clients: "check_address_map" '
                              "is not supported")
         self.assertFailsWith("smtp-gateway", "alias_maps = dbm:/etc/aliases\n",
                              'FILE:LINE: alias_maps: "dbm:/etc/aliases": unsupported map type (use hash: or texthash:)')

@@ -1,7 +1,8 @@
-// local_header_rewrite_clients: which clients' mail cleanup completes (a missing Message-Id:,
-// Date:, From:) as mail from this site. Postfix's default is permit_inet_interfaces – a client on
-// this machine – so mail from elsewhere arrives as it was sent. Pure: the caller gives this
-// machine's addresses (what inet_interfaces names, or every interface's for "all").
+// A class of clients named as Postfix's local_header_rewrite_clients names them: whose mail
+// cleanup completes (a missing Message-Id:, Date:, From:) as mail from this site – Postfix's
+// default, permit_inet_interfaces, is a client on this machine – and whose mail is DKIM-signed
+// (postgate_dkim_signing_clients). Pure: the caller gives this machine's addresses (what
+// inet_interfaces names, or every interface's for "all").
 #pragma once
 
 #include <string>
@@ -13,11 +14,11 @@
 
 namespace postgate::gateway::policy {
 
-class HeaderRewriteClients {
+class ClientMatch {
  public:
-  // The words of local_header_rewrite_clients: permit_inet_interfaces, permit_mynetworks,
+  // The words of the parameter: permit_inet_interfaces, permit_mynetworks,
   // permit_sasl_authenticated and static:all (every client). Anything else is an error naming it.
-  static absl::StatusOr<HeaderRewriteClients> Parse(const std::vector<std::string>& words,
+  static absl::StatusOr<ClientMatch> Parse(const std::vector<std::string>& words,
                                                     NetworkList machine_addresses);
 
   bool Matches(absl::string_view client_address, bool in_mynetworks, bool logged_in) const;

@@ -1,4 +1,4 @@
-#include "smtp-gateway/policy/header_rewrite_clients.h"
+#include "smtp-gateway/policy/client_match.h"
 
 #include <utility>
 
@@ -8,9 +8,9 @@
 
 namespace postgate::gateway::policy {
 
-absl::StatusOr<HeaderRewriteClients> HeaderRewriteClients::Parse(const std::vector<std::string>& words,
+absl::StatusOr<ClientMatch> ClientMatch::Parse(const std::vector<std::string>& words,
                                                                  NetworkList machine_addresses) {
-  HeaderRewriteClients clients;
+  ClientMatch clients;
   clients.machine_addresses_ = std::move(machine_addresses);
   for (const std::string& word : words) {
     const std::string lower = absl::AsciiStrToLower(word);
@@ -24,7 +24,7 @@ absl::StatusOr<HeaderRewriteClients> HeaderRewriteClients::Parse(const std::vect
       clients.all_ = true;
     } else {
       return absl::InvalidArgumentError(
-          absl::StrCat("local_header_rewrite_clients: \"", word,
+          absl::StrCat("\"", word,
                        "\" is not supported (use permit_inet_interfaces, permit_mynetworks, "
                        "permit_sasl_authenticated or static:all)"));
     }
@@ -32,7 +32,7 @@ absl::StatusOr<HeaderRewriteClients> HeaderRewriteClients::Parse(const std::vect
   return clients;
 }
 
-bool HeaderRewriteClients::Matches(absl::string_view client_address, bool in_mynetworks, bool logged_in) const {
+bool ClientMatch::Matches(absl::string_view client_address, bool in_mynetworks, bool logged_in) const {
   if (all_ || (mynetworks_ && in_mynetworks) || (sasl_authenticated_ && logged_in)) return true;
   if (!inet_interfaces_) return false;
   const absl::StatusOr<IpAddress> address = IpAddress::Parse(client_address);

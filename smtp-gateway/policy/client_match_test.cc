@@ -1,4 +1,4 @@
-#include "smtp-gateway/policy/header_rewrite_clients.h"
+#include "smtp-gateway/policy/client_match.h"
 
 #include "gtest/gtest.h"
 
@@ -7,8 +7,8 @@ namespace {
 
 NetworkList Machine() { return *NetworkList::Parse({"127.0.0.1", "[::1]", "192.0.2.10"}); }
 
-TEST(HeaderRewriteClientsTest, PostfixsDefaultIsThisMachinesAddressesOnly) {
-  const absl::StatusOr<HeaderRewriteClients> clients = HeaderRewriteClients::Parse({"permit_inet_interfaces"}, Machine());
+TEST(ClientMatchTest, PostfixsDefaultIsThisMachinesAddressesOnly) {
+  const absl::StatusOr<ClientMatch> clients = ClientMatch::Parse({"permit_inet_interfaces"}, Machine());
   ASSERT_TRUE(clients.ok()) << clients.status();
   EXPECT_TRUE(clients->Matches("127.0.0.1", true, false));
   EXPECT_TRUE(clients->Matches("192.0.2.10", false, false));
@@ -17,22 +17,22 @@ TEST(HeaderRewriteClientsTest, PostfixsDefaultIsThisMachinesAddressesOnly) {
   EXPECT_FALSE(clients->Matches("unknown", false, false));
 }
 
-TEST(HeaderRewriteClientsTest, MynetworksLoggedInOrEveryone) {
-  const absl::StatusOr<HeaderRewriteClients> clients =
-      HeaderRewriteClients::Parse({"permit_mynetworks", "PERMIT_SASL_AUTHENTICATED"}, Machine());
+TEST(ClientMatchTest, MynetworksLoggedInOrEveryone) {
+  const absl::StatusOr<ClientMatch> clients =
+      ClientMatch::Parse({"permit_mynetworks", "PERMIT_SASL_AUTHENTICATED"}, Machine());
   ASSERT_TRUE(clients.ok()) << clients.status();
   EXPECT_TRUE(clients->Matches("198.51.100.1", true, false));
   EXPECT_TRUE(clients->Matches("198.51.100.1", false, true));
   EXPECT_FALSE(clients->Matches("127.0.0.1", false, false));
-  const absl::StatusOr<HeaderRewriteClients> all = HeaderRewriteClients::Parse({"static:all"}, Machine());
+  const absl::StatusOr<ClientMatch> all = ClientMatch::Parse({"static:all"}, Machine());
   EXPECT_TRUE(all->Matches("198.51.100.1", false, false));
-  const absl::StatusOr<HeaderRewriteClients> none = HeaderRewriteClients::Parse({}, Machine());
+  const absl::StatusOr<ClientMatch> none = ClientMatch::Parse({}, Machine());
   EXPECT_FALSE(none->Matches("127.0.0.1", true, true));
 }
 
-TEST(HeaderRewriteClientsTest, AnUnknownWordIsNamed) {
-  const absl::StatusOr<HeaderRewriteClients> clients =
-      HeaderRewriteClients::Parse({"permit_mynetworks", "check_address_map hash:/x"}, Machine());
+TEST(ClientMatchTest, AnUnknownWordIsNamed) {
+  const absl::StatusOr<ClientMatch> clients =
+      ClientMatch::Parse({"permit_mynetworks", "check_address_map hash:/x"}, Machine());
   ASSERT_FALSE(clients.ok());
   EXPECT_NE(clients.status().message().find("\"check_address_map hash:/x\" is not supported"), std::string::npos);
 }
