@@ -111,6 +111,7 @@ def schema():
             "submission": obj({"enabled": BOOL, "containerPort": CONTAINER_PORT, "servicePort": SERVICE_PORT}),
             "smtps": obj({"enabled": BOOL, "containerPort": CONTAINER_PORT, "servicePort": SERVICE_PORT}),
             "saslUsers": obj({"existingSecret": STR, "users": STR}),
+            "dkim": obj({"enabled": BOOL, "existingSecret": STR}),
             "adminToken": obj({"existingSecret": STR, "value": STR}),
             "metrics": obj({
                 "serviceMonitor": obj({"enabled": BOOL, "interval": STR, "labels": MAP}),

@@ -39,6 +39,7 @@ VARIANTS = {
     "submission": ["--set", "tls.enabled=true", "--set-file", "tls.cert={dir}/snakeoil.pem",
                    "--set-file", "tls.key={dir}/snakeoil.key", "--set", "submission.enabled=true",
                    "--set", "smtps.enabled=true", "--set", "saslUsers.users=app1:$y$j9T$x$y"],
+    "dkim": ["--set", "dkim.enabled=true", "--set", "dkim.existingSecret=mail-dkim"],
     "nodeport-local": ["--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30025",
                        "--set", "gateway.service.externalTrafficPolicy=Local",
                        "--set", "mainCf.mynetworks=127.0.0.0/8 10.244.7.0/24"],
@@ -244,6 +245,24 @@ class ChartTest(unittest.TestCase):
         config = objects[("ConfigMap", "pg-postgate-config")]["data"]
         self.assertIn("postgate_smtpd_sasl_users_file = /run/secrets/postgate/users/users", config["main.cf"])
         self.assertNotIn("master.cf", config)
+
+    def test_dkim_needs_an_existing_secret_mounted_where_main_cf_points(self):
+        result = self.template(["--set", "dkim.enabled=true"])
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("dkim.enabled needs dkim.existingSecret", result.stderr)
+        objects = by_key(documents(self.render(["--set", "dkim.enabled=true", "--set", "dkim.existingSecret=mail-dkim"])))
+        pod = objects[("Deployment", "pg-postgate-gateway")]["spec"]["template"]["spec"]
+        self.assertIn({"name": "dkim", "secret": {"secretName": "mail-dkim"}}, pod["volumes"])
+        self.assertIn({"name": "dkim", "mountPath": "/run/secrets/postgate/dkim", "readOnly": True},
+                      pod["containers"][0]["volumeMounts"])
+        main_cf = objects[("ConfigMap", "pg-postgate-config")]["data"]["main.cf"]
+        self.assertIn("postgate_dkim_key_table = /run/secrets/postgate/dkim/KeyTable", main_cf)
+        self.assertIn("postgate_dkim_signing_table = /run/secrets/postgate/dkim/SigningTable", main_cf)
+        notes = run([HELM, "install", "pg", CHART, "--namespace", "mail", "--dry-run=client",
+                     "--set", "dkim.enabled=true", "--set", "dkim.existingSecret=mail-dkim"])
+        self.assertIn("kubectl -n mail exec deployment/pg-postgate-gateway -- smtp-gateway --config "
+                      "/etc/postgate/main.cf --dkim-records", notes.stdout)
+        self.assertNotIn("dkim", self.render([]).lower())
 
     def test_notes_tell_how_to_send_and_query(self):
         result = run([HELM, "install", "pg", CHART, "--namespace", "mail", "--dry-run=client"])
