@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "queue-service/model/record.h"
@@ -15,6 +17,70 @@ constexpr int kMaxAliasDepth = 20;
 DeliveryOutcome Outcome(rec::RecipientState state, uint32_t code, absl::string_view dsn,
                         std::string reason) {
   return DeliveryOutcome{state, code, std::string(dsn), std::move(reason), "local"};
+}
+
+// Stops ReadContent once the header section has been seen.
+constexpr absl::string_view kHeaderEnd = "end of header";
+// A header section longer than this is not read further for Delivered-To: (a loop adds its
+// Delivered-To: at the top, where this delivery agent writes it).
+constexpr size_t kMaxHeaderScan = 1 << 20;
+
+// The addresses of the message's Delivered-To: headers, lower case, as Postfix's delivered_hdr
+// collects them to break forwarding loops.
+absl::StatusOr<std::vector<std::string>> DeliveredToAddresses(const ContentSource& content) {
+  std::vector<std::string> addresses;
+  std::string line;
+  size_t scanned = 0;
+  bool in_field = false;  // The current line belongs to a Delivered-To: field.
+  auto finish_line = [&] {
+    if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {
+      if (in_field) absl::StrAppend(&addresses.back(), absl::AsciiStrToLower(absl::StripAsciiWhitespace(line)));
+    } else {
+      const size_t colon = line.find(':');
+      in_field = colon != std::string::npos &&
+                 absl::EqualsIgnoreCase(absl::StripTrailingAsciiWhitespace(absl::string_view(line).substr(0, colon)),
+                                        "Delivered-To");
+      if (in_field) {
+        addresses.push_back(absl::AsciiStrToLower(absl::StripAsciiWhitespace(absl::string_view(line).substr(colon + 1))));
+      }
+    }
+    line.clear();
+  };
+  const absl::Status read = content([&](absl::string_view piece) -> absl::Status {
+    for (char c : piece) {
+      if (++scanned > kMaxHeaderScan) return absl::CancelledError(kHeaderEnd);
+      if (c != '\n') {
+        line.push_back(c);
+        continue;
+      }
+      if (line.empty()) return absl::CancelledError(kHeaderEnd);  // The empty line.
+      finish_line();
+    }
+    return absl::OkStatus();
+  });
+  if (!read.ok() && !(absl::IsCancelled(read) && read.message() == kHeaderEnd)) return read;
+  return addresses;
+}
+
+// Postfix local(8): a message that already carries Delivered-To: <address> for an address it is
+// being delivered to has been here before – mail forwarded out and back – and is bounced
+// (5.4.6) rather than delivered again and again. nullopt when there is no loop.
+std::optional<DeliveryOutcome> ForwardingLoop(const rec::Message& message, int index, const Expansion& expansion,
+                                              const ContentSource& content) {
+  absl::StatusOr<std::vector<std::string>> delivered = DeliveredToAddresses(content);
+  if (!delivered.ok()) {
+    return Outcome(rec::RECIPIENT_STATE_DEFERRED, 451, "4.3.0",
+                   absl::StrCat("cannot read the message: ", delivered.status().message()));
+  }
+  if (delivered->empty()) return std::nullopt;
+  std::vector<std::string> addresses = {message.recipients(index).address()};
+  for (const LocalTarget& target : expansion.targets) addresses.push_back(target.delivered_to);
+  for (const std::string& address : addresses) {
+    if (std::find(delivered->begin(), delivered->end(), absl::AsciiStrToLower(address)) != delivered->end()) {
+      return Outcome(rec::RECIPIENT_STATE_BOUNCED, 554, "5.4.6", absl::StrCat("mail forwarding loop for ", address));
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -89,6 +155,7 @@ void LocalDelivery::Prewrite(const rec::Message& message, int index, const Conte
                              MaildirBatch& batch) const {
   if (options_.format != MailboxFormat::kMaildir) return;
   Expansion expansion = Expand(message.recipients(index).address());
+  if (ForwardingLoop(message, index, expansion, content)) return;  // Deliver bounces (or defers) it.
   for (size_t t = 0; t < expansion.targets.size(); ++t) {
     const std::string maildir = MaildirOf(expansion.targets[t]);
     const std::string name = MaildirName(message, index, t);
@@ -105,10 +172,20 @@ DeliveryOutcome LocalDelivery::Deliver(const rec::Message& message, int index,
 
   const std::string& sender = message.envelope().sender();
   const absl::Time arrival = absl::FromUnixSeconds(message.arrival_time().seconds());
+  bool loop_checked = false;
   for (size_t t = 0; t < expansion.targets.size(); ++t) {
     const LocalTarget& target = expansion.targets[t];
     const MailboxWrite write = MakeWrite(message, index, target, content);
     absl::Status status;
+    // Checked before the first write only: files Prewrite staged passed it, and are not read again.
+    if (!loop_checked) {
+      const bool in_place = options_.format == MailboxFormat::kMaildir &&
+                            MaildirHasMessage(MaildirOf(target), MaildirName(message, index, t), recovered);
+      if (!in_place) {
+        loop_checked = true;
+        if (std::optional<DeliveryOutcome> loop = ForwardingLoop(message, index, expansion, content)) return *loop;
+      }
+    }
     if (options_.format == MailboxFormat::kMaildir) {
       const std::string maildir = MaildirOf(target);
       const std::string name = MaildirName(message, index, t);

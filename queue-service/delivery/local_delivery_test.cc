@@ -204,5 +204,36 @@ TEST_F(LocalDeliveryTest, MboxQuotesFromAndSeparatesMessages) {
   EXPECT_EQ(mbox.substr(mbox.size() - 6), "\nend\n\n");
 }
 
+TEST_F(LocalDeliveryTest, ADeliveredToForTheRecipientIsAForwardingLoopAndBounces) {
+  LocalDelivery delivery = Make(MailboxFormat::kMaildir);
+  // Delivered here once, forwarded out and sent back: Postfix's local bounces it (5.4.6).
+  const std::string looped = "Delivered-To: other@example.org\ndelivered-to :\n  BAR@mail169.com\nSubject: x\n\nb\n";
+  const ContentSource looped_content = [&looped](const std::function<absl::Status(absl::string_view)>& sink) {
+    for (size_t i = 0; i < looped.size(); i += 5) {
+      if (absl::Status s = sink(absl::string_view(looped).substr(i, 5)); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  MaildirBatch batch;
+  delivery.Prewrite(Message({"bar@mail169.com"}), 0, looped_content, false, batch);
+  ASSERT_TRUE(batch.Finish().ok());
+  EXPECT_TRUE(Files("bar").empty()) << "nothing staged for a loop";
+  DeliveryOutcome outcome = delivery.Deliver(Message({"bar@mail169.com"}), 0, looped_content, false);
+  EXPECT_EQ(outcome.state, rec::RECIPIENT_STATE_BOUNCED);
+  EXPECT_EQ(outcome.dsn_status, "5.4.6");
+  EXPECT_EQ(outcome.reason, "mail forwarding loop for bar@mail169.com");
+  // Through an alias: team → foo, bar; bar's copy loops.
+  EXPECT_EQ(delivery.Deliver(Message({"team@mail169.com"}), 0, looped_content, false).reason,
+            "mail forwarding loop for bar@mail169.com");
+  EXPECT_TRUE(Files("bar").empty());
+  // Another recipient, or the address only in the body: delivered.
+  EXPECT_EQ(delivery.Deliver(Message({"foo@mail169.com"}), 0, looped_content, false).state,
+            rec::RECIPIENT_STATE_DELIVERED);
+  const ContentSource in_body = [](const std::function<absl::Status(absl::string_view)>& sink) {
+    return sink("Subject: x\n\nDelivered-To: bar@mail169.com\n");
+  };
+  EXPECT_EQ(delivery.Deliver(Message({"bar@mail169.com"}), 0, in_body, false).state, rec::RECIPIENT_STATE_DELIVERED);
+}
+
 }  // namespace
 }  // namespace postgate::queue
