@@ -320,7 +320,7 @@ int Run(const Flags& flags) {
       std::vector<gateway::FileStamp> now_others = watched_versions();
       if (now == seen && now_master == seen_master && now_others == seen_others) continue;
       const char* why = now != seen ? "main.cf changed" : now_master != seen_master ? "master.cf changed"
-                                                                                   : "DKIM key or table changed";
+                                                                                   : "a table or key changed";
       seen = now;
       seen_master = now_master;
       reload(why);

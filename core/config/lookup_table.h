@@ -28,6 +28,7 @@ class LookupTable {
   // "@domain". For a bare name: the name.
   const std::string* FindAddress(absl::string_view address) const;
   size_t size() const { return entries_.size(); }
+  const absl::flat_hash_map<std::string, std::string>& entries() const { return entries_; }
 
  private:
   absl::flat_hash_map<std::string, std::string> entries_;  // Lower-case key → value.

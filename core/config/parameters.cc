@@ -113,6 +113,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"postgate_smtpd_sasl_users_file", "", K::kString},
     ParameterSpec{"smtpd_sender_login_maps", "", K::kList},
     ParameterSpec{"smtpd_sender_restrictions", "", K::kList},
+    ParameterSpec{"smtpd_recipient_restrictions", "", K::kList},
     ParameterSpec{"smtpd_relay_restrictions",
                   "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination", K::kList},
     ParameterSpec{"smtpd_tls_wrappermode", "no", K::kBool},

@@ -48,13 +48,13 @@ class ClientPolicy : public protocol::Decider {
 
   Verdict CheckSender(const std::string& address) override {
     Verdict verdict = Verdict::Accept(policy_.QualifySender(address));
-    sender_ = verdict.address;
+    sender_ = address;
     return verdict;
   }
   Verdict CheckRecipient(const std::string& address) override {
     // smtpd_sender_restrictions first (delayed to RCPT, as Postfix's smtpd_delay_reject), then
-    // smtpd_relay_restrictions and the local recipient table.
-    if (std::optional<Verdict> refused = policy_.CheckSenderLogin(sender_, user_)) return *refused;
+    // smtpd_relay_restrictions, smtpd_recipient_restrictions and the local recipient table.
+    if (std::optional<Verdict> refused = policy_.CheckSender(sender_, in_mynetworks_, user_)) return *refused;
     return policy_.CheckRecipient(in_mynetworks_, !user_.empty(), address);
   }
   Verdict Verify(const std::string& address) override { return policy_.Verify(address); }
@@ -78,31 +78,105 @@ class ClientPolicy : public protocol::Decider {
   std::string address_;
   bool in_mynetworks_;
   std::string user_;    // SMTP AUTH login, "" before.
-  std::string sender_;  // The current transaction's MAIL FROM.
+  std::string sender_;  // The current transaction's MAIL FROM, as the client sent it.
 };
 
 }  // namespace
 
-absl::StatusOr<SenderLoginPolicy> ParseSenderRestrictions(const std::vector<std::string>& words,
-                                                          std::optional<config::LookupTable> owners) {
-  SenderLoginPolicy policy;
-  policy.owners = std::move(owners);
-  for (const std::string& word : words) {
-    const std::string name = absl::AsciiStrToLower(word);
-    if (name == "reject_sender_login_mismatch") {
-      policy.check_authenticated = policy.check_unauthenticated = true;
-    } else if (name == "reject_authenticated_sender_login_mismatch") {
-      policy.check_authenticated = true;
-    } else if (name == "reject_known_sender_login_mismatch") {
-      policy.check_authenticated = policy.check_unauthenticated = policy.unknown_allowed = true;
-    } else if (name == "reject_unauthenticated_sender_login_mismatch") {
-      policy.check_unauthenticated = true;
-    } else if (name != "permit") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "\"", word, "\": not supported (Postgate has permit and the reject_*sender_login_mismatch checks)"));
+namespace {
+
+// The words both lists share; `access_word` is check_sender_access or check_recipient_access.
+// Returns false for a word that is not one of them.
+absl::StatusOr<bool> ParseCommonRestriction(const std::vector<std::string>& words, size_t& i,
+                                            absl::string_view access_word, absl::string_view non_fqdn_word,
+                                            char delimiter, std::vector<AddressRestriction>& out) {
+  using Kind = AddressRestriction::Kind;
+  const std::string name = absl::AsciiStrToLower(words[i]);
+  static constexpr std::pair<const char*, Kind> kSimple[] = {
+      {"permit", Kind::kPermit},
+      {"reject", Kind::kReject},
+      {"defer", Kind::kDefer},
+      {"permit_mynetworks", Kind::kPermitMynetworks},
+      {"permit_sasl_authenticated", Kind::kPermitSaslAuthenticated},
+  };
+  for (const auto& [word, kind] : kSimple) {
+    if (name == word) {
+      out.push_back({.kind = kind});
+      return true;
     }
   }
+  if (name == non_fqdn_word) {
+    out.push_back({.kind = Kind::kRejectNonFqdn});
+    return true;
+  }
+  if (name == access_word) {
+    if (i + 1 >= words.size()) return absl::InvalidArgumentError(absl::StrCat(words[i], " needs a table (texthash:/path)"));
+    absl::StatusOr<std::shared_ptr<const AccessMap>> map = AccessMap::Load(words[++i], delimiter);
+    if (!map.ok()) return map.status();
+    out.push_back({.kind = Kind::kCheckAccess, .access = *std::move(map)});
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<SenderLoginPolicy> ParseSenderRestrictions(const std::vector<std::string>& words,
+                                                          std::optional<config::LookupTable> owners,
+                                                          char recipient_delimiter) {
+  using Kind = AddressRestriction::Kind;
+  SenderLoginPolicy policy;
+  policy.owners = std::move(owners);
+  for (size_t i = 0; i < words.size(); ++i) {
+    absl::StatusOr<bool> common = ParseCommonRestriction(words, i, "check_sender_access", "reject_non_fqdn_sender",
+                                                         recipient_delimiter, policy.restrictions);
+    if (!common.ok()) return common.status();
+    if (*common) continue;
+    const std::string name = absl::AsciiStrToLower(words[i]);
+    AddressRestriction mismatch{.kind = Kind::kLoginMismatch};
+    if (name == "reject_sender_login_mismatch") {
+      mismatch.check_authenticated = mismatch.check_unauthenticated = true;
+    } else if (name == "reject_authenticated_sender_login_mismatch") {
+      mismatch.check_authenticated = true;
+    } else if (name == "reject_known_sender_login_mismatch") {
+      mismatch.check_authenticated = mismatch.check_unauthenticated = mismatch.unknown_allowed = true;
+    } else if (name == "reject_unauthenticated_sender_login_mismatch") {
+      mismatch.check_unauthenticated = true;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", words[i], "\": not supported (Postgate has permit, reject, defer, permit_mynetworks, "
+          "permit_sasl_authenticated, check_sender_access, reject_non_fqdn_sender and the "
+          "reject_*sender_login_mismatch checks)"));
+    }
+    policy.restrictions.push_back(mismatch);
+  }
   return policy;
+}
+
+absl::StatusOr<std::vector<AddressRestriction>> ParseRecipientRestrictions(const std::vector<std::string>& words,
+                                                                           char recipient_delimiter) {
+  using Kind = AddressRestriction::Kind;
+  std::vector<AddressRestriction> restrictions;
+  for (size_t i = 0; i < words.size(); ++i) {
+    absl::StatusOr<bool> common = ParseCommonRestriction(words, i, "check_recipient_access",
+                                                         "reject_non_fqdn_recipient", recipient_delimiter, restrictions);
+    if (!common.ok()) return common.status();
+    if (*common) continue;
+    const std::string name = absl::AsciiStrToLower(words[i]);
+    if (name == "permit_auth_destination") {
+      restrictions.push_back({.kind = Kind::kPermitAuthDestination});
+    } else if (name == "reject_unauth_destination") {
+      restrictions.push_back({.kind = Kind::kRejectUnauthDestination});
+    } else if (name == "defer_unauth_destination") {
+      restrictions.push_back({.kind = Kind::kDeferUnauthDestination});
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "\"", words[i], "\": not supported (Postgate has permit, reject, defer, permit_mynetworks, "
+          "permit_sasl_authenticated, permit_auth_destination, reject_unauth_destination, "
+          "defer_unauth_destination, check_recipient_access and reject_non_fqdn_recipient)"));
+    }
+  }
+  return restrictions;
 }
 
 absl::StatusOr<std::vector<RelayRestriction>> ParseRelayRestrictions(const std::vector<std::string>& words) {
@@ -141,11 +215,24 @@ absl::StatusOr<std::vector<RelayRestriction>> ParseRelayRestrictions(const std::
   return restrictions;
 }
 
-std::optional<Verdict> RelayPolicy::CheckSenderLogin(const std::string& sender, const std::string& user) const {
-  if (sender.empty() || !sender_logins_.owners) return std::nullopt;
+namespace {
+
+// reject_non_fqdn_*: "user@host.domain" passes; "user" or "user@host" does not.
+bool FullyQualified(absl::string_view address) {
+  const size_t at = address.rfind('@');
+  if (at == absl::string_view::npos) return false;
+  const absl::string_view domain = address.substr(at + 1);
+  return (domain.size() > 2 && domain.front() == '[') || domain.find('.') != absl::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<Verdict> RelayPolicy::CheckLoginMismatch(const AddressRestriction& check, const std::string& sender,
+                                                       const std::string& user) const {
+  if (!sender_logins_.owners) return std::nullopt;
   const std::string* owners = sender_logins_.owners->FindAddress(sender);
-  if (!user.empty() && sender_logins_.check_authenticated) {
-    if (owners == nullptr && sender_logins_.unknown_allowed) return std::nullopt;
+  if (!user.empty() && check.check_authenticated) {
+    if (owners == nullptr && check.unknown_allowed) return std::nullopt;
     bool owned = false;
     if (owners != nullptr) {
       for (absl::string_view owner : absl::StrSplit(*owners, absl::ByAnyChar(", \t"), absl::SkipEmpty())) {
@@ -157,8 +244,93 @@ std::optional<Verdict> RelayPolicy::CheckSenderLogin(const std::string& sender, 
           553, "5.7.1", absl::StrCat("<", sender, ">: Sender address rejected: not owned by user ", user)));
     }
   }
-  if (user.empty() && sender_logins_.check_unauthenticated && owners != nullptr) {
+  if (user.empty() && check.check_unauthenticated && owners != nullptr) {
     return Verdict::Reject(Reply::Make(553, "5.7.1", absl::StrCat("<", sender, ">: Sender address rejected: not logged in")));
+  }
+  return std::nullopt;
+}
+
+std::optional<Verdict> RelayPolicy::CheckSender(const std::string& sender, bool in_mynetworks,
+                                                const std::string& user) const {
+  using Kind = AddressRestriction::Kind;
+  constexpr absl::string_view kWhat = "Sender address";
+  for (const AddressRestriction& check : sender_logins_.restrictions) {
+    switch (check.kind) {
+      case Kind::kPermit: return std::nullopt;
+      case Kind::kPermitMynetworks:
+        if (in_mynetworks) return std::nullopt;
+        break;
+      case Kind::kPermitSaslAuthenticated:
+        if (!user.empty()) return std::nullopt;
+        break;
+      case Kind::kReject:
+        return Verdict::Reject(Reply::Make(554, "5.7.1", absl::StrCat("<", sender, ">: ", kWhat, " rejected: Access denied")));
+      case Kind::kDefer:
+        return Verdict::Reject(Reply::Make(450, "4.3.2", absl::StrCat("<", sender, ">: ", kWhat, " rejected: Try again later")));
+      case Kind::kCheckAccess: {
+        // The null sender is looked up as "<>" (smtpd_null_access_lookup_key).
+        const AccessDecision decision = check.access->Decide(sender.empty() ? "<>" : sender, kWhat);
+        if (decision.kind == AccessDecision::Kind::kPermit) return std::nullopt;
+        if (decision.kind == AccessDecision::Kind::kRefuse) return Verdict::Reject(decision.reply);
+        break;
+      }
+      case Kind::kRejectNonFqdn:
+        if (!sender.empty() && !FullyQualified(sender)) {
+          return Verdict::Reject(Reply::Make(504, "5.5.2", absl::StrCat("<", sender, ">: ", kWhat,
+                                                                         " rejected: need fully-qualified address")));
+        }
+        break;
+      case Kind::kLoginMismatch:
+        if (sender.empty()) break;
+        if (std::optional<Verdict> refused = CheckLoginMismatch(check, local_domain_.Qualify(sender), user)) return refused;
+        break;
+      case Kind::kPermitAuthDestination:
+      case Kind::kRejectUnauthDestination:
+      case Kind::kDeferUnauthDestination:
+        break;  // Recipient checks: not in this list (the parser refuses them).
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Verdict> RelayPolicy::CheckRecipientRestrictions(bool in_mynetworks, bool logged_in,
+                                                               bool our_destination, const std::string& address) const {
+  using Kind = AddressRestriction::Kind;
+  for (const AddressRestriction& check : recipient_restrictions_) {
+    switch (check.kind) {
+      case Kind::kPermit: return std::nullopt;
+      case Kind::kPermitMynetworks:
+        if (in_mynetworks) return std::nullopt;
+        break;
+      case Kind::kPermitSaslAuthenticated:
+        if (logged_in) return std::nullopt;
+        break;
+      case Kind::kPermitAuthDestination:
+        if (our_destination) return std::nullopt;
+        break;
+      case Kind::kRejectUnauthDestination:
+        if (!our_destination) return RelayDenied(address);
+        break;
+      case Kind::kDeferUnauthDestination:
+        if (!our_destination) return RelayDeferred(address);
+        break;
+      case Kind::kReject: return AccessDenied(address);
+      case Kind::kDefer: return TryAgainLater(address);
+      case Kind::kCheckAccess: {
+        const AccessDecision decision = check.access->Decide(address, "Recipient address");
+        if (decision.kind == AccessDecision::Kind::kPermit) return std::nullopt;
+        if (decision.kind == AccessDecision::Kind::kRefuse) return Verdict::Reject(decision.reply);
+        break;
+      }
+      case Kind::kRejectNonFqdn:
+        if (!FullyQualified(address)) {
+          return Verdict::Reject(Reply::Make(
+              504, "5.5.2", absl::StrCat("<", address, ">: Recipient address rejected: need fully-qualified address")));
+        }
+        break;
+      case Kind::kLoginMismatch:
+        break;  // Sender checks: not in this list.
+    }
   }
   return std::nullopt;
 }
@@ -194,6 +366,9 @@ Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const st
       case RelayRestriction::kDefer: return TryAgainLater(address);
     }
     if (permitted) break;
+  }
+  if (std::optional<Verdict> refused = CheckRecipientRestrictions(in_mynetworks, logged_in, our_destination, address)) {
+    return *refused;
   }
   if (classified.local && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
   return Verdict::Accept(local_domain_.Qualify(address));

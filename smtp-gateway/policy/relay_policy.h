@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/config/lookup_table.h"
+#include "smtp-gateway/policy/access_map.h"
 
 #include "absl/time/time.h"
 #include "core/addressing/local_domain.h"
@@ -21,24 +22,50 @@
 
 namespace postgate::gateway::policy {
 
-// smtpd_sender_login_maps with the smtpd_sender_restrictions that use it: who may send as which
-// address once logged in, and which addresses need a login at all.
-struct SenderLoginPolicy {
-  std::optional<config::LookupTable> owners;  // "address owner, owner" / "@domain owner"
-  // reject_authenticated_sender_login_mismatch (or the first half of reject_sender_login_mismatch):
-  // a logged-in client must own the address; `unknown_allowed` (reject_known_…) lets it send as
-  // an address the table does not list.
+// One word of smtpd_sender_restrictions or smtpd_recipient_restrictions, checked in order until
+// one permits (the rest of that list is skipped) or refuses.
+struct AddressRestriction {
+  enum class Kind {
+    kPermit,                   // permit
+    kReject,                   // reject: 554 5.7.1 "… address rejected: Access denied"
+    kDefer,                    // defer: 450 4.3.2 "… address rejected: Try again later"
+    kPermitMynetworks,         // permit_mynetworks
+    kPermitSaslAuthenticated,  // permit_sasl_authenticated
+    kPermitAuthDestination,    // permit_auth_destination (recipients)
+    kRejectUnauthDestination,  // reject_unauth_destination (recipients)
+    kDeferUnauthDestination,   // defer_unauth_destination (recipients)
+    kCheckAccess,              // check_sender_access / check_recipient_access TABLE
+    kRejectNonFqdn,            // reject_non_fqdn_sender / _recipient: 504 5.5.2
+    kLoginMismatch,            // reject_*sender_login_mismatch (senders; smtpd_sender_login_maps)
+  };
+  Kind kind = Kind::kPermit;
+  std::shared_ptr<const AccessMap> access{};  // kCheckAccess
+  // kLoginMismatch: a logged-in client must own the address (`unknown_allowed`: unless the
+  // table does not list it, reject_known_…); an address the table lists needs a login.
   bool check_authenticated = false;
   bool unknown_allowed = false;
-  // reject_unauthenticated_sender_login_mismatch (and the second half): an address the table
-  // lists needs a login.
   bool check_unauthenticated = false;
 };
 
-// smtpd_sender_restrictions' words (the login mismatch checks are the ones Postgate has) into a
-// policy; an unknown word is an error naming it.
+// smtpd_sender_login_maps with smtpd_sender_restrictions.
+struct SenderLoginPolicy {
+  std::optional<config::LookupTable> owners;  // "address owner, owner" / "@domain owner"
+  std::vector<AddressRestriction> restrictions;
+};
+
+// smtpd_sender_restrictions' words (a table follows check_sender_access) into a policy; an
+// unknown word, a missing or unreadable table, or a login mismatch check without
+// smtpd_sender_login_maps is an error naming it.
 absl::StatusOr<SenderLoginPolicy> ParseSenderRestrictions(const std::vector<std::string>& words,
-                                                          std::optional<config::LookupTable> owners);
+                                                          std::optional<config::LookupTable> owners,
+                                                          char recipient_delimiter = '\0');
+
+// smtpd_recipient_restrictions (checked after smtpd_relay_restrictions; empty by default, as in
+// Postfix 3.x): permit, reject, defer, permit_mynetworks, permit_sasl_authenticated,
+// permit_auth_destination, reject_unauth_destination, defer_unauth_destination,
+// check_recipient_access TABLE, reject_non_fqdn_recipient.
+absl::StatusOr<std::vector<AddressRestriction>> ParseRecipientRestrictions(const std::vector<std::string>& words,
+                                                                           char recipient_delimiter = '\0');
 
 // smtpd_relay_restrictions: checked for each recipient, in order, until one permits or refuses;
 // a list that ends undecided permits (ParseRelayRestrictions makes sure one word can refuse). The default is Postfix's list with reject_unauth_destination.
@@ -76,17 +103,20 @@ class RelayPolicy {
               std::vector<std::string> fast_flush_domains = {}, SenderLoginPolicy sender_logins = {},
               std::vector<RelayRestriction> relay_restrictions = {RelayRestriction::kPermitMynetworks,
                                                                   RelayRestriction::kPermitSaslAuthenticated,
-                                                                  RelayRestriction::kRejectUnauthDestination})
+                                                                  RelayRestriction::kRejectUnauthDestination},
+              std::vector<AddressRestriction> recipient_restrictions = {})
       : local_domain_(local_domain),
         mynetworks_(std::move(mynetworks)),
         fast_flush_domains_(std::move(fast_flush_domains)),
         sender_logins_(std::move(sender_logins)),
-        relay_restrictions_(std::move(relay_restrictions)) {}
+        relay_restrictions_(std::move(relay_restrictions)),
+        recipient_restrictions_(std::move(recipient_restrictions)) {}
 
-  // smtpd_sender_restrictions for `sender` ("" = null sender, never checked) from a client logged
-  // in as `user` ("" = not logged in): a refusal, evaluated at RCPT as Postfix's
-  // smtpd_delay_reject does, or nullopt.
-  std::optional<protocol::Verdict> CheckSenderLogin(const std::string& sender, const std::string& user) const;
+  // smtpd_sender_restrictions for `sender` as the client sent it ("" = the null sender, looked up
+  // in access tables as "<>") from a client in mynetworks or not, logged in as `user` ("" = not):
+  // a refusal, evaluated at RCPT as Postfix's smtpd_delay_reject does, or nullopt.
+  std::optional<protocol::Verdict> CheckSender(const std::string& sender, bool in_mynetworks,
+                                               const std::string& user) const;
 
   bool RelayPermitted(absl::string_view client_address) const;
   void set_auth_rate_limit(AuthRateLimit limit) { auth_rate_ = std::move(limit); }
@@ -95,8 +125,8 @@ class RelayPolicy {
   // The Decider for one session from `client_address`.
   std::unique_ptr<protocol::Decider> ForClient(absl::string_view client_address) const;
 
-  // smtpd_relay_restrictions for a client in mynetworks or not, logged in or not, then the local
-  // recipient table.
+  // smtpd_relay_restrictions for a client in mynetworks or not, logged in or not, then
+  // smtpd_recipient_restrictions, then the local recipient table.
   protocol::Verdict CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address) const;
   protocol::Verdict Verify(const std::string& address) const;
   // ETRN: `domain` (lower case) is in fast_flush_domains, or below an entry there (Postfix's
@@ -105,11 +135,17 @@ class RelayPolicy {
   std::string QualifySender(const std::string& address) const { return local_domain_.Qualify(address); }
 
  private:
+  std::optional<protocol::Verdict> CheckLoginMismatch(const AddressRestriction& check, const std::string& sender,
+                                                      const std::string& user) const;
+  std::optional<protocol::Verdict> CheckRecipientRestrictions(bool in_mynetworks, bool logged_in, bool our_destination,
+                                                              const std::string& address) const;
+
   const addressing::LocalDomain& local_domain_;
   NetworkList mynetworks_;
   std::vector<std::string> fast_flush_domains_;
   SenderLoginPolicy sender_logins_;
   std::vector<RelayRestriction> relay_restrictions_;
+  std::vector<AddressRestriction> recipient_restrictions_;
   AuthRateLimit auth_rate_;
 };
 

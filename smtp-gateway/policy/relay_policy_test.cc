@@ -1,5 +1,8 @@
 #include "smtp-gateway/policy/relay_policy.h"
 
+#include <fstream>
+
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace postgate::gateway::policy {
@@ -79,27 +82,28 @@ TEST_F(RelayPolicyTest, SenderLoginMismatchAsPostfix) {
     return verdict ? verdict->reply.Format() : std::string("permitted");
   };
   const RelayPolicy strict = policy_with({"reject_sender_login_mismatch"});
-  EXPECT_EQ(reply(strict.CheckSenderLogin("foo@mail169.com", "foo")), "permitted");
-  EXPECT_EQ(reply(strict.CheckSenderLogin("shared@mail169.com", "BAR")), "permitted");  // Case-insensitive.
-  EXPECT_EQ(reply(strict.CheckSenderLogin("foo@mail169.com", "bar")),
+  EXPECT_EQ(reply(strict.CheckSender("foo@mail169.com", false, "foo")), "permitted");
+  EXPECT_EQ(reply(strict.CheckSender("shared@mail169.com", false, "BAR")), "permitted");  // Case-insensitive.
+  EXPECT_EQ(reply(strict.CheckSender("foo@mail169.com", false, "bar")),
             "553 5.7.1 <foo@mail169.com>: Sender address rejected: not owned by user bar\r\n");
-  EXPECT_EQ(reply(strict.CheckSenderLogin("anyone@example.net", "foo")),
+  EXPECT_EQ(reply(strict.CheckSender("anyone@example.net", false, "foo")),
             "553 5.7.1 <anyone@example.net>: Sender address rejected: not owned by user foo\r\n");
   // A logged-in user may not use an address the table does not list …
-  EXPECT_EQ(reply(strict.CheckSenderLogin("unlisted@example.org", "foo")),
+  EXPECT_EQ(reply(strict.CheckSender("unlisted@example.org", false, "foo")),
             "553 5.7.1 <unlisted@example.org>: Sender address rejected: not owned by user foo\r\n");
   // … and a listed address needs a login; the null sender is never checked.
-  EXPECT_EQ(reply(strict.CheckSenderLogin("foo@mail169.com", "")),
+  EXPECT_EQ(reply(strict.CheckSender("foo@mail169.com", false, "")),
             "553 5.7.1 <foo@mail169.com>: Sender address rejected: not logged in\r\n");
-  EXPECT_EQ(reply(strict.CheckSenderLogin("unlisted@example.org", "")), "permitted");
-  EXPECT_EQ(reply(strict.CheckSenderLogin("", "foo")), "permitted");
-  EXPECT_EQ(reply(policy_with({"reject_known_sender_login_mismatch"}).CheckSenderLogin("unlisted@example.org", "foo")),
+  EXPECT_EQ(reply(strict.CheckSender("unlisted@example.org", false, "")), "permitted");
+  EXPECT_EQ(reply(strict.CheckSender("", false, "foo")), "permitted");
+  EXPECT_EQ(reply(policy_with({"reject_known_sender_login_mismatch"}).CheckSender("unlisted@example.org", false, "foo")),
             "permitted");
-  EXPECT_EQ(reply(policy_with({"reject_authenticated_sender_login_mismatch"}).CheckSenderLogin("foo@mail169.com", "")),
+  EXPECT_EQ(reply(policy_with({"reject_authenticated_sender_login_mismatch"}).CheckSender("foo@mail169.com", false, "")),
             "permitted");
-  EXPECT_EQ(reply(policy_with({}).CheckSenderLogin("foo@mail169.com", "bar")), "permitted");
+  EXPECT_EQ(reply(policy_with({}).CheckSender("foo@mail169.com", false, "bar")), "permitted");
   EXPECT_EQ(ParseSenderRestrictions({"reject_unknown_sender_domain"}, std::nullopt).status().message(),
-            "\"reject_unknown_sender_domain\": not supported (Postgate has permit and the "
+            "\"reject_unknown_sender_domain\": not supported (Postgate has permit, reject, defer, permit_mynetworks, "
+            "permit_sasl_authenticated, check_sender_access, reject_non_fqdn_sender and the "
             "reject_*sender_login_mismatch checks)");
   // Through a session's Decider: the refusal comes at RCPT, before the relay check.
   auto decider = strict.ForClient("10.9.9.9");
@@ -160,6 +164,54 @@ TEST_F(RelayPolicyTest, FastFlushDomainsIncludeSubdomains) {
   EXPECT_TRUE(policy_.MayFlush("mx.example.org"));
   EXPECT_FALSE(policy_.MayFlush("badexample.org"));
   EXPECT_FALSE(policy_.MayFlush("example.net"));
+}
+
+// Debian's Postfix 3.7.11's replies for the same lists (2026-11-30).
+TEST_F(RelayPolicyTest, SenderAndRecipientRestrictionListsAsPostfix) {
+  const std::string dir = ::testing::TempDir();
+  const std::string senders = dir + "/sender_access";
+  const std::string recipients = dir + "/rcpt_access";
+  std::ofstream(senders) << "good.example OK\nspam.example REJECT\n";
+  std::ofstream(recipients) << "blocked@mail169.com REJECT\nheld.example 450 4.7.1 Try later\n";
+  absl::StatusOr<SenderLoginPolicy> sender_list = ParseSenderRestrictions(
+      {"reject_non_fqdn_sender", "check_sender_access", "texthash:" + senders, "reject"}, std::nullopt, '+');
+  ASSERT_TRUE(sender_list.ok()) << sender_list.status();
+  absl::StatusOr<std::vector<AddressRestriction>> recipient_list = ParseRecipientRestrictions(
+      {"reject_non_fqdn_recipient", "check_recipient_access", "texthash:" + recipients, "permit_mynetworks",
+       "reject_unauth_destination"}, '+');
+  ASSERT_TRUE(recipient_list.ok()) << recipient_list.status();
+  const RelayPolicy policy(domain_, *NetworkList::Parse({"127.0.0.0/8"}), {}, *std::move(sender_list),
+                           {RelayRestriction::kPermitMynetworks, RelayRestriction::kRejectUnauthDestination},
+                           *std::move(recipient_list));
+  auto rcpt = [&policy](const std::string& sender, const std::string& recipient) {
+    auto decider = policy.ForClient("127.0.0.1");
+    decider->CheckSender(sender);
+    const protocol::Verdict verdict = decider->CheckRecipient(recipient);
+    return verdict.accepted ? std::string("250") : verdict.reply.Format();
+  };
+  EXPECT_EQ(rcpt("x@good.example", "bar@mail169.com"), "250");  // OK ends the list before "reject".
+  EXPECT_EQ(rcpt("x@spam.example", "bar@mail169.com"),
+            "554 5.7.1 <x@spam.example>: Sender address rejected: Access denied\r\n");
+  EXPECT_EQ(rcpt("x@other.example", "bar@mail169.com"),
+            "554 5.7.1 <x@other.example>: Sender address rejected: Access denied\r\n");
+  EXPECT_EQ(rcpt("nodomain", "bar@mail169.com"),
+            "504 5.5.2 <nodomain>: Sender address rejected: need fully-qualified address\r\n");
+  EXPECT_EQ(rcpt("x@nodot", "bar@mail169.com"),
+            "504 5.5.2 <x@nodot>: Sender address rejected: need fully-qualified address\r\n");
+  EXPECT_EQ(rcpt("x@good.example", "blocked@mail169.com"),
+            "554 5.7.1 <blocked@mail169.com>: Recipient address rejected: Access denied\r\n");
+  EXPECT_EQ(rcpt("x@good.example", "x@held.example"),
+            "450 4.7.1 <x@held.example>: Recipient address rejected: Try later\r\n");
+  EXPECT_EQ(rcpt("x@good.example", "bar@nodot"),
+            "504 5.5.2 <bar@nodot>: Recipient address rejected: need fully-qualified address\r\n");
+  EXPECT_EQ(rcpt("x@good.example", "bar"),
+            "504 5.5.2 <bar>: Recipient address rejected: need fully-qualified address\r\n");
+  EXPECT_EQ(rcpt("", "bar@mail169.com"), "554 5.7.1 <>: Sender address rejected: Access denied\r\n");
+  EXPECT_THAT(std::string(ParseRecipientRestrictions({"check_recipient_access"}).status().message()),
+              ::testing::HasSubstr("check_recipient_access needs a table"));
+  EXPECT_THAT(std::string(ParseRecipientRestrictions({"check_recipient_access", "texthash:/nonexistent/x"})
+                              .status().message()),
+              ::testing::HasSubstr("/nonexistent/x"));
 }
 
 }  // namespace

@@ -88,7 +88,12 @@ absl::Status GatewaySettings::LoadDkim(const config::MainCf& cf, GatewaySettings
 }
 
 std::vector<std::string> GatewaySettings::watched_files() const {
-  return dkim_signer_ ? dkim_signer_->keys().files() : std::vector<std::string>{};
+  std::vector<std::string> files = access_tables_;
+  if (dkim_signer_) {
+    const std::vector<std::string>& dkim = dkim_signer_->keys().files();
+    files.insert(files.end(), dkim.begin(), dkim.end());
+  }
+  return files;
 }
 
 bool IsProcessWideParameter(absl::string_view name) {
@@ -175,19 +180,38 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     if (!table.ok()) return cf.Error("smtpd_sender_login_maps", table.status().message());
     owners = *std::move(table);
   }
+  // Access tables see "user+ext@domain" also as "user@domain" (the first recipient_delimiter).
+  const std::string delimiters = cf.Get("recipient_delimiter");
+  const char delimiter = delimiters.empty() ? '\0' : delimiters.front();
   absl::StatusOr<policy::SenderLoginPolicy> sender_logins =
-      policy::ParseSenderRestrictions(cf.GetList("smtpd_sender_restrictions"), std::move(owners));
+      policy::ParseSenderRestrictions(cf.GetList("smtpd_sender_restrictions"), std::move(owners), delimiter);
   if (!sender_logins.ok()) return cf.Error("smtpd_sender_restrictions", sender_logins.status().message());
   absl::StatusOr<std::vector<policy::RelayRestriction>> relay_restrictions =
       policy::ParseRelayRestrictions(cf.GetList("smtpd_relay_restrictions"));
   if (!relay_restrictions.ok()) return cf.Error("smtpd_relay_restrictions", relay_restrictions.status().message());
+  absl::StatusOr<std::vector<policy::AddressRestriction>> recipient_restrictions =
+      policy::ParseRecipientRestrictions(cf.GetList("smtpd_recipient_restrictions"), delimiter);
+  if (!recipient_restrictions.ok()) {
+    return cf.Error("smtpd_recipient_restrictions", recipient_restrictions.status().message());
+  }
 
   std::shared_ptr<GatewaySettings> settings(
       new GatewaySettings(addressing::LocalDomain(cf, *std::move(aliases))));
   settings->logins_ = std::move(logins);
   settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"),
-                            *std::move(sender_logins), *std::move(relay_restrictions));
+                            *std::move(sender_logins), *std::move(relay_restrictions),
+                            *std::move(recipient_restrictions));
   settings->proxy_networks_ = std::move(proxy_networks);
+  // The access tables' files: an edited table applies without a restart, like main.cf.
+  for (const char* list : {"smtpd_sender_restrictions", "smtpd_recipient_restrictions"}) {
+    const std::vector<std::string> words = cf.GetList(list);
+    for (size_t i = 0; i + 1 < words.size(); ++i) {
+      const std::string word = absl::AsciiStrToLower(words[i]);
+      if (word != "check_sender_access" && word != "check_recipient_access") continue;
+      const std::string& table = words[i + 1];
+      settings->access_tables_.push_back(table.substr(table.find(':') + 1));
+    }
+  }
   absl::StatusOr<policy::NetworkList> exceptions =
       policy::NetworkList::Parse(cf.GetList("smtpd_client_event_limit_exceptions"));
   if (!exceptions.ok()) return cf.Error("smtpd_client_event_limit_exceptions", exceptions.status().message());

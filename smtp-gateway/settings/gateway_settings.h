@@ -48,8 +48,8 @@ class GatewaySettings {
   GatewaySettings& operator=(const GatewaySettings&) = delete;
 
   const SessionEnvironment& environment() const { return environment_; }
-  // Files read besides main.cf and master.cf whose change is a reason to reload: the DKIM tables
-  // and keys (a rotated Kubernetes Secret).
+  // Files read besides main.cf and master.cf whose change is a reason to reload: the access
+  // tables, the DKIM tables and keys (a rotated Kubernetes Secret).
   std::vector<std::string> watched_files() const;
 
  private:
@@ -65,6 +65,7 @@ class GatewaySettings {
   std::optional<policy::ClientMatch> header_rewrite_clients_;  // local_header_rewrite_clients
   std::optional<policy::ClientMatch> dkim_signing_clients_;    // postgate_dkim_signing_clients
   std::shared_ptr<const dkim::DkimSigner> dkim_signer_;        // Null without a key table.
+  std::vector<std::string> access_tables_;                     // check_*_access files.
   std::unique_ptr<TlsContextProvider> tls_;
   std::shared_ptr<policy::LoginDatabase> logins_;  // smtpd_sasl_auth_enable
   SessionEnvironment environment_;  // Points into the members above.
