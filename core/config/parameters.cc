@@ -60,6 +60,8 @@ constexpr std::array kParameters = {
     ParameterSpec{"hopcount_limit", "50", K::kInteger},
     ParameterSpec{"header_size_limit", "102400", K::kInteger},
     ParameterSpec{"undisclosed_recipients_header", "", K::kString},
+    ParameterSpec{"header_checks", "", K::kString},
+    ParameterSpec{"mime_header_checks", "$header_checks", K::kString},
     // DKIM signing (Postgate's own; OpenDKIM's KeyTable/SigningTable shapes and defaults).
     ParameterSpec{"postgate_dkim_key_table", "", K::kString},
     ParameterSpec{"postgate_dkim_signing_table", "", K::kString},

@@ -207,8 +207,17 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
       ++chunks_;
     }
     size_ += commit.header_prefix().size();  // Part of the stored message from now on.
+    if (!commit.redirect_to().empty()) {  // REDIRECT: one recipient replaces the envelope's.
+      envelope_.clear_recipients();
+      envelope_.clear_recipient_options();
+      envelope_.add_recipients(commit.redirect_to());
+    }
     record_ = NewMessageRecord(id_, std::move(envelope_), size_, chunks_, arrival_);
     record_.set_header_prefix(std::move(*commit.mutable_header_prefix()));
+    if (commit.hold()) {
+      record_.mutable_message()->set_state(rec::MESSAGE_STATE_HOLD);
+      record_.mutable_message()->set_hold_reason(commit.hold_reason());
+    }
     commit_start_ = absl::Now();
     SetTimestamp(record_.mutable_message()->mutable_queued_time(), commit_start_);
     service_.writer_.Commit(record_, std::move(last_chunk), [this](absl::Status saved) { OnCommitted(saved); });
@@ -224,8 +233,8 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
     service_.metrics_.messages_stored.Increment();
     service_.metrics_.stored_bytes.Increment(static_cast<double>(size_));
     service_.index_.Upsert(message);
-    spdlog::info("{}: from=<{}>, size={}, nrcpt={} (queue active)", id_, message.envelope().sender(), size_,
-                 message.recipients_size());
+    spdlog::info("{}: from=<{}>, size={}, nrcpt={} (queue {})", id_, message.envelope().sender(), size_,
+                 message.recipients_size(), message.state() == rec::MESSAGE_STATE_HOLD ? "hold" : "active");
     service_.agent_.PublishReceived(message);
     service_.agent_.Submit(id_);
     // Last: once the gateway has its answer the stream may end, and this reactor with it.

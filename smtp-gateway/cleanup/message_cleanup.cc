@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/smtp/address.h"
 
 namespace postgate::gateway::cleanup {
@@ -48,7 +49,46 @@ bool IsDotAtom(absl::string_view text) {
   return true;
 }
 
+// Postfix's is_header(): a name of printable characters other than ':', optional blanks, ':'.
+bool IsHeaderText(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && text[i] > 32 && text[i] < 127 && text[i] != ':') ++i;
+  if (i == 0) return false;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  return i < text.size() && text[i] == ':';
+}
+
+// The headers Postfix hands to mime_header_checks instead of header_checks.
+bool IsMimeHeader(absl::string_view name) {
+  for (absl::string_view mime : {"Content-Description", "Content-Disposition", "Content-ID",
+                                 "Content-Transfer-Encoding", "Content-Type", "MIME-Version"}) {
+    if (absl::EqualsIgnoreCase(name, mime)) return true;
+  }
+  return false;
+}
+
+bool IsEnhancedCode(absl::string_view word) {
+  if (word.size() < 5 || (word[0] != '4' && word[0] != '5') || word[1] != '.') return false;
+  int dots = 0;
+  for (char c : word) {
+    if (c == '.') ++dots;
+    else if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return false;
+  }
+  return dots == 2;
+}
+
+constexpr absl::string_view kSupportedActions[] = {"REJECT", "WARN", "INFO", "IGNORE", "STRIP", "REPLACE", "PREPEND",
+                                                   "HOLD", "DISCARD", "REDIRECT", "PASS", "DUNNO", "OK"};
+
 }  // namespace
+
+std::optional<std::string> UnsupportedHeaderAction(absl::string_view result) {
+  const absl::string_view word = result.substr(0, result.find_first_of(" \t"));
+  for (absl::string_view supported : kSupportedActions) {
+    if (absl::EqualsIgnoreCase(word, supported)) return std::nullopt;
+  }
+  return std::string(word);
+}
 
 std::string QuoteLocalPart(absl::string_view address) {
   const smtp::MailboxParts parts = smtp::SplitMailbox(address);
@@ -131,9 +171,87 @@ void MessageCleanup::ParseHeaders(absl::string_view text, std::string* out) {
   }
 }
 
+bool MessageCleanup::CheckHeader(std::string* out) {
+  if (!filtering_) return true;
+  const absl::string_view name = FieldName(field_);
+  const config::RegexpTable* table = IsMimeHeader(name) ? options_.mime_header_checks : options_.header_checks;
+  if (table == nullptr) return true;
+  const absl::string_view field = absl::string_view(field_).substr(0, field_.size() - 1);  // Without its LF.
+  const std::optional<std::string> result = table->Match(field);
+  if (!result) return true;
+  const absl::string_view value = *result;
+  const size_t space = value.find_first_of(" \t");
+  const absl::string_view word = value.substr(0, space);
+  const std::string text(space == absl::string_view::npos ? "" : absl::StripLeadingAsciiWhitespace(value.substr(space)));
+  std::string header(field.substr(0, 200));
+  for (char& c : header) {
+    if (c == '\n' || c == '\t') c = ' ';
+  }
+  auto record = [&](absl::string_view action, std::string action_text) {
+    actions_.push_back({std::string(action), header, std::move(action_text)});
+  };
+  const auto is = [&word](absl::string_view action) { return absl::EqualsIgnoreCase(word, action); };
+  if (is("REJECT")) {
+    Rejection rejection;
+    const absl::string_view first = absl::string_view(text).substr(0, text.find(' '));
+    if (text.empty()) {
+      rejection.enhanced = "5.7.1";
+      rejection.text = "message content rejected";
+    } else if (IsEnhancedCode(first)) {
+      rejection.enhanced = std::string(first);
+      rejection.text = std::string(absl::StripLeadingAsciiWhitespace(absl::string_view(text).substr(first.size())));
+    } else {
+      rejection.enhanced = "5.7.1";
+      rejection.text = text;
+    }
+    rejection.code = rejection.enhanced[0] == '4' ? 451 : 550;
+    record("reject", absl::StrCat(rejection.enhanced, " ", rejection.text));
+    rejection_ = std::move(rejection);
+    filtering_ = false;
+  } else if (is("WARN")) {
+    record("warning", text);
+  } else if (is("INFO")) {
+    record("info", text);
+  } else if (is("IGNORE")) {
+    return false;
+  } else if (is("STRIP")) {
+    record("strip", text);
+    return false;
+  } else if (is("REPLACE") && IsHeaderText(text)) {
+    record("replace", text);
+    field_ = absl::StrCat(text, "\n");
+  } else if (is("PREPEND") && IsHeaderText(text)) {
+    record("prepend", text);
+    Emit(absl::StrCat(text, "\n"), out);
+  } else if (is("HOLD")) {
+    if (!hold_ && !discard_) {
+      record("hold", text);
+      hold_ = text;
+    }
+  } else if (is("DISCARD")) {
+    record("discard", text);
+    discard_ = true;
+    filtering_ = false;
+  } else if (is("REDIRECT") && text.find('@') != std::string::npos) {
+    record("redirect", text);
+    redirect_ = text;
+    filtering_ = false;
+  } else if (is("PASS")) {
+    record("pass", text);
+    filtering_ = false;
+  }
+  // DUNNO, OK, and a REPLACE/PREPEND/REDIRECT without proper text (Postfix warns and goes on).
+  return true;
+}
+
 void MessageCleanup::EndField(std::string* out) {
   if (field_.empty()) return;
   if (field_.back() != '\n') field_.push_back('\n');  // Truncated, or the content's last line.
+  if (!CheckHeader(out)) {
+    field_.clear();
+    field_truncated_ = false;
+    return;
+  }
   const absl::string_view name = FieldName(field_);
   const auto is = [&name](absl::string_view known) { return absl::EqualsIgnoreCase(name, known); };
   if (is("Received")) {

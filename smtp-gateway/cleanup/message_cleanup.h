@@ -7,17 +7,23 @@
 //    a missing Message-Id:, Date: and From: – or, once any Resent- header is present, the missing
 //    Resent-Message-Id:, Resent-Date: and Resent-From: – appended at the end of the header section
 //    in Postfix's formats, and undisclosed_recipients_header when no To:/Cc: is present;
-//  - one header field longer than header_size_limit keeps its first header_size_limit bytes.
+//  - one header field longer than header_size_limit keeps its first header_size_limit bytes;
+//  - header_checks (MIME headers of the top-level section: mime_header_checks) with Postfix's
+//    actions REJECT, WARN, INFO, IGNORE, STRIP, REPLACE, PREPEND, HOLD, DISCARD, REDIRECT, PASS,
+//    DUNNO/OK, each recorded for the log line cleanup writes.
 // Header fields, the end of the header section and the body are also shown to an optional
 // ContentObserver (the DKIM signer), exactly as they are stored. Memory: one header field.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "core/config/regexp_table.h"
 #include "core/smtp/header_body_separator.h"
 
 namespace postgate::gateway::cleanup {
@@ -42,7 +48,20 @@ struct CleanupOptions {
   int hopcount_limit = 50;
   size_t header_size_limit = 102400;
   std::string undisclosed_recipients_header{};  // Postfix ≥ 2.8's default: "" (add nothing).
+  const config::RegexpTable* header_checks = nullptr;       // Null: none.
+  const config::RegexpTable* mime_header_checks = nullptr;  // MIME-Version, Content-*; null: none.
 };
+
+// A header_checks action taken, for Postfix's log line "<action>: header <header> from …: <text>".
+struct HeaderAction {
+  std::string action;  // "reject", "warning", "info", "replace", "prepend", "hold", "discard", "redirect", "strip"
+  std::string header;  // The header it matched (its first 200 bytes, folds as spaces).
+  std::string text;
+};
+
+// The first word of a header_checks result that Postgate does not act on (BCC, FILTER…), or
+// nullopt when it is one it does; for checking a table when it is loaded.
+std::optional<std::string> UnsupportedHeaderAction(absl::string_view result);
 
 class MessageCleanup {
  public:
@@ -66,6 +85,19 @@ class MessageCleanup {
   const std::string& message_id() const { return message_id_; }
   bool in_body() const { return state_ == State::kBody; }
 
+  // header_checks' outcome, known once the header section ended.
+  const std::vector<HeaderAction>& actions() const { return actions_; }
+  // REJECT: the reply's code ("550", or "451" for a 4.x.x text), enhanced code and text.
+  struct Rejection {
+    int code = 550;
+    std::string enhanced;
+    std::string text;
+  };
+  const std::optional<Rejection>& rejection() const { return rejection_; }
+  bool discard() const { return discard_; }
+  const std::optional<std::string>& hold() const { return hold_; }  // The reason ("" for none).
+  const std::string& redirect() const { return redirect_; }         // "" unless REDIRECT.
+
  private:
   enum class State { kHeaders, kBody };
   // Bits for the headers whose presence decides what is added.
@@ -84,6 +116,8 @@ class MessageCleanup {
   void EndField(std::string* out);
   void EndHeaders(bool empty_line_follows, std::string* out);
   void Emit(absl::string_view field, std::string* out);
+  // Applies header_checks to field_; false when the field is dropped. May emit a PREPEND.
+  bool CheckHeader(std::string* out);
   std::string FromAddress() const;
 
   CleanupOptions options_;
@@ -97,6 +131,12 @@ class MessageCleanup {
   int hops_ = 0;
   std::string message_id_ = "<>";
   std::string separated_;   // Scratch: the separator's output while in the header section.
+  bool filtering_ = true;   // REJECT, DISCARD, REDIRECT and PASS end header_checks.
+  std::vector<HeaderAction> actions_;
+  std::optional<Rejection> rejection_;
+  bool discard_ = false;
+  std::optional<std::string> hold_;
+  std::string redirect_;
 };
 
 // Postfix's quote_822_local: the address with its local part quoted when it is not a dot-atom,

@@ -172,5 +172,86 @@ TEST(MessageCleanupTest, TheObserverSeesWhatIsStoredFieldByFieldThenTheBody) {
   EXPECT_EQ(out.substr(out.size() - recorder.body.size() - 1), absl::StrCat("\n", recorder.body));
 }
 
+// The table Debian's Postfix 3.7.11 was given as header_checks (2026-11-30), and what it did.
+constexpr char kHeaderChecks[] =
+    "/^Subject:.*reject-plain/ REJECT\n"
+    "/^Subject:.*reject-text/ REJECT Spam is not welcome here\n"
+    "/^Subject:.*defer-me/ REJECT 4.7.1 Come back later\n"
+    "/^Subject:.*warn-me/ WARN looks odd\n"
+    "/^X-Drop-Me:/ IGNORE\n"
+    "/^Subject: replace-me(.*)/ REPLACE Subject: replaced$1\n"
+    "/^Subject:.*prepend-me/ PREPEND X-Prepended: yes\n"
+    "/^Subject:.*hold-me/ HOLD held for review\n"
+    "/^Subject:.*discard-me/ DISCARD gone\n"
+    "/^Subject:.*redirect-me/ REDIRECT foo@mail169.com\n"
+    "/^Content-Type:.*application\\/x-msdownload/ REJECT 5.7.1 no programs\n";
+
+class HeaderChecksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::shared_ptr<const config::RegexpTable>> table = config::RegexpTable::Parse(kHeaderChecks, "hc");
+    ASSERT_TRUE(table.ok()) << table.status();
+    table_ = *table;
+  }
+  std::string Run(const std::string& subject, const std::string& extra = "") {
+    CleanupOptions options = LabOptions();
+    options.header_checks = table_.get();
+    options.mime_header_checks = table_.get();
+    cleanup_ = std::make_unique<MessageCleanup>(options, nullptr);
+    std::string out;
+    cleanup_->Feed(absl::StrCat("Subject: ", subject, "\n", extra, "Message-Id: <m@x>\nDate: d\nFrom: f\n\nbody\n"), &out);
+    cleanup_->Finish(&out);
+    return out;
+  }
+  std::shared_ptr<const config::RegexpTable> table_;
+  std::unique_ptr<MessageCleanup> cleanup_;
+};
+
+TEST_F(HeaderChecksTest, RejectWithPostfixsReplies) {
+  Run("reject-plain");
+  ASSERT_TRUE(cleanup_->rejection());
+  EXPECT_EQ(cleanup_->rejection()->code, 550);
+  EXPECT_EQ(absl::StrCat(cleanup_->rejection()->enhanced, " ", cleanup_->rejection()->text), "5.7.1 message content rejected");
+  ASSERT_EQ(cleanup_->actions().size(), 1u);
+  EXPECT_EQ(cleanup_->actions()[0].action, "reject");
+  EXPECT_EQ(cleanup_->actions()[0].header, "Subject: reject-plain");
+  EXPECT_EQ(cleanup_->actions()[0].text, "5.7.1 message content rejected");
+  Run("reject-text");
+  EXPECT_EQ(cleanup_->rejection()->text, "Spam is not welcome here");
+  Run("defer-me");
+  EXPECT_EQ(cleanup_->rejection()->code, 451);
+  EXPECT_EQ(cleanup_->rejection()->enhanced, "4.7.1");
+  EXPECT_EQ(cleanup_->rejection()->text, "Come back later");
+  Run("fine", "Content-Type: application/x-msdownload\n");  // A MIME header: mime_header_checks.
+  EXPECT_EQ(cleanup_->rejection()->text, "no programs");
+}
+
+TEST_F(HeaderChecksTest, HeaderEditsAsPostfixStoredThem) {
+  EXPECT_EQ(Run("warn-me"), "Subject: warn-me\nMessage-Id: <m@x>\nDate: d\nFrom: f\n\nbody\n");
+  EXPECT_EQ(cleanup_->actions()[0].action, "warning");
+  EXPECT_EQ(cleanup_->actions()[0].text, "looks odd");
+  EXPECT_FALSE(cleanup_->rejection());
+  EXPECT_EQ(Run("drop", "X-Drop-Me: 1\n"), "Subject: drop\nMessage-Id: <m@x>\nDate: d\nFrom: f\n\nbody\n");
+  EXPECT_TRUE(cleanup_->actions().empty());  // IGNORE is not logged.
+  EXPECT_EQ(Run("replace-me now"), "Subject: replaced now\nMessage-Id: <m@x>\nDate: d\nFrom: f\n\nbody\n");
+  EXPECT_EQ(cleanup_->actions()[0].text, "Subject: replaced now");
+  EXPECT_EQ(Run("prepend-me"), "X-Prepended: yes\nSubject: prepend-me\nMessage-Id: <m@x>\nDate: d\nFrom: f\n\nbody\n");
+}
+
+TEST_F(HeaderChecksTest, HoldDiscardAndRedirectAreForTheQueue) {
+  Run("hold-me");
+  EXPECT_EQ(cleanup_->hold(), "held for review");
+  EXPECT_FALSE(cleanup_->discard());
+  Run("discard-me");
+  EXPECT_TRUE(cleanup_->discard());
+  EXPECT_EQ(cleanup_->actions()[0].action, "discard");
+  Run("redirect-me", "Content-Type: application/x-msdownload\n");  // After REDIRECT no more checks.
+  EXPECT_EQ(cleanup_->redirect(), "foo@mail169.com");
+  EXPECT_FALSE(cleanup_->rejection());
+  EXPECT_EQ(UnsupportedHeaderAction("BCC a@b"), "BCC");
+  EXPECT_EQ(UnsupportedHeaderAction("FILTER smtp:x"), "FILTER");
+  EXPECT_EQ(UnsupportedHeaderAction("hold"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace postgate::gateway::cleanup

@@ -93,7 +93,7 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
   // Every reason exists from the start at 0, so rate() and alerts work before the first reject.
   for (const char* reason : {"relay_denied", "unknown_recipient", "message_too_big", "queue_error",
                              "too_many_recipients", "no_valid_recipients", "syntax", "connection_count",
-                             "connection_rate", "auth_rate", "bare_newline", "too_many_hops", "other"}) {
+                             "connection_rate", "auth_rate", "bare_newline", "too_many_hops", "content", "other"}) {
     rejects_.Add({{"reason", reason}});
   }
 }

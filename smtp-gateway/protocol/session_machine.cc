@@ -321,7 +321,7 @@ Step SessionMachine::QueueOpened(bool ok, bool no_storage) {
   return Step{Reply::Plain(354, "End data with <CR><LF>.<CR><LF>"), Action::kReadData};
 }
 
-Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_id) {
+Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_id, const smtp::Reply* rejection) {
   ResetTransaction();
   after_message_ = true;
   switch (outcome) {
@@ -335,6 +335,9 @@ Step SessionMachine::DataFinished(DataOutcome outcome, const std::string& queue_
       return Step{BareNewlineReply(), Action::kNone};
     case DataOutcome::kTooManyHops:
       return Say(554, "5.4.0", "Error: too many hops");
+    case DataOutcome::kContentRejected:
+      if (rejection != nullptr) return Step{*rejection, Action::kNone};
+      return Say(550, "5.7.1", "message content rejected");
     case DataOutcome::kQueueError:
       break;
   }
@@ -562,7 +565,7 @@ Step SessionMachine::OnBdat(const smtp::Command& command) {
 }
 
 Step SessionMachine::BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes,
-                                   const std::string& queue_id) {
+                                   const std::string& queue_id, const smtp::Reply* rejection) {
   const bool last = bdat_chunk_.last;
   Step step;
   switch (outcome) {
@@ -585,6 +588,9 @@ Step SessionMachine::BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes,
       break;
     case BdatOutcome::kTooManyHops:
       step = Say(554, "5.4.0", "Error: too many hops");
+      break;
+    case BdatOutcome::kContentRejected:
+      step = rejection != nullptr ? Step{*rejection, Action::kNone} : Say(550, "5.7.1", "message content rejected");
       break;
     case BdatOutcome::kDiscarded:
       step = bdat_error_ ? Step{*bdat_error_, Action::kNone}

@@ -130,6 +130,7 @@ enum class DataOutcome {
   kNoStorage,    // The queue's disk is (nearly) full; nothing was kept.
   kBareNewline,  // smtpd_forbid_bare_newline = reject and a line ended in a bare LF.
   kTooManyHops,  // hopcount_limit Received: headers or more (a mail loop); nothing was kept.
+  kContentRejected,  // header_checks REJECT: the reply given to DataFinished; nothing was kept.
 };
 
 // The BDAT chunk the session must read next (RFC 3030). The bytes are read in every case – the
@@ -149,6 +150,7 @@ enum class BdatOutcome {
   kNoStorage,   // The queue's disk is (nearly) full; the rest of the message is discarded.
   kBareNewline, // smtpd_forbid_bare_newline = reject: the chunk had a bare LF; the rest is discarded.
   kTooManyHops, // LAST chunk: hopcount_limit Received: headers or more; nothing was kept.
+  kContentRejected,  // LAST chunk: header_checks REJECT (the reply given); nothing was kept.
   kDiscarded,   // The session dropped the bytes as bdat_chunk().discard asked.
 };
 
@@ -168,12 +170,14 @@ class SessionMachine {
   Step OnLine(const smtp::CommandLine& line);
   // `no_storage`: the queue refused for want of disk space (452 4.3.1 rather than 451 4.3.0).
   Step QueueOpened(bool ok, bool no_storage = false);
-  Step DataFinished(DataOutcome outcome, const std::string& queue_id);
+  // `rejection`: the reply for kContentRejected.
+  Step DataFinished(DataOutcome outcome, const std::string& queue_id, const smtp::Reply* rejection = nullptr);
   // smtpd_forbid_bare_newline = reject, for a command line that ended in a bare LF: Postfix's
   // reply, after which the session ends. The line itself is not a command.
   Step BareNewlineInCommand() const;
   // After kReadChunk. `message_bytes` counts every byte of this message so far.
-  Step BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes, const std::string& queue_id);
+  Step BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes, const std::string& queue_id,
+                     const smtp::Reply* rejection = nullptr);
 
   // The TLS handshake after kStartTls succeeded: back to the state after the greeting.
   void TlsStarted();

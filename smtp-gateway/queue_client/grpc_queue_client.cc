@@ -339,9 +339,9 @@ class GrpcMessageUpload : public MessageUpload {
     co_return absl::OkStatus();
   }
 
-  asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size, std::string header_prefix) override {
+  asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size, const CommitExtras& extras) override {
     Keep(last_chunk);
-    header_prefix_ = std::move(header_prefix);  // Sent again with a replayed commit.
+    extras_ = extras;  // Sent again with a replayed commit.
     // The commit, and its replay if the stream broke, within one postgate_queue_timeout.
     step_limit_ = std::chrono::steady_clock::now() + client_.timeout;
     call_->Bound(step_limit_);
@@ -366,7 +366,10 @@ class GrpcMessageUpload : public MessageUpload {
     v1::EnqueueRequest request;
     request.mutable_commit()->set_size(size);
     request.mutable_commit()->set_content(std::move(last_chunk));
-    request.mutable_commit()->set_header_prefix(header_prefix_);
+    request.mutable_commit()->set_header_prefix(extras_.header_prefix);
+    request.mutable_commit()->set_hold(extras_.hold);
+    request.mutable_commit()->set_hold_reason(extras_.hold_reason);
+    request.mutable_commit()->set_redirect_to(extras_.redirect_to);
     // Half the step timeout: the queue must have committed well before we stop waiting.
     const auto deadline = std::chrono::system_clock::now() + client_.timeout / 2;
     const auto nanos =
@@ -418,7 +421,7 @@ class GrpcMessageUpload : public MessageUpload {
   std::string queue_id_;
   const std::string peer_;
   std::vector<std::string> kept_;
-  std::string header_prefix_;
+  CommitExtras extras_;
   uint64_t kept_bytes_ = 0;
   bool replayable_ = true;
   bool replayed_ = false;

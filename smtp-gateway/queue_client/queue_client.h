@@ -25,6 +25,16 @@ struct OutgoingEnvelope {
   std::string protocol;  // "SMTP" / "ESMTP".
 };
 
+// What the queue stores with a message besides its content, known only at its end.
+struct CommitExtras {
+  // Header fields to store in front of the content – those computed over all of it, as the
+  // DKIM-Signature ("" for none).
+  std::string header_prefix;
+  bool hold = false;        // header_checks HOLD: stored on hold (postsuper -h), with the reason.
+  std::string hold_reason;
+  std::string redirect_to;  // header_checks REDIRECT: the one recipient instead of the envelope's.
+};
+
 class MessageUpload {
  public:
   virtual ~MessageUpload() = default;
@@ -32,9 +42,7 @@ class MessageUpload {
   virtual asio::awaitable<absl::Status> Write(std::string chunk) = 0;
   // Sends `last_chunk` (may be empty) with the commit, which saves the queue a write for a small
   // message. `size` is the total of all chunks, the last one included; the queue checks it.
-  // `header_prefix`: header fields the queue stores in front of the content – those computed
-  // over all of it, as the DKIM-Signature ("" for none).
-  virtual asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size, std::string header_prefix) = 0;
+  virtual asio::awaitable<absl::Status> Commit(std::string last_chunk, uint64_t size, const CommitExtras& extras) = 0;
 };
 
 class QueueClient {

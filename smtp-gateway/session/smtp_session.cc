@@ -510,6 +510,7 @@ class SmtpSession {
     std::unique_ptr<cleanup::MessageCleanup> cleanup;
     std::unique_ptr<dkim::MessageSignature> signature;  // Observes cleanup's output; null: unsigned.
     bool too_many_hops = false;     // Refused at the end: hopcount_limit reached.
+    std::optional<smtp::Reply> content_rejection;  // header_checks REJECT.
     bool failed() const { return too_big || bare_newline || !queue_status.ok(); }
   };
 
@@ -561,7 +562,9 @@ class SmtpSession {
         .sender = transaction.sender,
         .hopcount_limit = env_.hopcount_limit,
         .header_size_limit = env_.header_size_limit,
-        .undisclosed_recipients_header = env_.undisclosed_recipients_header};
+        .undisclosed_recipients_header = env_.undisclosed_recipients_header,
+        .header_checks = env_.header_checks.get(),
+        .mime_header_checks = env_.mime_header_checks.get()};
     if (env_.dkim_signer != nullptr && env_.dkim_signing_clients->Matches(address_, in_mynetworks, logged_in)) {
       message.signature = env_.dkim_signer->Start(message.queue_id);
     }
@@ -612,6 +615,27 @@ class SmtpSession {
       co_return absl::FailedPreconditionError("too many hops");
     }
     cleanup_log_.info("{}: message-id={}", message.queue_id, message.cleanup->message_id());
+    const protocol::Transaction& transaction = machine_->transaction();
+    for (const cleanup::HeaderAction& action : message.cleanup->actions()) {
+      // Postfix's cleanup_act_log line, which log tools read.
+      cleanup_log_.info("{}: {}: header {} from {}; from=<{}> to=<{}> proto={} helo=<{}>{}{}", message.queue_id,
+                        action.action, action.header, client_, transaction.sender,
+                        transaction.recipients.empty() ? "" : transaction.recipients.front(),
+                        machine_->esmtp() ? "ESMTP" : "SMTP", machine_->helo(), action.text.empty() ? "" : ": ",
+                        action.text);
+    }
+    if (const std::optional<cleanup::MessageCleanup::Rejection>& rejection = message.cleanup->rejection()) {
+      message.upload.reset();  // The queue keeps nothing.
+      message.content_rejection = smtp::Reply::Make(rejection->code, rejection->enhanced, rejection->text);
+      env_.metrics->CountReject("content");
+      reject_accounted_ = true;  // Logged above, as Postfix's cleanup logs it.
+      co_return absl::FailedPreconditionError("content rejected");
+    }
+    if (message.cleanup->discard()) {
+      // Postfix answers as if queued, and keeps nothing.
+      message.upload.reset();
+      co_return absl::OkStatus();
+    }
     std::string signatures;
     if (status.ok() && message.signature) {
       absl::StatusOr<std::string> signed_fields = message.signature->Finish();
@@ -627,8 +651,12 @@ class SmtpSession {
     }
     if (status.ok()) {
       message.stored_bytes += message.pending.size();
+      CommitExtras extras{.header_prefix = std::move(signatures),
+                          .hold = message.cleanup->hold().has_value(),
+                          .hold_reason = message.cleanup->hold().value_or(""),
+                          .redirect_to = message.cleanup->redirect()};
       status = co_await message.upload->Commit(std::exchange(message.pending, std::string()), message.stored_bytes,
-                                               signatures);
+                                               extras);
     }
     if (status.ok() && message.signature) {
       for (const std::string& signature : message.signature->signatures()) {
@@ -680,10 +708,12 @@ class SmtpSession {
       absl::Status committed = co_await Commit(*message);
       outcome = committed.ok()                         ? protocol::DataOutcome::kQueued
                 : message->too_many_hops               ? protocol::DataOutcome::kTooManyHops
+                : message->content_rejection           ? protocol::DataOutcome::kContentRejected
                 : absl::IsResourceExhausted(committed) ? protocol::DataOutcome::kNoStorage
                                                        : protocol::DataOutcome::kQueueError;
     }
-    co_return machine_->DataFinished(outcome, message->queue_id);
+    co_return machine_->DataFinished(outcome, message->queue_id,
+                                     message->content_rejection ? &*message->content_rejection : nullptr);
   }
 
   // BDAT: read exactly the announced bytes (RFC 3030: no dot-stuffing, no end marker), keeping
@@ -733,15 +763,17 @@ class SmtpSession {
       bdat_message_->crlf.Finish(&bdat_message_->pending);
       Separate(*bdat_message_, before);
       const absl::Status committed = co_await Commit(*bdat_message_);
-      outcome = committed.ok()                   ? protocol::BdatOutcome::kQueued
-                : bdat_message_->too_many_hops ? protocol::BdatOutcome::kTooManyHops
-                                               : failure(committed);
+      outcome = committed.ok()                         ? protocol::BdatOutcome::kQueued
+                : bdat_message_->too_many_hops         ? protocol::BdatOutcome::kTooManyHops
+                : bdat_message_->content_rejection     ? protocol::BdatOutcome::kContentRejected
+                                                       : failure(committed);
     }
     const uint64_t total = bdat_message_ ? bdat_message_->client_bytes : 0;
     const std::string queue_id = bdat_message_ ? bdat_message_->queue_id : "";
+    const std::optional<smtp::Reply> rejection = bdat_message_ ? bdat_message_->content_rejection : std::nullopt;
     // Done or failed: the state machine discards the failed message's later chunks itself.
     if (outcome != protocol::BdatOutcome::kKept) bdat_message_.reset();
-    co_return machine_->BdatChunkRead(outcome, total, queue_id);
+    co_return machine_->BdatChunkRead(outcome, total, queue_id, rejection ? &*rejection : nullptr);
   }
 
   // Reads what the client sent next into input_. False when the client is gone or timed out

@@ -12,6 +12,7 @@
 #include "asio/awaitable.hpp"
 #include "asio/ip/tcp.hpp"
 #include "asio/thread_pool.hpp"
+#include "core/config/regexp_table.h"
 #include "smtp-gateway/dkim/dkim_signer.h"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/policy/client_limiter.h"
@@ -83,6 +84,8 @@ struct SessionEnvironment {
   size_t header_size_limit = 102400;
   std::string undisclosed_recipients_header;
   std::shared_ptr<spdlog::logger> cleanup_log;  // syslog_name/cleanup; null: spdlog's default.
+  std::shared_ptr<const config::RegexpTable> header_checks;       // Null: none.
+  std::shared_ptr<const config::RegexpTable> mime_header_checks;  // Null: none.
   // DKIM signing of mail from postgate_dkim_signing_clients; null signer: none.
   const dkim::DkimSigner* dkim_signer = nullptr;
   const policy::ClientMatch* dkim_signing_clients = nullptr;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "core/base/logging.h"
 #include "core/config/aliases.h"
+#include "smtp-gateway/cleanup/message_cleanup.h"
 #include "smtp-gateway/settings/machine_addresses.h"
 
 namespace postgate::gateway {
@@ -262,6 +263,24 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   settings->dkim_signing_clients_ = *std::move(signing_clients);
   absl::Status dkim = LoadDkim(cf, *settings);
   if (!dkim.ok()) return dkim;
+
+  for (const char* parameter : {"header_checks", "mime_header_checks"}) {
+    const std::string spec = cf.Get(parameter);
+    if (spec.empty()) continue;
+    absl::StatusOr<std::shared_ptr<const config::RegexpTable>> table = config::RegexpTable::Load(spec);
+    if (!table.ok()) return cf.Error(parameter, table.status().message());
+    const std::string path = spec.substr(spec.find(':') + 1);
+    for (const auto& [line, result] : (*table)->Results()) {
+      if (std::optional<std::string> action = cleanup::UnsupportedHeaderAction(result)) {
+        return cf.Error(parameter, absl::StrCat(path, ":", line, ": action \"", *action,
+                                                "\" is not one Postgate has (REJECT, WARN, INFO, IGNORE, STRIP, "
+                                                "REPLACE, PREPEND, HOLD, DISCARD, REDIRECT, PASS, DUNNO, OK)"));
+      }
+    }
+    settings->access_tables_.push_back(path);  // Watched: an edited table applies without a restart.
+    (std::string(parameter) == "header_checks" ? settings->environment_.header_checks
+                                               : settings->environment_.mime_header_checks) = *std::move(table);
+  }
 
   SessionEnvironment& environment = settings->environment_;
   environment.dkim_signer = settings->dkim_signer_.get();

@@ -65,7 +65,7 @@ class GatewaySettings {
   std::optional<policy::ClientMatch> header_rewrite_clients_;  // local_header_rewrite_clients
   std::optional<policy::ClientMatch> dkim_signing_clients_;    // postgate_dkim_signing_clients
   std::shared_ptr<const dkim::DkimSigner> dkim_signer_;        // Null without a key table.
-  std::vector<std::string> access_tables_;                     // check_*_access files.
+  std::vector<std::string> access_tables_;  // check_*_access and header_checks files.
   std::unique_ptr<TlsContextProvider> tls_;
   std::shared_ptr<policy::LoginDatabase> logins_;  // smtpd_sasl_auth_enable
   SessionEnvironment environment_;  // Points into the members above.
