@@ -61,6 +61,10 @@ constexpr std::array kParameters = {
     ParameterSpec{"header_size_limit", "102400", K::kInteger},
     ParameterSpec{"undisclosed_recipients_header", "", K::kString},
     ParameterSpec{"header_checks", "", K::kString},
+    ParameterSpec{"virtual_alias_maps", "", K::kList},
+    ParameterSpec{"virtual_alias_domains", "$virtual_alias_maps", K::kList},
+    ParameterSpec{"virtual_alias_recursion_limit", "1000", K::kInteger},
+    ParameterSpec{"virtual_alias_expansion_limit", "1000", K::kInteger},
     ParameterSpec{"mime_header_checks", "$header_checks", K::kString},
     // DKIM signing (Postgate's own; OpenDKIM's KeyTable/SigningTable shapes and defaults).
     ParameterSpec{"postgate_dkim_key_table", "", K::kString},

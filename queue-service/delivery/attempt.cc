@@ -1,5 +1,6 @@
 #include "queue-service/delivery/attempt.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/base/absl_fmt.h"
 #include "core/base/logging.h"
@@ -91,8 +92,14 @@ std::string DeliveryAttempt::FormatLine(const rec::Message& message, const rec::
   // ", conn_use=N" as Postfix logs it for the N-th transaction on a cached connection.
   const std::string connection_use =
       outcome.connection_use > 1 ? absl::StrCat(", conn_use=", outcome.connection_use) : "";
-  return fmt::format("{}: to=<{}>, relay={}{}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
-                     message.queue_id(), recipient.address(), outcome.relay, connection_use,
+  // ", orig_to=<x>" when the recipient came from another (a virtual alias), as Postfix logs it.
+  std::string original;
+  if (const std::string& orcpt = recipient.options().original_recipient(); absl::StartsWithIgnoreCase(orcpt, "rfc822;")) {
+    const absl::string_view address = absl::string_view(orcpt).substr(7);
+    if (!absl::EqualsIgnoreCase(address, recipient.address())) original = absl::StrCat(", orig_to=<", address, ">");
+  }
+  return fmt::format("{}: to=<{}>{}, relay={}{}, delay={}, delays={}/{}/0/{}, dsn={}, status={} ({})",
+                     message.queue_id(), recipient.address(), original, outcome.relay, connection_use,
                      base::FormatDelay(absl::ToDoubleSeconds(end - arrival)),
                      base::FormatDelay(absl::ToDoubleSeconds(queued - arrival)),
                      base::FormatDelay(absl::ToDoubleSeconds(start - queued)),

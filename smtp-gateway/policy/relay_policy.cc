@@ -347,8 +347,9 @@ std::unique_ptr<protocol::Decider> RelayPolicy::ForClient(absl::string_view clie
 Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address) const {
   addressing::ClassifiedAddress classified = local_domain_.Classify(address);
   // Ours, as reject_unauth_destination sees it: a local domain, without sender-routing syntax
-  // (user@other@ours, user%other@ours) that could make us relay.
-  const bool our_destination = classified.local && !classified.routing_syntax;
+  // (user@other@ours, user%other@ours) that could make us relay, or a virtual alias domain.
+  const bool virtual_domain = virtual_ != nullptr && virtual_->IsVirtualDomain(classified.domain);
+  const bool our_destination = (classified.local && !classified.routing_syntax) || virtual_domain;
   for (RelayRestriction restriction : relay_restrictions_) {
     bool permitted = false;
     switch (restriction) {
@@ -370,7 +371,12 @@ Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const st
   if (std::optional<Verdict> refused = CheckRecipientRestrictions(in_mynetworks, logged_in, our_destination, address)) {
     return *refused;
   }
-  if (classified.local && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
+  const bool virtual_alias = virtual_ != nullptr && !virtual_->empty() && virtual_->Lookup(address).has_value();
+  if (virtual_domain && !virtual_alias) {
+    return Verdict::Reject(Reply::Make(
+        550, "5.1.1", absl::StrCat("<", address, ">: Recipient address rejected: User unknown in virtual alias table")));
+  }
+  if (classified.local && !virtual_alias && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
   return Verdict::Accept(local_domain_.Qualify(address));
 }
 
@@ -385,7 +391,13 @@ bool RelayPolicy::MayFlush(const std::string& domain) const {
 
 Verdict RelayPolicy::Verify(const std::string& address) const {
   addressing::ClassifiedAddress classified = local_domain_.Classify(address);
-  if (classified.local && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
+  const bool virtual_domain = virtual_ != nullptr && virtual_->IsVirtualDomain(classified.domain);
+  const bool virtual_alias = virtual_ != nullptr && !virtual_->empty() && virtual_->Lookup(address).has_value();
+  if (virtual_domain && !virtual_alias) {
+    return Verdict::Reject(Reply::Make(
+        550, "5.1.1", absl::StrCat("<", address, ">: Recipient address rejected: User unknown in virtual alias table")));
+  }
+  if (classified.local && !virtual_alias && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
   return Verdict::Accept(address);
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "core/config/lookup_table.h"
 #include "smtp-gateway/policy/access_map.h"
+#include "smtp-gateway/policy/virtual_aliases.h"
 
 #include "absl/time/time.h"
 #include "core/addressing/local_domain.h"
@@ -119,6 +120,9 @@ class RelayPolicy {
                                                const std::string& user) const;
 
   bool RelayPermitted(absl::string_view client_address) const;
+  // virtual_alias_maps / virtual_alias_domains (null: none).
+  void set_virtual_aliases(std::shared_ptr<const VirtualAliases> aliases) { virtual_ = std::move(aliases); }
+  const VirtualAliases* virtual_aliases() const { return virtual_.get(); }
   void set_auth_rate_limit(AuthRateLimit limit) { auth_rate_ = std::move(limit); }
   const AuthRateLimit& auth_rate_limit() const { return auth_rate_; }
 
@@ -146,6 +150,7 @@ class RelayPolicy {
   SenderLoginPolicy sender_logins_;
   std::vector<RelayRestriction> relay_restrictions_;
   std::vector<AddressRestriction> recipient_restrictions_;
+  std::shared_ptr<const VirtualAliases> virtual_;
   AuthRateLimit auth_rate_;
 };
 

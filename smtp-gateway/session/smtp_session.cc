@@ -511,7 +511,7 @@ class SmtpSession {
     std::unique_ptr<dkim::MessageSignature> signature;  // Observes cleanup's output; null: unsigned.
     bool too_many_hops = false;     // Refused at the end: hopcount_limit reached.
     std::optional<smtp::Reply> content_rejection;  // header_checks REJECT.
-    bool failed() const { return too_big || bare_newline || !queue_status.ok(); }
+    bool failed() const { return too_big || bare_newline || !queue_status.ok() || content_rejection.has_value(); }
   };
 
   // "ESMTP", "UTF8SMTP"… as Postfix's Received: header and logs name the protocol.
@@ -526,7 +526,13 @@ class SmtpSession {
   // Opens the queue for the current transaction and queues the Received: header.
   asio::awaitable<std::optional<MessageInProgress>> OpenMessage() {
     const protocol::Transaction& transaction = machine_->transaction();
-    const OutgoingEnvelope envelope{transaction, address_, hostname_, machine_->helo(), ProtocolName()};
+    OutgoingEnvelope envelope{transaction, address_, hostname_, machine_->helo(), ProtocolName()};
+    // virtual_alias_maps, as Postfix's cleanup: the queue gets the addresses the recipients expand
+    // to, each remembering the original (ORCPT) for DSNs and logs.
+    std::string expansion_error;
+    if (const policy::VirtualAliases* aliases = env_.policy->virtual_aliases(); aliases != nullptr && !aliases->empty()) {
+      expansion_error = ExpandVirtualAliases(*aliases, envelope.transaction);
+    }
     absl::StatusOr<std::unique_ptr<MessageUpload>> opened = co_await env_.queue->Open(envelope);
     open_status_ = opened.status();
     if (!opened.ok()) {
@@ -570,7 +576,40 @@ class SmtpSession {
     }
     message.cleanup = std::make_unique<cleanup::MessageCleanup>(std::move(options), message.signature.get());
     message.cleanup->Feed(received, &message.pending);
+    if (!expansion_error.empty()) {
+      cleanup_log_.warn("{}: {} -- message not accepted, try again later", message.queue_id, expansion_error);
+      message.upload.reset();  // The queue keeps nothing; the content is read and dropped.
+      message.pending.clear();
+      message.content_rejection = smtp::Reply::Make(451, "4.6.0", "Alias expansion error");
+      env_.metrics->CountReject("other");
+      reject_accounted_ = true;  // The warning above is the log line, as with Postfix's cleanup.
+    }
     co_return message;
+  }
+
+  // Replaces the recipients of `transaction` with what virtual_alias_maps expands them to.
+  // Returns Postfix's warning when an expansion fails (a loop, too many addresses), else "".
+  static std::string ExpandVirtualAliases(const policy::VirtualAliases& aliases, protocol::Transaction& transaction) {
+    std::vector<std::string> recipients;
+    std::vector<protocol::RecipientDsn> dsn;
+    for (size_t i = 0; i < transaction.recipients.size(); ++i) {
+      const std::string& original = transaction.recipients[i];
+      policy::VirtualAliases::Expansion expansion = aliases.Expand(original);
+      if (!expansion.error.empty()) return expansion.error;
+      for (std::string& address : expansion.addresses) {
+        if (std::find(recipients.begin(), recipients.end(), address) != recipients.end()) continue;
+        protocol::RecipientDsn options = i < transaction.recipient_dsn.size() ? transaction.recipient_dsn[i]
+                                                                               : protocol::RecipientDsn{};
+        if (address != original && options.original_recipient.empty()) {
+          options.original_recipient = absl::StrCat("rfc822;", original);
+        }
+        recipients.push_back(std::move(address));
+        dsn.push_back(std::move(options));
+      }
+    }
+    transaction.recipients = std::move(recipients);
+    transaction.recipient_dsn = std::move(dsn);
+    return "";
   }
 
   // Passes the client content appended to message.pending since `from` through cleanup (a copy
@@ -704,6 +743,8 @@ class SmtpSession {
     if (message->bare_newline) {
       LogBareNewlineReject(message->queue_id, "END-OF-MESSAGE");
       outcome = protocol::DataOutcome::kBareNewline;
+    } else if (message->content_rejection) {
+      outcome = protocol::DataOutcome::kContentRejected;  // Refused before its content (alias expansion).
     } else if (!message->too_big) {
       absl::Status committed = co_await Commit(*message);
       outcome = committed.ok()                         ? protocol::DataOutcome::kQueued
@@ -749,6 +790,8 @@ class SmtpSession {
     };
     if (open_failed) {
       outcome = failure(open_status_);
+    } else if (!chunk.discard && bdat_message_ && bdat_message_->content_rejection) {
+      outcome = protocol::BdatOutcome::kContentRejected;  // Refused before its content (alias expansion).
     } else if (!keep) {
       outcome = protocol::BdatOutcome::kDiscarded;
     } else if (bdat_message_->bare_newline) {

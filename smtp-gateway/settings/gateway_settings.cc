@@ -203,6 +203,18 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
                             *std::move(sender_logins), *std::move(relay_restrictions),
                             *std::move(recipient_restrictions));
   settings->proxy_networks_ = std::move(proxy_networks);
+  if (const std::vector<std::string> maps = cf.GetList("virtual_alias_maps"); !maps.empty()) {
+    const int64_t recursion = cf.GetInteger("virtual_alias_recursion_limit");
+    const int64_t expansion = cf.GetInteger("virtual_alias_expansion_limit");
+    if (recursion < 1) return cf.Error("virtual_alias_recursion_limit", "must be at least 1");
+    if (expansion < 1) return cf.Error("virtual_alias_expansion_limit", "must be at least 1");
+    absl::StatusOr<std::shared_ptr<const policy::VirtualAliases>> aliases = policy::VirtualAliases::Load(
+        maps, cf.GetList("virtual_alias_domains"), delimiter,
+        {.recursion = static_cast<size_t>(recursion), .expansion = static_cast<size_t>(expansion)});
+    if (!aliases.ok()) return cf.Error("virtual_alias_maps", aliases.status().message());
+    for (const std::string& file : (*aliases)->files()) settings->access_tables_.push_back(file);
+    settings->policy_->set_virtual_aliases(*std::move(aliases));
+  }
   // The access tables' files: an edited table applies without a restart, like main.cf.
   for (const char* list : {"smtpd_sender_restrictions", "smtpd_recipient_restrictions"}) {
     const std::vector<std::string> words = cf.GetList(list);
