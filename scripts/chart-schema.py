@@ -112,6 +112,7 @@ def schema():
             "smtps": obj({"enabled": BOOL, "containerPort": CONTAINER_PORT, "servicePort": SERVICE_PORT}),
             "saslUsers": obj({"existingSecret": STR, "users": STR}),
             "dkim": obj({"enabled": BOOL, "existingSecret": STR}),
+            "tables": {"type": "object", "additionalProperties": STR},
             "adminToken": obj({"existingSecret": STR, "value": STR}),
             "metrics": obj({
                 "serviceMonitor": obj({"enabled": BOOL, "interval": STR, "labels": MAP}),

@@ -40,6 +40,8 @@ VARIANTS = {
                    "--set-file", "tls.key={dir}/snakeoil.key", "--set", "submission.enabled=true",
                    "--set", "smtps.enabled=true", "--set", "saslUsers.users=app1:$y$j9T$x$y"],
     "dkim": ["--set", "dkim.enabled=true", "--set", "dkim.existingSecret=mail-dkim"],
+    "tables": ["--set-string", "tables.sender_access=example.com OK",
+               "--set", "mainCf.smtpd_sender_restrictions=check_sender_access texthash:/etc/postgate/sender_access\\, reject"],
     "nodeport-local": ["--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30025",
                        "--set", "gateway.service.externalTrafficPolicy=Local",
                        "--set", "mainCf.mynetworks=127.0.0.0/8 10.244.7.0/24"],
@@ -263,6 +265,16 @@ class ChartTest(unittest.TestCase):
         self.assertIn("kubectl -n mail exec deployment/pg-postgate-gateway -- smtp-gateway --config "
                       "/etc/postgate/main.cf --dkim-records", notes.stdout)
         self.assertNotIn("dkim", self.render([]).lower())
+
+    def test_tables_become_files_beside_main_cf(self):
+        objects = by_key(documents(self.render(["--set-string", "tables.sender_access=example.com OK",
+                                                "--set-string", "tables.header_checks=/^X-Spam: yes/ HOLD"])))
+        data = objects[("ConfigMap", "pg-postgate-config")]["data"]
+        self.assertEqual(data["sender_access"], "example.com OK\n")
+        self.assertEqual(data["header_checks"], "/^X-Spam: yes/ HOLD\n")
+        result = self.template(["--set-string", "tables.main\\.cf=x"])
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("tables.main.cf: that name is the chart's own file", result.stderr)
 
     def test_notes_tell_how_to_send_and_query(self):
         result = run([HELM, "install", "pg", CHART, "--namespace", "mail", "--dry-run=client"])
