@@ -17,7 +17,7 @@ class DkimKeysTest : public ::testing::Test {
  protected:
   void SetUp() override {
     rsa_ = dir_.WriteKey("rsa.pem", "RSA");
-    ed_ = dir_.WriteKey("ed.pem", "ED25519");
+    ed_ = dir_.WriteKey("rsa2.pem", "RSA");
     key_table_ = dir_.Write("KeyTable", absl::StrCat("# name  domain:selector:key\n", "rsa example.com:r2026:", rsa_,
                                                      "\ned  Example.COM:e2026:", ed_, "\n", "sub  sub.example.net:s:",
                                                      rsa_, "\nany  fallback.example:f:", ed_, "\n"));
@@ -38,12 +38,10 @@ TEST_F(DkimKeysTest, KeysAreReadWithTheirTypeAndPublicValue) {
   absl::StatusOr<DkimKeys> keys = Load("example.com rsa\n");
   ASSERT_TRUE(keys.ok()) << keys.status();
   ASSERT_EQ(keys->keys().size(), 4u);
-  EXPECT_EQ(keys->keys()[0].type, KeyType::kRsa);
   EXPECT_EQ(keys->keys()[0].bits, 2048);
   EXPECT_EQ(keys->keys()[0].public_key.size(), 392u);  // Base64 of a 294-byte SubjectPublicKeyInfo.
-  EXPECT_EQ(keys->keys()[1].type, KeyType::kEd25519);
-  EXPECT_EQ(keys->keys()[1].domain, "example.com");
-  EXPECT_EQ(keys->keys()[1].public_key.size(), 44u);   // Base64 of the raw 32-byte key (RFC 8463).
+  EXPECT_EQ(keys->keys()[1].domain, "example.com");  // Lower-cased.
+  EXPECT_NE(keys->keys()[1].public_key, keys->keys()[0].public_key);
   EXPECT_THAT(keys->files(), ::testing::ElementsAre(key_table_, ::testing::EndsWith("SigningTable"), rsa_, ed_, rsa_, ed_));
 }
 
@@ -74,6 +72,8 @@ TEST_F(DkimKeysTest, ErrorsNameTheFileAndLineAndNeverTheKey) {
       {absl::StrCat("\n\nrsa example.com:s:", dir_.path(), "/missing.pem\n"), "KeyTable:3: "},
       {absl::StrCat("rsa example.com:s:", bad_key, "\n"), absl::StrCat("KeyTable:1: ", bad_key, ": not a PEM private key")},
       {absl::StrCat("rsa example.com:s:", small, "\n"), "an RSA key of 512 bits (RFC 8301: at least 1024)"},
+      {absl::StrCat("ed example.com:s:", dir_.WriteKey("ed.pem", "ED25519"), "\n"),
+       "an Ed25519 key: not supported (Debian's libopendkim 2.11.0~beta2 leaks the key of every Ed25519 signature)"},
       {absl::StrCat("rsa example.com:s:", rsa_, "\nrsa example.com:t:", rsa_, "\n"), "KeyTable:2: key \"rsa\" named twice"},
   };
   for (const Case& c : cases) {
@@ -97,8 +97,7 @@ TEST_F(DkimKeysTest, TheDnsRecordIsInZoneFileFormWithStringsOfAtMost255) {
   std::string joined;
   for (absl::string_view piece : absl::StrSplit(rsa.substr(rsa.find('(') + 2), "\" \"")) absl::StrAppend(&joined, piece);
   EXPECT_THAT(joined, HasSubstr(keys->keys()[0].public_key));
-  EXPECT_EQ(DnsRecord(keys->keys()[1]),
-            absl::StrCat("e2026._domainkey.example.com. IN TXT ( \"v=DKIM1; k=ed25519; p=", keys->keys()[1].public_key, "\" )"));
+  EXPECT_TRUE(absl::StartsWith(DnsRecord(keys->keys()[1]), "e2026._domainkey.example.com. IN TXT ( \"v=DKIM1; k=rsa; p="));
 }
 
 TEST(AuthorAddressTest, TheFromHeadersAddress) {

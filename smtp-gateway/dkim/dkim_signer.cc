@@ -115,7 +115,7 @@ void MessageSignature::EndOfHeaders() {
                              reinterpret_cast<const unsigned char*>(key->domain.c_str()),
                              signer_.options_.relaxed_header ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
                              signer_.options_.relaxed_body ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
-                             key->type == KeyType::kRsa ? DKIM_SIGN_RSASHA256 : DKIM_SIGN_ED25519SHA256,
+                             DKIM_SIGN_RSASHA256,
                              -1 /* no l= */, &status);
     if (handle == nullptr) return Fail("dkim_sign", status);
     handles_.push_back(handle);

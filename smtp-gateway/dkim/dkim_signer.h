@@ -1,4 +1,4 @@
-// DKIM signing (RFC 6376, RFC 8463) with Debian's libopendkim – the OpenDKIM project's library,
+// DKIM signing (RFC 6376, rsa-sha256) with Debian's libopendkim – the OpenDKIM project's library,
 // so canonicalisation and signing are a well-kept implementation's, not ours. A MessageSignature
 // is the cleanup's ContentObserver: it sees the header section as stored (after cleanup added
 // what was missing), picks the keys for the author (the From: header's address) at its end,

@@ -23,15 +23,14 @@ Verdict RelayDeferred(const std::string& address) {
   return Verdict::Reject(Reply::Make(454, "4.7.1", absl::StrCat("<", address, ">: Relay access denied")));
 }
 
-// "reject" and "defer" in smtpd_relay_restrictions, in Debian's Postfix 3.7.11's words.
-Verdict AccessDenied(const std::string& address) {
-  return Verdict::Reject(
-      Reply::Make(554, "5.7.1", absl::StrCat("<", address, ">: Recipient address rejected: Access denied")));
+// "reject" and "defer" in the restriction lists, in Debian's Postfix 3.7.11's words; `what` is
+// "Sender address" or "Recipient address".
+Verdict AccessDenied(absl::string_view address, absl::string_view what) {
+  return Verdict::Reject(Reply::Make(554, "5.7.1", absl::StrCat("<", address, ">: ", what, " rejected: Access denied")));
 }
 
-Verdict TryAgainLater(const std::string& address) {
-  return Verdict::Reject(
-      Reply::Make(450, "4.3.2", absl::StrCat("<", address, ">: Recipient address rejected: Try again later")));
+Verdict TryAgainLater(absl::string_view address, absl::string_view what) {
+  return Verdict::Reject(Reply::Make(450, "4.3.2", absl::StrCat("<", address, ">: ", what, " rejected: Try again later")));
 }
 
 Verdict UnknownUser(const std::string& address) {
@@ -252,84 +251,77 @@ std::optional<Verdict> RelayPolicy::CheckLoginMismatch(const AddressRestriction&
 
 std::optional<Verdict> RelayPolicy::CheckSender(const std::string& sender, bool in_mynetworks,
                                                 const std::string& user) const {
+  return CheckList(sender_logins_.restrictions, {.address = sender,
+                                                 .what = "Sender address",
+                                                 .in_mynetworks = in_mynetworks,
+                                                 .logged_in = !user.empty(),
+                                                 .user = user});
+}
+
+std::vector<AddressRestriction> RelayPolicy::AsAddressRestrictions(const std::vector<RelayRestriction>& relay) {
   using Kind = AddressRestriction::Kind;
-  constexpr absl::string_view kWhat = "Sender address";
-  for (const AddressRestriction& check : sender_logins_.restrictions) {
+  std::vector<AddressRestriction> steps;
+  for (RelayRestriction restriction : relay) {
+    Kind kind = Kind::kPermit;
+    switch (restriction) {
+      case RelayRestriction::kPermitMynetworks: kind = Kind::kPermitMynetworks; break;
+      case RelayRestriction::kPermitSaslAuthenticated: kind = Kind::kPermitSaslAuthenticated; break;
+      case RelayRestriction::kPermitAuthDestination: kind = Kind::kPermitAuthDestination; break;
+      case RelayRestriction::kRejectUnauthDestination: kind = Kind::kRejectUnauthDestination; break;
+      case RelayRestriction::kDeferUnauthDestination: kind = Kind::kDeferUnauthDestination; break;
+      case RelayRestriction::kPermit: kind = Kind::kPermit; break;
+      case RelayRestriction::kReject: kind = Kind::kReject; break;
+      case RelayRestriction::kDefer: kind = Kind::kDefer; break;
+    }
+    steps.push_back({.kind = kind});
+  }
+  return steps;
+}
+
+std::optional<Verdict> RelayPolicy::CheckList(const std::vector<AddressRestriction>& list,
+                                              const ListContext& context) const {
+  using Kind = AddressRestriction::Kind;
+  const std::string& address = context.address;
+  const bool null_sender = address.empty();  // Only a sender can be <>.
+  for (const AddressRestriction& check : list) {
     switch (check.kind) {
       case Kind::kPermit: return std::nullopt;
       case Kind::kPermitMynetworks:
-        if (in_mynetworks) return std::nullopt;
+        if (context.in_mynetworks) return std::nullopt;
         break;
       case Kind::kPermitSaslAuthenticated:
-        if (!user.empty()) return std::nullopt;
+        if (context.logged_in) return std::nullopt;
         break;
-      case Kind::kReject:
-        return Verdict::Reject(Reply::Make(554, "5.7.1", absl::StrCat("<", sender, ">: ", kWhat, " rejected: Access denied")));
-      case Kind::kDefer:
-        return Verdict::Reject(Reply::Make(450, "4.3.2", absl::StrCat("<", sender, ">: ", kWhat, " rejected: Try again later")));
+      case Kind::kPermitAuthDestination:
+        if (context.our_destination) return std::nullopt;
+        break;
+      case Kind::kRejectUnauthDestination:
+        if (!context.our_destination) return RelayDenied(address);
+        break;
+      case Kind::kDeferUnauthDestination:
+        if (!context.our_destination) return RelayDeferred(address);
+        break;
+      case Kind::kReject: return AccessDenied(address, context.what);
+      case Kind::kDefer: return TryAgainLater(address, context.what);
       case Kind::kCheckAccess: {
         // The null sender is looked up as "<>" (smtpd_null_access_lookup_key).
-        const AccessDecision decision = check.access->Decide(sender.empty() ? "<>" : sender, kWhat);
+        const AccessDecision decision = check.access->Decide(null_sender ? "<>" : address, context.what);
         if (decision.kind == AccessDecision::Kind::kPermit) return std::nullopt;
         if (decision.kind == AccessDecision::Kind::kRefuse) return Verdict::Reject(decision.reply);
         break;
       }
       case Kind::kRejectNonFqdn:
-        if (!sender.empty() && !FullyQualified(sender)) {
-          return Verdict::Reject(Reply::Make(504, "5.5.2", absl::StrCat("<", sender, ">: ", kWhat,
+        if (!null_sender && !FullyQualified(address)) {
+          return Verdict::Reject(Reply::Make(504, "5.5.2", absl::StrCat("<", address, ">: ", context.what,
                                                                          " rejected: need fully-qualified address")));
         }
         break;
       case Kind::kLoginMismatch:
-        if (sender.empty()) break;
-        if (std::optional<Verdict> refused = CheckLoginMismatch(check, local_domain_.Qualify(sender), user)) return refused;
-        break;
-      case Kind::kPermitAuthDestination:
-      case Kind::kRejectUnauthDestination:
-      case Kind::kDeferUnauthDestination:
-        break;  // Recipient checks: not in this list (the parser refuses them).
-    }
-  }
-  return std::nullopt;
-}
-
-std::optional<Verdict> RelayPolicy::CheckRecipientRestrictions(bool in_mynetworks, bool logged_in,
-                                                               bool our_destination, const std::string& address) const {
-  using Kind = AddressRestriction::Kind;
-  for (const AddressRestriction& check : recipient_restrictions_) {
-    switch (check.kind) {
-      case Kind::kPermit: return std::nullopt;
-      case Kind::kPermitMynetworks:
-        if (in_mynetworks) return std::nullopt;
-        break;
-      case Kind::kPermitSaslAuthenticated:
-        if (logged_in) return std::nullopt;
-        break;
-      case Kind::kPermitAuthDestination:
-        if (our_destination) return std::nullopt;
-        break;
-      case Kind::kRejectUnauthDestination:
-        if (!our_destination) return RelayDenied(address);
-        break;
-      case Kind::kDeferUnauthDestination:
-        if (!our_destination) return RelayDeferred(address);
-        break;
-      case Kind::kReject: return AccessDenied(address);
-      case Kind::kDefer: return TryAgainLater(address);
-      case Kind::kCheckAccess: {
-        const AccessDecision decision = check.access->Decide(address, "Recipient address");
-        if (decision.kind == AccessDecision::Kind::kPermit) return std::nullopt;
-        if (decision.kind == AccessDecision::Kind::kRefuse) return Verdict::Reject(decision.reply);
-        break;
-      }
-      case Kind::kRejectNonFqdn:
-        if (!FullyQualified(address)) {
-          return Verdict::Reject(Reply::Make(
-              504, "5.5.2", absl::StrCat("<", address, ">: Recipient address rejected: need fully-qualified address")));
+        if (null_sender) break;
+        if (std::optional<Verdict> refused = CheckLoginMismatch(check, local_domain_.Qualify(address), context.user)) {
+          return refused;
         }
         break;
-      case Kind::kLoginMismatch:
-        break;  // Sender checks: not in this list.
     }
   }
   return std::nullopt;
@@ -350,26 +342,14 @@ Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const st
   // (user@other@ours, user%other@ours) that could make us relay, or a virtual alias domain.
   const bool virtual_domain = virtual_ != nullptr && virtual_->IsVirtualDomain(classified.domain);
   const bool our_destination = (classified.local && !classified.routing_syntax) || virtual_domain;
-  for (RelayRestriction restriction : relay_restrictions_) {
-    bool permitted = false;
-    switch (restriction) {
-      case RelayRestriction::kPermitMynetworks: permitted = in_mynetworks; break;
-      case RelayRestriction::kPermitSaslAuthenticated: permitted = logged_in; break;
-      case RelayRestriction::kPermitAuthDestination: permitted = our_destination; break;
-      case RelayRestriction::kPermit: permitted = true; break;
-      case RelayRestriction::kRejectUnauthDestination:
-        if (!our_destination) return RelayDenied(address);
-        break;
-      case RelayRestriction::kDeferUnauthDestination:
-        if (!our_destination) return RelayDeferred(address);
-        break;
-      case RelayRestriction::kReject: return AccessDenied(address);
-      case RelayRestriction::kDefer: return TryAgainLater(address);
-    }
-    if (permitted) break;
-  }
-  if (std::optional<Verdict> refused = CheckRecipientRestrictions(in_mynetworks, logged_in, our_destination, address)) {
-    return *refused;
+  // smtpd_relay_restrictions, then smtpd_recipient_restrictions: a permit ends one list only.
+  const ListContext context{.address = address,
+                            .what = "Recipient address",
+                            .in_mynetworks = in_mynetworks,
+                            .logged_in = logged_in,
+                            .our_destination = our_destination};
+  for (const std::vector<AddressRestriction>* list : {&relay_restrictions_, &recipient_restrictions_}) {
+    if (std::optional<Verdict> refused = CheckList(*list, context)) return *refused;
   }
   const bool virtual_alias = virtual_ != nullptr && !virtual_->empty() && virtual_->Lookup(address).has_value();
   if (virtual_domain && !virtual_alias) {

@@ -110,7 +110,7 @@ class RelayPolicy {
         mynetworks_(std::move(mynetworks)),
         fast_flush_domains_(std::move(fast_flush_domains)),
         sender_logins_(std::move(sender_logins)),
-        relay_restrictions_(std::move(relay_restrictions)),
+        relay_restrictions_(AsAddressRestrictions(relay_restrictions)),
         recipient_restrictions_(std::move(recipient_restrictions)) {}
 
   // smtpd_sender_restrictions for `sender` as the client sent it ("" = the null sender, looked up
@@ -141,14 +141,26 @@ class RelayPolicy {
  private:
   std::optional<protocol::Verdict> CheckLoginMismatch(const AddressRestriction& check, const std::string& sender,
                                                       const std::string& user) const;
-  std::optional<protocol::Verdict> CheckRecipientRestrictions(bool in_mynetworks, bool logged_in, bool our_destination,
-                                                              const std::string& address) const;
+  // What one restriction list is checked for.
+  struct ListContext {
+    std::string address{};      // The sender ("" for <>) or the recipient, as the client sent it.
+    absl::string_view what{};   // "Sender address" / "Recipient address", for the replies.
+    bool in_mynetworks = false;
+    bool logged_in = false;
+    bool our_destination = false;  // Recipients: reject_unauth_destination's notion.
+    std::string user{};         // Senders: the SMTP AUTH login, for the login mismatch checks.
+  };
+  // One list (smtpd_sender_restrictions, smtpd_relay_restrictions, smtpd_recipient_restrictions),
+  // in order: a refusal, or nullopt when it permits or ends undecided.
+  std::optional<protocol::Verdict> CheckList(const std::vector<AddressRestriction>& list,
+                                             const ListContext& context) const;
+  static std::vector<AddressRestriction> AsAddressRestrictions(const std::vector<RelayRestriction>& relay);
 
   const addressing::LocalDomain& local_domain_;
   NetworkList mynetworks_;
   std::vector<std::string> fast_flush_domains_;
   SenderLoginPolicy sender_logins_;
-  std::vector<RelayRestriction> relay_restrictions_;
+  std::vector<AddressRestriction> relay_restrictions_;
   std::vector<AddressRestriction> recipient_restrictions_;
   std::shared_ptr<const VirtualAliases> virtual_;
   AuthRateLimit auth_rate_;

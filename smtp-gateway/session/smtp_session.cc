@@ -683,7 +683,8 @@ class SmtpSession {
         env_.metrics->dkim_signatures.Add({{"result", "error"}}).Increment();
         cleanup_log_.error("{}: DKIM signing for <{}> failed: {}", message.queue_id, message.signature->author(),
                            signed_fields.status().message());
-        status = signed_fields.status();
+        message.upload.reset();  // The queue keeps nothing.
+        co_return signed_fields.status();
       } else {
         signatures = *std::move(signed_fields);
       }
