@@ -1,5 +1,7 @@
 #include "smtp-gateway/metrics/gateway_metrics.h"
 
+#include "absl/strings/match.h"
+
 #include <string>
 
 namespace postgate::gateway {
@@ -91,7 +93,7 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
     }
   }
   // Every reason exists from the start at 0, so rate() and alerts work before the first reject.
-  for (const char* reason : {"relay_denied", "unknown_recipient", "message_too_big", "queue_error",
+  for (const char* reason : {"relay_denied", "access_denied", "unknown_recipient", "message_too_big", "queue_error",
                              "too_many_recipients", "no_valid_recipients", "syntax", "connection_count",
                              "connection_rate", "auth_rate", "bare_newline", "too_many_hops", "content", "other"}) {
     rejects_.Add({{"reason", reason}});
@@ -115,8 +117,11 @@ void GatewayMetrics::CountReject(absl::string_view reason) {
   rejects_.Add({{"reason", std::string(reason)}}).Increment();
 }
 
-absl::string_view GatewayMetrics::RejectReason(int code, absl::string_view enhanced) {
-  if (enhanced == "5.7.1") return "relay_denied";
+absl::string_view GatewayMetrics::RejectReason(int code, absl::string_view text) {
+  const absl::string_view enhanced = text.substr(0, 5);
+  if (absl::StrContains(text, "Relay access denied")) return "relay_denied";
+  // Other policy refusals: access tables, restriction lists' reject, login mismatch.
+  if (absl::StartsWith(enhanced, "5.7.") || absl::StartsWith(enhanced, "4.7.")) return "access_denied";
   if (enhanced == "5.1.1") return "unknown_recipient";
   if (enhanced == "5.3.4") return "message_too_big";
   if (enhanced == "4.3.0") return "queue_error";

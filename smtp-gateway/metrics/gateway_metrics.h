@@ -23,8 +23,9 @@ class GatewayMetrics {
   void CountCommand(smtp::Verb verb, int reply_code);
   // A recipient or message refused; `reason` is one of a fixed set (see RejectReason()).
   void CountReject(absl::string_view reason);
-  // Maps a refusing reply to its reason label: relay_denied, unknown_recipient, …
-  static absl::string_view RejectReason(int code, absl::string_view enhanced);
+  // Maps a refusing reply (its code, and its first line's text from the enhanced code on) to its
+  // reason label: relay_denied, access_denied, unknown_recipient, …
+  static absl::string_view RejectReason(int code, absl::string_view text);
 
   prometheus::Counter& connections;
   prometheus::Gauge& active_sessions;

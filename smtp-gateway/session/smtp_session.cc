@@ -488,7 +488,7 @@ class SmtpSession {
     if (reply.code >= 400 && (verb == smtp::Verb::kRcpt || verb == smtp::Verb::kData ||
                               verb == smtp::Verb::kMail)) {
       absl::string_view text = reply.lines.empty() ? "" : absl::string_view(reply.lines.front());
-      env_.metrics->CountReject(GatewayMetrics::RejectReason(reply.code, text.substr(0, 5)));
+      env_.metrics->CountReject(GatewayMetrics::RejectReason(reply.code, text));
       log_.info("NOQUEUE: reject: {} from {}: {} {}; from=<{}> proto={} helo=<{}>",
                    smtp::VerbName(verb), client_, reply.code, text, machine_->transaction().sender,
                    machine_->esmtp() ? "ESMTP" : "SMTP", machine_->helo());

@@ -6,6 +6,7 @@ import shutil
 import smtplib
 import tempfile
 import unittest
+import urllib.request
 
 from postgate_harness import Postgate, wait_for
 
@@ -54,6 +55,9 @@ class AllowedSenderDomainsTest(unittest.TestCase):
                          "450 4.7.1 <x@held.example>: Recipient address rejected: Try later")
         self.assertEqual(rcpt_reply(port, "foo@mail169.com", "bar"),
                          "504 5.5.2 <bar>: Recipient address rejected: need fully-qualified address")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{self.postgate.gateway_metrics_port}/metrics").read().decode()
+        self.assertIn('postgate_smtpd_rejects_total{reason="access_denied"} 3', metrics)  # 554, 554, 450.
+        self.assertIn('postgate_smtpd_rejects_total{reason="relay_denied"} 0', metrics)
         self.postgate.gateway.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
                                        r"<x@other\.example>: Sender address rejected: Access denied; "
                                        r"from=<x@other\.example> proto=ESMTP helo=<client\.example>")
