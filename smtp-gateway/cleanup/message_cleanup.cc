@@ -12,13 +12,6 @@
 namespace postgate::gateway::cleanup {
 namespace {
 
-// The header's name as Postfix's is_header() reads it: up to ':', trailing blanks dropped.
-absl::string_view FieldName(absl::string_view field) {
-  const size_t colon = field.find(':');
-  if (colon == absl::string_view::npos) return {};
-  return absl::StripTrailingAsciiWhitespace(field.substr(0, colon));
-}
-
 // The value as Postfix logs it: after the colon and leading blanks, folding undone.
 std::string UnfoldedValue(absl::string_view field) {
   absl::string_view value = field.substr(field.find(':') + 1);
@@ -49,15 +42,6 @@ bool IsDotAtom(absl::string_view text) {
   return true;
 }
 
-// Postfix's is_header(): a name of printable characters other than ':', optional blanks, ':'.
-bool IsHeaderText(absl::string_view text) {
-  size_t i = 0;
-  while (i < text.size() && text[i] > 32 && text[i] < 127 && text[i] != ':') ++i;
-  if (i == 0) return false;
-  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-  return i < text.size() && text[i] == ':';
-}
-
 // The headers Postfix hands to mime_header_checks instead of header_checks.
 bool IsMimeHeader(absl::string_view name) {
   for (absl::string_view mime : {"Content-Description", "Content-Disposition", "Content-ID",
@@ -81,6 +65,20 @@ constexpr absl::string_view kSupportedActions[] = {"REJECT", "WARN", "INFO", "IG
                                                    "HOLD", "DISCARD", "REDIRECT", "PASS", "DUNNO", "OK"};
 
 }  // namespace
+
+bool IsHeaderText(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && text[i] > 32 && text[i] < 127 && text[i] != ':') ++i;
+  if (i == 0) return false;
+  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
+  return i < text.size() && text[i] == ':';
+}
+
+absl::string_view HeaderFieldName(absl::string_view field) {
+  const size_t colon = field.find(':');
+  if (colon == absl::string_view::npos) return {};
+  return absl::StripTrailingAsciiWhitespace(field.substr(0, colon));
+}
 
 std::optional<std::string> UnsupportedHeaderAction(absl::string_view result) {
   const absl::string_view word = result.substr(0, result.find_first_of(" \t"));
@@ -173,7 +171,7 @@ void MessageCleanup::ParseHeaders(absl::string_view text, std::string* out) {
 
 bool MessageCleanup::CheckHeader(std::string* out) {
   if (!filtering_) return true;
-  const absl::string_view name = FieldName(field_);
+  const absl::string_view name = HeaderFieldName(field_);
   const config::RegexpTable* table = IsMimeHeader(name) ? options_.mime_header_checks : options_.header_checks;
   if (table == nullptr) return true;
   const absl::string_view field = absl::string_view(field_).substr(0, field_.size() - 1);  // Without its LF.
@@ -252,7 +250,7 @@ void MessageCleanup::EndField(std::string* out) {
     field_truncated_ = false;
     return;
   }
-  const absl::string_view name = FieldName(field_);
+  const absl::string_view name = HeaderFieldName(field_);
   const auto is = [&name](absl::string_view known) { return absl::EqualsIgnoreCase(name, known); };
   if (is("Received")) {
     ++hops_;

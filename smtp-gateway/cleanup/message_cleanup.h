@@ -59,6 +59,12 @@ struct HeaderAction {
   std::string text;
 };
 
+// Postfix's is_header(): `text` starts "name:" – printable characters other than ':', optional
+// blanks, then ':' (header_checks' PREPEND/REPLACE text, undisclosed_recipients_header).
+bool IsHeaderText(absl::string_view text);
+// A header field's name: up to ':', trailing blanks dropped ("" when there is no ':').
+absl::string_view HeaderFieldName(absl::string_view field);
+
 // The first word of a header_checks result that Postgate does not act on (BCC, FILTER…), or
 // nullopt when it is one it does; for checking a table when it is loaded.
 std::optional<std::string> UnsupportedHeaderAction(absl::string_view result);

@@ -20,12 +20,16 @@
 namespace postgate::gateway::dkim {
 namespace {
 
+// Read straight into one string (no stream buffer copy left behind: it may be a private key).
 absl::StatusOr<std::string> ReadFile(const std::string& path, absl::string_view what) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the ", what));
-  std::ostringstream content;
-  content << in.rdbuf();
-  return content.str();
+  std::string content(static_cast<size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  if (!in.read(content.data(), static_cast<std::streamsize>(content.size()))) {
+    return absl::DataLossError(absl::StrCat(path, ": cannot read the ", what));
+  }
+  return content;
 }
 
 // Each non-empty, non-comment line with its number, split into blank-separated words.
@@ -48,7 +52,8 @@ struct PkeyFree {
 // Parses the key and fills in type, bits and the public value; the error never quotes the key.
 absl::Status InspectKey(DkimKey& key) {
   std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(key.private_key_pem.data(), static_cast<int>(key.private_key_pem.size())), &BIO_free);
+      BIO_new_mem_buf(key.private_key_pem.reveal().data(), static_cast<int>(key.private_key_pem.reveal().size())),
+      &BIO_free);
   std::unique_ptr<EVP_PKEY, PkeyFree> pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (!pkey) return absl::InvalidArgumentError("not a PEM private key");
   if (EVP_PKEY_id(pkey.get()) == EVP_PKEY_RSA) {
@@ -93,7 +98,7 @@ absl::StatusOr<DkimKeys> DkimKeys::Load(const std::string& key_table_path, const
     key.path = parts[2];
     absl::StatusOr<std::string> pem = ReadFile(key.path, "private key");
     if (!pem.ok()) return absl::InvalidArgumentError(absl::StrCat(where, pem.status().message()));
-    key.private_key_pem = *std::move(pem);
+    key.private_key_pem = sasl::Secret(*std::move(pem));  // The one buffer that holds it, from here on.
     if (absl::Status inspected = InspectKey(key); !inspected.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, key.path, ": ", inspected.message()));
     }

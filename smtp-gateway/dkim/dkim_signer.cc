@@ -30,11 +30,6 @@ class CStringList {
   std::vector<const char*> pointers_;
 };
 
-absl::string_view FieldName(absl::string_view field) {
-  const size_t colon = field.find(':');
-  return colon == absl::string_view::npos ? absl::string_view() : absl::StripTrailingAsciiWhitespace(field.substr(0, colon));
-}
-
 }  // namespace
 
 DkimSigner::DkimSigner(SignerOptions options, DkimKeys keys) : options_(std::move(options)), keys_(std::move(keys)) {}
@@ -92,7 +87,7 @@ void MessageSignature::Fail(absl::string_view what, int status) {
 }
 
 void MessageSignature::HeaderField(absl::string_view field) {
-  const std::string name = absl::AsciiStrToLower(FieldName(field));
+  const std::string name = absl::AsciiStrToLower(cleanup::HeaderFieldName(field));
   if (name == "from" && author_.empty()) {
     std::string value(field.substr(field.find(':') + 1));
     value = absl::StrReplaceAll(value, {{"\n", ""}});

@@ -39,15 +39,6 @@ std::optional<BareNewline> ParseBareNewline(absl::string_view value) {
   return std::nullopt;
 }
 
-// Postfix's is_header(): a name of printable characters other than ':', optional blanks, ':'.
-bool IsHeaderField(absl::string_view text) {
-  size_t i = 0;
-  while (i < text.size() && text[i] > 32 && text[i] < 127 && text[i] != ':') ++i;
-  if (i == 0) return false;
-  while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) ++i;
-  return i < text.size() && text[i] == ':' && text.find('\n') == absl::string_view::npos;
-}
-
 }  // namespace
 
 absl::Status GatewaySettings::LoadDkim(const config::MainCf& cf, GatewaySettings& settings) {
@@ -258,7 +249,7 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   if (!rewrite_clients.ok()) return cf.Error("local_header_rewrite_clients", rewrite_clients.status().message());
   settings->header_rewrite_clients_ = *std::move(rewrite_clients);
   const std::string undisclosed = cf.Get("undisclosed_recipients_header");
-  if (!undisclosed.empty() && !IsHeaderField(undisclosed)) {
+  if (!undisclosed.empty() && (!cleanup::IsHeaderText(undisclosed) || undisclosed.find('\n') != std::string::npos)) {
     return cf.Error("undisclosed_recipients_header",
                     absl::StrCat("\"", undisclosed, "\" is not a header: need \"headername: headervalue\""));
   }
