@@ -250,6 +250,11 @@ void MessageCleanup::EndField(std::string* out) {
     field_truncated_ = false;
     return;
   }
+  if (options_.header_rewriting != nullptr) {
+    if (std::optional<std::string> rewritten = options_.header_rewriting->RewriteHeader(field_, &warnings_)) {
+      field_ = *std::move(rewritten);
+    }
+  }
   const absl::string_view name = HeaderFieldName(field_);
   const auto is = [&name](absl::string_view known) { return absl::EqualsIgnoreCase(name, known); };
   if (is("Received")) {

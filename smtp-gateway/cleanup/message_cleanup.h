@@ -8,6 +8,7 @@
 //    Resent-Message-Id:, Resent-Date: and Resent-From: – appended at the end of the header section
 //    in Postfix's formats, and undisclosed_recipients_header when no To:/Cc: is present;
 //  - one header field longer than header_size_limit keeps its first header_size_limit bytes;
+//  - for local_header_rewrite_clients, the addresses in From:, To:… rewritten (AddressRewriting);
 //  - header_checks (MIME headers of the top-level section: mime_header_checks) with Postfix's
 //    actions REJECT, WARN, INFO, IGNORE, STRIP, REPLACE, PREPEND, HOLD, DISCARD, REDIRECT, PASS,
 //    DUNNO/OK, each recorded for the log line cleanup writes.
@@ -25,6 +26,7 @@
 #include "absl/time/time.h"
 #include "core/config/regexp_table.h"
 #include "core/smtp/header_body_separator.h"
+#include "smtp-gateway/cleanup/address_rewriting.h"
 
 namespace postgate::gateway::cleanup {
 
@@ -50,6 +52,8 @@ struct CleanupOptions {
   std::string undisclosed_recipients_header{};  // Postfix ≥ 2.8's default: "" (add nothing).
   const config::RegexpTable* header_checks = nullptr;       // Null: none.
   const config::RegexpTable* mime_header_checks = nullptr;  // MIME-Version, Content-*; null: none.
+  // Header address rewriting (after header_checks, as Postfix): set for local_header_rewrite_clients.
+  const AddressRewriting* header_rewriting = nullptr;
 };
 
 // A header_checks action taken, for Postfix's log line "<action>: header <header> from …: <text>".
@@ -103,6 +107,8 @@ class MessageCleanup {
   bool discard() const { return discard_; }
   const std::optional<std::string>& hold() const { return hold_; }  // The reason ("" for none).
   const std::string& redirect() const { return redirect_; }         // "" unless REDIRECT.
+  // Header address rewriting's warnings (canonical map loops…), for cleanup's log.
+  const std::vector<std::string>& warnings() const { return warnings_; }
 
  private:
   enum class State { kHeaders, kBody };
@@ -143,6 +149,7 @@ class MessageCleanup {
   bool discard_ = false;
   std::optional<std::string> hold_;
   std::string redirect_;
+  std::vector<std::string> warnings_;
 };
 
 // Postfix's quote_822_local: the address with its local part quoted when it is not a dot-atom,

@@ -351,13 +351,24 @@ Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const st
   for (const std::vector<AddressRestriction>* list : {&relay_restrictions_, &recipient_restrictions_}) {
     if (std::optional<Verdict> refused = CheckList(*list, context)) return *refused;
   }
+  return CheckMailbox(address, classified, local_domain_.Qualify(address));
+}
+
+Verdict RelayPolicy::CheckMailbox(const std::string& address, const addressing::ClassifiedAddress& classified,
+                                  std::string accepted) const {
+  // Found in a table that rewrites it (virtual aliases; recipient_canonical_maps or canonical_maps,
+  // as Postfix's smtpd asks them first), the address needs no mailbox of its own.
   const bool virtual_alias = virtual_ != nullptr && !virtual_->empty() && virtual_->Lookup(address).has_value();
-  if (virtual_domain && !virtual_alias) {
+  const bool domain_is_virtual = virtual_ != nullptr && virtual_->IsVirtualDomain(classified.domain);
+  if (domain_is_virtual && !virtual_alias) {
     return Verdict::Reject(Reply::Make(
         550, "5.1.1", absl::StrCat("<", address, ">: Recipient address rejected: User unknown in virtual alias table")));
   }
-  if (classified.local && !virtual_alias && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
-  return Verdict::Accept(local_domain_.Qualify(address));
+  if (classified.local && !virtual_alias && !(recipient_canonical_ && recipient_canonical_(address)) &&
+      !local_domain_.IsKnownRecipient(classified)) {
+    return UnknownUser(address);
+  }
+  return Verdict::Accept(std::move(accepted));
 }
 
 bool RelayPolicy::MayFlush(const std::string& domain) const {
@@ -370,15 +381,7 @@ bool RelayPolicy::MayFlush(const std::string& domain) const {
 }
 
 Verdict RelayPolicy::Verify(const std::string& address) const {
-  addressing::ClassifiedAddress classified = local_domain_.Classify(address);
-  const bool virtual_domain = virtual_ != nullptr && virtual_->IsVirtualDomain(classified.domain);
-  const bool virtual_alias = virtual_ != nullptr && !virtual_->empty() && virtual_->Lookup(address).has_value();
-  if (virtual_domain && !virtual_alias) {
-    return Verdict::Reject(Reply::Make(
-        550, "5.1.1", absl::StrCat("<", address, ">: Recipient address rejected: User unknown in virtual alias table")));
-  }
-  if (classified.local && !virtual_alias && !local_domain_.IsKnownRecipient(classified)) return UnknownUser(address);
-  return Verdict::Accept(address);
+  return CheckMailbox(address, local_domain_.Classify(address), address);
 }
 
 }  // namespace postgate::gateway::policy

@@ -5,6 +5,7 @@
 // carrying Postfix's reply; nothing here touches a socket. Thread-safe after construction.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -123,6 +124,8 @@ class RelayPolicy {
   // virtual_alias_maps / virtual_alias_domains (null: none).
   void set_virtual_aliases(std::shared_ptr<const VirtualAliases> aliases) { virtual_ = std::move(aliases); }
   const VirtualAliases* virtual_aliases() const { return virtual_.get(); }
+  // recipient_canonical_maps / canonical_maps: does one of them have this recipient? Unset: no.
+  void set_recipient_canonical(std::function<bool(absl::string_view)> found) { recipient_canonical_ = std::move(found); }
   void set_auth_rate_limit(AuthRateLimit limit) { auth_rate_ = std::move(limit); }
   const AuthRateLimit& auth_rate_limit() const { return auth_rate_; }
 
@@ -154,6 +157,10 @@ class RelayPolicy {
   // in order: a refusal, or nullopt when it permits or ends undecided.
   std::optional<protocol::Verdict> CheckList(const std::vector<AddressRestriction>& list,
                                              const ListContext& context) const;
+  // A recipient that passed the lists: in a virtual alias domain it must be an alias; in a local
+  // domain a user, an alias or a canonical_maps key. Accepted as `accepted`.
+  protocol::Verdict CheckMailbox(const std::string& address, const addressing::ClassifiedAddress& classified,
+                                 std::string accepted) const;
   static std::vector<AddressRestriction> AsAddressRestrictions(const std::vector<RelayRestriction>& relay);
 
   const addressing::LocalDomain& local_domain_;
@@ -163,6 +170,7 @@ class RelayPolicy {
   std::vector<AddressRestriction> relay_restrictions_;
   std::vector<AddressRestriction> recipient_restrictions_;
   std::shared_ptr<const VirtualAliases> virtual_;
+  std::function<bool(absl::string_view)> recipient_canonical_;
   AuthRateLimit auth_rate_;
 };
 

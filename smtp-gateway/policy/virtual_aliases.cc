@@ -16,9 +16,8 @@ std::shared_ptr<const VirtualAliases> VirtualAliases::FromTables(std::vector<Tab
                                                                  std::vector<std::string> domains,
                                                                  char recipient_delimiter, VirtualAliasLimits limits) {
   auto aliases = std::make_shared<VirtualAliases>();
-  aliases->tables_ = std::move(tables);
+  aliases->maps_ = addressing::AddressMaps(std::move(tables), recipient_delimiter);
   for (std::string& domain : domains) aliases->domains_.push_back(absl::AsciiStrToLower(domain));
-  aliases->delimiter_ = recipient_delimiter;
   aliases->limits_ = limits;
   return aliases;
 }
@@ -27,22 +26,8 @@ absl::StatusOr<std::shared_ptr<const VirtualAliases>> VirtualAliases::Load(const
                                                                           const std::vector<std::string>& domains,
                                                                           char recipient_delimiter,
                                                                           VirtualAliasLimits limits) {
-  std::vector<Table> tables;
-  std::vector<std::string> files;
-  for (const std::string& spec : maps) {
-    Table table;
-    if (config::IsRegexpTableSpec(spec)) {
-      absl::StatusOr<std::shared_ptr<const config::RegexpTable>> regexp = config::RegexpTable::Load(spec);
-      if (!regexp.ok()) return regexp.status();
-      table.regexp = *std::move(regexp);
-    } else {
-      absl::StatusOr<config::LookupTable> hash = config::LoadLookupTable(spec);
-      if (!hash.ok()) return hash.status();
-      table.hash = *std::move(hash);
-    }
-    files.push_back(spec.substr(spec.find(':') + 1));
-    tables.push_back(std::move(table));
-  }
+  absl::StatusOr<addressing::AddressMaps> tables = addressing::AddressMaps::Load(maps, recipient_delimiter);
+  if (!tables.ok()) return tables.status();
   // virtual_alias_domains: a word that names a table stands for the domains that are its keys
   // (Postfix's default, $virtual_alias_maps: "example.com anything" lines make example.com one).
   std::vector<std::string> domain_names;
@@ -58,9 +43,10 @@ absl::StatusOr<std::shared_ptr<const VirtualAliases>> VirtualAliases::Load(const
       if (key.find('@') == std::string::npos) domain_names.push_back(key);
     }
   }
-  std::shared_ptr<const VirtualAliases> loaded =
-      FromTables(std::move(tables), std::move(domain_names), recipient_delimiter, limits);
-  const_cast<VirtualAliases&>(*loaded).files_ = std::move(files);
+  auto loaded = std::make_shared<VirtualAliases>();
+  loaded->maps_ = *std::move(tables);
+  for (std::string& domain : domain_names) loaded->domains_.push_back(absl::AsciiStrToLower(domain));
+  loaded->limits_ = limits;
   return loaded;
 }
 
@@ -69,41 +55,10 @@ bool VirtualAliases::IsVirtualDomain(absl::string_view domain) const {
   return std::find(domains_.begin(), domains_.end(), lower) != domains_.end();
 }
 
-std::optional<std::string> VirtualAliases::LookupKey(absl::string_view key) const {
-  for (const Table& table : tables_) {
-    if (table.hash) {
-      if (const std::string* value = table.hash->Find(key)) return *value;
-    } else if (std::optional<std::string> value = table.regexp->Match(key)) {
-      return value;
-    }
-  }
-  return std::nullopt;
-}
-
 std::optional<std::string> VirtualAliases::Lookup(absl::string_view address) const {
-  if (std::optional<std::string> exact = LookupKey(address)) return exact;
-  const size_t at = address.rfind('@');
-  if (at == absl::string_view::npos) return std::nullopt;
-  const absl::string_view local = address.substr(0, at);
-  const absl::string_view domain = address.substr(at);  // "@domain"
-  if (delimiter_ != '\0') {
-    const size_t mark = local.find(delimiter_);
-    if (mark != absl::string_view::npos && mark > 0) {
-      if (std::optional<std::string> plain = LookupKey(absl::StrCat(local.substr(0, mark), domain))) {
-        // propagate_unmatched_extensions: the extension goes onto each result.
-        std::vector<std::string> results;
-        for (absl::string_view result : absl::StrSplit(*plain, absl::ByAnyChar(", \t"), absl::SkipEmpty())) {
-          const size_t result_at = result.rfind('@');
-          results.push_back(result_at == absl::string_view::npos
-                                ? absl::StrCat(result, local.substr(mark))
-                                : absl::StrCat(result.substr(0, result_at), local.substr(mark), result.substr(result_at)));
-        }
-        return absl::StrJoin(results, ", ");
-      }
-    }
-  }
-  if (domain.size() > 1) return LookupKey(domain);  // The catch-all "@domain".
-  return std::nullopt;
+  std::optional<std::vector<std::string>> results = maps_.Map(address, limits_.propagate_extensions);
+  if (!results) return std::nullopt;
+  return absl::StrJoin(*results, ", ");
 }
 
 VirtualAliases::Expansion VirtualAliases::Expand(absl::string_view address) const {

@@ -527,6 +527,12 @@ class SmtpSession {
   asio::awaitable<std::optional<MessageInProgress>> OpenMessage() {
     const protocol::Transaction& transaction = machine_->transaction();
     OutgoingEnvelope envelope{transaction, address_, hostname_, machine_->helo(), ProtocolName()};
+    // canonical_maps and masquerading, then virtual_alias_maps, as Postfix's cleanup: the checks
+    // above saw the addresses the client gave.
+    std::vector<std::string> rewrite_warnings;
+    if (env_.address_rewriting != nullptr && !env_.address_rewriting->empty()) {
+      RewriteEnvelope(*env_.address_rewriting, envelope.transaction, rewrite_warnings);
+    }
     // virtual_alias_maps, as Postfix's cleanup: the queue gets the addresses the recipients expand
     // to, each remembering the original (ORCPT) for DSNs and logs.
     std::string expansion_error;
@@ -549,6 +555,7 @@ class SmtpSession {
       log_.info("{}: client={}, sasl_method={}, sasl_username={}", message.queue_id, client_,
                    machine_->sasl_method(), absl::CEscape(machine_->sasl_username()));
     }
+    for (const std::string& warning : rewrite_warnings) cleanup_log_.warn("{}: {}", message.queue_id, warning);
     const absl::Time arrival = absl::Now();
     const std::string received = protocol::FormatReceivedHeader(
         {machine_->helo(), hostname_, address_, env_.limits.hostname, env_.mail_name, ProtocolName(),
@@ -558,19 +565,20 @@ class SmtpSession {
          env_.sasl_authenticated_header ? machine_->sasl_username() : std::string()});
     const bool logged_in = !machine_->sasl_username().empty();
     const bool in_mynetworks = env_.policy->RelayPermitted(address_);
+    const bool rewrite_headers = env_.header_rewrite_clients != nullptr &&
+                                 env_.header_rewrite_clients->Matches(address_, in_mynetworks, logged_in);
     cleanup::CleanupOptions options{
-        .add_missing_headers = env_.always_add_missing_headers ||
-                               (env_.header_rewrite_clients != nullptr &&
-                                env_.header_rewrite_clients->Matches(address_, in_mynetworks, logged_in)),
+        .add_missing_headers = env_.always_add_missing_headers || rewrite_headers,
         .myhostname = env_.limits.hostname,
         .queue_id = message.queue_id,
         .arrival = arrival,
-        .sender = transaction.sender,
+        .sender = envelope.transaction.sender,
         .hopcount_limit = env_.hopcount_limit,
         .header_size_limit = env_.header_size_limit,
         .undisclosed_recipients_header = env_.undisclosed_recipients_header,
         .header_checks = env_.header_checks.get(),
-        .mime_header_checks = env_.mime_header_checks.get()};
+        .mime_header_checks = env_.mime_header_checks.get(),
+        .header_rewriting = rewrite_headers ? env_.address_rewriting.get() : nullptr};
     if (env_.dkim_signer != nullptr && env_.dkim_signing_clients->Matches(address_, in_mynetworks, logged_in)) {
       message.signature = env_.dkim_signer->Start(message.queue_id);
     }
@@ -585,6 +593,24 @@ class SmtpSession {
       reject_accounted_ = true;  // The warning above is the log line, as with Postfix's cleanup.
     }
     co_return message;
+  }
+
+  // The sender and recipients as canonical_maps and masquerade_domains rewrite them; a rewritten
+  // recipient remembers the one given (ORCPT) for DSNs and logs.
+  static void RewriteEnvelope(const cleanup::AddressRewriting& rewriting, protocol::Transaction& transaction,
+                              std::vector<std::string>& warnings) {
+    transaction.sender = rewriting.Rewrite(transaction.sender, cleanup::kEnvelopeSender, &warnings);
+    for (size_t i = 0; i < transaction.recipients.size(); ++i) {
+      std::string rewritten = rewriting.Rewrite(transaction.recipients[i], cleanup::kEnvelopeRecipient, &warnings);
+      if (rewritten == transaction.recipients[i]) continue;
+      if (transaction.recipient_dsn.size() < transaction.recipients.size()) {
+        transaction.recipient_dsn.resize(transaction.recipients.size());
+      }
+      if (transaction.recipient_dsn[i].original_recipient.empty()) {
+        transaction.recipient_dsn[i].original_recipient = absl::StrCat("rfc822;", transaction.recipients[i]);
+      }
+      transaction.recipients[i] = std::move(rewritten);
+    }
   }
 
   // Replaces the recipients of `transaction` with what virtual_alias_maps expands them to.
@@ -652,6 +678,9 @@ class SmtpSession {
       env_.metrics->CountReject("too_many_hops");
       reject_accounted_ = true;
       co_return absl::FailedPreconditionError("too many hops");
+    }
+    for (const std::string& warning : message.cleanup->warnings()) {
+      cleanup_log_.warn("{}: {}", message.queue_id, warning);
     }
     cleanup_log_.info("{}: message-id={}", message.queue_id, message.cleanup->message_id());
     const protocol::Transaction& transaction = machine_->transaction();

@@ -13,6 +13,7 @@
 #include "asio/ip/tcp.hpp"
 #include "asio/thread_pool.hpp"
 #include "core/config/regexp_table.h"
+#include "smtp-gateway/cleanup/address_rewriting.h"
 #include "smtp-gateway/dkim/dkim_signer.h"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/policy/client_limiter.h"
@@ -86,6 +87,9 @@ struct SessionEnvironment {
   std::shared_ptr<spdlog::logger> cleanup_log;  // syslog_name/cleanup; null: spdlog's default.
   std::shared_ptr<const config::RegexpTable> header_checks;       // Null: none.
   std::shared_ptr<const config::RegexpTable> mime_header_checks;  // Null: none.
+  // canonical_maps, masquerade_domains…: envelope addresses always, header addresses for
+  // header_rewrite_clients. Null: none (tests).
+  std::shared_ptr<const cleanup::AddressRewriting> address_rewriting;
   // DKIM signing of mail from postgate_dkim_signing_clients; null signer: none.
   const dkim::DkimSigner* dkim_signer = nullptr;
   const policy::ClientMatch* dkim_signing_clients = nullptr;

@@ -1,5 +1,7 @@
 #include "smtp-gateway/settings/gateway_settings.h"
 
+#include "smtp-gateway/settings/address_rewriting_settings.h"
+
 #include <algorithm>
 #include <array>
 
@@ -9,6 +11,7 @@
 #include "core/base/logging.h"
 #include "core/config/aliases.h"
 #include "smtp-gateway/cleanup/message_cleanup.h"
+#include "smtp-gateway/settings/address_rewriting_settings.h"
 #include "smtp-gateway/settings/machine_addresses.h"
 
 namespace postgate::gateway {
@@ -199,9 +202,12 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     const int64_t expansion = cf.GetInteger("virtual_alias_expansion_limit");
     if (recursion < 1) return cf.Error("virtual_alias_recursion_limit", "must be at least 1");
     if (expansion < 1) return cf.Error("virtual_alias_expansion_limit", "must be at least 1");
+    absl::StatusOr<bool> propagate_virtual = PropagatesExtensions(cf, "virtual");
+    if (!propagate_virtual.ok()) return propagate_virtual.status();
     absl::StatusOr<std::shared_ptr<const policy::VirtualAliases>> aliases = policy::VirtualAliases::Load(
         maps, cf.GetList("virtual_alias_domains"), delimiter,
-        {.recursion = static_cast<size_t>(recursion), .expansion = static_cast<size_t>(expansion)});
+        {.recursion = static_cast<size_t>(recursion), .expansion = static_cast<size_t>(expansion),
+         .propagate_extensions = *propagate_virtual});
     if (!aliases.ok()) return cf.Error("virtual_alias_maps", aliases.status().message());
     for (const std::string& file : (*aliases)->files()) settings->access_tables_.push_back(file);
     settings->policy_->set_virtual_aliases(*std::move(aliases));
@@ -284,6 +290,16 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     (std::string(parameter) == "header_checks" ? settings->environment_.header_checks
                                                : settings->environment_.mime_header_checks) = *std::move(table);
   }
+
+  absl::StatusOr<std::shared_ptr<const cleanup::AddressRewriting>> rewriting =
+      LoadAddressRewriting(cf, settings->domain_);
+  if (!rewriting.ok()) return rewriting.status();
+  for (const std::string& file : (*rewriting)->files()) settings->access_tables_.push_back(file);
+  if (!(*rewriting)->empty()) {
+    settings->policy_->set_recipient_canonical(
+        [rewriting = *rewriting](absl::string_view address) { return rewriting->MapsRecipient(address); });
+  }
+  settings->environment_.address_rewriting = *std::move(rewriting);
 
   SessionEnvironment& environment = settings->environment_;
   environment.dkim_signer = settings->dkim_signer_.get();
