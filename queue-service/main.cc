@@ -17,6 +17,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -207,6 +208,21 @@ int Run(const Flags& flags) {
   absl::StatusOr<queue::SmtpSaslOptions> sasl = queue::SmtpSaslOptionsFrom(cf);
   if (!sasl.ok()) Fatal(sasl.status());
   options.smtp.sasl = *std::move(sasl);
+  if (const std::vector<std::string> generic = cf.GetList("smtp_generic_maps"); !generic.empty()) {
+    const std::string delimiters = cf.Get("recipient_delimiter");
+    absl::StatusOr<addressing::AddressMaps> maps =
+        addressing::AddressMaps::Load(generic, delimiters.empty() ? '\0' : delimiters.front());
+    if (!maps.ok()) Fatal(cf.Error("smtp_generic_maps", maps.status().message()));
+    options.smtp.generic_maps = std::make_shared<const addressing::AddressMaps>(*std::move(maps));
+    bool propagate = false;
+    for (const std::string& word : cf.GetList("propagate_unmatched_extensions")) {
+      propagate = propagate || absl::AsciiStrToLower(word) == "generic";
+    }
+    options.smtp.generic_propagate = propagate;
+    options.smtp.generic_is_local = [&domain](absl::string_view name) {
+      return absl::EqualsIgnoreCase(name, domain.myorigin()) || domain.Classify(absl::StrCat("x@", name)).local;
+    };
+  }
   options.smtp.connect_timeout = cf.GetTime("smtp_connect_timeout");
   options.smtp.helo_timeout = cf.GetTime("smtp_helo_timeout");
   options.smtp.mail_timeout = cf.GetTime("smtp_mail_timeout");

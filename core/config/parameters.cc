@@ -121,6 +121,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtp_connection_reuse_time_limit", "300s", K::kTime, 's'},
     ParameterSpec{"smtp_connection_reuse_count_limit", "0", K::kInteger},
     ParameterSpec{"smtp_tls_wrappermode", "no", K::kBool},
+    ParameterSpec{"smtp_generic_maps", "", K::kList},
     // SMTP AUTH for clients (the server side), as in Postfix; the users come from a file of
     // crypt(3) hashes (Postfix would ask Cyrus or Dovecot).
     ParameterSpec{"smtpd_sasl_auth_enable", "no", K::kBool},

@@ -26,6 +26,8 @@
 #include "asio/this_coro.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
+#include "core/addressing/header_addresses.h"
+#include "core/addressing/header_section_rewriter.h"
 #include "core/smtp/utf8.h"
 #include "core/smtp/xtext.h"
 #include "queue-service/delivery/smtp_session.h"
@@ -69,9 +71,31 @@ absl::StatusOr<bool> NeedsSmtpUtf8(const rec::Message& message, const std::vecto
   }
 }
 
+// smtp_generic_maps: `address` as it leaves (one lookup, as Postfix's smtp_map11); "" stays "".
+std::string Generic(const SmtpClientOptions& options, const std::string& address) {
+  if (options.generic_maps == nullptr || address.empty()) return address;
+  std::optional<std::vector<std::string>> mapped =
+      options.generic_maps->Map(address, options.generic_propagate, options.generic_is_local);
+  if (!mapped || mapped->empty()) return address;
+  if (mapped->size() > 1) spdlog::warn("multi-valued smtp_generic_maps result for {}", address);
+  return mapped->front();
+}
+
+// The addresses of a From:, To:… header field rewritten by smtp_generic_maps, or nullopt.
+std::optional<std::string> GenericHeader(const SmtpClientOptions& options, absl::string_view field) {
+  const size_t colon = field.find(':');
+  if (colon == absl::string_view::npos) return std::nullopt;
+  absl::string_view name = field.substr(0, colon);
+  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+  if (addressing::AddressRoleOf(name) == addressing::HeaderAddressRole::kNone) return std::nullopt;
+  return addressing::RewriteHeaderAddresses(field, [&options](absl::string_view address) {
+    return std::optional<std::string>(Generic(options, std::string(address)));
+  });
+}
+
 // RCPT TO with the recipient's DSN options (RFC 3461) when the server announced DSN.
-std::string RcptCommand(const rec::RecipientStatus& recipient, bool dsn) {
-  std::string command = absl::StrCat("RCPT TO:<", recipient.address(), ">");
+std::string RcptCommand(const rec::RecipientStatus& recipient, const SmtpClientOptions& client, bool dsn) {
+  std::string command = absl::StrCat("RCPT TO:<", Generic(client, recipient.address()), ">");
   const rec::RecipientOptions& options = recipient.options();
   if (dsn && options.notify_given()) {
     std::vector<const char*> notify;
@@ -219,7 +243,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const rec::Message& message, con
     co_return After::kReusable;
   }
 
-  std::string mail = absl::StrCat("MAIL FROM:<", envelope.sender(), ">");
+  std::string mail = absl::StrCat("MAIL FROM:<", Generic(options, envelope.sender()), ">");
   if (capabilities.size) absl::StrAppend(&mail, " SIZE=", message.size());  // RFC 1870: only where announced.
   if (capabilities.eight_bit && envelope.body_type() == rec::BODY_TYPE_8BITMIME) {
     absl::StrAppend(&mail, " BODY=8BITMIME");
@@ -233,7 +257,7 @@ asio::awaitable<After> Transact(SmtpSession& c, const rec::Message& message, con
   }
   mail += "\r\n";
   std::vector<std::string> rcpts;
-  for (int index : recipients) rcpts.push_back(RcptCommand(message.recipients(index), capabilities.dsn));
+  for (int index : recipients) rcpts.push_back(RcptCommand(message.recipients(index), options, capabilities.dsn));
 
   // With PIPELINING: MAIL, every RCPT and DATA in one write, then the replies in order.
   const bool pipelining = capabilities.pipelining;
@@ -308,6 +332,11 @@ asio::awaitable<After> Transact(SmtpSession& c, const rec::Message& message, con
   constexpr size_t kWriteSize = 64 * 1024;
   WireDataEncoder encoder;
   std::string wire;
+  std::optional<addressing::HeaderSectionRewriter> generic_headers;
+  if (options.generic_maps != nullptr) {
+    generic_headers.emplace([&options](absl::string_view field) { return GenericHeader(options, field); });
+  }
+  std::string rewritten;
   for (uint32_t index = 0;; ++index) {
     absl::StatusOr<std::optional<std::string>> piece = content(index);
     if (!piece.ok()) {
@@ -315,7 +344,18 @@ asio::awaitable<After> Transact(SmtpSession& c, const rec::Message& message, con
       co_return After::kBroken;
     }
     const bool last = !piece->has_value();
-    absl::StrAppend(&wire, last ? encoder.Finish() : encoder.Encode(**piece));
+    if (generic_headers) {
+      rewritten.clear();
+      if (last) {
+        generic_headers->Finish(&rewritten);
+      } else {
+        generic_headers->Feed(**piece, &rewritten);
+      }
+      absl::StrAppend(&wire, encoder.Encode(rewritten));
+      if (last) absl::StrAppend(&wire, encoder.Finish());
+    } else {
+      absl::StrAppend(&wire, last ? encoder.Finish() : encoder.Encode(**piece));
+    }
     if (!last && wire.size() < kWriteSize) continue;
     // A reply before the final dot is not an answer to this message (it has not all been sent):
     // a broken or hostile server. Leave without the dot, so a sane one discards what it has.

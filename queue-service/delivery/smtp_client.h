@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "asio/any_io_executor.hpp"
 #include "asio/awaitable.hpp"
+#include "core/addressing/address_maps.h"
 #include "queue-service/model/record.h"
 #include "queue-service/delivery/local_delivery.h"
 #include "queue-service/delivery/smtp_sasl.h"
@@ -51,6 +52,12 @@ struct SmtpClientOptions {
   // then required whatever tls_level says; verify still checks the certificate.
   bool tls_wrappermode = false;
   SmtpSaslOptions sasl;  // smtp_sasl_*: logging in to the next hop.
+  // smtp_generic_maps: the envelope sender, each recipient and the addresses in the top-level
+  // header section's From:, To:… rewritten on the way out (one lookup each, as Postfix's smtp;
+  // the queue, its logs and DSNs keep the addresses as stored). Null: none.
+  std::shared_ptr<const addressing::AddressMaps> generic_maps;
+  bool generic_propagate = false;  // propagate_unmatched_extensions has "generic"
+  addressing::AddressMaps::LocalDomainTest generic_is_local{};  // Bare "user" keys for these domains.
 };
 
 // One reply from the server: code, enhanced status ("" if none) and the full text, lines joined.

@@ -5,7 +5,8 @@ recipients (from=<…>, to=<…>, orig_to=<…>), the header addresses of a loca
 get @$myorigin, group and display-name syntax kept), masquerade exceptions, extension propagation, a
 canonical loop and a multi-valued entry (Postfix's warnings; the mail is kept); and, as Postfix's
 documentation has it (remote_header_rewrite_domain empty), a remote client's headers left alone
-while its envelope is rewritten."""
+while its envelope is rewritten. smtp_generic_maps on the way out, compared the same way with what
+Postfix's smtp client sent to the same sink."""
 import os
 import re
 import shutil
@@ -13,7 +14,9 @@ import smtplib
 import tempfile
 import unittest
 
-from postgate_harness import Postgate, QUEUE_ID
+from aiosmtpd.controller import Controller
+
+from postgate_harness import Postgate, QUEUE_ID, free_port, wait_for
 
 CANONICAL = """foo            Foo.Bar@example.com
 @old.example   @new.example
@@ -71,7 +74,6 @@ class CanonicalTest(unittest.TestCase):
                 if f" id {queue_id}" in content or f".{queue_id}@" in content:
                     return content
             return None
-        from postgate_harness import wait_for
         return wait_for(find, 15, what=f"{queue_id} in bar's Maildir")
 
     def test_a_local_clients_envelope_and_headers_as_postfix_rewrote_them(self):
@@ -129,6 +131,51 @@ class CanonicalTest(unittest.TestCase):
                              ["From: joe@host.example.com", "To: x@old.example, bar", "Subject: five"])
         finally:
             remote.cleanup()
+
+
+GENERIC = """foo@mail169.com   foo.account@isp.example
+@mail169.com      @isp.example
+"""
+
+
+class Captured:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, envelope.rcpt_tos, envelope.original_content.decode()))
+        return "250 2.0.0 Ok"
+
+
+class GenericMapsTest(unittest.TestCase):
+    def test_the_envelope_and_header_addresses_leave_as_postfixs_smtp_sent_them(self):
+        directory = tempfile.mkdtemp(prefix="postgate-generic-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        table = os.path.join(directory, "generic")
+        with open(table, "w") as out:
+            out.write(GENERIC)
+        captured = Captured()
+        sink = Controller(captured, hostname="127.0.0.1", port=free_port())
+        sink.start()
+        self.addCleanup(sink.stop)
+        postgate = Postgate({"smtp_generic_maps": f"texthash:{table}", "defer_transports": "",
+                             "relayhost": f"[127.0.0.1]:{sink.port}", "smtp_tls_security_level": "none"})
+        postgate.start()
+        self.addCleanup(postgate.cleanup)
+        queue_id = send(postgate.smtp_port, "foo@mail169.com", ["remote@remote.example"],
+                        "From: Foo <foo@mail169.com>\nTo: remote@remote.example\n"
+                        "Cc: bar+x@mail169.com, other@else.example\nReply-To: foo\nSubject: g\n\n"
+                        "foo@mail169.com in the body\n")
+        sender, recipients, content = wait_for(lambda: captured.messages and captured.messages[0], 30,
+                                               what="the relayed message")
+        self.assertEqual((sender, recipients), ("foo.account@isp.example", ["remote@remote.example"]))
+        self.assertEqual(headers_after_ours(content.replace("\r\n", "\n"))[:5], [
+            "From: Foo <foo.account@isp.example>", "To: remote@remote.example",
+            "Cc: bar+x@isp.example, other@else.example", "Reply-To: foo.account@isp.example", "Subject: g"])
+        self.assertIn("\r\n\r\nfoo@mail169.com in the body\r\n", content)  # The body is left alone.
+        # The queue and its log keep the addresses as stored.
+        postgate.queue.wait_log(rf"{queue_id}: from=<foo@mail169\.com>, size=")
+        postgate.queue.wait_log(rf"{queue_id}: to=<remote@remote\.example>, relay=127\.0\.0\.1.*status=sent")
 
 
 if __name__ == "__main__":
