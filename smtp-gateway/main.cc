@@ -28,6 +28,7 @@
 #include "asio/thread_pool.hpp"
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
+#include "core/io/mx_resolver.h"
 #include "core/config/main_cf.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -181,6 +182,9 @@ int Run(const Flags& flags) {
   // SMTP AUTH password hashes (milliseconds each, by design): two at a time, off the I/O threads,
   // so a flood of logins queues up here instead of stalling sessions. Never destroyed, likewise.
   auto* password_checks = new asio::thread_pool(2);
+  // DNS for reject_unknown_sender_domain: one c-ares channel, on a thread of its own. Never
+  // destroyed, like the pools: a session may still wait on it at exit.
+  auto* resolver = new io::MxResolver(cf.Get("postgate_dns_servers"));
   gateway::ClientNameCache client_names;
   gateway::GatewayServices services{.queue = &queue,
                                     .metrics = &metrics,
@@ -188,7 +192,8 @@ int Run(const Flags& flags) {
                                     .client_limiter = &client_limiter,
                                     .name_lookups = name_lookups,
                                     .client_names = &client_names,
-                                    .password_checks = password_checks};
+                                    .password_checks = password_checks,
+                                    .resolver = resolver};
   // Each service's settings, swapped whole at a reload; its sessions keep the ones they began with.
   struct Listener {
     std::string name;

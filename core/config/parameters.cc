@@ -132,6 +132,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"smtpd_sender_login_maps", "", K::kList},
     ParameterSpec{"smtpd_sender_restrictions", "", K::kList},
     ParameterSpec{"smtpd_recipient_restrictions", "", K::kList},
+    ParameterSpec{"unknown_address_reject_code", "450", K::kInteger},
     ParameterSpec{"smtpd_relay_restrictions",
                   "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination", K::kList},
     ParameterSpec{"smtpd_tls_wrappermode", "no", K::kBool},

@@ -14,7 +14,7 @@
 #include "core/base/absl_fmt.h"
 #include "asio/co_spawn.hpp"
 #include "asio/strand.hpp"
-#include "queue-service/delivery/awaitable_callback.h"
+#include "core/io/awaitable_callback.h"
 #include "queue-service/delivery/delivery_agent.h"
 #include "spdlog/spdlog.h"
 #include "queue-service/model/record.h"
@@ -47,7 +47,7 @@ asio::awaitable<void> DeliveryAgent::RemoteAttempt(Work work) {
     if (granted_slot) destinations_.Release(*granted_slot);
   };
   for (;;) {
-    co_await AwaitCallback<bool>([&](auto locked) {
+    co_await io::AwaitCallback<bool>([&](auto locked) {
       if (locks_.LockOrWait(work.id, [locked] { locked(true); })) locked(true);
     });
     bool locked = true;
@@ -108,7 +108,7 @@ asio::awaitable<void> DeliveryAgent::RemoteAttempt(Work work) {
     }
     if (attempt.attempted() > 0) {
       const bool done = Finish(attempt);
-      const absl::Status saved = co_await AwaitCallback<absl::Status>(
+      const absl::Status saved = co_await io::AwaitCallback<absl::Status>(
           [&](auto written) { results_.Update(record, done, [written](absl::Status status) { written(status); }); });
       if (saved.ok()) {
         AfterSave(record.message(), done, attempt.report());
@@ -124,7 +124,7 @@ asio::awaitable<void> DeliveryAgent::RemoteAttempt(Work work) {
     }
     if (!wait_for) co_return;
     // In the destination's line until a slot is handed over; then the message is loaded again.
-    const bool granted = co_await AwaitCallback<bool>([&](auto handed) {
+    const bool granted = co_await io::AwaitCallback<bool>([&](auto handed) {
       if (destinations_.Acquire(*wait_for, [handed](bool yes) { handed(yes); })) handed(true);
     });
     if (!granted) co_return;  // Shutting down: the message stays queued for the next start.
@@ -144,7 +144,7 @@ asio::awaitable<void> DeliveryAgent::DeliverToNextHop(const NextHop& hop, const 
                             false};
     const absl::Time attempt_start = absl::Now();
     // The record lives in RemoteAttempt's frame, unchanged until the answer has come.
-    DeliveryResult result = co_await AwaitCallback<DeliveryResult>(
+    DeliveryResult result = co_await io::AwaitCallback<DeliveryResult>(
         [&](auto done) { smtp_.Deliver(request, [done](DeliveryResult answer) { done(std::move(answer)); }); });
     NoteConversation(hop.ToString(), result);
     for (size_t k = 0; k < request.recipients.size(); ++k) {

@@ -11,7 +11,7 @@
 
 #include "asio/co_spawn.hpp"
 #include "asio/strand.hpp"
-#include "queue-service/delivery/awaitable_callback.h"
+#include "core/io/awaitable_callback.h"
 
 namespace postgate::queue {
 
@@ -84,19 +84,19 @@ asio::awaitable<DeliveryResult> SmtpDeliverer::Converse(DeliveryRequest request)
 }
 
 asio::awaitable<absl::StatusOr<std::vector<SmtpCandidate>>> SmtpDeliverer::Candidates(const NextHop& hop) {
-  using Exchangers = absl::StatusOr<std::vector<MailExchanger>>;
+  using Exchangers = absl::StatusOr<std::vector<io::MailExchanger>>;
   using Addresses = absl::StatusOr<std::vector<std::string>>;
-  std::vector<MailExchanger> exchangers{{0, hop.host}};
+  std::vector<io::MailExchanger> exchangers{{0, hop.host}};
   if (hop.mx_lookup) {
-    Exchangers found = co_await AwaitCallback<Exchangers>(
+    Exchangers found = co_await io::AwaitCallback<Exchangers>(
         [&](auto done) { resolver_.MailExchangers(hop.host, [done](Exchangers answer) { done(std::move(answer)); }); });
     if (!found.ok()) co_return found.status();
     exchangers = *std::move(found);
   }
   std::vector<SmtpCandidate> candidates;
   absl::Status last = absl::OkStatus();
-  for (const MailExchanger& exchanger : exchangers) {
-    Addresses addresses = co_await AwaitCallback<Addresses>(
+  for (const io::MailExchanger& exchanger : exchangers) {
+    Addresses addresses = co_await io::AwaitCallback<Addresses>(
         [&](auto done) { resolver_.Addresses(exchanger.host, [done](Addresses answer) { done(std::move(answer)); }); });
     if (!addresses.ok()) {
       last = addresses.status();

@@ -13,7 +13,7 @@
 #include "asio/awaitable.hpp"
 #include "queue-service/delivery/deliverer.h"
 #include "queue-service/delivery/smtp_client.h"
-#include "queue-service/dns/mx_resolver.h"
+#include "core/io/mx_resolver.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/store/message_store.h"
 
@@ -46,7 +46,7 @@ class SmtpDeliverer final : public Deliverer {
   QueueMetrics& metrics_;
   const SmtpDelivererOptions options_;
   const asio::any_io_executor executor_;
-  MxResolver resolver_;
+  io::MxResolver resolver_;
   SmtpConnectionCache connection_cache_;  // Sessions kept between messages, by next hop.
 };
 

@@ -12,6 +12,7 @@
 namespace postgate::gateway::policy {
 namespace {
 
+using protocol::DomainLookup;
 using protocol::Verdict;
 using smtp::Reply;
 
@@ -53,9 +54,18 @@ class ClientPolicy : public protocol::Decider {
   Verdict CheckRecipient(const std::string& address) override {
     // smtpd_sender_restrictions first (delayed to RCPT, as Postfix's smtpd_delay_reject), then
     // smtpd_relay_restrictions, smtpd_recipient_restrictions and the local recipient table.
-    if (std::optional<Verdict> refused = policy_.CheckSender(sender_, in_mynetworks_, user_)) return *refused;
-    return policy_.CheckRecipient(in_mynetworks_, !user_.empty(), address);
+    const std::optional<DomainLookup> sender_domain = SenderDomainAnswer();
+    if (std::optional<Verdict> refused = policy_.CheckSender(sender_, in_mynetworks_, user_, sender_domain)) {
+      return *refused;
+    }
+    return policy_.CheckRecipient(in_mynetworks_, !user_.empty(), address, {sender_, sender_domain});
   }
+  std::optional<std::string> DomainToLookUp() override {
+    std::optional<std::string> domain = policy_.SenderDomainToCheck(sender_);
+    if (!domain || (looked_up_ && looked_up_->first == *domain)) return std::nullopt;
+    return domain;
+  }
+  void DomainLookedUp(const std::string& domain, DomainLookup answer) override { looked_up_.emplace(domain, answer); }
   Verdict Verify(const std::string& address) override { return policy_.Verify(address); }
   bool MayFlush(const std::string& domain) override { return policy_.MayFlush(domain); }
   void LoggedIn(const std::string& user) override { user_ = user; }
@@ -78,6 +88,14 @@ class ClientPolicy : public protocol::Decider {
   bool in_mynetworks_;
   std::string user_;    // SMTP AUTH login, "" before.
   std::string sender_;  // The current transaction's MAIL FROM, as the client sent it.
+  // The last domain DNS was asked about for reject_unknown_sender_domain, and its answer.
+  std::optional<std::pair<std::string, DomainLookup>> looked_up_;
+
+  std::optional<DomainLookup> SenderDomainAnswer() const {
+    std::optional<std::string> domain = policy_.SenderDomainToCheck(sender_);
+    if (!domain || !looked_up_ || looked_up_->first != *domain) return std::nullopt;
+    return looked_up_->second;
+  }
 };
 
 }  // namespace
@@ -106,6 +124,10 @@ absl::StatusOr<bool> ParseCommonRestriction(const std::vector<std::string>& word
   }
   if (name == non_fqdn_word) {
     out.push_back({.kind = Kind::kRejectNonFqdn});
+    return true;
+  }
+  if (name == "reject_unknown_sender_domain") {
+    out.push_back({.kind = Kind::kRejectUnknownSenderDomain});
     return true;
   }
   if (name == access_word) {
@@ -144,8 +166,8 @@ absl::StatusOr<SenderLoginPolicy> ParseSenderRestrictions(const std::vector<std:
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "\"", words[i], "\": not supported (Postgate has permit, reject, defer, permit_mynetworks, "
-          "permit_sasl_authenticated, check_sender_access, reject_non_fqdn_sender and the "
-          "reject_*sender_login_mismatch checks)"));
+          "permit_sasl_authenticated, check_sender_access, reject_non_fqdn_sender, "
+          "reject_unknown_sender_domain and the reject_*sender_login_mismatch checks)"));
     }
     policy.restrictions.push_back(mismatch);
   }
@@ -172,7 +194,8 @@ absl::StatusOr<std::vector<AddressRestriction>> ParseRecipientRestrictions(const
       return absl::InvalidArgumentError(absl::StrCat(
           "\"", words[i], "\": not supported (Postgate has permit, reject, defer, permit_mynetworks, "
           "permit_sasl_authenticated, permit_auth_destination, reject_unauth_destination, "
-          "defer_unauth_destination, check_recipient_access and reject_non_fqdn_recipient)"));
+          "defer_unauth_destination, check_recipient_access, reject_non_fqdn_recipient and "
+          "reject_unknown_sender_domain)"));
     }
   }
   return restrictions;
@@ -249,13 +272,30 @@ std::optional<Verdict> RelayPolicy::CheckLoginMismatch(const AddressRestriction&
   return std::nullopt;
 }
 
-std::optional<Verdict> RelayPolicy::CheckSender(const std::string& sender, bool in_mynetworks,
-                                                const std::string& user) const {
+std::optional<Verdict> RelayPolicy::CheckSender(const std::string& sender, bool in_mynetworks, const std::string& user,
+                                                std::optional<DomainLookup> sender_domain) const {
   return CheckList(sender_logins_.restrictions, {.address = sender,
                                                  .what = "Sender address",
                                                  .in_mynetworks = in_mynetworks,
                                                  .logged_in = !user.empty(),
-                                                 .user = user});
+                                                 .user = user,
+                                                 .sender = sender,
+                                                 .sender_domain = sender_domain});
+}
+
+std::optional<std::string> RelayPolicy::SenderDomainToCheck(const std::string& sender) const {
+  const auto checks = [](const std::vector<AddressRestriction>& list) {
+    return std::any_of(list.begin(), list.end(), [](const AddressRestriction& check) {
+      return check.kind == AddressRestriction::Kind::kRejectUnknownSenderDomain;
+    });
+  };
+  if (!checks(sender_logins_.restrictions) && !checks(recipient_restrictions_)) return std::nullopt;
+  const size_t at = sender.rfind('@');
+  if (sender.empty() || at == std::string::npos) return std::nullopt;
+  const addressing::ClassifiedAddress classified = local_domain_.Classify(sender);
+  if (classified.domain.empty() || classified.domain.front() == '[' || classified.local) return std::nullopt;
+  if (virtual_ != nullptr && virtual_->IsVirtualDomain(classified.domain)) return std::nullopt;
+  return classified.domain;
 }
 
 std::vector<AddressRestriction> RelayPolicy::AsAddressRestrictions(const std::vector<RelayRestriction>& relay) {
@@ -283,17 +323,20 @@ std::optional<Verdict> RelayPolicy::CheckList(const std::vector<AddressRestricti
   using Kind = AddressRestriction::Kind;
   const std::string& address = context.address;
   const bool null_sender = address.empty();  // Only a sender can be <>.
+  // defer_if_permit (a DNS failure): the deferral stands if the list goes on to permit, explicitly
+  // or by ending; a refusal after it wins, as in Postfix.
+  std::optional<Verdict> deferred;
   for (const AddressRestriction& check : list) {
     switch (check.kind) {
-      case Kind::kPermit: return std::nullopt;
+      case Kind::kPermit: return deferred;
       case Kind::kPermitMynetworks:
-        if (context.in_mynetworks) return std::nullopt;
+        if (context.in_mynetworks) return deferred;
         break;
       case Kind::kPermitSaslAuthenticated:
-        if (context.logged_in) return std::nullopt;
+        if (context.logged_in) return deferred;
         break;
       case Kind::kPermitAuthDestination:
-        if (context.our_destination) return std::nullopt;
+        if (context.our_destination) return deferred;
         break;
       case Kind::kRejectUnauthDestination:
         if (!context.our_destination) return RelayDenied(address);
@@ -306,7 +349,7 @@ std::optional<Verdict> RelayPolicy::CheckList(const std::vector<AddressRestricti
       case Kind::kCheckAccess: {
         // The null sender is looked up as "<>" (smtpd_null_access_lookup_key).
         const AccessDecision decision = check.access->Decide(null_sender ? "<>" : address, context.what);
-        if (decision.kind == AccessDecision::Kind::kPermit) return std::nullopt;
+        if (decision.kind == AccessDecision::Kind::kPermit) return deferred;
         if (decision.kind == AccessDecision::Kind::kRefuse) return Verdict::Reject(decision.reply);
         break;
       }
@@ -322,7 +365,40 @@ std::optional<Verdict> RelayPolicy::CheckList(const std::vector<AddressRestricti
           return refused;
         }
         break;
+      case Kind::kRejectUnknownSenderDomain:
+        if (!context.sender_domain) break;  // Not a domain DNS decides (ours, <>, a literal).
+        if (std::optional<Verdict> refused = UnknownSenderDomain(context.sender, *context.sender_domain)) {
+          if (*context.sender_domain == DomainLookup::kTempFail) {
+            if (!deferred) deferred = std::move(refused);
+          } else {
+            return refused;
+          }
+        }
+        break;
     }
+  }
+  return deferred;
+}
+
+std::optional<Verdict> RelayPolicy::UnknownSenderDomain(const std::string& sender, DomainLookup answer) const {
+  const size_t at = sender.rfind('@');
+  const std::string domain = at == std::string::npos ? std::string() : sender.substr(at + 1);
+  switch (answer) {
+    case DomainLookup::kExists:
+      return std::nullopt;
+    case DomainLookup::kNullMx:  // RFC 7505.
+      return Verdict::Reject(Reply::Make(
+          550, "5.7.27",
+          absl::StrCat("<", sender, ">: Sender address rejected: Domain ", domain, " does not accept mail (nullMX)")));
+    case DomainLookup::kNotFound: {
+      // Postfix's 4.1.8 with the class of the configured code.
+      const int code = unknown_address_reject_code_;
+      return Verdict::Reject(Reply::Make(code, code >= 500 ? "5.1.8" : "4.1.8",
+                                         absl::StrCat("<", sender, ">: Sender address rejected: Domain not found")));
+    }
+    case DomainLookup::kTempFail:
+      return Verdict::Reject(
+          Reply::Make(450, "4.1.8", absl::StrCat("<", sender, ">: Sender address rejected: Domain not found")));
   }
   return std::nullopt;
 }
@@ -336,7 +412,8 @@ std::unique_ptr<protocol::Decider> RelayPolicy::ForClient(absl::string_view clie
   return std::make_unique<ClientPolicy>(*this, std::string(client_address), RelayPermitted(client_address));
 }
 
-Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address) const {
+Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address,
+                                    const SenderFacts& sender) const {
   addressing::ClassifiedAddress classified = local_domain_.Classify(address);
   // Ours, as reject_unauth_destination sees it: a local domain, without sender-routing syntax
   // (user@other@ours, user%other@ours) that could make us relay, or a virtual alias domain.
@@ -347,7 +424,9 @@ Verdict RelayPolicy::CheckRecipient(bool in_mynetworks, bool logged_in, const st
                             .what = "Recipient address",
                             .in_mynetworks = in_mynetworks,
                             .logged_in = logged_in,
-                            .our_destination = our_destination};
+                            .our_destination = our_destination,
+                            .sender = sender.address,
+                            .sender_domain = sender.domain};
   for (const std::vector<AddressRestriction>* list : {&relay_restrictions_, &recipient_restrictions_}) {
     if (std::optional<Verdict> refused = CheckList(*list, context)) return *refused;
   }

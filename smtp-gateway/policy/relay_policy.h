@@ -39,6 +39,7 @@ struct AddressRestriction {
     kCheckAccess,              // check_sender_access / check_recipient_access TABLE
     kRejectNonFqdn,            // reject_non_fqdn_sender / _recipient: 504 5.5.2
     kLoginMismatch,            // reject_*sender_login_mismatch (senders; smtpd_sender_login_maps)
+    kRejectUnknownSenderDomain,  // reject_unknown_sender_domain: no MX, A or AAAA record (DNS)
   };
   Kind kind = Kind::kPermit;
   std::shared_ptr<const AccessMap> access{};  // kCheckAccess
@@ -117,8 +118,15 @@ class RelayPolicy {
   // smtpd_sender_restrictions for `sender` as the client sent it ("" = the null sender, looked up
   // in access tables as "<>") from a client in mynetworks or not, logged in as `user` ("" = not):
   // a refusal, evaluated at RCPT as Postfix's smtpd_delay_reject does, or nullopt.
-  std::optional<protocol::Verdict> CheckSender(const std::string& sender, bool in_mynetworks,
-                                               const std::string& user) const;
+  // `sender_domain`: DNS's answer for the sender's domain, when SenderDomainToCheck asked for one.
+  std::optional<protocol::Verdict> CheckSender(const std::string& sender, bool in_mynetworks, const std::string& user,
+                                               std::optional<protocol::DomainLookup> sender_domain = std::nullopt) const;
+  // The domain reject_unknown_sender_domain needs looked up for `sender`: nullopt when no list
+  // has that check, or the sender is <>, unqualified, an address literal or in one of our domains
+  // (Postfix skips those: they resolve locally).
+  std::optional<std::string> SenderDomainToCheck(const std::string& sender) const;
+  // unknown_address_reject_code (Postfix's default 450).
+  void set_unknown_address_reject_code(int code) { unknown_address_reject_code_ = code; }
 
   bool RelayPermitted(absl::string_view client_address) const;
   // virtual_alias_maps / virtual_alias_domains (null: none).
@@ -134,7 +142,14 @@ class RelayPolicy {
 
   // smtpd_relay_restrictions for a client in mynetworks or not, logged in or not, then
   // smtpd_recipient_restrictions, then the local recipient table.
-  protocol::Verdict CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address) const;
+  // `sender`: the transaction's sender and its domain's DNS answer, for reject_unknown_sender_domain
+  // in smtpd_recipient_restrictions.
+  struct SenderFacts {
+    std::string address;
+    std::optional<protocol::DomainLookup> domain;
+  };
+  protocol::Verdict CheckRecipient(bool in_mynetworks, bool logged_in, const std::string& address,
+                                   const SenderFacts& sender = {}) const;
   protocol::Verdict Verify(const std::string& address) const;
   // ETRN: `domain` (lower case) is in fast_flush_domains, or below an entry there (Postfix's
   // parent_domain_matches_subdomains includes fast_flush_domains).
@@ -152,11 +167,15 @@ class RelayPolicy {
     bool logged_in = false;
     bool our_destination = false;  // Recipients: reject_unauth_destination's notion.
     std::string user{};         // Senders: the SMTP AUTH login, for the login mismatch checks.
+    std::string sender{};       // The transaction's sender (reject_unknown_sender_domain).
+    std::optional<protocol::DomainLookup> sender_domain{};  // Its domain's DNS answer; nullopt: not checked.
   };
   // One list (smtpd_sender_restrictions, smtpd_relay_restrictions, smtpd_recipient_restrictions),
   // in order: a refusal, or nullopt when it permits or ends undecided.
   std::optional<protocol::Verdict> CheckList(const std::vector<AddressRestriction>& list,
                                              const ListContext& context) const;
+  // reject_unknown_sender_domain's reply for DNS's answer, or nullopt when the domain exists.
+  std::optional<protocol::Verdict> UnknownSenderDomain(const std::string& sender, protocol::DomainLookup answer) const;
   // A recipient that passed the lists: in a virtual alias domain it must be an alias; in a local
   // domain a user, an alias or a canonical_maps key. Accepted as `accepted`.
   protocol::Verdict CheckMailbox(const std::string& address, const addressing::ClassifiedAddress& classified,
@@ -171,6 +190,7 @@ class RelayPolicy {
   std::vector<AddressRestriction> recipient_restrictions_;
   std::shared_ptr<const VirtualAliases> virtual_;
   std::function<bool(absl::string_view)> recipient_canonical_;
+  int unknown_address_reject_code_ = 450;
   AuthRateLimit auth_rate_;
 };
 

@@ -101,10 +101,10 @@ TEST_F(RelayPolicyTest, SenderLoginMismatchAsPostfix) {
   EXPECT_EQ(reply(policy_with({"reject_authenticated_sender_login_mismatch"}).CheckSender("foo@mail169.com", false, "")),
             "permitted");
   EXPECT_EQ(reply(policy_with({}).CheckSender("foo@mail169.com", false, "bar")), "permitted");
-  EXPECT_EQ(ParseSenderRestrictions({"reject_unknown_sender_domain"}, std::nullopt).status().message(),
-            "\"reject_unknown_sender_domain\": not supported (Postgate has permit, reject, defer, permit_mynetworks, "
-            "permit_sasl_authenticated, check_sender_access, reject_non_fqdn_sender and the "
-            "reject_*sender_login_mismatch checks)");
+  EXPECT_EQ(ParseSenderRestrictions({"reject_unknown_client_hostname"}, std::nullopt).status().message(),
+            "\"reject_unknown_client_hostname\": not supported (Postgate has permit, reject, defer, permit_mynetworks, "
+            "permit_sasl_authenticated, check_sender_access, reject_non_fqdn_sender, "
+            "reject_unknown_sender_domain and the reject_*sender_login_mismatch checks)");
   // Through a session's Decider: the refusal comes at RCPT, before the relay check.
   auto decider = strict.ForClient("10.9.9.9");
   decider->LoggedIn("bar");
@@ -212,6 +212,44 @@ TEST_F(RelayPolicyTest, SenderAndRecipientRestrictionListsAsPostfix) {
   EXPECT_THAT(std::string(ParseRecipientRestrictions({"check_recipient_access", "texthash:/nonexistent/x"})
                               .status().message()),
               ::testing::HasSubstr("/nonexistent/x"));
+}
+
+// reject_unknown_sender_domain: which senders need DNS, and each answer's reply (Postfix 3.7.11's).
+TEST_F(RelayPolicyTest, UnknownSenderDomainAsksDnsOnlyForOtherDomainsAndDefersIfPermit) {
+  const auto policy_with = [this](const std::vector<std::string>& words) {
+    return RelayPolicy(domain_, *NetworkList::Parse({"127.0.0.0/8"}), {}, *ParseSenderRestrictions(words, std::nullopt));
+  };
+  const RelayPolicy policy = policy_with({"reject_unknown_sender_domain"});
+  EXPECT_EQ(policy.SenderDomainToCheck("a@Example.ORG."), "example.org");
+  EXPECT_EQ(policy.SenderDomainToCheck("a@mail169.com"), std::nullopt);  // Ours: resolved locally.
+  EXPECT_EQ(policy.SenderDomainToCheck("a@[192.0.2.1]"), std::nullopt);
+  EXPECT_EQ(policy.SenderDomainToCheck(""), std::nullopt);
+  EXPECT_EQ(policy.SenderDomainToCheck("unqualified"), std::nullopt);
+  EXPECT_EQ(policy_with({"permit"}).SenderDomainToCheck("a@example.org"), std::nullopt);
+  const auto reply = [](const std::optional<protocol::Verdict>& verdict) {
+    return verdict ? verdict->reply.Format() : "permitted";
+  };
+  EXPECT_EQ(reply(policy.CheckSender("a@example.org", false, "", protocol::DomainLookup::kExists)), "permitted");
+  EXPECT_EQ(reply(policy.CheckSender("a@example.org", false, "", protocol::DomainLookup::kNotFound)),
+            "450 4.1.8 <a@example.org>: Sender address rejected: Domain not found\r\n");
+  EXPECT_EQ(reply(policy.CheckSender("a@example.org", false, "", protocol::DomainLookup::kNullMx)),
+            "550 5.7.27 <a@example.org>: Sender address rejected: Domain example.org does not accept mail (nullMX)\r\n");
+  EXPECT_EQ(reply(policy.CheckSender("a@example.org", false, "", std::nullopt)), "permitted");  // Not asked.
+  // A DNS failure defers when the list would permit; a later refusal wins.
+  EXPECT_EQ(reply(policy_with({"reject_unknown_sender_domain", "permit"})
+                      .CheckSender("a@example.org", false, "", protocol::DomainLookup::kTempFail)),
+            "450 4.1.8 <a@example.org>: Sender address rejected: Domain not found\r\n");
+  EXPECT_EQ(reply(policy_with({"reject_unknown_sender_domain", "reject"})
+                      .CheckSender("a@example.org", false, "", protocol::DomainLookup::kTempFail)),
+            "554 5.7.1 <a@example.org>: Sender address rejected: Access denied\r\n");
+  // Through a session's Decider: it asks once per domain, and the answer reaches the RCPT check.
+  auto decider = policy.ForClient("10.9.9.9");
+  decider->CheckSender("a@nowhere.example");
+  ASSERT_EQ(decider->DomainToLookUp(), "nowhere.example");
+  decider->DomainLookedUp("nowhere.example", protocol::DomainLookup::kNotFound);
+  EXPECT_EQ(decider->DomainToLookUp(), std::nullopt);
+  EXPECT_EQ(decider->CheckRecipient("bar@mail169.com").reply.Format(),
+            "450 4.1.8 <a@nowhere.example>: Sender address rejected: Domain not found\r\n");
 }
 
 }  // namespace

@@ -266,6 +266,7 @@ Step SessionMachine::OnRcpt(const smtp::Command& command) {
       return Say(501, "5.1.3", "Bad recipient address syntax");
   }
   if (parsed.path.address.empty()) return Say(501, "5.1.3", "Bad recipient address syntax");
+  last_recipient_ = parsed.path.address;
   RecipientDsn dsn;
   bool orcpt_given = false;
   for (const smtp::EsmtpParameter& parameter : parsed.path.parameters) {

@@ -30,6 +30,9 @@ struct Verdict {
   static Verdict Reject(smtp::Reply reply) { return {false, {}, std::move(reply)}; }
 };
 
+// What DNS said about a domain (reject_unknown_sender_domain's question).
+enum class DomainLookup { kExists, kNullMx, kNotFound, kTempFail };
+
 // The questions the state machine asks about one session's addresses.
 class Decider {
  public:
@@ -47,6 +50,14 @@ class Decider {
   virtual std::optional<size_t> AuthRateExceeded() { return std::nullopt; }
   // The client's address, as Postfix's replies quote it ("too many AUTH commands from …").
   virtual std::string ClientAddress() const { return "unknown"; }
+  // A domain the next RCPT's checks need DNS's word on (reject_unknown_sender_domain: the
+  // sender's), or nullopt. The session looks it up, without blocking, and tells DomainLookedUp
+  // before it hands that RCPT to the state machine.
+  virtual std::optional<std::string> DomainToLookUp() { return std::nullopt; }
+  virtual void DomainLookedUp(const std::string& domain, DomainLookup answer) {
+    (void)domain;
+    (void)answer;
+  }
 };
 
 struct ProtocolLimits {
@@ -214,6 +225,8 @@ class SessionMachine {
 
   const Transaction& transaction() const { return transaction_; }
   const std::string& helo() const { return helo_; }
+  // The address of the last RCPT command, accepted or not ("to=<…>" in a reject's log line).
+  const std::string& last_recipient() const { return last_recipient_; }
   bool esmtp() const { return esmtp_; }
   // Verb of the last line, for logs and per-verb metrics.
   smtp::Verb last_verb() const { return last_verb_; }
@@ -250,6 +263,7 @@ class SessionMachine {
   ProtocolLimits limits_;
   Decider& decider_;
   std::string helo_;
+  std::string last_recipient_;
   bool esmtp_ = false;
   bool tls_active_ = false;
   bool in_transaction_ = false;

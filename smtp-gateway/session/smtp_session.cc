@@ -26,6 +26,7 @@
 #include "asio/steady_timer.hpp"
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
+#include "core/io/awaitable_callback.h"
 #include "core/smtp/command.h"
 #include "core/smtp/data_decoder.h"
 #include "core/smtp/header_body_separator.h"
@@ -309,6 +310,13 @@ class SmtpSession {
         co_await Flush();
         co_return;
       }
+      if (machine_->in_transaction() && absl::StartsWithIgnoreCase(line->text, "RCPT")) {
+        // reject_unknown_sender_domain: DNS answers before the checks run (they are pure).
+        if (std::optional<std::string> domain = decider_->DomainToLookUp()) {
+          const protocol::DomainLookup answer = co_await LookUpDomain(*domain);
+          decider_->DomainLookedUp(*domain, answer);
+        }
+      }
       protocol::Step step = machine_->OnLine(*line);
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
       if (step.action == protocol::Action::kCheckLogin) step = co_await CheckLogin();
@@ -489,9 +497,13 @@ class SmtpSession {
                               verb == smtp::Verb::kMail)) {
       absl::string_view text = reply.lines.empty() ? "" : absl::string_view(reply.lines.front());
       env_.metrics->CountReject(GatewayMetrics::RejectReason(reply.code, text));
-      log_.info("NOQUEUE: reject: {} from {}: {} {}; from=<{}> proto={} helo=<{}>",
-                   smtp::VerbName(verb), client_, reply.code, text, machine_->transaction().sender,
-                   machine_->esmtp() ? "ESMTP" : "SMTP", machine_->helo());
+      // Postfix's log_whatsup: to=<…> for a recipient's refusal, helo=<…> once the client gave one.
+      const std::string to =
+          verb == smtp::Verb::kRcpt ? absl::StrCat(" to=<", machine_->last_recipient(), ">") : std::string();
+      const std::string helo =
+          machine_->helo().empty() ? std::string() : absl::StrCat(" helo=<", machine_->helo(), ">");
+      log_.info("NOQUEUE: reject: {} from {}: {} {}; from=<{}>{} proto={}{}", smtp::VerbName(verb), client_, reply.code,
+                text, machine_->transaction().sender, to, machine_->esmtp() ? "ESMTP" : "SMTP", helo);
     }
   }
 
@@ -611,6 +623,22 @@ class SmtpSession {
       }
       transaction.recipients[i] = std::move(rewritten);
     }
+  }
+
+  // Whether `domain` can receive mail, as DNS says (MX, A or AAAA records); a DNS failure, or no
+  // resolver, is kTempFail.
+  asio::awaitable<protocol::DomainLookup> LookUpDomain(const std::string& domain) {
+    if (env_.resolver == nullptr) co_return protocol::DomainLookup::kTempFail;
+    using Answer = absl::StatusOr<io::MxResolver::MailDomain>;
+    const Answer answer = co_await io::AwaitCallback<Answer>([&](auto done) {
+      env_.resolver->CheckMailDomain(domain, [done](Answer result) { done(std::move(result)); });
+    });
+    if (answer.ok()) {
+      co_return *answer == io::MxResolver::MailDomain::kNullMx ? protocol::DomainLookup::kNullMx
+                                                                : protocol::DomainLookup::kExists;
+    }
+    // Postfix logs nothing more than the reject line for a DNS failure either.
+    co_return absl::IsNotFound(answer.status()) ? protocol::DomainLookup::kNotFound : protocol::DomainLookup::kTempFail;
   }
 
   // Replaces the recipients of `transaction` with what virtual_alias_maps expands them to.

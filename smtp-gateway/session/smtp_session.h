@@ -13,6 +13,7 @@
 #include "asio/ip/tcp.hpp"
 #include "asio/thread_pool.hpp"
 #include "core/config/regexp_table.h"
+#include "core/io/mx_resolver.h"
 #include "smtp-gateway/cleanup/address_rewriting.h"
 #include "smtp-gateway/dkim/dkim_signer.h"
 #include "smtp-gateway/metrics/gateway_metrics.h"
@@ -93,6 +94,8 @@ struct SessionEnvironment {
   // DKIM signing of mail from postgate_dkim_signing_clients; null signer: none.
   const dkim::DkimSigner* dkim_signer = nullptr;
   const policy::ClientMatch* dkim_signing_clients = nullptr;
+  // DNS for reject_unknown_sender_domain (postgate_dns_servers); null: such checks see no answer.
+  const io::MxResolver* resolver = nullptr;
 };
 
 // `environment` stays alive (and unchanged) for the whole session, whatever a reload does.

@@ -196,6 +196,11 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   settings->policy_.emplace(settings->domain_, *std::move(mynetworks), cf.GetList("fast_flush_domains"),
                             *std::move(sender_logins), *std::move(relay_restrictions),
                             *std::move(recipient_restrictions));
+  const int64_t unknown_address_code = cf.GetInteger("unknown_address_reject_code");
+  if (unknown_address_code < 400 || unknown_address_code > 599) {
+    return cf.Error("unknown_address_reject_code", absl::StrCat(unknown_address_code, " is not within 400..599"));
+  }
+  settings->policy_->set_unknown_address_reject_code(static_cast<int>(unknown_address_code));
   settings->proxy_networks_ = std::move(proxy_networks);
   if (const std::vector<std::string> maps = cf.GetList("virtual_alias_maps"); !maps.empty()) {
     const int64_t recursion = cf.GetInteger("virtual_alias_recursion_limit");
@@ -302,6 +307,7 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   settings->environment_.address_rewriting = *std::move(rewriting);
 
   SessionEnvironment& environment = settings->environment_;
+  environment.resolver = services.resolver;
   environment.dkim_signer = settings->dkim_signer_.get();
   environment.dkim_signing_clients = &*settings->dkim_signing_clients_;
   environment.header_rewrite_clients = &*settings->header_rewrite_clients_;

@@ -34,6 +34,7 @@ struct GatewayServices {
   asio::thread_pool* name_lookups = nullptr;
   ClientNameCache* client_names = nullptr;
   asio::thread_pool* password_checks = nullptr;  // SMTP AUTH: hashing off the I/O threads.
+  const io::MxResolver* resolver = nullptr;     // reject_unknown_sender_domain; null: no DNS.
 };
 
 class GatewaySettings {

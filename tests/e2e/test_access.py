@@ -60,7 +60,8 @@ class AllowedSenderDomainsTest(unittest.TestCase):
         self.assertIn('postgate_smtpd_rejects_total{reason="relay_denied"} 0', metrics)
         self.postgate.gateway.wait_log(r"NOQUEUE: reject: RCPT from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
                                        r"<x@other\.example>: Sender address rejected: Access denied; "
-                                       r"from=<x@other\.example> proto=ESMTP helo=<client\.example>")
+                                       r"from=<x@other\.example> to=<bar@mail169\.com> proto=ESMTP "
+                                       r"helo=<client\.example>$")
 
     def test_an_edited_table_applies_without_a_restart_and_a_broken_one_is_refused(self):
         port = self.postgate.smtp_port

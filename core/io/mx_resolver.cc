@@ -1,4 +1,4 @@
-#include "queue-service/dns/mx_resolver.h"
+#include "core/io/mx_resolver.h"
 
 #include <arpa/inet.h>
 #include <ares.h>
@@ -9,6 +9,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -19,11 +20,13 @@
 #include "asio/post.hpp"
 #include "asio/steady_timer.hpp"
 
-namespace postgate::queue {
+namespace postgate::io {
 namespace {
 
 constexpr int kClassIn = 1;
 constexpr int kTypeMx = 15;
+constexpr int kTypeA = 1;
+constexpr int kTypeAaaa = 28;
 
 absl::Status Failure(int status, const std::string& name, const char* type) {
   const std::string text = absl::StrCat("Name service error for name=", name, " type=", type, ": ",
@@ -63,12 +66,34 @@ absl::StatusOr<std::vector<std::string>> AddressAnswer(int status, const hostent
   return addresses;
 }
 
+// The MX answer of a domain as reject_unknown_sender_domain reads it: kExists or kNullMx, or
+// nullopt when the domain has no MX records (then its addresses decide).
+absl::StatusOr<std::optional<MxResolver::MailDomain>> MailDomainFromMx(int status, const unsigned char* answer,
+                                                                         int length, const std::string& domain) {
+  if (status == ARES_ENODATA) return std::nullopt;
+  if (status != ARES_SUCCESS) return Failure(status, domain, "MX");
+  ares_mx_reply* replies = nullptr;
+  status = ares_parse_mx_reply(answer, length, &replies);
+  if (status == ARES_ENODATA) return std::nullopt;
+  if (status != ARES_SUCCESS) return Failure(status, domain, "MX");
+  size_t count = 0;
+  bool null_mx = false;
+  for (ares_mx_reply* mx = replies; mx != nullptr; mx = mx->next) {
+    ++count;
+    null_mx = mx->host == nullptr || mx->host[0] == '\0' || std::string(mx->host) == ".";
+  }
+  if (replies != nullptr) ares_free_data(replies);
+  if (count == 0) return std::nullopt;
+  return count == 1 && null_mx ? MxResolver::MailDomain::kNullMx : MxResolver::MailDomain::kExists;
+}
+
 // One lookup under way: c-ares owns it (as its callback argument) until it answers.
 template <typename T>
 struct Lookup {
   std::function<void()> finished;  // Tells the channel (on its thread) that one less is pending.
   std::string name;
   std::function<void(absl::StatusOr<T>)> done;
+  ares_channel channel = nullptr;  // For lookups of several queries: the next one's channel.
 };
 
 using Exchangers = std::vector<MailExchanger>;
@@ -260,6 +285,50 @@ void MxResolver::Addresses(const std::string& host, AddressesCallback done) cons
   });
 }
 
+void MxResolver::CheckMailDomain(const std::string& domain, MailDomainCallback done) const {
+  channel_->Start<MailDomain>(domain, std::move(done), [](ares_channel channel, Lookup<MailDomain>* lookup) {
+    // MX, then A, then AAAA: each next query starts from the previous one's callback, on the
+    // channel's thread, and the last one answers.
+    static constexpr ares_callback kAddressAnswer = [](void* arg, int status, int, unsigned char*, int) {
+      std::unique_ptr<Lookup<MailDomain>> lookup(static_cast<Lookup<MailDomain>*>(arg));
+      lookup->finished();
+      if (status == ARES_SUCCESS) {
+        lookup->done(MailDomain::kExists);
+      } else if (status == ARES_ENODATA) {
+        lookup->done(absl::NotFoundError(absl::StrCat("no MX, A or AAAA record for ", lookup->name)));
+      } else {
+        lookup->done(Failure(status, lookup->name, "AAAA"));
+      }
+    };
+    static constexpr ares_callback kV4Answer = [](void* arg, int status, int, unsigned char*, int) {
+      auto* lookup = static_cast<Lookup<MailDomain>*>(arg);
+      if (status == ARES_ENODATA && lookup->channel != nullptr) {
+        ares_query(lookup->channel, lookup->name.c_str(), kClassIn, kTypeAaaa, kAddressAnswer, lookup);
+        return;
+      }
+      std::unique_ptr<Lookup<MailDomain>> owned(lookup);
+      owned->finished();
+      if (status == ARES_SUCCESS) owned->done(MailDomain::kExists);
+      else owned->done(Failure(status, owned->name, "A"));
+    };
+    lookup->channel = channel;
+    ares_query(channel, lookup->name.c_str(), kClassIn, kTypeMx,
+               [](void* arg, int status, int, unsigned char* answer, int length) {
+                 auto* lookup = static_cast<Lookup<MailDomain>*>(arg);
+                 absl::StatusOr<std::optional<MailDomain>> mx = MailDomainFromMx(status, answer, length, lookup->name);
+                 if (mx.ok() && !mx->has_value() && status != ARES_EDESTRUCTION) {
+                   ares_query(lookup->channel, lookup->name.c_str(), kClassIn, kTypeA, kV4Answer, lookup);
+                   return;
+                 }
+                 std::unique_ptr<Lookup<MailDomain>> owned(lookup);
+                 owned->finished();
+                 if (!mx.ok()) owned->done(mx.status());
+                 else owned->done(**mx);
+               },
+               lookup);
+  });
+}
+
 absl::StatusOr<std::vector<MailExchanger>> MxResolver::MailExchangers(const std::string& domain) const {
   return Blocking<Exchangers>([&](ExchangersCallback done) { MailExchangers(domain, std::move(done)); }, timeout_,
                               domain, "MX");
@@ -270,4 +339,4 @@ absl::StatusOr<std::vector<std::string>> MxResolver::Addresses(const std::string
                                "A");
 }
 
-}  // namespace postgate::queue
+}  // namespace postgate::io

@@ -1,5 +1,5 @@
 // Against a real DNS server: dnsmasq on a loopback port, answering for a test zone.
-#include "queue-service/dns/mx_resolver.h"
+#include "core/io/mx_resolver.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,7 +22,7 @@
 
 extern char** environ;
 
-namespace postgate::queue {
+namespace postgate::io {
 namespace {
 
 // A UDP socket bound to a free loopback port; its port.
@@ -49,7 +49,9 @@ class Dnsmasq {
         "--listen-address=127.0.0.1", "--port=" + port, "--log-facility=/dev/null", "--local=/example/",
         "--mx-host=mx.example,mx2.mx.example,20", "--mx-host=mx.example,mx1.mx.example,10",
         "--host-record=mx1.mx.example,127.0.0.2", "--host-record=mx2.mx.example,127.0.0.1",
-        "--host-record=plain.example,127.0.0.3", "--address=/nowhere.example/"};
+        "--host-record=plain.example,127.0.0.3", "--address=/nowhere.example/",
+        "--host-record=v6only.example,::1", "--txt-record=textonly.example,nothing-else",
+        "--dns-rr=nullmx.example,15,000000"};  // RFC 7505: preference 0, the root name.
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
@@ -103,6 +105,24 @@ TEST_F(MxResolverTest, ExchangersInPreferenceOrderTheDomainWithoutMxAndANameThat
   EXPECT_EQ(*resolver.Addresses("mx2.mx.example"), std::vector<std::string>{"127.0.0.1"});
   EXPECT_EQ(*resolver.Addresses("192.0.2.7"), std::vector<std::string>{"192.0.2.7"});  // A literal, no lookup.
   EXPECT_TRUE(absl::IsNotFound(resolver.Addresses("nowhere.example").status()));
+}
+
+// reject_unknown_sender_domain's question, answered for each kind of domain.
+TEST_F(MxResolverTest, AMailDomainHasMxOrAddressRecordsAndANullMxSaysItTakesNoMail) {
+  MxResolver resolver(dnsmasq_.servers());
+  const auto check = [&resolver](const std::string& domain) {
+    std::promise<absl::StatusOr<MxResolver::MailDomain>> answer;
+    resolver.CheckMailDomain(domain, [&answer](absl::StatusOr<MxResolver::MailDomain> result) {
+      answer.set_value(std::move(result));
+    });
+    return answer.get_future().get();
+  };
+  EXPECT_EQ(*check("mx.example"), MxResolver::MailDomain::kExists);
+  EXPECT_EQ(*check("plain.example"), MxResolver::MailDomain::kExists);
+  EXPECT_EQ(*check("v6only.example"), MxResolver::MailDomain::kExists);
+  EXPECT_EQ(*check("nullmx.example"), MxResolver::MailDomain::kNullMx);
+  EXPECT_TRUE(absl::IsNotFound(check("textonly.example").status())) << check("textonly.example").status();
+  EXPECT_TRUE(absl::IsNotFound(check("nowhere.example").status()));
 }
 
 // select() and fd_set end at descriptor 1023; a queue-service with hundreds of SMTP sessions has
@@ -160,6 +180,11 @@ TEST(MxResolverSilentServerTest, TimesOutAndDestructionEndsWhatIsPending) {
     EXPECT_TRUE(absl::IsUnavailable(exchangers.status())) << exchangers.status();
     EXPECT_GE(took, absl::Milliseconds(300));
     EXPECT_LT(took, absl::Seconds(5));
+    std::promise<absl::Status> checked;
+    resolver.CheckMailDomain("mx.example", [&checked](absl::StatusOr<MxResolver::MailDomain> result) {
+      checked.set_value(result.status());
+    });
+    EXPECT_TRUE(absl::IsUnavailable(checked.get_future().get()));
     resolver.Addresses("plain.example", [&pending](absl::StatusOr<std::vector<std::string>> result) {
       pending.set_value(result.status());
     });
@@ -171,4 +196,4 @@ TEST(MxResolverSilentServerTest, TimesOutAndDestructionEndsWhatIsPending) {
 }
 
 }  // namespace
-}  // namespace postgate::queue
+}  // namespace postgate::io

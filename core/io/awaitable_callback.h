@@ -12,7 +12,7 @@
 #include "asio/post.hpp"
 #include "asio/use_awaitable.hpp"
 
-namespace postgate::queue {
+namespace postgate::io {
 
 // `start(report)` begins the operation; `report(Result)` must be called exactly once, and may be
 // copied (it is a std::function's target). The executor to resume on is taken from the
@@ -32,4 +32,4 @@ asio::awaitable<Result> AwaitCallback(Start start) {
       asio::use_awaitable);
 }
 
-}  // namespace postgate::queue
+}  // namespace postgate::io

@@ -1,4 +1,4 @@
-#include "queue-service/delivery/awaitable_callback.h"
+#include "core/io/awaitable_callback.h"
 
 #include <atomic>
 #include <chrono>
@@ -15,7 +15,7 @@
 #include "asio/strand.hpp"
 #include "gtest/gtest.h"
 
-namespace postgate::queue {
+namespace postgate::io {
 namespace {
 
 // A thread that answers requests in batches, as the store writer and the resolver do.
@@ -93,4 +93,4 @@ TEST(AwaitCallbackTest, CoroutinesResumeWithAnswersFromAnotherThread) {
 }
 
 }  // namespace
-}  // namespace postgate::queue
+}  // namespace postgate::io

@@ -1,6 +1,7 @@
-// DNS for remote delivery, as Postfix's smtp(8) uses it: the MX records of a domain (ordered by
-// preference), falling back to the domain's own address when it has none, and the IPv4 addresses
-// of each mail exchanger. Servers from /etc/resolv.conf, or postgate_dns_servers ("127.0.0.1:5353").
+// DNS for mail, as Postfix uses it: for remote delivery (smtp(8)) the MX records of a domain
+// (ordered by preference), falling back to the domain's own address when it has none, and the
+// IPv4 addresses of each mail exchanger; for smtpd's reject_unknown_sender_domain, whether a
+// domain can receive mail at all (MX, else A, else AAAA records; a null MX says it cannot). Servers from /etc/resolv.conf, or postgate_dns_servers ("127.0.0.1:5353").
 //
 // One long-lived c-ares channel for every lookup, driven by Asio on a thread of its own: c-ares
 // says which sockets it waits on (its socket-state callback) and Asio waits on them with epoll, so
@@ -18,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-namespace postgate::queue {
+namespace postgate::io {
 
 struct MailExchanger {
   int preference = 0;
@@ -29,6 +30,8 @@ class MxResolver {
  public:
   using ExchangersCallback = std::function<void(absl::StatusOr<std::vector<MailExchanger>>)>;
   using AddressesCallback = std::function<void(absl::StatusOr<std::vector<std::string>>)>;
+  enum class MailDomain { kExists, kNullMx };
+  using MailDomainCallback = std::function<void(absl::StatusOr<MailDomain>)>;
 
   // `servers`: "" for the system's resolvers, else c-ares' "host:port,host:port" list. A channel
   // that cannot be set up makes every lookup Unavailable (and is logged by the caller's deferral).
@@ -43,6 +46,10 @@ class MxResolver {
   // IPv4 addresses of `host` (an address literal is its own answer), same error meanings.
   void Addresses(const std::string& host, AddressesCallback done) const;
 
+  // Whether `domain` has MX records (kNullMx: only RFC 7505's "MX 0 ."), else an A or AAAA
+  // record. NotFound: no such domain, or none of these records. Unavailable: DNS trouble.
+  void CheckMailDomain(const std::string& domain, MailDomainCallback done) const;
+
   // Blocking forms: the answer, or Unavailable once the timeout passed.
   absl::StatusOr<std::vector<MailExchanger>> MailExchangers(const std::string& domain) const;
   absl::StatusOr<std::vector<std::string>> Addresses(const std::string& host) const;
@@ -53,4 +60,4 @@ class MxResolver {
   std::unique_ptr<Channel> channel_;
 };
 
-}  // namespace postgate::queue
+}  // namespace postgate::io
