@@ -129,7 +129,9 @@ int PrintDkimRecords(const config::MainCf& cf) {
       gateway::dkim::DkimKeys::Load(key_table, cf.Get("postgate_dkim_signing_table"));
   if (!keys.ok()) Fatal(cf.Error("postgate_dkim_key_table", keys.status().message()));
   for (const gateway::dkim::DkimKey& key : keys->keys()) {
-    std::cout << "; " << key.name << ": RSA " << key.bits << " bits, " << key.path << "\n"
+    std::cout << "; " << key.name << ": "
+              << (key.type == gateway::dkim::DkimKey::Type::kEd25519 ? "Ed25519" : absl::StrCat("RSA ", key.bits, " bits"))
+              << ", " << key.path << "\n"
               << gateway::dkim::DnsRecord(key) << "\n";
   }
   return 0;

@@ -65,11 +65,16 @@ absl::Status InspectKey(DkimKey& key) {
     key.public_key = absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(der), static_cast<size_t>(length)));
     OPENSSL_free(der);
   } else if (EVP_PKEY_id(pkey.get()) == EVP_PKEY_ED25519) {
-    return absl::InvalidArgumentError(
-        "an Ed25519 key: not supported (Debian's libopendkim 2.11.0~beta2 leaks the key of every Ed25519 "
-        "signature); use an RSA key of 2048 bits");
+    key.type = DkimKey::Type::kEd25519;
+    key.bits = EVP_PKEY_bits(pkey.get());
+    unsigned char raw[32];
+    size_t length = sizeof raw;
+    if (EVP_PKEY_get_raw_public_key(pkey.get(), raw, &length) != 1) {
+      return absl::InternalError("cannot read the Ed25519 public key");
+    }
+    key.public_key = absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(raw), length));
   } else {
-    return absl::InvalidArgumentError("not an RSA key");
+    return absl::InvalidArgumentError("neither an RSA nor an Ed25519 key");
   }
   return absl::OkStatus();
 }
@@ -144,7 +149,7 @@ std::vector<const DkimKey*> DkimKeys::KeysFor(absl::string_view address) const {
 
 std::string DnsRecord(const DkimKey& key) {
   const std::string value =
-      absl::StrCat("v=DKIM1; k=rsa; p=", key.public_key);
+      absl::StrCat("v=DKIM1; k=", key.type == DkimKey::Type::kEd25519 ? "ed25519" : "rsa", "; p=", key.public_key);
   std::string record = absl::StrCat(key.selector, "._domainkey.", key.domain, ". IN TXT (");
   for (size_t start = 0; start < value.size(); start += 255) {
     absl::StrAppend(&record, " \"", value.substr(start, 255), "\"");

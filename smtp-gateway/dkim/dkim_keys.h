@@ -6,10 +6,9 @@
 // subdomains of one ("*.example.com") or "*". The author (the From: header's address) is looked up
 // in that order – the address, its domain, each parent "*.domain", "*" – and every rule with the
 // first pattern that matches signs (a domain may list two keys, e.g. during a rotation: two
-// signatures). Keys are RSA PEM private keys (PKCS#8 or PKCS#1) of 1024 bits or more. Ed25519
-// (RFC 8463) keys are refused: Debian's libopendkim 2.11.0~beta2 never frees the key it loads for an
-// Ed25519 signature (dkim_free frees RSA keys only): each signed message would leak it (2,222 bytes
-// for three signatures under LeakSanitizer, one run on 2026-11-30).
+// signatures). Keys are PEM private keys: RSA (PKCS#8 or PKCS#1) of 1024 bits or more, signing
+// rsa-sha256 with libopendkim, or Ed25519 (PKCS#8, RFC 8463), signing ed25519-sha256 with
+// Postgate's own signer (ed25519_signature.h says why).
 // Errors name the file and line, never a key's content.
 #pragma once
 
@@ -23,13 +22,16 @@
 namespace postgate::gateway::dkim {
 
 struct DkimKey {
+  enum class Type { kRsa, kEd25519 };
+  Type type = Type::kRsa;
   std::string name;
   std::string domain;
   std::string selector;
   std::string path;
   int bits = 0;
-  sasl::Secret private_key_pem;  // As read; handed to libopendkim only, wiped when the key goes.
-  std::string public_key;       // The p= value: base64 of the SubjectPublicKeyInfo.
+  sasl::Secret private_key_pem;  // As read; handed to the signer only, wiped when the key goes.
+  // The p= value: base64 of the SubjectPublicKeyInfo (RSA) or of the raw 32-byte key (Ed25519).
+  std::string public_key;
 };
 
 class DkimKeys {
@@ -55,6 +57,7 @@ class DkimKeys {
 // The DNS record to publish for `key`, in zone-file form, the p= value split into strings of at
 // most 255 characters (RFC 1035 character-strings), e.g.
 //   sel._domainkey.example.com. IN TXT ( "v=DKIM1; k=rsa; p=MIIBIjANBgkq…" "…IDAQAB" )
+// (k=ed25519 for an Ed25519 key).
 std::string DnsRecord(const DkimKey& key);
 
 // The address in a From: header's value: inside the last <…>, or the addr-spec with comments

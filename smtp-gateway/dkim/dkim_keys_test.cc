@@ -72,8 +72,7 @@ TEST_F(DkimKeysTest, ErrorsNameTheFileAndLineAndNeverTheKey) {
       {absl::StrCat("\n\nrsa example.com:s:", dir_.path(), "/missing.pem\n"), "KeyTable:3: "},
       {absl::StrCat("rsa example.com:s:", bad_key, "\n"), absl::StrCat("KeyTable:1: ", bad_key, ": not a PEM private key")},
       {absl::StrCat("rsa example.com:s:", small, "\n"), "an RSA key of 512 bits (RFC 8301: at least 1024)"},
-      {absl::StrCat("ed example.com:s:", dir_.WriteKey("ed.pem", "ED25519"), "\n"),
-       "an Ed25519 key: not supported (Debian's libopendkim 2.11.0~beta2 leaks the key of every Ed25519 signature)"},
+      {absl::StrCat("ec example.com:s:", dir_.WriteKey("ec.pem", "X25519"), "\n"), "neither an RSA nor an Ed25519 key"},
       {absl::StrCat("rsa example.com:s:", rsa_, "\nrsa example.com:t:", rsa_, "\n"), "KeyTable:2: key \"rsa\" named twice"},
   };
   for (const Case& c : cases) {
@@ -98,6 +97,16 @@ TEST_F(DkimKeysTest, TheDnsRecordIsInZoneFileFormWithStringsOfAtMost255) {
   for (absl::string_view piece : absl::StrSplit(rsa.substr(rsa.find('(') + 2), "\" \"")) absl::StrAppend(&joined, piece);
   EXPECT_THAT(joined, HasSubstr(keys->keys()[0].public_key));
   EXPECT_TRUE(absl::StartsWith(DnsRecord(keys->keys()[1]), "e2026._domainkey.example.com. IN TXT ( \"v=DKIM1; k=rsa; p="));
+  // Ed25519 (RFC 8463): the raw 32-byte public key, 44 base64 characters.
+  absl::StatusOr<DkimKeys> ed = DkimKeys::Load(
+      dir_.Write("EdKeyTable", absl::StrCat("ed example.com:ed2026:", dir_.WriteKey("ed.pem", "ED25519"), "\n")),
+      dir_.Write("EdSigningTable", "example.com ed\n"));
+  ASSERT_TRUE(ed.ok()) << ed.status();
+  EXPECT_EQ(ed->keys()[0].type, DkimKey::Type::kEd25519);
+  EXPECT_EQ(ed->keys()[0].public_key.size(), 44u);
+  EXPECT_EQ(DnsRecord(ed->keys()[0]),
+            absl::StrCat("ed2026._domainkey.example.com. IN TXT ( \"v=DKIM1; k=ed25519; p=", ed->keys()[0].public_key,
+                         "\" )"));
 }
 
 TEST(AuthorAddressTest, TheFromHeadersAddress) {

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 
 namespace postgate::gateway::dkim {
 namespace {
@@ -77,7 +78,9 @@ MessageSignature::MessageSignature(const DkimSigner& signer, std::string queue_i
     : signer_(signer), queue_id_(std::move(queue_id)) {}
 
 MessageSignature::~MessageSignature() {
-  for (DKIM* handle : handles_) dkim_free(handle);
+  for (Signing& signing : signings_) {
+    if (signing.handle != nullptr) dkim_free(signing.handle);
+  }
 }
 
 void MessageSignature::Fail(absl::string_view what, int status) {
@@ -101,27 +104,36 @@ void MessageSignature::HeaderField(absl::string_view field) {
 
 void MessageSignature::EndOfHeaders() {
   if (author_.empty()) return;  // Nobody to sign for: OpenDKIM too lets such mail pass unsigned.
-  keys_ = signer_.keys().KeysFor(author_);
-  for (const DkimKey* key : keys_) {
-    DKIM_STAT status = DKIM_STAT_OK;
-    DKIM* handle = dkim_sign(signer_.library_, reinterpret_cast<const unsigned char*>(queue_id_.c_str()), nullptr,
-                             reinterpret_cast<dkim_sigkey_t>(const_cast<char*>(key->private_key_pem.c_str())),
-                             reinterpret_cast<const unsigned char*>(key->selector.c_str()),
-                             reinterpret_cast<const unsigned char*>(key->domain.c_str()),
-                             signer_.options_.relaxed_header ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
-                             signer_.options_.relaxed_body ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
-                             DKIM_SIGN_RSASHA256,
-                             -1 /* no l= */, &status);
-    if (handle == nullptr) return Fail("dkim_sign", status);
-    handles_.push_back(handle);
+  const Ed25519Options ed25519_options{.relaxed_header = signer_.options_.relaxed_header,
+                                       .relaxed_body = signer_.options_.relaxed_body,
+                                       .oversigned_headers = signer_.options_.oversigned_headers};
+  for (const DkimKey* key : signer_.keys().KeysFor(author_)) {
     described_.push_back(absl::StrCat("s=", key->selector, ", d=", key->domain));
-  }
-  for (DKIM* handle : handles_) {
+    Signing& signing = signings_.emplace_back();
+    if (key->type == DkimKey::Type::kEd25519) {
+      absl::StatusOr<std::unique_ptr<Ed25519Signature>> started =
+          Ed25519Signature::Start(*key, ed25519_options, kept_fields_, absl::Now());
+      if (!started.ok()) {
+        if (status_.ok()) status_ = started.status();
+        return;
+      }
+      signing.ed25519 = *std::move(started);
+      continue;
+    }
+    DKIM_STAT status = DKIM_STAT_OK;
+    signing.handle = dkim_sign(signer_.library_, reinterpret_cast<const unsigned char*>(queue_id_.c_str()), nullptr,
+                               reinterpret_cast<dkim_sigkey_t>(const_cast<char*>(key->private_key_pem.c_str())),
+                               reinterpret_cast<const unsigned char*>(key->selector.c_str()),
+                               reinterpret_cast<const unsigned char*>(key->domain.c_str()),
+                               signer_.options_.relaxed_header ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
+                               signer_.options_.relaxed_body ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE,
+                               DKIM_SIGN_RSASHA256, -1 /* no l= */, &status);
+    if (signing.handle == nullptr) return Fail("dkim_sign", status);
     for (std::string& field : kept_fields_) {
-      const DKIM_STAT status = dkim_header(handle, reinterpret_cast<unsigned char*>(field.data()), field.size());
+      status = dkim_header(signing.handle, reinterpret_cast<unsigned char*>(field.data()), field.size());
       if (status != DKIM_STAT_OK) return Fail("dkim_header", status);
     }
-    if (const DKIM_STAT status = dkim_eoh(handle); status != DKIM_STAT_OK) return Fail("dkim_eoh", status);
+    if (status = dkim_eoh(signing.handle); status != DKIM_STAT_OK) return Fail("dkim_eoh", status);
   }
   kept_fields_.clear();
   kept_fields_.shrink_to_fit();
@@ -129,9 +141,13 @@ void MessageSignature::EndOfHeaders() {
 
 void MessageSignature::Body(absl::string_view piece) {
   if (!status_.ok() || piece.empty()) return;
-  for (DKIM* handle : handles_) {
+  for (Signing& signing : signings_) {
+    if (signing.ed25519 != nullptr) {
+      signing.ed25519->Body(piece);
+      continue;
+    }
     const DKIM_STAT status =
-        dkim_body(handle, reinterpret_cast<unsigned char*>(const_cast<char*>(piece.data())), piece.size());
+        dkim_body(signing.handle, reinterpret_cast<unsigned char*>(const_cast<char*>(piece.data())), piece.size());
     if (status != DKIM_STAT_OK) return Fail("dkim_body", status);
   }
 }
@@ -139,14 +155,23 @@ void MessageSignature::Body(absl::string_view piece) {
 absl::StatusOr<std::string> MessageSignature::Finish() {
   if (!status_.ok()) return status_;
   std::string fields;
-  for (DKIM* handle : handles_) {
-    if (const DKIM_STAT status = dkim_eom(handle, nullptr); status != DKIM_STAT_OK) {
+  for (Signing& signing : signings_) {
+    if (signing.ed25519 != nullptr) {
+      absl::StatusOr<std::string> field = signing.ed25519->Finish();
+      if (!field.ok()) {
+        status_ = field.status();
+        return status_;
+      }
+      absl::StrAppend(&fields, *field);
+      continue;
+    }
+    if (const DKIM_STAT status = dkim_eom(signing.handle, nullptr); status != DKIM_STAT_OK) {
       Fail("dkim_eom", status);
       return status_;
     }
     unsigned char* value = nullptr;
     size_t length = 0;
-    if (const DKIM_STAT status = dkim_getsighdr_d(handle, kSignatureName.size(), &value, &length);
+    if (const DKIM_STAT status = dkim_getsighdr_d(signing.handle, kSignatureName.size(), &value, &length);
         status != DKIM_STAT_OK) {
       Fail("dkim_getsighdr_d", status);
       return status_;

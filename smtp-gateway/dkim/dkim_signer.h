@@ -1,5 +1,6 @@
-// DKIM signing (RFC 6376, rsa-sha256) with Debian's libopendkim – the OpenDKIM project's library,
-// so canonicalisation and signing are a well-kept implementation's, not ours. A MessageSignature
+// DKIM signing (RFC 6376): rsa-sha256 with Debian's libopendkim – the OpenDKIM project's library,
+// so canonicalisation and signing are a well-kept implementation's, not ours – and ed25519-sha256
+// (RFC 8463) with Postgate's own Ed25519Signature, where that library leaks. A MessageSignature
 // is the cleanup's ContentObserver: it sees the header section as stored (after cleanup added
 // what was missing), picks the keys for the author (the From: header's address) at its end,
 // hashes the body as it streams past, and gives the DKIM-Signature header fields at the end, which
@@ -15,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "smtp-gateway/cleanup/message_cleanup.h"
 #include "smtp-gateway/dkim/dkim_keys.h"
+#include "smtp-gateway/dkim/ed25519_signature.h"
 
 struct dkim_lib;  // libopendkim's DKIM_LIB and DKIM.
 struct dkim;
@@ -75,8 +77,12 @@ class MessageSignature : public cleanup::ContentObserver {
   std::string queue_id_;
   std::vector<std::string> kept_fields_;  // Fields in the signed list (no trailing LF), in order.
   std::string author_;
-  std::vector<::dkim*> handles_;           // One per signing key.
-  std::vector<const DkimKey*> keys_;
+  // One per signing key, in the signing table's order: a libopendkim handle (RSA) or our own.
+  struct Signing {
+    ::dkim* handle = nullptr;
+    std::unique_ptr<Ed25519Signature> ed25519;
+  };
+  std::vector<Signing> signings_;
   std::vector<std::string> described_;
   absl::Status status_;
 };

@@ -67,7 +67,7 @@ class DkimSignerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string rsa = dir_.WriteKey("rsa.pem", "RSA");
-    const std::string ed = dir_.WriteKey("rsa2.pem", "RSA");
+    const std::string ed = dir_.WriteKey("ed.pem", "ED25519");
     absl::StatusOr<DkimKeys> keys = DkimKeys::Load(
         dir_.Write("KeyTable", absl::StrCat("rsa example.com:r:", rsa, "\ned example.com:e:", ed, "\n")),
         dir_.Write("SigningTable", "example.com rsa\nexample.com ed\n"));
@@ -114,18 +114,45 @@ TEST_F(DkimSignerTest, BothSignaturesVerifyAndATamperedMessageDoesNot) {
       "Hello,  world \n\n\n", &fields);
   EXPECT_EQ(std::count(fields.begin(), fields.end(), '\n') >= 2, true);
   EXPECT_THAT(fields, HasSubstr("a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=r;"));
-  EXPECT_THAT(fields, HasSubstr("a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=e;"));
+  EXPECT_THAT(fields, HasSubstr("a=ed25519-sha256; c=relaxed/relaxed;\n\td=example.com; s=e;"));
   EXPECT_THAT(fields, HasSubstr("c=relaxed/relaxed"));
   EXPECT_THAT(fields, ::testing::Not(HasSubstr("l=")));
   EXPECT_THAT(fields, ::testing::Not(HasSubstr("\r")));
   // From is signed once more than it appears; the Date: and Message-Id: cleanup added are signed.
   const std::string h = absl::StrReplaceAll(fields.substr(fields.find("h=")), {{"\n\t", ""}, {" ", ""}});
   EXPECT_TRUE(absl::StrContains(h, ";h=From:To:Subject:Message-Id:Date:from;")) << h;
+  const std::string ed_h = absl::StrReplaceAll(fields.substr(fields.find("h=", fields.find("ed25519"))), {{"\n\t", ""}, {" ", ""}});
+  EXPECT_TRUE(absl::StartsWith(ed_h, "h=from:to:subject:message-id:date:from;")) << ed_h;
   EXPECT_EQ(Verify(message), DKIM_STAT_OK);
   EXPECT_NE(Verify(absl::StrReplaceAll(message, {{"Hello", "Hallo"}})), DKIM_STAT_OK);
   EXPECT_NE(Verify(absl::StrReplaceAll(message, {{"To: bob", "To: eve"}})), DKIM_STAT_OK);
   // relaxed/relaxed: whitespace changes in transit do not matter.
   EXPECT_EQ(Verify(absl::StrReplaceAll(message, {{"Hello,  world \n", "Hello, world\n"}})), DKIM_STAT_OK);
+}
+
+// Postgate's own ed25519-sha256 in both canonicalisations, through libopendkim's verifier, with
+// the bodies whose canonical forms differ most: empty, only empty lines, no final line end.
+TEST_F(DkimSignerTest, Ed25519SignaturesVerifyInEachCanonicalisation) {
+  for (const char* canonicalization : {"relaxed/relaxed", "simple/simple", "relaxed/simple", "simple/relaxed"}) {
+    const bool relaxed_header = absl::StartsWith(canonicalization, "relaxed");
+    const bool relaxed_body = absl::EndsWith(canonicalization, "relaxed");
+    absl::StatusOr<DkimKeys> keys = DkimKeys::Load(
+        dir_.Write("EdKeyTable", absl::StrCat("ed example.com:e:", dir_.WriteKey("ed2.pem", "ED25519"), "\n")),
+        dir_.Write("EdSigningTable", "example.com ed\n"));
+    ASSERT_TRUE(keys.ok()) << keys.status();
+    const std::string record = DnsRecord(keys->keys()[0]);
+    Records()["e._domainkey.example.com"] = record.substr(record.find('"') + 1, record.rfind('"') - record.find('"') - 1);
+    signer_ = *DkimSigner::Create({.signed_headers = {"From", "To", "Subject"}, .oversigned_headers = {"From"},
+                                   .relaxed_header = relaxed_header, .relaxed_body = relaxed_body},
+                                  *std::move(keys));
+    for (const char* body : {"", "\n\n", "no line end", "a  b \t\n\n \nc\n\n\n", ".\n..x\n"}) {
+      const std::string message = SignThroughCleanup(
+          absl::StrCat("From: Ann <ann@example.com>\nTo: b@example.org,\n  c@example.org\nSubject:  x  y \n\n", body));
+      EXPECT_THAT(message, HasSubstr(absl::StrCat("a=ed25519-sha256; c=", canonicalization, ";")));
+      EXPECT_EQ(Verify(message), DKIM_STAT_OK) << canonicalization << " body \"" << body << "\"\n" << message;
+      EXPECT_NE(Verify(absl::StrReplaceAll(message, {{"Subject:  x", "Subject:  z"}})), DKIM_STAT_OK);
+    }
+  }
 }
 
 TEST_F(DkimSignerTest, AnAuthorWithoutAKeyOrWithoutFromIsNotSigned) {
