@@ -38,7 +38,8 @@ KIND_SCHEMA = {
 def parameters():
     with open(os.path.join(ROOT, "core/config/parameters.cc")) as f:
         text = f.read()
-    return re.findall(r'ParameterSpec\{"([a-z0-9_]+)", "(?:[^"\\]|\\.)*", K::k(\w+)', text)
+    # A default may be several adjacent string literals, and the kind on the next line.
+    return re.findall(r'ParameterSpec\{"([a-z0-9_]+)",\s*"(?:[^"\\]|\\.)*"(?:\s*"(?:[^"\\]|\\.)*")*,\s*K::k(\w+)', text)
 
 
 def obj(properties, required=()):
