@@ -66,6 +66,7 @@ constexpr std::array kParameters = {
     ParameterSpec{"virtual_alias_recursion_limit", "1000", K::kInteger},
     ParameterSpec{"virtual_alias_expansion_limit", "1000", K::kInteger},
     ParameterSpec{"mime_header_checks", "$header_checks", K::kString},
+    ParameterSpec{"nested_header_checks", "$header_checks", K::kString},
     ParameterSpec{"canonical_maps", "", K::kList},
     ParameterSpec{"sender_canonical_maps", "", K::kList},
     ParameterSpec{"recipient_canonical_maps", "", K::kList},

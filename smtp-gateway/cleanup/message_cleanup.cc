@@ -122,6 +122,7 @@ MessageCleanup::MessageCleanup(CleanupOptions options, ContentObserver* observer
 
 void MessageCleanup::Feed(absl::string_view content, std::string* out) {
   if (state_ == State::kBody) {
+    if (follow_mime_) return FeedStructuredBody(content, out);
     out->append(content.data(), content.size());
     if (observer_ != nullptr) observer_->Body(content);
     return;
@@ -132,7 +133,12 @@ void MessageCleanup::Feed(absl::string_view content, std::string* out) {
 }
 
 void MessageCleanup::Finish(std::string* out) {
-  if (state_ == State::kBody) return;
+  if (state_ == State::kBody) {
+    if (!follow_mime_) return;
+    if (!body_line_.empty()) BodyLine(std::exchange(body_line_, std::string()), out);
+    EndPartField(out);
+    return;
+  }
   separated_.clear();
   separator_.Finish(&separated_);
   ParseHeaders(separated_, out);
@@ -170,11 +176,17 @@ void MessageCleanup::ParseHeaders(absl::string_view text, std::string* out) {
 }
 
 bool MessageCleanup::CheckHeader(std::string* out) {
-  if (!filtering_) return true;
   const absl::string_view name = HeaderFieldName(field_);
-  const config::RegexpTable* table = IsMimeHeader(name) ? options_.mime_header_checks : options_.header_checks;
-  if (table == nullptr) return true;
-  const absl::string_view field = absl::string_view(field_).substr(0, field_.size() - 1);  // Without its LF.
+  std::string prepend;
+  const bool keep =
+      ApplyHeaderChecks(IsMimeHeader(name) ? options_.mime_header_checks : options_.header_checks, field_, &prepend);
+  if (!prepend.empty()) Emit(prepend, out);
+  return keep;
+}
+
+bool MessageCleanup::ApplyHeaderChecks(const config::RegexpTable* table, std::string& field_text, std::string* prepend) {
+  if (!filtering_ || table == nullptr) return true;
+  const absl::string_view field = absl::string_view(field_text).substr(0, field_text.size() - 1);  // Without its LF.
   const std::optional<std::string> result = table->Match(field);
   if (!result) return true;
   const absl::string_view value = *result;
@@ -217,10 +229,10 @@ bool MessageCleanup::CheckHeader(std::string* out) {
     return false;
   } else if (is("REPLACE") && IsHeaderText(text)) {
     record("replace", text);
-    field_ = absl::StrCat(text, "\n");
+    field_text = absl::StrCat(text, "\n");
   } else if (is("PREPEND") && IsHeaderText(text)) {
     record("prepend", text);
-    Emit(absl::StrCat(text, "\n"), out);
+    *prepend = absl::StrCat(text, "\n");
   } else if (is("HOLD")) {
     if (!hold_ && !discard_) {
       record("hold", text);
@@ -245,6 +257,7 @@ bool MessageCleanup::CheckHeader(std::string* out) {
 void MessageCleanup::EndField(std::string* out) {
   if (field_.empty()) return;
   if (field_.back() != '\n') field_.push_back('\n');  // Truncated, or the content's last line.
+  if (absl::EqualsIgnoreCase(HeaderFieldName(field_), "Content-Type")) content_type_ = UnfoldedValue(field_);
   if (!CheckHeader(out)) {
     field_.clear();
     field_truncated_ = false;
@@ -286,6 +299,84 @@ void MessageCleanup::EndField(std::string* out) {
   field_truncated_ = false;
 }
 
+void MessageCleanup::EmitBody(absl::string_view text, std::string* out) {
+  out->append(text.data(), text.size());
+  if (observer_ != nullptr) observer_->Body(text);
+}
+
+// Lines that may be a boundary ("--" then at most 70 characters, RFC 2046, and some padding) are
+// held until their end; other body lines pass on as they come, so a long line is never held.
+void MessageCleanup::FeedStructuredBody(absl::string_view content, std::string* out) {
+  constexpr size_t kLongestBoundaryLine = 2 + 70 + 2 + 64;
+  while (!content.empty()) {
+    const size_t newline = content.find('\n');
+    const absl::string_view piece = content.substr(0, newline == absl::string_view::npos ? content.size() : newline + 1);
+    content.remove_prefix(piece.size());
+    const bool line_ends = piece.back() == '\n';
+    if (line_streaming_) {
+      EmitBody(piece, out);
+      line_streaming_ = !line_ends;
+      continue;
+    }
+    body_line_.append(piece.data(), piece.size());
+    if (line_ends) {
+      BodyLine(std::exchange(body_line_, std::string()), out);
+      continue;
+    }
+    // Still open: keep holding it only while it may be a boundary or a part's header line.
+    const bool may_be_boundary = absl::StartsWith(body_line_, "--") || body_line_ == "-";
+    if (!mime_.in_headers() && (!may_be_boundary || body_line_.size() > kLongestBoundaryLine)) {
+      EmitBody(body_line_, out);
+      body_line_.clear();
+      line_streaming_ = true;
+    } else if (mime_.in_headers() && body_line_.size() > options_.header_size_limit) {
+      body_line_.resize(options_.header_size_limit);  // As the top-level header: the rest is dropped.
+    }
+  }
+}
+
+void MessageCleanup::BodyLine(absl::string_view line, std::string* out) {
+  absl::string_view text = line;
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
+  if (mime_.in_headers()) {
+    if (text.empty()) {  // The end of the part's header section.
+      EndPartField(out);
+      mime_.EndOfHeaders();
+      EmitBody(line, out);
+      return;
+    }
+    if ((text.front() == ' ' || text.front() == '\t') && !part_field_.empty()) {
+      if (part_field_.size() < options_.header_size_limit) absl::StrAppend(&part_field_, line);
+      return;
+    }
+    if (!mime_.IsBoundary(text)) {
+      EndPartField(out);
+      part_field_ = std::string(line);
+      if (part_field_.back() != '\n') part_field_.push_back('\n');
+      return;
+    }
+    // A boundary where headers were expected: the header section ends there.
+    EndPartField(out);
+    mime_.EndOfHeaders();
+  }
+  mime_.BodyLine(text);
+  EmitBody(line, out);
+}
+
+void MessageCleanup::EndPartField(std::string* out) {
+  if (part_field_.empty()) return;
+  mime_.HeaderField(part_field_);
+  const bool mime_header = IsMimeHeader(HeaderFieldName(part_field_));
+  const config::RegexpTable* table =
+      mime_header || mime_.header_class() == MimeStructure::HeaderClass::kPart ? options_.mime_header_checks
+                                                                               : options_.nested_header_checks;
+  std::string prepend;
+  const bool keep = ApplyHeaderChecks(table, part_field_, &prepend);
+  if (!prepend.empty()) EmitBody(prepend, out);
+  if (keep) EmitBody(part_field_, out);
+  part_field_.clear();
+}
+
 void MessageCleanup::Emit(absl::string_view field, std::string* out) {
   out->append(field.data(), field.size());
   if (observer_ != nullptr) observer_->HeaderField(field);
@@ -319,6 +410,9 @@ void MessageCleanup::EndHeaders(bool empty_line_follows, std::string* out) {
   if (empty_line_follows) out->push_back('\n');
   if (observer_ != nullptr) observer_->EndOfHeaders();
   state_ = State::kBody;
+  // Part headers are checked only where there are parts, and tables to check them with.
+  follow_mime_ = (options_.mime_header_checks != nullptr || options_.nested_header_checks != nullptr) &&
+                 mime_.Start(content_type_);
 }
 
 }  // namespace postgate::gateway::cleanup

@@ -9,9 +9,12 @@
 //    in Postfix's formats, and undisclosed_recipients_header when no To:/Cc: is present;
 //  - one header field longer than header_size_limit keeps its first header_size_limit bytes;
 //  - for local_header_rewrite_clients, the addresses in From:, To:… rewritten (AddressRewriting);
-//  - header_checks (MIME headers of the top-level section: mime_header_checks) with Postfix's
-//    actions REJECT, WARN, INFO, IGNORE, STRIP, REPLACE, PREPEND, HOLD, DISCARD, REDIRECT, PASS,
-//    DUNNO/OK, each recorded for the log line cleanup writes.
+//  - header_checks with Postfix's actions REJECT, WARN, INFO, IGNORE, STRIP, REPLACE, PREPEND, HOLD,
+//    DISCARD, REDIRECT, PASS, DUNNO/OK, each recorded for the log line cleanup writes; MIME headers
+//    (Content-*, MIME-Version) go to mime_header_checks instead, and so does every header of a
+//    multipart body's parts; an attached message's (message/rfc822) other headers go to
+//    nested_header_checks. The body is followed line by line (MimeStructure) only when one of
+//    those two tables is set and the message is multipart or an attached message.
 // Header fields, the end of the header section and the body are also shown to an optional
 // ContentObserver (the DKIM signer), exactly as they are stored. Memory: one header field.
 #pragma once
@@ -27,6 +30,7 @@
 #include "core/config/regexp_table.h"
 #include "core/smtp/header_body_separator.h"
 #include "smtp-gateway/cleanup/address_rewriting.h"
+#include "smtp-gateway/cleanup/mime_structure.h"
 
 namespace postgate::gateway::cleanup {
 
@@ -52,6 +56,7 @@ struct CleanupOptions {
   std::string undisclosed_recipients_header{};  // Postfix ≥ 2.8's default: "" (add nothing).
   const config::RegexpTable* header_checks = nullptr;       // Null: none.
   const config::RegexpTable* mime_header_checks = nullptr;  // MIME-Version, Content-*; null: none.
+  const config::RegexpTable* nested_header_checks = nullptr;  // An attached message's headers; null: none.
   // Header address rewriting (after header_checks, as Postfix): set for local_header_rewrite_clients.
   const AddressRewriting* header_rewriting = nullptr;
 };
@@ -80,8 +85,8 @@ class MessageCleanup {
 
   // Appends the cleaned-up form of `content` to *out.
   void Feed(absl::string_view content, std::string* out);
-  // In the body (in_body()), the caller may append content to the output itself and only show
-  // it to the observer with this: no copy.
+  // While body_passes_through(), the caller may append content to the output itself and only
+  // show it to the observer with this: no copy.
   void ObserveBody(absl::string_view stored) {
     if (observer_ != nullptr) observer_->Body(stored);
   }
@@ -93,7 +98,8 @@ class MessageCleanup {
   // The Message-Id: as Postfix logs it ("<…>", or "<>" when there is none); known after Finish or
   // once the body began.
   const std::string& message_id() const { return message_id_; }
-  bool in_body() const { return state_ == State::kBody; }
+  // In the body, and the body is not followed (no MIME part headers to check): content passes as is.
+  bool body_passes_through() const { return state_ == State::kBody && !follow_mime_; }
 
   // header_checks' outcome, known once the header section ended.
   const std::vector<HeaderAction>& actions() const { return actions_; }
@@ -130,6 +136,14 @@ class MessageCleanup {
   void Emit(absl::string_view field, std::string* out);
   // Applies header_checks to field_; false when the field is dropped. May emit a PREPEND.
   bool CheckHeader(std::string* out);
+  // The header_checks-style table's verdict on `field_text` (ending in LF): false to drop it; it
+  // may be replaced in place; a PREPEND's field goes to *prepend.
+  bool ApplyHeaderChecks(const config::RegexpTable* table, std::string& field_text, std::string* prepend);
+  // The body, followed through its MIME structure.
+  void FeedStructuredBody(absl::string_view content, std::string* out);
+  void BodyLine(absl::string_view line, std::string* out);  // A complete line, LF included.
+  void EndPartField(std::string* out);
+  void EmitBody(absl::string_view text, std::string* out);
   std::string FromAddress() const;
 
   CleanupOptions options_;
@@ -150,6 +164,12 @@ class MessageCleanup {
   std::optional<std::string> hold_;
   std::string redirect_;
   std::vector<std::string> warnings_;
+  std::string content_type_;    // The top-level Content-Type value, as received.
+  bool follow_mime_ = false;    // The body is read through mime_.
+  MimeStructure mime_;
+  std::string body_line_;       // A body line held back until it is known not to be a boundary.
+  bool line_streaming_ = false; // The current body line is plain text, passed on as it comes.
+  std::string part_field_;      // A part's header field being read.
 };
 
 // Postfix's quote_822_local: the address with its local part quoted when it is not a dot-atom,

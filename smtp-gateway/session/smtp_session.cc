@@ -590,6 +590,7 @@ class SmtpSession {
         .undisclosed_recipients_header = env_.undisclosed_recipients_header,
         .header_checks = env_.header_checks.get(),
         .mime_header_checks = env_.mime_header_checks.get(),
+        .nested_header_checks = env_.nested_header_checks.get(),
         .header_rewriting = rewrite_headers ? env_.address_rewriting.get() : nullptr};
     if (env_.dkim_signer != nullptr && env_.dkim_signing_clients->Matches(address_, in_mynetworks, logged_in)) {
       message.signature = env_.dkim_signer->Start(message.queue_id);
@@ -669,7 +670,7 @@ class SmtpSession {
   // Passes the client content appended to message.pending since `from` through cleanup (a copy
   // only while in the header section).
   static void Separate(MessageInProgress& message, size_t from) {
-    if (message.cleanup->in_body()) {
+    if (message.cleanup->body_passes_through()) {
       message.cleanup->ObserveBody(absl::string_view(message.pending).substr(from));
       return;
     }

@@ -88,6 +88,7 @@ struct SessionEnvironment {
   std::shared_ptr<spdlog::logger> cleanup_log;  // syslog_name/cleanup; null: spdlog's default.
   std::shared_ptr<const config::RegexpTable> header_checks;       // Null: none.
   std::shared_ptr<const config::RegexpTable> mime_header_checks;  // Null: none.
+  std::shared_ptr<const config::RegexpTable> nested_header_checks;  // Null: none.
   // canonical_maps, masquerade_domains…: envelope addresses always, header addresses for
   // header_rewrite_clients. Null: none (tests).
   std::shared_ptr<const cleanup::AddressRewriting> address_rewriting;

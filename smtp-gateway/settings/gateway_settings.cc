@@ -278,7 +278,7 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   absl::Status dkim = LoadDkim(cf, *settings);
   if (!dkim.ok()) return dkim;
 
-  for (const char* parameter : {"header_checks", "mime_header_checks"}) {
+  for (const char* parameter : {"header_checks", "mime_header_checks", "nested_header_checks"}) {
     const std::string spec = cf.Get(parameter);
     if (spec.empty()) continue;
     absl::StatusOr<std::shared_ptr<const config::RegexpTable>> table = config::RegexpTable::Load(spec);
@@ -292,8 +292,10 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
       }
     }
     settings->access_tables_.push_back(path);  // Watched: an edited table applies without a restart.
-    (std::string(parameter) == "header_checks" ? settings->environment_.header_checks
-                                               : settings->environment_.mime_header_checks) = *std::move(table);
+    const std::string name = parameter;
+    (name == "header_checks"        ? settings->environment_.header_checks
+     : name == "mime_header_checks" ? settings->environment_.mime_header_checks
+                                    : settings->environment_.nested_header_checks) = *std::move(table);
   }
 
   absl::StatusOr<std::shared_ptr<const cleanup::AddressRewriting>> rewriting =

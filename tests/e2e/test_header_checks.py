@@ -1,6 +1,8 @@
 """header_checks (a pcre: table, PCRE2) with every action, on the sessions Debian's Postfix 3.7.11
 was given with the same table (2026-11-30): its replies, what it stored, and its cleanup log lines
-("<action>: header … from …; from=<…> to=<…> proto=ESMTP helo=<…>: …")."""
+("<action>: header … from …; from=<…> to=<…> proto=ESMTP helo=<…>: …"); and mime_header_checks and
+nested_header_checks on the headers of a multipart body's parts and of an attached message,
+compared the same way."""
 import os
 import re
 import shutil
@@ -108,6 +110,64 @@ class HeaderChecksTest(unittest.TestCase):
         self.postgate.queue.wait_log(rf"{redirected}: to=<foo@mail169\.com>, relay=local.*status=sent")
         self.assertFalse(any(discarded in m or redirected in m for m in self.postgate.read_maildir("bar")))
         self.assertFalse(any(discarded in line for line in self.postgate.queue.log()), "discarded: never queued")
+
+
+MIME_TABLE = r"""/^Content-Type:.*name="?.*\.exe/ REJECT attachment not allowed
+/^Content-Disposition: attachment; filename="?(.*)\.bat/ REPLACE Content-Disposition: attachment; filename=$1.txt
+/^Content-Description:/ IGNORE
+/^X-Part-Header:/ WARN part header seen by mime_header_checks
+"""
+NESTED_TABLE = r"""/^X-Secret:/ IGNORE
+/^Subject: spam/ WARN nested spam
+/^X-Part-Header:/ WARN part header seen by nested_header_checks
+"""
+MULTIPART = ("Subject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b\"\n"
+             "Message-Id: <parts@x>\nDate: Mon, 30 Nov 2026 10:00:00 +0000\nFrom: foo@mail169.com\n\n"
+             "--b\nContent-Type: text/plain\nContent-Description: gone\n  folded too\nX-Part-Header: p\n\nhello\n"
+             "--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=\"x.bat\"\n\nAAAA\n"
+             "--b\nContent-Type: message/rfc822\n\nSubject: spam here\nX-Secret: 1\nX-Part-Header: n\n"
+             "Content-Description: also gone\n\ninner\n--b--\n")
+# What Postfix 3.7.11 stored of MULTIPART's body, and its cleanup's lines (action, header, text).
+POSTFIX_BODY = ("--b\nContent-Type: text/plain\nX-Part-Header: p\n\nhello\n"
+                "--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=x.txt\n\nAAAA\n"
+                "--b\nContent-Type: message/rfc822\n\nSubject: spam here\nX-Part-Header: n\n\ninner\n--b--\n")
+POSTFIX_LINES = [
+    ("warning", "X-Part-Header: p", "part header seen by mime_header_checks"),
+    ("replace", 'Content-Disposition: attachment; filename="x.bat"', "Content-Disposition: attachment; filename=x.txt"),
+    ("warning", "Subject: spam here", "nested spam"),
+    ("warning", "X-Part-Header: n", "part header seen by nested_header_checks"),
+]
+
+
+class MimeHeaderChecksTest(unittest.TestCase):
+    def test_part_and_attached_message_headers_as_postfix(self):
+        directory = tempfile.mkdtemp(prefix="postgate-mime-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        tables = {}
+        for name, text in (("mime", MIME_TABLE), ("nested", NESTED_TABLE)):
+            tables[name] = os.path.join(directory, name)
+            with open(tables[name], "w") as out:
+                out.write(text)
+        postgate = Postgate({"mime_header_checks": f"regexp:{tables['mime']}",
+                             "nested_header_checks": f"regexp:{tables['nested']}"})
+        postgate.start()
+        self.addCleanup(postgate.cleanup)
+        with smtplib.SMTP("127.0.0.1", postgate.smtp_port) as client:
+            client.ehlo("client.example")
+            client.sendmail("foo@mail169.com", ["bar@mail169.com"], MULTIPART.replace("\n", "\r\n").encode())
+            client.mail("foo@mail169.com")
+            client.rcpt("bar@mail169.com")
+            code, text = client.data("Subject: r\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+                                     "Content-Type: application/x; name=\"a.exe\"\r\n\r\nMZ\r\n--b--\r\n")
+        self.assertEqual((code, text.decode()), (550, "5.7.1 attachment not allowed"))
+        stored = postgate.wait_delivered("bar", 1)[0]
+        self.assertTrue(stored.endswith("\n\n" + POSTFIX_BODY), stored)
+        for action, header, text in POSTFIX_LINES:
+            postgate.gateway.wait_log(rf"postgate/cleanup\[\d+\]: {QUEUE_ID}: {action}: header {re.escape(header)} from "
+                                      rf"localhost\[127\.0\.0\.1\]; from=<foo@mail169\.com> to=<bar@mail169\.com> "
+                                      rf"proto=ESMTP helo=<client\.example>: {re.escape(text)}$")
+        postgate.gateway.wait_log(r"reject: header Content-Type: application/x; name=\"a\.exe\" from localhost"
+                                  r"\[127\.0\.0\.1\]; .*: 5\.7\.1 attachment not allowed$")
 
 
 if __name__ == "__main__":
