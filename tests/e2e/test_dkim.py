@@ -3,7 +3,9 @@ every signature of messages relayed through Postgate to a real SMTP server (aios
 against the DNS records `smtp-gateway --dkim-records` prints, exactly as an operator would publish
 them. Two keys sign each message of mail169.com (two lines for the domain in the signing table):
 RSA-2048 (rsa-sha256, libopendkim) and Ed25519 (ed25519-sha256, RFC 8463, Postgate's own signer),
-the pair RFC 8463 recommends; a message changed in transit fails."""
+the pair RFC 8463 recommends; a message changed in transit fails. OpenDKIM's own verifier,
+opendkim-testmsg, checks each signature too, resolving the records through a dnsmasq in a network
+namespace of the test's (its resolver reads /etc/resolv.conf, bind-mounted there)."""
 import os
 import re
 import shutil
@@ -91,6 +93,53 @@ def verify_each(message, records):
             verified = False
         results.append((tags[b"d"].decode(), tags[b"s"].decode(), tags[b"a"].decode(), verified))
     return results
+
+
+OPENDKIM_VERIFY = r"""
+ip link set lo up
+mount --bind "$1/resolv.conf" /etc/resolv.conf
+mapfile -t records < "$1/records"
+dnsmasq --keep-in-foreground --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
+  --port=53 "${records[@]}" >/dev/null 2>&1 &
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/53) 2>/dev/null && break; sleep 0.1; done
+for message in "$1"/message-*; do
+  opendkim-testmsg < "$message" >/dev/null 2>&1
+  status=$?
+  echo "${message##*/} $status"
+done
+kill %1
+"""
+
+
+def opendkim_verdicts(messages, records):
+    """opendkim-testmsg's exit status for each message (0: its signature verified), run in a network
+    and mount namespace where DNS is a dnsmasq on the namespace's loopback serving `records`."""
+    directory = tempfile.mkdtemp(prefix="postgate-opendkim-")
+    try:
+        with open(os.path.join(directory, "resolv.conf"), "w") as out:
+            out.write("nameserver 127.0.0.1\n")
+        with open(os.path.join(directory, "records"), "w") as out:
+            out.write("".join(f"--txt-record={name},{value}\n" for name, value in records.items()))
+        for index, message in enumerate(messages):
+            with open(os.path.join(directory, f"message-{index}"), "wb") as out:
+                out.write(message)
+        result = subprocess.run(["unshare", "--net", "--mount", "bash", "-c", OPENDKIM_VERIFY, "verify", directory],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"unshare (root is needed for the namespace): {result.stderr}"
+        verdicts = dict(line.split() for line in result.stdout.splitlines())
+        return [int(verdicts[f"message-{index}"]) for index in range(len(messages))]
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def one_signature_each(message):
+    """A copy of `message` per DKIM-Signature, keeping only that one (opendkim-testmsg reports one
+    verdict per message)."""
+    signatures = re.findall(rb"(?m)^DKIM-Signature:[^\r\n]*(?:\r\n[ \t][^\r\n]*)*\r\n", message)
+    rest = message
+    for signature in signatures:
+        rest = rest.replace(signature, b"", 1)
+    return [signature + rest for signature in signatures]
 
 
 class DkimSigningTest(unittest.TestCase):
@@ -193,6 +242,14 @@ class DkimSigningTest(unittest.TestCase):
         added_from = message.replace(b"Subject: bdat", b"From: evil@example.net\r\nSubject: bdat")
         self.assertEqual([ok for *_, ok in verify_each(added_from, self.records)], [False, False],
                          "From is oversigned: a second From: breaks the signature")
+
+    def test_opendkims_own_verifier_accepts_each_signature_and_refuses_a_changed_message(self):
+        self.send_data(b"From: Foo <foo@mail169.com>\r\nSubject: opendkim\r\n\r\nHello,  world \r\n\r\n")
+        signed = one_signature_each(self.relayed("opendkim"))
+        self.assertEqual([b"a=rsa-sha256" in m for m in signed], [True, False])
+        changed = [m.replace(b"Hello", b"Hallo") for m in signed]
+        # 70: EX_SOFTWARE, opendkim-testmsg's status for "dkim_eom(): Bad signature".
+        self.assertEqual(opendkim_verdicts(signed + changed, self.records), [0, 0, 70, 70])
 
     def test_another_domain_uses_its_key_and_an_unknown_one_is_not_signed(self):
         self.send_data(b"From: ann@example.com\r\nSubject: example.com key\r\n\r\nx\r\n")
