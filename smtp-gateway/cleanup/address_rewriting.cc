@@ -44,6 +44,8 @@ std::string AddressRewriting::Canonical(const addressing::AddressMaps& maps, abs
     if (!mapped || mapped->empty()) return address;
     if (mapped->size() > 1) warn(absl::StrCat("multi-valued ", title, " entry for ", address));
     std::string next = std::move(mapped->front());  // One address: a canonical entry is 1:1.
+    // A result without a domain is local, as Postfix's mail_addr_crunch makes it: "@$myorigin".
+    if (next.find('@') == std::string::npos && !options_.myorigin.empty()) absl::StrAppend(&next, "@", options_.myorigin);
     const bool itself = absl::EqualsIgnoreCase(next, address);
     address = std::move(next);
     if (itself) return address;

@@ -34,6 +34,10 @@ TEST(AddressRewritingTest, SenderAndRecipientTablesComeBeforeCanonicalMapsAndRep
   EXPECT_EQ(rewriting.Rewrite("ann@old.example", kEnvelopeRecipient), "ann@new.example");
   EXPECT_EQ(rewriting.Rewrite("ann@old.example", kEnvelopeSender), "ann@old.example");
   EXPECT_EQ(rewriting.Rewrite("", kEnvelopeSender), "");
+  // A result without a domain is qualified with $myorigin.
+  AddressRewritingOptions bare = LabOptions();
+  bare.canonical = Table("postmaster@x.example  root\n");
+  EXPECT_EQ(AddressRewriting(std::move(bare)).Rewrite("postmaster@x.example", kEnvelopeRecipient), "root@mail169.com");
 }
 
 TEST(AddressRewritingTest, ALoopStopsAfterTenLookupsAndClassesLimitWhereATableApplies) {
