@@ -81,6 +81,12 @@ std::vector<Span> FindAddresses(absl::string_view text) {
       const size_t start = i;
       i = c == '"' ? SkipDelimited(text, i, '"', '"') : i + 1;
       while (i < text.size() && !IsBlank(text[i]) && absl::string_view("(),;:<\"").find(text[i]) == absl::string_view::npos) {
+        // A domain literal ("[IPv6:::1]") is one piece, colons and all.
+        if (text[i] == '[') {
+          const size_t close = text.find(']', i);
+          i = close == absl::string_view::npos ? text.size() : close + 1;
+          continue;
+        }
         ++i;
       }
       if (bare) {

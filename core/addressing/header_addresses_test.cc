@@ -35,6 +35,12 @@ TEST(HeaderAddressesTest, GroupsRoutesQuotedLocalPartsAndEmptyAddresses) {
   EXPECT_EQ(out, "Cc: team: A@X, \"B C\"@Y;, <@relay.example:D@Z>, <>, undisclosed-recipients:;\n");
 }
 
+TEST(HeaderAddressesTest, ADomainLiteralWithColonsIsOneAddress) {
+  auto [seen, out] = Rewrite("To: user@[IPv6:::1], other@[192.0.2.1]\n");
+  EXPECT_THAT(seen, ElementsAre("user@[IPv6:::1]", "other@[192.0.2.1]"));
+  EXPECT_EQ(out, "To: USER@[IPV6:::1], OTHER@[192.0.2.1]\n");
+}
+
 TEST(HeaderAddressesTest, WordsWithBlanksAreNoAddressAndUnchangedFieldsGiveNothing) {
   auto [seen, out] = Rewrite("From: Just A Name\n");
   EXPECT_TRUE(seen.empty());
