@@ -1,7 +1,10 @@
 #include "smtp-gateway/milter/milter_protocol.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace postgate::gateway::milter {
 namespace {
@@ -208,6 +211,29 @@ absl::StatusOr<Reply> DecodeReply(char command, absl::string_view data) {
     default:
       return Malformed(command, "unknown reply");
   }
+}
+
+absl::StatusOr<Negotiated> Negotiate(const Reply& reply, uint32_t offered_actions, uint32_t offered_protocol) {
+  if (reply.kind != Reply::Kind::kOptionNegotiation) {
+    return absl::FailedPreconditionError("milter: expected an option negotiation reply");
+  }
+  if (reply.version < 2) {
+    return absl::FailedPreconditionError(absl::StrCat("milter: protocol version ", reply.version, " is too old"));
+  }
+  if ((reply.actions & ~offered_actions) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "milter: requested action mask 0x%x does not match the offered 0x%x", reply.actions, offered_actions));
+  }
+  if ((reply.protocol & ~offered_protocol) != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "milter: event mask 0x%x includes features not offered (0x%x)", reply.protocol, offered_protocol));
+  }
+  Negotiated negotiated;
+  negotiated.version = std::min(reply.version, kProtocolVersion);
+  negotiated.actions = reply.actions;
+  negotiated.events = reply.protocol;
+  negotiated.macro_lists = reply.macro_lists;
+  return negotiated;
 }
 
 std::optional<absl::StatusOr<Reply>> ReplyReader::Next() {

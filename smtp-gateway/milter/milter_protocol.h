@@ -126,4 +126,24 @@ class ReplyReader {
 // Decodes one packet's command and data.
 absl::StatusOr<Reply> DecodeReply(char command, absl::string_view data);
 
+// What the MTA offers in its option negotiation: every action, and every protocol flag of version 6.
+inline constexpr uint32_t kAllActions = 0x1ff;
+inline constexpr uint32_t kAllProtocolFlags = 0x1fffff;
+
+// The outcome of option negotiation: what the milter may do and which events it gets.
+struct Negotiated {
+  uint32_t version = 0;
+  uint32_t actions = 0;  // Action bits the milter may use at the end of a message.
+  uint32_t events = 0;   // ProtocolFlag bits: events not to send, replies not to wait for.
+  std::vector<std::pair<MacroStage, std::string>> macro_lists;
+  // Whether an event is sent (`no_send`: its kNo… flag) and whether its reply is awaited
+  // (`no_reply`: its kNo…Reply flag, 0 when it always has one).
+  bool Sends(uint32_t no_send) const { return (events & no_send) == 0; }
+  bool AwaitsReply(uint32_t no_reply) const { return no_reply == 0 || (events & no_reply) == 0; }
+};
+// Checks the milter's answer to OptionNegotiation(offered_actions, offered_protocol), as Postfix's
+// milter8 does: an older version than 2, actions or protocol flags that were not offered, or a
+// reply that is no negotiation, is an error naming what was asked (the milter is then not used).
+absl::StatusOr<Negotiated> Negotiate(const Reply& reply, uint32_t offered_actions, uint32_t offered_protocol);
+
 }  // namespace postgate::gateway::milter

@@ -108,5 +108,35 @@ TEST(MilterProtocolTest, MalformedAndOversizedRepliesAreErrors) {
   EXPECT_FALSE(partial.Next().has_value());  // Waits for the rest.
 }
 
+TEST(MilterProtocolTest, NegotiationKeepsWhatWasOfferedAndRefusesMore) {
+  Reply reply;
+  reply.kind = Reply::Kind::kOptionNegotiation;
+  reply.version = 6;
+  reply.actions = kAddHeaders | kQuarantine;
+  reply.protocol = kNoHelo | kNoConnectReply | kHeaderLeadingSpace;
+  reply.macro_lists = {{MacroStage::kMail, "{auth_authen}"}};
+  absl::StatusOr<Negotiated> negotiated = Negotiate(reply, kAllActions, kAllProtocolFlags);
+  ASSERT_TRUE(negotiated.ok()) << negotiated.status();
+  EXPECT_EQ(negotiated->version, 6u);
+  EXPECT_FALSE(negotiated->Sends(kNoHelo));
+  EXPECT_TRUE(negotiated->Sends(kNoMail));
+  EXPECT_FALSE(negotiated->AwaitsReply(kNoConnectReply));
+  EXPECT_TRUE(negotiated->AwaitsReply(kNoMailReply));
+  EXPECT_TRUE(negotiated->AwaitsReply(0));  // End of message: always answered.
+  EXPECT_EQ(negotiated->macro_lists.size(), 1u);
+
+  reply.actions |= kChangeBody;
+  EXPECT_THAT(std::string(Negotiate(reply, kAddHeaders | kQuarantine, kAllProtocolFlags).status().message()),
+              ::testing::HasSubstr("requested action mask 0x23 does not match the offered 0x21"));
+  reply.actions = kAddHeaders;
+  EXPECT_THAT(std::string(Negotiate(reply, kAllActions, kNoHelo).status().message()),
+              ::testing::HasSubstr("includes features not offered"));
+  reply.version = 1;
+  EXPECT_THAT(std::string(Negotiate(reply, kAllActions, kAllProtocolFlags).status().message()),
+              ::testing::HasSubstr("version 1 is too old"));
+  Reply not_negotiation;
+  EXPECT_FALSE(Negotiate(not_negotiation, kAllActions, kAllProtocolFlags).ok());
+}
+
 }  // namespace
 }  // namespace postgate::gateway::milter
