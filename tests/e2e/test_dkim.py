@@ -101,13 +101,14 @@ mount --bind "$1/resolv.conf" /etc/resolv.conf
 mapfile -t records < "$1/records"
 dnsmasq --keep-in-foreground --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
   --port=53 "${records[@]}" >/dev/null 2>&1 &
+dns=$!
+trap 'kill $dns' EXIT  # Whatever happens: it would keep the namespace alive.
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/53) 2>/dev/null && break; sleep 0.1; done
 for message in "$1"/message-*; do
   opendkim-testmsg < "$message" >/dev/null 2>&1
   status=$?
   echo "${message##*/} $status"
 done
-kill %1
 """
 
 
