@@ -1,7 +1,5 @@
 #include "smtp-gateway/settings/gateway_settings.h"
 
-#include "smtp-gateway/settings/address_rewriting_settings.h"
-
 #include <algorithm>
 #include <array>
 

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import unittest
 
-from postgate_harness import Postgate, free_port, wait_for
+from postgate_harness import Postgate, Sink, free_port, wait_for
 
 SENDERS = [
     ("a@mx.example", "250 2.1.5 Ok"),
@@ -36,14 +36,6 @@ def rcpt_reply(port, sender):
         return f"{code} {text.decode()}"
 
 
-def reachable(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 class UnknownSenderDomainTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -56,7 +48,7 @@ class UnknownSenderDomainTest(unittest.TestCase):
              "--host-record=plain.example,127.0.0.3", "--host-record=v6only.example,::1",
              "--txt-record=textonly.example,nothing", "--dns-rr=nullmx.example,15,000000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: reachable(cls.dns_port), 15, what="dnsmasq listening")
+        wait_for(lambda: Sink.listening(cls.dns_port), 15, what="dnsmasq listening")
 
     @classmethod
     def tearDownClass(cls):
