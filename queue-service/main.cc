@@ -17,7 +17,6 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -214,14 +213,10 @@ int Run(const Flags& flags) {
         addressing::AddressMaps::Load(generic, delimiters.empty() ? '\0' : delimiters.front());
     if (!maps.ok()) Fatal(cf.Error("smtp_generic_maps", maps.status().message()));
     options.smtp.generic_maps = std::make_shared<const addressing::AddressMaps>(*std::move(maps));
-    bool propagate = false;
-    for (const std::string& word : cf.GetList("propagate_unmatched_extensions")) {
-      propagate = propagate || absl::AsciiStrToLower(word) == "generic";
-    }
-    options.smtp.generic_propagate = propagate;
-    options.smtp.generic_is_local = [&domain](absl::string_view name) {
-      return absl::EqualsIgnoreCase(name, domain.myorigin()) || domain.Classify(absl::StrCat("x@", name)).local;
-    };
+    absl::StatusOr<bool> propagate = addressing::PropagatesUnmatchedExtensions(cf, "generic");
+    if (!propagate.ok()) Fatal(propagate.status());
+    options.smtp.generic_propagate = *propagate;
+    options.smtp.generic_is_local = [&domain](absl::string_view name) { return domain.IsOriginOrLocal(name); };
   }
   options.smtp.connect_timeout = cf.GetTime("smtp_connect_timeout");
   options.smtp.helo_timeout = cf.GetTime("smtp_helo_timeout");

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -93,6 +94,20 @@ std::optional<std::vector<std::string>> AddressMaps::Map(absl::string_view addre
                                                                : std::string(one));
   }
   return addresses;
+}
+
+absl::StatusOr<bool> PropagatesUnmatchedExtensions(const config::MainCf& cf, absl::string_view map_class) {
+  bool found = false;
+  for (const std::string& word : cf.GetList("propagate_unmatched_extensions")) {
+    const std::string lower = absl::AsciiStrToLower(word);
+    if (lower != "canonical" && lower != "virtual" && lower != "alias" && lower != "forward" && lower != "include" &&
+        lower != "generic") {
+      return cf.Error("propagate_unmatched_extensions",
+                      absl::StrCat("\"", word, "\": use canonical, virtual, alias, forward, include or generic"));
+    }
+    found = found || lower == map_class;
+  }
+  return found;
 }
 
 std::string WithExtension(absl::string_view address, absl::string_view extension) {

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/config/lookup_table.h"
+#include "core/config/main_cf.h"
 #include "core/config/regexp_table.h"
 
 namespace postgate::addressing {
@@ -63,6 +64,10 @@ class AddressMaps {
   char delimiter_ = '\0';
   std::vector<std::string> files_;
 };
+
+// Whether propagate_unmatched_extensions names `map_class` (canonical, virtual, alias, forward,
+// include, generic); an unknown word there is an error naming the parameter.
+absl::StatusOr<bool> PropagatesUnmatchedExtensions(const config::MainCf& cf, absl::string_view map_class);
 
 // Adds `extension` ("+ext") to the local part of `address`.
 std::string WithExtension(absl::string_view address, absl::string_view extension);

@@ -1,11 +1,13 @@
 #include "core/addressing/header_addresses.h"
 
 #include <array>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace postgate::addressing {
 namespace {
@@ -139,6 +141,14 @@ std::optional<std::string> RewriteHeaderAddresses(absl::string_view field, const
   if (!changed) return std::nullopt;
   absl::StrAppend(&out, value.substr(copied));
   return out;
+}
+
+std::optional<std::string> RewriteAddressHeader(absl::string_view field, const RoleAddressRewrite& rewrite) {
+  const size_t colon = field.find(':');
+  if (colon == absl::string_view::npos) return std::nullopt;
+  const HeaderAddressRole role = AddressRoleOf(absl::StripTrailingAsciiWhitespace(field.substr(0, colon)));
+  if (role == HeaderAddressRole::kNone) return std::nullopt;
+  return RewriteHeaderAddresses(field, [&](absl::string_view address) { return rewrite(address, role); });
 }
 
 }  // namespace postgate::addressing

@@ -26,4 +26,9 @@ HeaderAddressRole AddressRoleOf(absl::string_view header_name);
 using AddressRewrite = std::function<std::optional<std::string>(absl::string_view address)>;
 std::optional<std::string> RewriteHeaderAddresses(absl::string_view field, const AddressRewrite& rewrite);
 
+// The same for a field whose name AddressRoleOf knows (From:, To:…), telling `rewrite` the role;
+// nullopt for any other field.
+using RoleAddressRewrite = std::function<std::optional<std::string>(absl::string_view address, HeaderAddressRole role)>;
+std::optional<std::string> RewriteAddressHeader(absl::string_view field, const RoleAddressRewrite& rewrite);
+
 }  // namespace postgate::addressing

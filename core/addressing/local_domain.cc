@@ -25,6 +25,11 @@ LocalDomain::LocalDomain(const config::MainCf& cf, config::AliasTable aliases)
   }
 }
 
+bool LocalDomain::IsOriginOrLocal(absl::string_view domain) const {
+  const std::string normalized = NormalizeDomain(domain);
+  return normalized == NormalizeDomain(myorigin_) || domains_.contains(normalized);
+}
+
 std::string LocalDomain::Qualify(absl::string_view address) const {
   if (address.empty()) return "";
   if (!smtp::SplitMailbox(address).domain.empty()) return std::string(address);

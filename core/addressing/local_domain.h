@@ -32,6 +32,9 @@ class LocalDomain {
   // Appends "@$myorigin" to an address without a domain, as Postfix's append_at_myorigin.
   std::string Qualify(absl::string_view address) const;
   ClassifiedAddress Classify(absl::string_view address) const;
+  // $myorigin or a mydestination domain: where Postfix's table lookups also try the bare local
+  // part (mail_addr_find's "user" keys).
+  bool IsOriginOrLocal(absl::string_view domain) const;
   // A local address whose local part (or its base) is a local user or an alias.
   bool IsKnownRecipient(const ClassifiedAddress& address) const;
   bool IsUser(absl::string_view name) const { return users_.contains(name); }

@@ -28,6 +28,9 @@ TEST(LocalDomainTest, LocalUsersAliasesAndExtensions) {
   EXPECT_EQ(tagged.base, "bar");
   EXPECT_EQ(tagged.extension, "tag");
   EXPECT_FALSE(lab.IsKnownRecipient(lab.Classify("nobody@mail169.com")));
+  EXPECT_TRUE(lab.IsOriginOrLocal("Mail169.com."));
+  EXPECT_TRUE(lab.IsOriginOrLocal("localhost"));
+  EXPECT_FALSE(lab.IsOriginOrLocal("example.org"));
   EXPECT_FALSE(lab.IsKnownRecipient(lab.Classify("+bar@mail169.com")));
 }
 

@@ -83,12 +83,7 @@ std::string Generic(const SmtpClientOptions& options, const std::string& address
 
 // The addresses of a From:, To:… header field rewritten by smtp_generic_maps, or nullopt.
 std::optional<std::string> GenericHeader(const SmtpClientOptions& options, absl::string_view field) {
-  const size_t colon = field.find(':');
-  if (colon == absl::string_view::npos) return std::nullopt;
-  absl::string_view name = field.substr(0, colon);
-  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-  if (addressing::AddressRoleOf(name) == addressing::HeaderAddressRole::kNone) return std::nullopt;
-  return addressing::RewriteHeaderAddresses(field, [&options](absl::string_view address) {
+  return addressing::RewriteAddressHeader(field, [&options](absl::string_view address, addressing::HeaderAddressRole) {
     return std::optional<std::string>(Generic(options, std::string(address)));
   });
 }

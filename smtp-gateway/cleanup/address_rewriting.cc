@@ -33,6 +33,16 @@ absl::StatusOr<uint32_t> ParseAddressClasses(const std::vector<std::string>& wor
   return classes;
 }
 
+AddressRewriting::AddressRewriting(AddressRewritingOptions options) : options_(std::move(options)) {
+  if (const addressing::LocalDomain* local = options_.local_domain; local != nullptr) {
+    is_local_ = [local](absl::string_view domain) { return local->IsOriginOrLocal(domain); };
+  }
+}
+
+std::string AddressRewriting::Qualified(std::string address) const {
+  return options_.local_domain == nullptr ? address : options_.local_domain->Qualify(address);
+}
+
 std::string AddressRewriting::Canonical(const addressing::AddressMaps& maps, absl::string_view title,
                                         std::string address, std::vector<std::string>* warnings) const {
   const auto warn = [warnings](std::string text) {
@@ -40,12 +50,12 @@ std::string AddressRewriting::Canonical(const addressing::AddressMaps& maps, abs
   };
   for (int count = 0; count < kMaxCanonicalRecursion; ++count) {
     std::optional<std::vector<std::string>> mapped =
-        maps.Map(address, options_.propagate_extensions, options_.is_local);
+        maps.Map(address, options_.propagate_extensions, is_local_);
     if (!mapped || mapped->empty()) return address;
     if (mapped->size() > 1) warn(absl::StrCat("multi-valued ", title, " entry for ", address));
-    std::string next = std::move(mapped->front());  // One address: a canonical entry is 1:1.
-    // A result without a domain is local, as Postfix's mail_addr_crunch makes it: "@$myorigin".
-    if (next.find('@') == std::string::npos && !options_.myorigin.empty()) absl::StrAppend(&next, "@", options_.myorigin);
+    // One address: a canonical entry is 1:1. Without a domain it is local, as Postfix's
+    // mail_addr_crunch makes it: "@$myorigin".
+    std::string next = Qualified(std::move(mapped->front()));
     const bool itself = absl::EqualsIgnoreCase(next, address);
     address = std::move(next);
     if (itself) return address;
@@ -101,28 +111,18 @@ std::string AddressRewriting::Rewrite(absl::string_view address, AddressClass ad
 
 std::optional<std::string> AddressRewriting::RewriteHeader(absl::string_view field,
                                                           std::vector<std::string>* warnings) const {
-  const size_t colon = field.find(':');
-  if (colon == absl::string_view::npos) return std::nullopt;
-  absl::string_view name = field.substr(0, colon);
-  while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
-  const addressing::HeaderAddressRole role = addressing::AddressRoleOf(name);
-  if (role == addressing::HeaderAddressRole::kNone) return std::nullopt;
-  const AddressClass address_class =
-      role == addressing::HeaderAddressRole::kSender ? kHeaderSender : kHeaderRecipient;
-  return addressing::RewriteHeaderAddresses(field, [&](absl::string_view address) -> std::optional<std::string> {
-    std::string qualified(address);
-    if (address.find('@') == absl::string_view::npos && !options_.myorigin.empty()) {
-      absl::StrAppend(&qualified, "@", options_.myorigin);
-    }
-    return Rewrite(qualified, address_class, warnings);
-  });
+  return addressing::RewriteAddressHeader(
+      field, [&](absl::string_view address, addressing::HeaderAddressRole role) -> std::optional<std::string> {
+        return Rewrite(Qualified(std::string(address)),
+                       role == addressing::HeaderAddressRole::kSender ? kHeaderSender : kHeaderRecipient, warnings);
+      });
 }
 
 bool AddressRewriting::MapsRecipient(absl::string_view address) const {
   return ((options_.recipient_canonical_classes & kEnvelopeRecipient) != 0 &&
-          options_.recipient_canonical.Find(address, options_.is_local).has_value()) ||
+          options_.recipient_canonical.Find(address, is_local_).has_value()) ||
          ((options_.canonical_classes & kEnvelopeRecipient) != 0 &&
-          options_.canonical.Find(address, options_.is_local).has_value());
+          options_.canonical.Find(address, is_local_).has_value());
 }
 
 std::vector<std::string> AddressRewriting::files() const {

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/addressing/address_maps.h"
+#include "core/addressing/local_domain.h"
 
 namespace postgate::gateway::cleanup {
 
@@ -42,13 +43,14 @@ struct AddressRewritingOptions {
   std::vector<std::string> masquerade_domains{};
   std::vector<std::string> masquerade_exceptions{};  // Local parts never masqueraded, lower case.
   uint32_t masquerade_classes = kEnvelopeSender | kHeaderSender | kHeaderRecipient;
-  std::string myorigin{};
-  addressing::AddressMaps::LocalDomainTest is_local{};  // Bare "user" keys apply to these domains.
+  // Qualifies addresses without a domain (@$myorigin) and says where bare "user" keys apply;
+  // it must outlive the rewriting. Null: neither (tests).
+  const addressing::LocalDomain* local_domain = nullptr;
 };
 
 class AddressRewriting {
  public:
-  explicit AddressRewriting(AddressRewritingOptions options) : options_(std::move(options)) {}
+  explicit AddressRewriting(AddressRewritingOptions options);
 
   // No table and no masquerading: envelope addresses stay as they are.
   bool empty() const {
@@ -74,8 +76,10 @@ class AddressRewriting {
   std::string Canonical(const addressing::AddressMaps& maps, absl::string_view title, std::string address,
                         std::vector<std::string>* warnings) const;
   std::string Masquerade(std::string address) const;
+  std::string Qualified(std::string address) const;
 
   AddressRewritingOptions options_;
+  addressing::AddressMaps::LocalDomainTest is_local_;  // From options_.local_domain.
 };
 
 }  // namespace postgate::gateway::cleanup

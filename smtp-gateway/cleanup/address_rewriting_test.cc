@@ -15,10 +15,18 @@ addressing::AddressMaps Table(absl::string_view text) {
   return addressing::AddressMaps(std::move(tables), '+');
 }
 
+// The lab's main.cf: $myorigin and mydestination mail169.com.
+const addressing::LocalDomain& Lab() {
+  static const addressing::LocalDomain lab(
+      *config::MainCf::Parse("myhostname = mail169.com\nmydestination = mail169.com\nrecipient_delimiter = +\n",
+                             "main.cf", "host"),
+      config::AliasTable());
+  return lab;
+}
+
 AddressRewritingOptions LabOptions() {
   AddressRewritingOptions options;
-  options.myorigin = "mail169.com";
-  options.is_local = [](absl::string_view domain) { return domain == "mail169.com"; };
+  options.local_domain = &Lab();
   return options;
 }
 

@@ -3,24 +3,9 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace postgate::gateway {
-
-absl::StatusOr<bool> PropagatesExtensions(const config::MainCf& cf, absl::string_view map_class) {
-  bool found = false;
-  for (const std::string& word : cf.GetList("propagate_unmatched_extensions")) {
-    const std::string lower = absl::AsciiStrToLower(word);
-    if (lower != "canonical" && lower != "virtual" && lower != "alias" && lower != "forward" && lower != "include" &&
-        lower != "generic") {
-      return cf.Error("propagate_unmatched_extensions",
-                      absl::StrCat("\"", word, "\": use canonical, virtual, alias, forward, include or generic"));
-    }
-    found = found || lower == map_class;
-  }
-  return found;
-}
 
 absl::StatusOr<std::shared_ptr<const cleanup::AddressRewriting>> LoadAddressRewriting(
     const config::MainCf& cf, const addressing::LocalDomain& local_domain) {
@@ -62,14 +47,10 @@ absl::StatusOr<std::shared_ptr<const cleanup::AddressRewriting>> LoadAddressRewr
     }
     options.masquerade_exceptions.push_back(absl::AsciiStrToLower(user));
   }
-  absl::StatusOr<bool> propagate = PropagatesExtensions(cf, "canonical");
+  absl::StatusOr<bool> propagate = addressing::PropagatesUnmatchedExtensions(cf, "canonical");
   if (!propagate.ok()) return propagate.status();
   options.propagate_extensions = *propagate;
-  options.myorigin = local_domain.myorigin();
-  const addressing::LocalDomain* ours = &local_domain;
-  options.is_local = [ours](absl::string_view domain) {
-    return absl::EqualsIgnoreCase(domain, ours->myorigin()) || ours->Classify(absl::StrCat("x@", domain)).local;
-  };
+  options.local_domain = &local_domain;
   return std::make_shared<const cleanup::AddressRewriting>(std::move(options));
 }
 

@@ -17,7 +17,4 @@ namespace postgate::gateway {
 absl::StatusOr<std::shared_ptr<const cleanup::AddressRewriting>> LoadAddressRewriting(
     const config::MainCf& cf, const addressing::LocalDomain& local_domain);
 
-// propagate_unmatched_extensions has this class (canonical, virtual, alias, forward, include, generic).
-absl::StatusOr<bool> PropagatesExtensions(const config::MainCf& cf, absl::string_view map_class);
-
 }  // namespace postgate::gateway

@@ -205,7 +205,7 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
     const int64_t expansion = cf.GetInteger("virtual_alias_expansion_limit");
     if (recursion < 1) return cf.Error("virtual_alias_recursion_limit", "must be at least 1");
     if (expansion < 1) return cf.Error("virtual_alias_expansion_limit", "must be at least 1");
-    absl::StatusOr<bool> propagate_virtual = PropagatesExtensions(cf, "virtual");
+    absl::StatusOr<bool> propagate_virtual = addressing::PropagatesUnmatchedExtensions(cf, "virtual");
     if (!propagate_virtual.ok()) return propagate_virtual.status();
     absl::StatusOr<std::shared_ptr<const policy::VirtualAliases>> aliases = policy::VirtualAliases::Load(
         maps, cf.GetList("virtual_alias_domains"), delimiter,
