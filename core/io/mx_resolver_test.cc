@@ -37,12 +37,30 @@ int BindUdp(int* fd) {
   return ntohs(address.sin_port);
 }
 
+// A loopback port free for both UDP and TCP: dnsmasq binds both and will not start when the TCP
+// one is taken – which happened, now and then, to a port picked for UDP alone while other tests
+// held thousands of TCP connections.
+int FreeDnsPort() {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int udp = -1;
+    const int port = BindUdp(&udp);
+    const int tcp = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(port));
+    const bool both = port > 0 && bind(tcp, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    close(tcp);
+    close(udp);
+    if (both) return port;
+  }
+  return -1;
+}
+
 class Dnsmasq {
  public:
   Dnsmasq() {
-    int probe = -1;
-    port_ = BindUdp(&probe);
-    close(probe);
+    port_ = FreeDnsPort();
     const std::string port = std::to_string(port_);
     std::vector<std::string> args = {
         "dnsmasq", "--keep-in-foreground", "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
