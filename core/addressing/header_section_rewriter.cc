@@ -27,7 +27,7 @@ void HeaderSectionRewriter::Feed(absl::string_view piece, std::string* out) {
           in_body_ = true;
           break;
         }
-        // A line that is no "name:" field ends the header section too (what follows is body).
+        // A new field (stored content has well-formed header sections: cleanup made them).
         at_line_start_ = false;
       }
     }

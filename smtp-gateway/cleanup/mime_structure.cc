@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
+#include "smtp-gateway/cleanup/message_cleanup.h"
 
 namespace postgate::gateway::cleanup {
 
@@ -60,13 +61,10 @@ bool MimeStructure::Start(absl::string_view content_type) {
 }
 
 void MimeStructure::HeaderField(absl::string_view field) {
-  const size_t colon = field.find(':');
-  if (colon == absl::string_view::npos) return;
-  if (absl::EqualsIgnoreCase(absl::StripTrailingAsciiWhitespace(field.substr(0, colon)), "Content-Type")) {
-    content_type_.clear();
-    for (char c : field.substr(colon + 1)) {
-      if (c != '\n') content_type_.push_back(c);
-    }
+  if (!absl::EqualsIgnoreCase(HeaderFieldName(field), "Content-Type")) return;
+  content_type_.clear();
+  for (char c : field.substr(field.find(':') + 1)) {
+    if (c != '\n') content_type_.push_back(c);  // Unfolded.
   }
 }
 

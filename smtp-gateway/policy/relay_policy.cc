@@ -283,13 +283,14 @@ std::optional<Verdict> RelayPolicy::CheckSender(const std::string& sender, bool 
                                                  .sender_domain = sender_domain});
 }
 
+bool RelayPolicy::HasUnknownSenderDomainCheck(const std::vector<AddressRestriction>& list) {
+  return std::any_of(list.begin(), list.end(), [](const AddressRestriction& check) {
+    return check.kind == AddressRestriction::Kind::kRejectUnknownSenderDomain;
+  });
+}
+
 std::optional<std::string> RelayPolicy::SenderDomainToCheck(const std::string& sender) const {
-  const auto checks = [](const std::vector<AddressRestriction>& list) {
-    return std::any_of(list.begin(), list.end(), [](const AddressRestriction& check) {
-      return check.kind == AddressRestriction::Kind::kRejectUnknownSenderDomain;
-    });
-  };
-  if (!checks(sender_logins_.restrictions) && !checks(recipient_restrictions_)) return std::nullopt;
+  if (!checks_sender_domain_) return std::nullopt;  // Asked before every RCPT: this first.
   const size_t at = sender.rfind('@');
   if (sender.empty() || at == std::string::npos) return std::nullopt;
   const addressing::ClassifiedAddress classified = local_domain_.Classify(sender);

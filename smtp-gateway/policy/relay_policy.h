@@ -113,7 +113,9 @@ class RelayPolicy {
         fast_flush_domains_(std::move(fast_flush_domains)),
         sender_logins_(std::move(sender_logins)),
         relay_restrictions_(AsAddressRestrictions(relay_restrictions)),
-        recipient_restrictions_(std::move(recipient_restrictions)) {}
+        recipient_restrictions_(std::move(recipient_restrictions)),
+        checks_sender_domain_(HasUnknownSenderDomainCheck(sender_logins_.restrictions) ||
+                              HasUnknownSenderDomainCheck(recipient_restrictions_)) {}
 
   // smtpd_sender_restrictions for `sender` as the client sent it ("" = the null sender, looked up
   // in access tables as "<>") from a client in mynetworks or not, logged in as `user` ("" = not):
@@ -180,6 +182,7 @@ class RelayPolicy {
   // domain a user, an alias or a canonical_maps key. Accepted as `accepted`.
   protocol::Verdict CheckMailbox(const std::string& address, const addressing::ClassifiedAddress& classified,
                                  std::string accepted) const;
+  static bool HasUnknownSenderDomainCheck(const std::vector<AddressRestriction>& list);
   static std::vector<AddressRestriction> AsAddressRestrictions(const std::vector<RelayRestriction>& relay);
 
   const addressing::LocalDomain& local_domain_;
@@ -189,6 +192,7 @@ class RelayPolicy {
   std::vector<AddressRestriction> relay_restrictions_;
   std::vector<AddressRestriction> recipient_restrictions_;
   std::shared_ptr<const VirtualAliases> virtual_;
+  bool checks_sender_domain_;  // A list has reject_unknown_sender_domain: senders need DNS.
   std::function<bool(absl::string_view)> recipient_canonical_;
   int unknown_address_reject_code_ = 450;
   AuthRateLimit auth_rate_;
