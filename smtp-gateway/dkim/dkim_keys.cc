@@ -73,6 +73,7 @@ absl::Status InspectKey(DkimKey& key) {
       return absl::InternalError("cannot read the Ed25519 public key");
     }
     key.public_key = absl::Base64Escape(absl::string_view(reinterpret_cast<const char*>(raw), length));
+    key.ed25519_key = std::shared_ptr<EVP_PKEY>(pkey.release(), PkeyFree());
   } else {
     return absl::InvalidArgumentError("neither an RSA nor an Ed25519 key");
   }

@@ -12,8 +12,11 @@
 // Errors name the file and line, never a key's content.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <openssl/types.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -29,7 +32,10 @@ struct DkimKey {
   std::string selector;
   std::string path;
   int bits = 0;
-  sasl::Secret private_key_pem;  // As read; handed to the signer only, wiped when the key goes.
+  sasl::Secret private_key_pem;  // As read; handed to libopendkim only, wiped when the key goes.
+  // Ed25519: the key as parsed when it was loaded (Postgate's own signer uses it for every
+  // message; OpenSSL clears it when freed). Null for RSA keys.
+  std::shared_ptr<EVP_PKEY> ed25519_key;
   // The p= value: base64 of the SubjectPublicKeyInfo (RSA) or of the raw 32-byte key (Ed25519).
   std::string public_key;
 };

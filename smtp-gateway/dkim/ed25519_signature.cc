@@ -1,8 +1,6 @@
 #include "smtp-gateway/dkim/ed25519_signature.h"
 
-#include <openssl/bio.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include <utility>
 
@@ -100,14 +98,11 @@ absl::StatusOr<std::string> Ed25519Signature::Finish() {
   header_hash.Update(signature_field);
   const std::string digest = header_hash.Final();
 
-  const absl::string_view pem = key_.private_key_pem.reveal();
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr),
-                                                           &EVP_PKEY_free);
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   unsigned char signature[64];
   size_t length = sizeof signature;
-  if (!pkey || !context || EVP_DigestSignInit(context.get(), nullptr, nullptr, nullptr, pkey.get()) != 1 ||
+  if (!key_.ed25519_key || !context ||
+      EVP_DigestSignInit(context.get(), nullptr, nullptr, nullptr, key_.ed25519_key.get()) != 1 ||
       EVP_DigestSign(context.get(), signature, &length, reinterpret_cast<const unsigned char*>(digest.data()),
                      digest.size()) != 1) {
     return absl::InternalError(absl::StrCat("DKIM ed25519 signing with key ", key_.name, " failed"));
