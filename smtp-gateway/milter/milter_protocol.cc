@@ -57,9 +57,9 @@ std::string Packet(char command, absl::string_view data) {
   return packet;
 }
 
-std::string OptionNegotiation(uint32_t actions, uint32_t protocol) {
+std::string OptionNegotiation(uint32_t actions, uint32_t protocol, uint32_t version) {
   std::string data;
-  AppendUint32(&data, kProtocolVersion);
+  AppendUint32(&data, version);
   AppendUint32(&data, actions);
   AppendUint32(&data, protocol);
   return Packet('O', data);
@@ -210,6 +210,18 @@ absl::StatusOr<Reply> DecodeReply(char command, absl::string_view data) {
       return reply;
     default:
       return Malformed(command, "unknown reply");
+  }
+}
+
+uint32_t OfferedProtocolFlags(uint32_t version) {
+  constexpr uint32_t kVersion2 =
+      kNoConnect | kNoHelo | kNoMail | kNoRecipient | kNoBody | kNoHeaders | kNoEndOfHeaders;
+  switch (version) {
+    case 2: return kVersion2;
+    case 3: return kVersion2 | kNoUnknown;
+    case 4: return kVersion2 | kNoUnknown | kNoData;
+    case 6: return kAllProtocolFlags;
+    default: return 0;
   }
 }
 

@@ -1,8 +1,7 @@
 // The Sendmail milter protocol (version 6, as Postfix's milter8 client speaks it), the wire
 // format only: packets the MTA sends (a 4-byte big-endian length, a command byte, its data) and
 // the milter's replies, read from a byte stream that may split them anywhere. No I/O, no policy:
-// what to do with a reply is the caller's. Not yet used by the gateway (issue 18).
-// Pure.
+// what to do with a reply is the caller's. // Pure.
 #pragma once
 
 #include <cstdint>
@@ -64,7 +63,7 @@ enum class MacroStage : uint32_t { kConnect = 0, kHelo = 1, kMail = 2, kRecipien
 // One packet from the MTA: length, command, data.
 std::string Packet(char command, absl::string_view data);
 
-std::string OptionNegotiation(uint32_t actions, uint32_t protocol);
+std::string OptionNegotiation(uint32_t actions, uint32_t protocol, uint32_t version = kProtocolVersion);
 // SMFIC_MACRO for the command `for_command` ('C', 'H', 'M', 'R', 'T', 'N', 'E'): name, value pairs.
 std::string Macros(char for_command, const std::vector<std::pair<std::string, std::string>>& macros);
 enum class Family : char { kUnknown = 'U', kUnix = 'L', kInet = '4', kInet6 = '6' };
@@ -129,6 +128,9 @@ absl::StatusOr<Reply> DecodeReply(char command, absl::string_view data);
 // What the MTA offers in its option negotiation: every action, and every protocol flag of version 6.
 inline constexpr uint32_t kAllActions = 0x1ff;
 inline constexpr uint32_t kAllProtocolFlags = 0x1fffff;
+// The protocol flags the MTA offers for milter_protocol `version` (2, 3, 4 or 6), as Postfix's
+// milter8: version 6 offers them all; 0 for a version Postfix does not speak.
+uint32_t OfferedProtocolFlags(uint32_t version);
 
 // The outcome of option negotiation: what the milter may do and which events it gets.
 struct Negotiated {
