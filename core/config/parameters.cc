@@ -89,6 +89,27 @@ constexpr std::array kParameters = {
                   K::kList},
     ParameterSpec{"postgate_dkim_oversigned_headers", "From", K::kList},
     ParameterSpec{"postgate_dkim_canonicalization", "relaxed/relaxed", K::kString},
+    // Milters (Sendmail/Postfix content filters), Postfix's names and defaults. smtpd_milters is
+    // a string: its "{ … }" groups hold commas.
+    ParameterSpec{"smtpd_milters", "", K::kString},
+    ParameterSpec{"non_smtpd_milters", "", K::kString},
+    ParameterSpec{"milter_protocol", "6", K::kString},
+    ParameterSpec{"milter_default_action", "tempfail", K::kString},
+    ParameterSpec{"milter_connect_timeout", "30s", K::kTime, 's'},
+    ParameterSpec{"milter_command_timeout", "30s", K::kTime, 's'},
+    ParameterSpec{"milter_content_timeout", "300s", K::kTime, 's'},
+    ParameterSpec{"milter_connect_macros", "j {daemon_name} {daemon_addr} v _", K::kList},
+    ParameterSpec{"milter_helo_macros", "{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}", K::kList},
+    ParameterSpec{"milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}",
+                  K::kList},
+    ParameterSpec{"milter_rcpt_macros", "i {rcpt_addr} {rcpt_host} {rcpt_mailer}", K::kList},
+    ParameterSpec{"milter_data_macros", "i", K::kList},
+    ParameterSpec{"milter_end_of_header_macros", "i", K::kList},
+    ParameterSpec{"milter_end_of_data_macros", "i", K::kList},
+    ParameterSpec{"milter_macro_daemon_name", "$myhostname", K::kString},
+    ParameterSpec{"milter_macro_v", "$mail_name", K::kString},
+    // Where a message waits while milters inspect it (an unlinked file; never fsync'd).
+    ParameterSpec{"postgate_milter_spool_directory", "/tmp", K::kString},
     // Free bytes the queue's file system must keep; 0: 1.5 × message_size_limit, as Postfix.
     ParameterSpec{"queue_minfree", "0", K::kInteger},
     ParameterSpec{"queue_run_delay", "300s", K::kTime, 's'},

@@ -212,6 +212,21 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
       envelope_.clear_recipient_options();
       envelope_.add_recipients(commit.redirect_to());
     }
+    if (commit.sender_changed()) envelope_.set_sender(commit.sender());  // Milters' edits.
+    if (commit.recipients_changed()) {
+      if (commit.recipients_size() != commit.recipient_options_size()) {
+        return Fail("protocol", InvalidArgument("commit.recipient_options", "one entry per recipient needed"));
+      }
+      envelope_.clear_recipients();
+      envelope_.clear_recipient_options();
+      for (int i = 0; i < commit.recipients_size(); ++i) {
+        envelope_.add_recipients(commit.recipients(i));
+        *envelope_.add_recipient_options() = FromApi(commit.recipient_options(i));
+      }
+    }
+    if (commit.sender_changed() || commit.recipients_changed()) {
+      if (absl::Status valid = ValidateEnvelope(envelope_); !valid.ok()) return Fail("protocol", ToGrpcStatus(valid));
+    }
     record_ = NewMessageRecord(id_, std::move(envelope_), size_, chunks_, arrival_);
     record_.set_header_prefix(std::move(*commit.mutable_header_prefix()));
     if (commit.hold()) {

@@ -109,6 +109,10 @@ v1::RecipientStatus ToApi(const rec::RecipientStatus& recipient) {
 
 }  // namespace
 
+rec::RecipientOptions FromApi(const v1::RecipientOptions& options) {
+  return CopyRecipientOptions<rec::RecipientOptions>(options);
+}
+
 rec::Envelope FromApi(const v1::Envelope& envelope) {
   rec::Envelope out;
   out.set_sender(envelope.sender());

@@ -9,6 +9,7 @@
 namespace postgate::queue {
 
 rec::Envelope FromApi(const v1::Envelope& envelope);
+rec::RecipientOptions FromApi(const v1::RecipientOptions& options);
 rec::MessageState FromApi(v1::MessageState state);
 
 v1::Message ToApi(const rec::Message& message);

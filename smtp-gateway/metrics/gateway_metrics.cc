@@ -69,6 +69,16 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                           .Help("DKIM signatures added (result=signed, one per signature) and messages refused with "
                                 "451 because signing failed (result=error).")
                           .Register(registry)),
+      milter_failures(BuildCounter()
+                          .Name("postgate_smtpd_milter_failures_total")
+                          .Help("Milters that could not be reached, timed out or broke the protocol; from then on "
+                                "each stands for its milter_default_action for the session.")
+                          .Register(registry)),
+      milter_verdicts(BuildCounter()
+                          .Name("postgate_smtpd_milter_verdicts_total")
+                          .Help("Milter decisions that changed a session or message: reject (a 4xx or 5xx reply), "
+                                "discard, hold.")
+                          .Register(registry)),
       commands_(BuildCounter()
                     .Name("postgate_smtpd_commands_total")
                     .Help("SMTP commands answered, by verb and reply class (2xx, 3xx, 4xx, 5xx).")
@@ -82,6 +92,7 @@ GatewayMetrics::GatewayMetrics(prometheus::Registry& registry)
                   .Help("SMTP AUTH attempts, by mechanism (PLAIN, LOGIN, other) and result (success, failed, aborted).")
                   .Register(registry)) {
   for (const char* result : {"signed", "error"}) dkim_signatures.Add({{"result", result}});
+  for (const char* verdict : {"reject", "discard", "hold"}) milter_verdicts.Add({{"verdict", verdict}});
   for (const char* mechanism : {"PLAIN", "LOGIN", "other"}) {
     for (const char* result : {"success", "failed", "aborted"}) logins_.Add({{"mechanism", mechanism}, {"result", result}});
   }

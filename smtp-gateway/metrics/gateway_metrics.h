@@ -40,6 +40,11 @@ class GatewayMetrics {
   prometheus::Counter& config_reloads_failed;
   // DKIM signatures by result: signed (one per signature stored), error (a message refused 451).
   prometheus::Family<prometheus::Counter>& dkim_signatures;
+  // Milter failures by milter (as configured) and reason (connect, timeout, io, protocol): each
+  // one made the milter stand for its milter_default_action for the rest of the session.
+  prometheus::Family<prometheus::Counter>& milter_failures;
+  // What milters decided, by verdict: reject (a 4xx/5xx reply), discard, hold.
+  prometheus::Family<prometheus::Counter>& milter_verdicts;
   // SMTP AUTH attempts by mechanism (PLAIN, LOGIN, other) and result (success, failed, aborted).
   void CountLogin(absl::string_view mechanism, absl::string_view result);
 

@@ -232,19 +232,21 @@ uint64_t MilterMessage::stored_size() const {
   return size + body_->size();
 }
 
-absl::Status MilterMessage::ReadStored(size_t piece, const std::function<absl::Status(absl::string_view)>& sink) const {
+std::string MilterMessage::HeaderSection() const {
   std::string headers;
-  for (const Field& field : fields_) {
-    absl::StrAppend(&headers, FormatField(field));
-    if (headers.size() >= piece) {
-      if (absl::Status sunk = sink(headers); !sunk.ok()) return sunk;
-      headers.clear();
-    }
-  }
+  for (const Field& field : fields_) absl::StrAppend(&headers, FormatField(field));
   if (separator_) headers += '\n';
-  if (!headers.empty()) {
-    if (absl::Status sunk = sink(headers); !sunk.ok()) return sunk;
-  }
+  return headers;
+}
+
+absl::StatusOr<std::string> MilterMessage::BodyPiece(uint64_t* offset, size_t max) const {
+  absl::StatusOr<std::string> bytes = body_->ReadAt(*offset, max);
+  if (bytes.ok()) *offset += bytes->size();
+  return bytes;
+}
+
+absl::Status MilterMessage::ReadStored(size_t piece, const std::function<absl::Status(absl::string_view)>& sink) const {
+  if (absl::Status sunk = sink(HeaderSection()); !sunk.ok()) return sunk;
   return body_->Read(piece, sink);
 }
 

@@ -75,6 +75,10 @@ class MilterMessage {
   // The whole message as the queue stores it (LF line ends): header fields, the empty line, the
   // body, in pieces.
   absl::Status ReadStored(size_t piece, const std::function<absl::Status(absl::string_view)>& sink) const;
+  // The header section as stored: each field, then the empty line when there is one.
+  std::string HeaderSection() const;
+  // The stored body, one piece at a time (at most `max` bytes from `*offset`, advanced); "" at the end.
+  absl::StatusOr<std::string> BodyPiece(uint64_t* offset, size_t max) const;
   // A header field as stored: "Name:value\n" (the value keeps its leading space).
   static std::string FormatField(const Field& field);
   uint64_t stored_size() const;

@@ -235,12 +235,14 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
   if (milter.phase != Milter::Phase::kActive) co_return Verdict{};
   if (!milter.connection || milter.connection->broken()) co_return Fail(milter, "not connected");
   const Negotiated& negotiated = milter.connection->negotiated();
-  const bool leading_space = !negotiated.Sends(kHeaderLeadingSpace);  // The flag set: they keep it.
+  // SMFIP_HDR_LEADSPC: the milter sees, and gives, the space after the colon itself; without it
+  // Sendmail's convention drops one space going out and puts one back coming in.
+  const bool milter_keeps_space = !negotiated.Sends(kHeaderLeadingSpace);
   // Header fields (our own Received: hidden), each awaited unless the milter said not to.
   for (size_t i = message.hidden_fields(); i < message.fields().size(); ++i) {
     const MilterMessage::Field& field = message.fields()[i];
     absl::string_view value = field.value;
-    if (!leading_space && absl::StartsWith(value, " ")) value.remove_prefix(1);
+    if (!milter_keeps_space && absl::StartsWith(value, " ")) value.remove_prefix(1);
     Verdict verdict =
         co_await Event(milter, 'L', MacroStage::kEndOfHeaders, Header(field.name, value), kNoHeaders, kNoHeaderReply, true);
     if (verdict.kind != Verdict::Kind::kContinue || milter.phase != Milter::Phase::kActive) co_return verdict;
@@ -282,7 +284,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
   Verdict hold;
   for (const Reply& reply : *replies) {
     const auto allowed = [&](uint32_t action) { return (negotiated.actions & action) != 0; };
-    const std::string space = leading_space ? " " : "";
+    const std::string space = milter_keeps_space ? "" : " ";
     switch (reply.kind) {
       case Reply::Kind::kAddHeader:
         if (!allowed(kAddHeaders)) break;

@@ -46,8 +46,8 @@ struct MilterEnvelope {
   std::string sender;
   std::vector<std::string> recipients;
   bool sender_changed = false;
-  std::vector<std::string> added;    // In the order milters added them.
-  std::vector<std::string> deleted;  // As the milters named them.
+  std::vector<std::string> added{};    // In the order milters added them.
+  std::vector<std::string> deleted{};  // As the milters named them.
 };
 
 // Counts a milter failure (unreachable, timeout, protocol) for metrics; `stage` is the event.

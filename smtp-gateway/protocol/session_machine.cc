@@ -302,6 +302,19 @@ Step SessionMachine::OnRcpt(const smtp::Command& command) {
   return Say(250, "2.1.5", "Ok");
 }
 
+void SessionMachine::MilterRefusedSender() {
+  ResetTransaction();
+  ++error_count_;
+}
+
+void SessionMachine::MilterRefusedRecipient() {
+  if (!transaction_.recipients.empty()) {
+    transaction_.recipients.pop_back();
+    transaction_.recipient_dsn.pop_back();
+  }
+  ++error_count_;
+}
+
 Step SessionMachine::OnData(const smtp::Command& command) {
   if (!command.argument.empty()) return Say(501, "5.5.4", "Syntax: DATA");
   if (bdat_active_ || bdat_failed_) return Say(503, "5.5.1", "Error: DATA after BDAT");

@@ -190,6 +190,11 @@ class SessionMachine {
   Step BdatChunkRead(BdatOutcome outcome, uint64_t message_bytes, const std::string& queue_id,
                      const smtp::Reply* rejection = nullptr);
 
+  // A milter refused the MAIL, or the RCPT, just accepted: the transaction, or that recipient, is
+  // undone (the session answers with the milter's reply instead of the 250).
+  void MilterRefusedSender();
+  void MilterRefusedRecipient();
+
   // The TLS handshake after kStartTls succeeded: back to the state after the greeting.
   void TlsStarted();
   bool tls_active() const { return tls_active_; }

@@ -27,6 +27,14 @@ namespace {
 
 namespace v1 = ::postgate::queue::v1;
 
+void SetRecipientOptions(const protocol::RecipientDsn& dsn, v1::RecipientOptions& options) {
+  options.set_notify_given(dsn.notify_given);
+  options.set_notify_success(dsn.success);
+  options.set_notify_failure(dsn.failure);
+  options.set_notify_delay(dsn.delay);
+  options.set_original_recipient(dsn.original_recipient);
+}
+
 absl::Status FromGrpc(const grpc::Status& status) {
   if (status.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
@@ -370,6 +378,13 @@ class GrpcMessageUpload : public MessageUpload {
     request.mutable_commit()->set_hold(extras_.hold);
     request.mutable_commit()->set_hold_reason(extras_.hold_reason);
     request.mutable_commit()->set_redirect_to(extras_.redirect_to);
+    request.mutable_commit()->set_sender_changed(extras_.sender_changed);
+    request.mutable_commit()->set_sender(extras_.sender);
+    request.mutable_commit()->set_recipients_changed(extras_.recipients_changed);
+    for (const std::string& recipient : extras_.recipients) request.mutable_commit()->add_recipients(recipient);
+    for (const protocol::RecipientDsn& dsn : extras_.recipient_dsn) {
+      SetRecipientOptions(dsn, *request.mutable_commit()->add_recipient_options());
+    }
     // Half the step timeout: the queue must have committed well before we stop waiting.
     const auto deadline = std::chrono::system_clock::now() + client_.timeout / 2;
     const auto nanos =
@@ -477,12 +492,7 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
   }
   out.set_envid(envelope.transaction.envid);
   for (const protocol::RecipientDsn& dsn : envelope.transaction.recipient_dsn) {
-    v1::RecipientOptions* options = out.add_recipient_options();
-    options->set_notify_given(dsn.notify_given);
-    options->set_notify_success(dsn.success);
-    options->set_notify_failure(dsn.failure);
-    options->set_notify_delay(dsn.delay);
-    options->set_original_recipient(dsn.original_recipient);
+    SetRecipientOptions(dsn, *out.add_recipient_options());
   }
   out.mutable_client()->set_address(envelope.client_address);
   out.mutable_client()->set_hostname(envelope.client_hostname);

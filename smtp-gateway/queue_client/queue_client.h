@@ -33,6 +33,12 @@ struct CommitExtras {
   bool hold = false;        // header_checks HOLD: stored on hold (postsuper -h), with the reason.
   std::string hold_reason;
   std::string redirect_to;  // header_checks REDIRECT: the one recipient instead of the envelope's.
+  // Milters' envelope edits: the new sender, and the whole new recipient list with its options.
+  bool sender_changed = false;
+  std::string sender{};
+  bool recipients_changed = false;
+  std::vector<std::string> recipients{};
+  std::vector<protocol::RecipientDsn> recipient_dsn{};
 };
 
 class MessageUpload {

@@ -1,5 +1,8 @@
 #include "smtp-gateway/session/smtp_session.h"
 
+#include "smtp-gateway/milter/session_milters.h"
+#include "smtp-gateway/session/milter_support.h"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -159,9 +163,15 @@ class SmtpSession {
     } else if (env_.drain->draining()) {
       co_await SayShuttingDown();  // Instead of the greeting: come back to another instance.
     } else {
-      machine_->Greeting().AppendTo(&output_);
-      co_await Serve();
+      std::optional<smtp::Reply> greeting = co_await MilterConnect(peer.port());
+      if (greeting && greeting->code == 421) {
+        co_await SayAndClose(greeting->Format());
+      } else {
+        greeting.value_or(machine_->Greeting()).AppendTo(&output_);
+        co_await Serve();
+      }
     }
+    if (milters_) co_await milters_->Quit();
 
     if (tls_) {
       // close_notify, as Postfix's SSL_shutdown: clients treat a bare TCP close as truncation.
@@ -317,9 +327,11 @@ class SmtpSession {
           decider_->DomainLookedUp(*domain, answer);
         }
       }
+      const std::string command_text = milters_ ? std::string(line->text) : std::string();
       protocol::Step step = machine_->OnLine(*line);
       input_.erase(0, consumed);  // `line` points into input_: only now may it move.
       if (step.action == protocol::Action::kCheckLogin) step = co_await CheckLogin();
+      if (milters_) step = co_await AskMilters(std::move(step), command_text);
       if (step.reply && step.reply->code >= 400 && step.reply->code != 421 &&
           machine_->error_count() > env_.soft_error_limit) {
         // Postfix's tarpit: a client past smtpd_soft_error_limit waits before each error reply.
@@ -343,6 +355,9 @@ class SmtpSession {
       }
       // RSET, EHLO, QUIT… ended a BDAT message under way: drop (cancel) its upload.
       if (bdat_message_ && !machine_->bdat_in_progress()) bdat_message_.reset();
+      // A transaction that ended without its message: the milters forget it (SMFIC_ABORT).
+      if (milters_ && !machine_->in_transaction()) co_await milters_->Abort();
+      if (std::exchange(milter_shutdown_, false)) step.action = protocol::Action::kClose;
       Answer(step);
       if (step.action == protocol::Action::kClose) {
         co_await Flush();
@@ -522,7 +537,9 @@ class SmtpSession {
     std::unique_ptr<cleanup::MessageCleanup> cleanup;
     std::unique_ptr<dkim::MessageSignature> signature;  // Observes cleanup's output; null: unsigned.
     bool too_many_hops = false;     // Refused at the end: hopcount_limit reached.
-    std::optional<smtp::Reply> content_rejection;  // header_checks REJECT.
+    std::optional<smtp::Reply> content_rejection;  // header_checks REJECT, a milter's refusal.
+    // With smtpd_milters: the content waits here (body spooled) until the milters have seen it.
+    std::unique_ptr<milter::MilterMessage> milter_message;
     bool failed() const { return too_big || bare_newline || !queue_status.ok() || content_rejection.has_value(); }
   };
 
@@ -595,7 +612,19 @@ class SmtpSession {
     if (env_.dkim_signer != nullptr && env_.dkim_signing_clients->Matches(address_, in_mynetworks, logged_in)) {
       message.signature = env_.dkim_signer->Start(message.queue_id);
     }
-    message.cleanup = std::make_unique<cleanup::MessageCleanup>(std::move(options), message.signature.get());
+    if (milters_) {
+      absl::StatusOr<std::unique_ptr<milter::MilterMessage>> spooled =
+          milter::MilterMessage::Create(env_.milter_spool_directory);
+      if (spooled.ok()) {
+        message.milter_message = *std::move(spooled);
+      } else {
+        log_.warn("{}: {}", message.queue_id, spooled.status().message());
+        message.queue_status = spooled.status();
+      }
+    }
+    // With milters the signature is made after their edits, from the spooled message (Commit).
+    message.cleanup = std::make_unique<cleanup::MessageCleanup>(
+        std::move(options), message.milter_message ? nullptr : message.signature.get());
     message.cleanup->Feed(received, &message.pending);
     if (!expansion_error.empty()) {
       cleanup_log_.warn("{}: {} -- message not accepted, try again later", message.queue_id, expansion_error);
@@ -688,6 +717,8 @@ class SmtpSession {
     if (message.failed()) {
       message.upload.reset();  // Cancels the upload: the queue keeps nothing. Read on regardless.
       message.pending.clear();
+    } else if (message.pending.size() >= kChunkSize && message.milter_message) {
+      message.queue_status = message.milter_message->Append(std::exchange(message.pending, std::string()));
     } else if (message.pending.size() >= kChunkSize) {
       message.stored_bytes += message.pending.size();
       message.queue_status = co_await message.upload->Write(std::exchange(message.pending, std::string()));
@@ -733,6 +764,11 @@ class SmtpSession {
       message.upload.reset();
       co_return absl::OkStatus();
     }
+    CommitExtras milter_extras;
+    if (status.ok() && message.milter_message) {
+      status = co_await FilterAndUpload(message, milter_extras);
+      if (!status.ok() || !message.upload) co_return status;  // Refused, discarded, or failed.
+    }
     std::string signatures;
     if (status.ok() && message.signature) {
       absl::StatusOr<std::string> signed_fields = message.signature->Finish();
@@ -749,10 +785,13 @@ class SmtpSession {
     }
     if (status.ok()) {
       message.stored_bytes += message.pending.size();
-      CommitExtras extras{.header_prefix = std::move(signatures),
-                          .hold = message.cleanup->hold().has_value(),
-                          .hold_reason = message.cleanup->hold().value_or(""),
-                          .redirect_to = message.cleanup->redirect()};
+      CommitExtras extras = std::move(milter_extras);
+      extras.header_prefix = std::move(signatures);
+      if (message.cleanup->hold()) {  // header_checks HOLD; else a milter's quarantine, if any.
+        extras.hold = true;
+        extras.hold_reason = *message.cleanup->hold();
+      }
+      extras.redirect_to = message.cleanup->redirect();
       status = co_await message.upload->Commit(std::exchange(message.pending, std::string()), message.stored_bytes,
                                                extras);
     }
@@ -778,6 +817,12 @@ class SmtpSession {
   // reply; a step without a reply means the connection is gone.
   asio::awaitable<protocol::Step> ReceiveData() {
     std::optional<MessageInProgress> message = co_await OpenMessage();
+    if (message && milters_) {
+      if (std::optional<smtp::Reply> refused = co_await MilterData(*message)) {
+        message.reset();  // Cancels the upload; the transaction stays, as with Postfix.
+        co_return protocol::Step{*std::move(refused), protocol::Action::kNone};
+      }
+    }
     protocol::Step step = machine_->QueueOpened(message.has_value(), absl::IsResourceExhausted(open_status_));
     if (step.action != protocol::Action::kReadData) co_return step;
     Answer(step);
@@ -824,6 +869,13 @@ class SmtpSession {
     if (!chunk.discard && chunk.open_queue) {
       bdat_message_ = co_await OpenMessage();
       open_failed = !bdat_message_;
+      if (bdat_message_ && milters_) {
+        if (std::optional<smtp::Reply> refused = co_await MilterData(*bdat_message_)) {
+          bdat_message_->upload.reset();
+          bdat_message_->pending.clear();
+          bdat_message_->content_rejection = *std::move(refused);
+        }
+      }
     }
     const bool keep = !chunk.discard && bdat_message_ && !bdat_message_->failed();
     uint64_t remaining = chunk.size;
@@ -958,6 +1010,8 @@ class SmtpSession {
     co_return name;
   }
 
+#include "smtp-gateway/session/smtp_session_milters.inc"
+
   tcp::socket socket_;
   std::shared_ptr<asio::ssl::context> tls_context_;  // Outlives tls_, even across a reload.
   std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls_;
@@ -979,6 +1033,13 @@ class SmtpSession {
   bool noted_bare_lf_ = false;     // smtpd_forbid_bare_newline = note: a bare LF came.
   bool reject_accounted_ = false;  // The next reply's reject is already logged and counted.
   std::optional<MessageInProgress> bdat_message_;  // Across the BDAT commands of one message.
+  // smtpd_milters (milter glue in smtp_session_milters.inc); null without milters.
+  std::unique_ptr<milter::SessionMilters> milters_;
+  std::string milter_queue_id_;        // The message's queue ID once known (macro i).
+  bool milter_discard_ = false;        // A milter said DISCARD before the end of the message.
+  std::optional<std::string> milter_hold_;  // A milter said HOLD (quarantine) before the end.
+  bool milter_shutdown_ = false;       // A milter's 421: the session ends after this reply.
+  uint16_t client_port_ = 0;           // {client_port}
   bool in_message_ = false;
   bool admitted_ = false;
   absl::Status open_status_;  // How the last Open of the queue went.

@@ -16,6 +16,7 @@
 #include "core/io/mx_resolver.h"
 #include "smtp-gateway/cleanup/address_rewriting.h"
 #include "smtp-gateway/dkim/dkim_signer.h"
+#include "smtp-gateway/milter/milter_config.h"
 #include "smtp-gateway/metrics/gateway_metrics.h"
 #include "smtp-gateway/policy/client_limiter.h"
 #include "smtp-gateway/policy/client_match.h"
@@ -95,6 +96,11 @@ struct SessionEnvironment {
   // DKIM signing of mail from postgate_dkim_signing_clients; null signer: none.
   const dkim::DkimSigner* dkim_signer = nullptr;
   const policy::ClientMatch* dkim_signing_clients = nullptr;
+  // smtpd_milters: asked at each stage and at the end of each message; null or empty: none.
+  const std::vector<milter::MilterConfig>* milters = nullptr;
+  std::string milter_daemon_name;  // milter_macro_daemon_name ({daemon_name})
+  std::string milter_v;            // milter_macro_v (v)
+  std::string milter_spool_directory = "/tmp";  // postgate_milter_spool_directory
   // DNS for reject_unknown_sender_domain (postgate_dns_servers); null: such checks see no answer.
   const io::MxResolver* resolver = nullptr;
 };

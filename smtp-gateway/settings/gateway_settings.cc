@@ -1,5 +1,8 @@
 #include "smtp-gateway/settings/gateway_settings.h"
 
+#include "smtp-gateway/milter/milter_config.h"
+#include "smtp-gateway/milter/milter_message.h"
+
 #include <algorithm>
 #include <array>
 
@@ -9,6 +12,8 @@
 #include "core/base/logging.h"
 #include "core/config/aliases.h"
 #include "smtp-gateway/cleanup/message_cleanup.h"
+#include "smtp-gateway/milter/milter_config.h"
+#include "smtp-gateway/milter/milter_message.h"
 #include "smtp-gateway/settings/address_rewriting_settings.h"
 #include "smtp-gateway/settings/machine_addresses.h"
 
@@ -91,6 +96,47 @@ std::vector<std::string> GatewaySettings::watched_files() const {
 
 bool IsProcessWideParameter(absl::string_view name) {
   return std::find(kRestartOnly.begin(), kRestartOnly.end(), name) != kRestartOnly.end();
+}
+
+absl::Status GatewaySettings::LoadMilters(const config::MainCf& cf, GatewaySettings& settings) {
+  milter::MilterDefaults defaults;
+  for (const char* name : {"milter_connect_timeout", "milter_command_timeout", "milter_content_timeout"}) {
+    const absl::Duration time = cf.GetTime(name);
+    if (time <= absl::ZeroDuration()) return cf.Error(name, "must be more than 0");
+    const std::string parameter = name;
+    (parameter == "milter_connect_timeout"   ? defaults.connect_timeout
+     : parameter == "milter_command_timeout" ? defaults.command_timeout
+                                             : defaults.content_timeout) = Millis(time);
+  }
+  absl::StatusOr<milter::DefaultAction> action =
+      milter::ParseDefaultAction("milter_default_action", cf.Get("milter_default_action"));
+  if (!action.ok()) return cf.Error("milter_default_action", action.status().message());
+  defaults.default_action = *action;
+  absl::StatusOr<uint32_t> protocol = milter::ParseMilterProtocol(cf.Get("milter_protocol"));
+  if (!protocol.ok()) return cf.Error("milter_protocol", protocol.status().message());
+  defaults.protocol = *protocol;
+  defaults.macros.connect = cf.GetList("milter_connect_macros");
+  defaults.macros.helo = cf.GetList("milter_helo_macros");
+  defaults.macros.mail = cf.GetList("milter_mail_macros");
+  defaults.macros.recipient = cf.GetList("milter_rcpt_macros");
+  defaults.macros.data = cf.GetList("milter_data_macros");
+  defaults.macros.end_of_headers = cf.GetList("milter_end_of_header_macros");
+  defaults.macros.end_of_message = cf.GetList("milter_end_of_data_macros");
+  absl::StatusOr<std::vector<milter::MilterConfig>> milters =
+      milter::ParseMilterList("smtpd_milters", cf.Get("smtpd_milters"), defaults);
+  if (!milters.ok()) return cf.Error("smtpd_milters", milters.status().message());
+  // non_smtpd_milters filters mail from sendmail(1) and pickup(8); Postgate takes mail over SMTP
+  // only, so it is checked (a typo should not pass) and applies to nothing.
+  absl::StatusOr<std::vector<milter::MilterConfig>> non_smtpd =
+      milter::ParseMilterList("non_smtpd_milters", cf.Get("non_smtpd_milters"), defaults);
+  if (!non_smtpd.ok()) return cf.Error("non_smtpd_milters", non_smtpd.status().message());
+  if (!milters->empty()) {
+    const std::string spool = cf.Get("postgate_milter_spool_directory");
+    absl::StatusOr<std::unique_ptr<milter::SpoolFile>> probe = milter::SpoolFile::Create(spool);
+    if (!probe.ok()) return cf.Error("postgate_milter_spool_directory", probe.status().message());
+  }
+  settings.milters_ = *std::move(milters);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
@@ -275,6 +321,7 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   settings->dkim_signing_clients_ = *std::move(signing_clients);
   absl::Status dkim = LoadDkim(cf, *settings);
   if (!dkim.ok()) return dkim;
+  if (absl::Status milters = LoadMilters(cf, *settings); !milters.ok()) return milters;
 
   for (const char* parameter : {"header_checks", "mime_header_checks", "nested_header_checks"}) {
     const std::string spec = cf.Get(parameter);
@@ -309,6 +356,10 @@ absl::StatusOr<std::shared_ptr<const GatewaySettings>> GatewaySettings::Build(
   SessionEnvironment& environment = settings->environment_;
   environment.resolver = services.resolver;
   environment.dkim_signer = settings->dkim_signer_.get();
+  environment.milters = &settings->milters_;
+  environment.milter_daemon_name = cf.Get("milter_macro_daemon_name");
+  environment.milter_v = cf.Get("milter_macro_v");
+  environment.milter_spool_directory = cf.Get("postgate_milter_spool_directory");
   environment.dkim_signing_clients = &*settings->dkim_signing_clients_;
   environment.header_rewrite_clients = &*settings->header_rewrite_clients_;
   environment.always_add_missing_headers = cf.GetBool("always_add_missing_headers");

@@ -57,6 +57,8 @@ class GatewaySettings {
   explicit GatewaySettings(addressing::LocalDomain domain) : domain_(std::move(domain)) {}
   // postgate_dkim_*: the tables, keys and signer, or an error naming the parameter and file:line.
   static absl::Status LoadDkim(const config::MainCf& cf, GatewaySettings& settings);
+  // smtpd_milters and the milter_* parameters, or an error naming the parameter.
+  static absl::Status LoadMilters(const config::MainCf& cf, GatewaySettings& settings);
 
   addressing::LocalDomain domain_;
   std::optional<policy::RelayPolicy> policy_;  // Points into domain_.
@@ -66,6 +68,7 @@ class GatewaySettings {
   std::optional<policy::ClientMatch> header_rewrite_clients_;  // local_header_rewrite_clients
   std::optional<policy::ClientMatch> dkim_signing_clients_;    // postgate_dkim_signing_clients
   std::shared_ptr<const dkim::DkimSigner> dkim_signer_;        // Null without a key table.
+  std::vector<milter::MilterConfig> milters_;                  // smtpd_milters
   std::vector<std::string> access_tables_;  // check_*_access and header_checks files.
   std::unique_ptr<TlsContextProvider> tls_;
   std::shared_ptr<policy::LoginDatabase> logins_;  // smtpd_sasl_auth_enable

@@ -1,0 +1,242 @@
+"""smtpd_milters with a milter built on libmilter (libmilter_peer.py, through Debian's
+python3-milter): every stage's refusal, every end-of-message edit reflected in what is stored and
+delivered, quarantine → hold in the queue, and the failures (a milter that stalls, one that dies
+mid-body, one that is not there) following milter_default_action, logged in Postfix's shape and
+counted in the metrics."""
+import os
+import re
+import smtplib
+import subprocess
+import threading
+import unittest
+import urllib.request
+
+from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+
+from postgate_harness import Postgate, QUEUE_ID, free_port, wait_for
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Milter:
+    """libmilter_peer.py on a free loopback port."""
+
+    def __init__(self, stall=5):
+        self.port = free_port()
+        self.process = subprocess.Popen(["/usr/bin/python3", os.path.join(HERE, "libmilter_peer.py"), str(self.port)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env={**os.environ, "STALL": str(stall)})
+        self.lines = []
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+        wait_for(self.listening, what="the milter listening")
+
+    def read(self):
+        for line in self.process.stdout:
+            self.lines.append(line.strip())
+
+    def listening(self):
+        import socket
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self):
+        self.process.kill()
+        self.process.wait()
+        self.reader.join(timeout=5)
+        self.process.stdout.close()
+
+
+def send(port, test, sender="foo@mail169.com", recipients=("bar@mail169.com",), body_text=None):
+    """(reply code, reply text) to the end of DATA for a message with "X-Test: <test>"."""
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.ehlo("client.example")
+        client.mail(sender)
+        for recipient in recipients:
+            client.rcpt(recipient)
+        body = (f"Subject: {test}\r\nX-Test: {test}\r\nX-Remove-Me: x\r\nFrom: {sender}\r\n"
+                f"Message-Id: <{test}@client.example>\r\n\r\n{body_text or 'body of ' + test}\r\n")
+        code, text = client.data(body)
+        return code, text.decode()
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+class MilterActionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.milter = Milter()
+        cls.postgate = Postgate({"smtpd_milters": f"inet:127.0.0.1:{cls.milter.port}"})
+        try:
+            cls.postgate.start()
+        except BaseException:
+            cls.milter.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.postgate.cleanup()
+        cls.milter.stop()
+
+    def delivered(self, user, queue_id):
+        return wait_for(lambda: next((m for m in self.postgate.read_maildir(user) if queue_id in m), None),
+                        what=f"{queue_id} in {user}'s mailbox")
+
+    def queued(self, text):
+        return re.search(QUEUE_ID, text).group(0)
+
+    def test_header_edits_as_postfix_counts_them(self):
+        code, text = send(self.postgate.smtp_port, "headers")
+        self.assertEqual(code, 250, text)
+        stored = self.delivered("bar", self.queued(text))
+        headers = stored[:stored.index("\n\n")]
+        # Inserted at 0: before our own Received:; added at the end; Subject changed in place;
+        # X-Remove-Me deleted; one space after each colon, as Sendmail/Postfix put it back.
+        self.assertRegex(headers, r"Delivered-To: bar@mail169\.com\nX-Inserted: at the top\nReceived: from client\.example")
+        self.assertIn("\nSubject: changed subject\nX-Test: headers\nFrom:", headers)
+        self.assertTrue(headers.endswith("\nX-Added: added by milter"), headers)
+        self.assertNotIn("X-Remove-Me", headers)
+        self.assertIn("\n\nbody of headers\n", stored)
+
+    def test_milter_is_not_shown_our_received_header(self):
+        code, text = send(self.postgate.smtp_port, "plain")
+        self.assertEqual(code, 250, text)
+        queue_id = self.queued(text)
+        seen = wait_for(lambda: next((l for l in list(self.milter.lines) if l.startswith(f"seen: {queue_id} ")), None),
+                        what="the milter's line")
+        self.assertTrue(seen.startswith(f"seen: {queue_id} Subject: plain|X-Test: plain"), seen)  # Macro i, no Received:.
+
+    def test_change_sender_and_recipients(self):
+        code, text = send(self.postgate.smtp_port, "chgfrom")
+        self.assertEqual(code, 250, text)
+        self.assertTrue(self.delivered("bar", self.queued(text)).startswith("Return-Path: <changed@mail169.com>\n"))
+        code, text = send(self.postgate.smtp_port, "delrcpt")  # bar deleted, foo added.
+        self.assertEqual(code, 250, text)
+        queue_id = self.queued(text)
+        self.delivered("foo", queue_id)
+        self.postgate.queue.wait_log(rf"{queue_id}: from=<foo@mail169\.com>, size=\d+, nrcpt=1 ")
+        self.assertFalse([m for m in self.postgate.read_maildir("bar") if queue_id in m])
+        code, text = send(self.postgate.smtp_port, "addrcpt")
+        self.assertEqual(code, 250, text)
+        queue_id = self.queued(text)
+        self.delivered("foo", queue_id)
+        self.delivered("bar", queue_id)
+
+    def test_replace_body_of_a_large_message(self):
+        big = ("x" * 998 + "\r\n") * 3000  # 3 MB: spooled, sent to the milter in 64 KiB chunks.
+        code, text = send(self.postgate.smtp_port, "replbody", body_text=big)
+        self.assertEqual(code, 250, text)
+        stored = self.delivered("bar", self.queued(text))
+        self.assertTrue(stored.endswith("\n\nreplaced body line 1\nline 2\n"), stored[-200:])
+
+    def test_reject_discard_quarantine(self):
+        code, text = send(self.postgate.smtp_port, "reply")
+        self.assertEqual((code, text), (550, "5.7.1 Message refused by the test milter"))
+        self.postgate.gateway.wait_log(r": milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: 550 5\.7\.1 "
+                                       r"Message refused by the test milter; from=<foo@mail169\.com> proto=ESMTP "
+                                       r"helo=<client\.example>")
+        code, text = send(self.postgate.smtp_port, "tempfail")
+        self.assertEqual((code, text), (451, "4.7.1 Service unavailable - try again later"))
+        code, text = send(self.postgate.smtp_port, "discard")
+        self.assertEqual(code, 250, text)  # As if queued, as Postfix answers; nothing kept.
+        discarded = self.queued(text)
+        self.postgate.gateway.wait_log(rf"{discarded}: milter-discard: END-OF-MESSAGE from .*: milter triggers DISCARD")
+        code, text = send(self.postgate.smtp_port, "quarantine")
+        self.assertEqual(code, 250, text)
+        held = self.queued(text)
+        with self.postgate.grpc_channel() as channel:
+            message = queue_pb2_grpc.QueueServiceStub(channel).GetMessage(queue_pb2.GetMessageRequest(queue_id=held))
+        self.assertEqual(message.state, queue_pb2.MESSAGE_STATE_HOLD)
+        self.postgate.queue.wait_log(rf"{held}: from=<foo@mail169\.com>, size=\d+, nrcpt=1 \(queue hold\)")
+        self.postgate.gateway.wait_log(rf"{held}: milter-hold: END-OF-MESSAGE from .*: held by the test milter")
+        with self.postgate.grpc_channel() as channel:
+            with self.assertRaises(Exception):
+                queue_pb2_grpc.QueueServiceStub(channel).GetMessage(queue_pb2.GetMessageRequest(queue_id=discarded))
+        text = scrape(self.postgate.gateway_metrics_port)
+        self.assertRegex(text, r'postgate_smtpd_milter_verdicts_total\{verdict="hold"\} [1-9]')
+        self.assertRegex(text, r'postgate_smtpd_milter_verdicts_total\{verdict="discard"\} [1-9]')
+
+    def test_envelope_stage_refusals(self):
+        with smtplib.SMTP("127.0.0.1", self.postgate.smtp_port) as client:
+            client.ehlo("client.example")
+            self.assertEqual(client.mail("reject-mail@mail169.com"), (550, b"5.7.1 Command rejected"))
+            self.assertEqual(client.mail("foo@mail169.com")[0], 250)  # The transaction was undone.
+            self.assertEqual(client.rcpt("bar+reply-rcpt@mail169.com"),
+                             (550, b"5.7.1 Recipient refused by the test milter"))
+            self.assertEqual(client.rcpt("bar+tempfail-rcpt@mail169.com"),
+                             (451, b"4.7.1 Service unavailable - try again later"))
+            self.assertEqual(client.rcpt("bar@mail169.com")[0], 250)
+            code, text = client.data("Subject: after refusals\r\n\r\nbody\r\n")
+            self.assertEqual(code, 250)
+        queue_id = self.queued(text.decode())
+        self.postgate.queue.wait_log(rf"{queue_id}: from=<foo@mail169\.com>, size=\d+, nrcpt=1 ")
+        self.postgate.gateway.wait_log(r"NOQUEUE: milter-reject: MAIL from localhost\[127\.0\.0\.1\]: 550 5\.7\.1 Command "
+                                       r"rejected; from=<reject-mail@mail169\.com> proto=ESMTP helo=<client\.example>")
+        self.postgate.gateway.wait_log(r"NOQUEUE: milter-reject: RCPT from .*: 550 5\.7\.1 Recipient refused by the test "
+                                       r"milter; from=<foo@mail169\.com> to=<bar\+reply-rcpt@mail169\.com> proto=ESMTP")
+
+
+class MilterFailureTest(unittest.TestCase):
+    """A milter that stalls, dies mid-body, or is not there: milter_default_action decides."""
+
+    def run_postgate(self, overrides):
+        postgate = Postgate(overrides)
+        postgate.start()
+        self.addCleanup(postgate.cleanup)
+        return postgate
+
+    def test_stall_times_out_into_tempfail(self):
+        milter = Milter(stall=10)
+        self.addCleanup(milter.stop)
+        postgate = self.run_postgate({"smtpd_milters": f"inet:127.0.0.1:{milter.port}", "milter_content_timeout": "2s"})
+        self.assertEqual(send(postgate.smtp_port, "stall"), (451, "4.7.1 Service unavailable - try again later"))
+        postgate.gateway.wait_log(rf"warning: milter inet:127\.0\.0\.1:{milter.port}: can't read SMFIC_BODYEOB reply "
+                                  r"packet: read timeout after 2s")
+        text = scrape(postgate.gateway_metrics_port)
+        self.assertRegex(text, rf'postgate_smtpd_milter_failures_total\{{milter="inet:127.0.0.1:{milter.port}",'
+                               r'reason="timeout"\} 1')
+        # The session's next message still gets the default action; a new session a new connection.
+        self.assertEqual(send(postgate.smtp_port, "plain")[0], 250)
+
+    def test_milter_dying_mid_body_with_default_accept(self):
+        milter = Milter()
+        self.addCleanup(milter.stop)
+        postgate = self.run_postgate({"smtpd_milters": f"{{ inet:127.0.0.1:{milter.port}, default_action = accept }}"})
+        code, text = send(postgate.smtp_port, "die")
+        self.assertEqual(code, 250, text)  # Accepted without the milter, as default_action says.
+        postgate.wait_delivered("bar", 1)
+        postgate.gateway.wait_log(rf"warning: milter inet:127\.0\.0\.1:{milter.port}: can't read SMFIC_BODY")
+
+    def test_unreachable_milter(self):
+        port = free_port()
+        # As Postfix: a 4xx default keeps the greeting and refuses MAIL; a 5xx one refuses the
+        # connection's greeting itself (554 … not accepting connections).
+        for action, expected in (("tempfail", (451, "4.7.1 Service unavailable - try again later")),
+                                 ("reject", (554, "mail169.com ESMTP not accepting connections")),
+                                 ("accept", (250, "2.1.0 Ok"))):
+            with self.subTest(action):
+                postgate = self.run_postgate({"smtpd_milters": f"inet:127.0.0.1:{port}", "milter_default_action": action})
+                try:
+                    with smtplib.SMTP("127.0.0.1", postgate.smtp_port) as client:
+                        client.ehlo("client.example")
+                        code, text = client.mail("foo@mail169.com")
+                except smtplib.SMTPConnectError as refused:
+                    code, text = refused.smtp_code, refused.smtp_error
+                self.assertEqual((code, text.decode()), expected)
+                postgate.gateway.wait_log(rf"warning: milter inet:127\.0\.0\.1:{port}: connect to Milter service: "
+                                          r"connect: Connection refused")
+
+    def test_bad_milter_setting_names_the_parameter(self):
+        postgate = Postgate({"smtpd_milters": "inet:127.0.0.1"})
+        self.addCleanup(postgate.cleanup)
+        postgate.start_queue()
+        with self.assertRaises(AssertionError) as failure:
+            postgate.start_gateway()
+        self.assertIn("smtpd_milters", str(failure.exception))
+
+
+if __name__ == "__main__":
+    unittest.main()
