@@ -13,7 +13,7 @@ import urllib.request
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
 
-from postgate_harness import Postgate, QUEUE_ID, free_port, wait_for
+from postgate_harness import Postgate, QUEUE_ID, SmtpConnection, free_port, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -158,6 +158,25 @@ class MilterActionsTest(unittest.TestCase):
         text = scrape(self.postgate.gateway_metrics_port)
         self.assertRegex(text, r'postgate_smtpd_milter_verdicts_total\{verdict="hold"\} [1-9]')
         self.assertRegex(text, r'postgate_smtpd_milter_verdicts_total\{verdict="discard"\} [1-9]')
+
+    def test_bdat_message_goes_through_the_milter(self):
+        replies = {}
+        for test in ("headers", "reply"):
+            client = SmtpConnection(self.postgate.smtp_port)
+            client.read_reply()
+            client.command("EHLO client.example")
+            client.command("MAIL FROM:<foo@mail169.com>")
+            client.command("RCPT TO:<bar@mail169.com>")
+            first, last = f"Subject: bdat {test}\r\nX-Test: {test}\r\n", "\r\nbody\r\n"
+            client.send(f"BDAT {len(first)}\r\n{first}".encode())
+            self.assertTrue(client.read_reply().startswith("250 "))
+            client.send(f"BDAT {len(last)} LAST\r\n{last}".encode())
+            replies[test] = client.read_reply()
+            client.close()
+        self.assertEqual(replies["reply"].strip(), "550 5.7.1 Message refused by the test milter")
+        stored = self.delivered("bar", self.queued(replies["headers"]))
+        self.assertIn("X-Inserted: at the top\nReceived: from client.example", stored)
+        self.assertIn("\nSubject: changed subject\n", stored)
 
     def test_envelope_stage_refusals(self):
         with smtplib.SMTP("127.0.0.1", self.postgate.smtp_port) as client:
