@@ -5,8 +5,10 @@ mid-body, one that is not there) following milter_default_action, logged in Post
 counted in the metrics."""
 import os
 import re
+import shutil
 import smtplib
 import subprocess
+import tempfile
 import threading
 import unittest
 import urllib.request
@@ -196,6 +198,113 @@ class MilterActionsTest(unittest.TestCase):
                                        r"rejected; from=<reject-mail@mail169\.com> proto=ESMTP helo=<client\.example>")
         self.postgate.gateway.wait_log(r"NOQUEUE: milter-reject: RCPT from .*: 550 5\.7\.1 Recipient refused by the test "
                                        r"milter; from=<foo@mail169\.com> to=<bar\+reply-rcpt@mail169\.com> proto=ESMTP")
+
+
+RSPAMD_CONF = """
+.include "$CONFDIR/common.conf"
+options {
+    .include "$CONFDIR/options.inc"
+    # Inside a network namespace with only loopback: nothing leaves, lookups fail at once.
+    dns { nameserver = ["127.0.0.1:53"]; timeout = 1s; retransmits = 1; }
+}
+logging { type = "console"; level = "info"; }
+worker "rspamd_proxy" {
+    bind_socket = "%(dir)s/milter.sock mode=0666";
+    milter = yes;
+    timeout = 120s;
+    upstream "local" { default = yes; self_scan = yes; }
+    count = 1;
+    spam_header = "X-Spam";
+    reject_message = "Spam message rejected";
+}
+"""
+# rspamd's milter_headers, as a site that wants its verdict in every message sets it up.
+RSPAMD_HEADERS = """
+use = ["x-spamd-result", "x-rspamd-queue-id", "authentication-results", "x-spam-status"];
+skip_local = false;
+skip_authenticated = false;
+"""
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+class Rspamd:
+    """Debian's rspamd with its milter proxy on a unix socket, run in a network namespace of its
+    own (loopback only: its DNS and map fetches cannot leave the machine)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="postgate-rspamd-")
+        for sub in ("local.d", "db", "run", "log"):
+            os.makedirs(os.path.join(self.dir, sub))
+        with open(os.path.join(self.dir, "rspamd.conf"), "w") as out:
+            out.write(RSPAMD_CONF % {"dir": self.dir})
+        with open(os.path.join(self.dir, "local.d", "milter_headers.conf"), "w") as out:
+            out.write(RSPAMD_HEADERS)
+        self.socket = os.path.join(self.dir, "milter.sock")
+        self.log = open(os.path.join(self.dir, "rspamd.log"), "w")
+        command = (f"ip link set lo up && exec rspamd -f -i -c {self.dir}/rspamd.conf --var DBDIR={self.dir}/db "
+                   f"--var RUNDIR={self.dir}/run --var LOGDIR={self.dir}/log --var LOCAL_CONFDIR={self.dir}")
+        self.process = subprocess.Popen(["unshare", "--net", "sh", "-c", command], stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        # The first start compiles its regular expressions (tens of seconds on a busy machine).
+        wait_for(lambda: os.path.exists(self.socket) or self.process.poll() is not None, 180,
+                 what="rspamd's milter socket")
+        assert self.process.poll() is None, open(os.path.join(self.dir, "rspamd.log")).read()[-3000:]
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RspamdTest(unittest.TestCase):
+    """rspamd, the spam filter most new installations choose, as Postfix users plug it in."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rspamd = Rspamd()
+        cls.postgate = Postgate({"smtpd_milters": f"unix:{cls.rspamd.socket}", "milter_default_action": "accept"})
+        try:
+            cls.postgate.start()
+        except BaseException:
+            cls.rspamd.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.postgate.cleanup()
+        cls.rspamd.stop()
+
+    def send(self, subject, text):
+        with smtplib.SMTP("127.0.0.1", self.postgate.smtp_port) as client:
+            client.ehlo("client.example")
+            client.mail("foo@mail169.com")
+            client.rcpt("bar@mail169.com")
+            return client.data(f"Subject: {subject}\r\nFrom: foo@mail169.com\r\nTo: bar@mail169.com\r\n"
+                               f"Message-Id: <{subject}@client.example>\r\nDate: Tue, 01 Dec 2026 00:00:00 +0000\r\n"
+                               f"\r\n{text}\r\n")
+
+    def test_gtube_is_rejected_with_rspamds_reply(self):
+        self.assertEqual(self.send("gtube", GTUBE), (554, b"5.7.1 Gtube pattern"))
+        self.postgate.gateway.wait_log(r": milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
+                                       r"Gtube pattern; from=<foo@mail169\.com>")
+
+    def test_clean_mail_gets_rspamds_headers(self):
+        code, text = self.send("clean", "Just a normal message.")
+        self.assertEqual(code, 250, text)
+        queue_id = re.search(QUEUE_ID, text.decode()).group(0)
+        stored = wait_for(lambda: next((m for m in self.postgate.read_maildir("bar") if queue_id in m), None),
+                          what="the clean message delivered")
+        headers = stored[:stored.index("\n\n")]
+        self.assertIn(f"\nX-Rspamd-Queue-Id: {queue_id}\n", headers)  # Macro i reached rspamd.
+        self.assertRegex(headers, r"\nX-Spam-Status: No, score=-?[0-9.]+(\n|$)")
+        self.assertRegex(headers, r"\nX-Spamd-Result: default: False \[")
+        # Inserted right after our own Received:, as Postfix places it.
+        self.assertRegex(headers, r"\tfor <bar@mail169\.com>; .*\nAuthentication-Results: mail169\.com;")
 
 
 class MilterFailureTest(unittest.TestCase):
