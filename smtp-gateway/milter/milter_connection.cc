@@ -1,3 +1,6 @@
+// g++ 12 at -O1 with AddressSanitizer: see queue-service/delivery/smtp_deliverer.cc.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 #include "smtp-gateway/milter/milter_connection.h"
 
 #include <utility>

@@ -143,7 +143,7 @@ absl::Status MilterMessage::Finish() {
     if (absl::Status added = AppendHeaderLine(std::exchange(partial_line_, std::string())); !added.ok()) return added;
   }
   in_headers_ = false;
-  hidden_ = !fields_.empty() && absl::EqualsIgnoreCase(fields_.front().name, "Received") ? 1 : 0;
+  own_received_ = !fields_.empty() && absl::EqualsIgnoreCase(fields_.front().name, "Received") ? 0 : kNone;
   return absl::OkStatus();
 }
 
@@ -155,7 +155,10 @@ void MilterMessage::InsertHeader(uint32_t index, std::string name, std::string v
   // Relative to the message as delivered: 0 is before our own Received:, which from then on is a
   // header like any other (cleanup_milter.c).
   const size_t position = std::min<size_t>(index, fields_.size());
-  if (position == 0) hidden_ = 0;
+  if (own_received_ != kNone && position <= own_received_) {
+    ++own_received_;
+    own_received_counted_ = true;
+  }
   fields_.insert(fields_.begin() + static_cast<std::ptrdiff_t>(position),
                  Field{std::move(name), std::move(value)});
 }
@@ -163,10 +166,16 @@ void MilterMessage::InsertHeader(uint32_t index, std::string name, std::string v
 void MilterMessage::ChangeHeader(uint32_t index, const std::string& name, std::string value) {
   if (index == 0) index = 1;  // Sendmail treats #0 as #1.
   uint32_t seen = 0;
-  for (size_t i = hidden_; i < fields_.size(); ++i) {
+  for (size_t i = 0; i < fields_.size(); ++i) {
+    if (i == own_received_ && !own_received_counted_) continue;  // Counted as received: not there.
     if (!absl::EqualsIgnoreCase(fields_[i].name, name) || ++seen != index) continue;
     if (absl::StripAsciiWhitespace(value).empty()) {
       fields_.erase(fields_.begin() + static_cast<std::ptrdiff_t>(i));
+      if (i == own_received_) {
+        own_received_ = kNone;
+      } else if (own_received_ != kNone && i < own_received_) {
+        --own_received_;
+      }
     } else {
       fields_[i].value = std::move(value);
     }

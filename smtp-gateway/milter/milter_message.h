@@ -1,7 +1,7 @@
 // A message while milters inspect and edit it (Postfix's cleanup keeps it in the queue file for
 // this): the header fields in memory, the body in an unlinked spool file, so a 10 MB message is
 // never held whole in memory. Edits follow Postfix's cleanup_milter: header changes count
-// fields as received (our own Received: field, the first, is hidden from milters), inserts
+// fields as received (our own Received: field, the first, is never shown to milters), inserts
 // count them as delivered (position 0 is before our Received:), a change with an empty value
 // deletes, a change of a field that is not there adds it. Content uses LF line ends, as the
 // queue stores it; milters get and give CR LF.
@@ -55,8 +55,9 @@ class MilterMessage {
   absl::Status Finish();
 
   const std::vector<Field>& fields() const { return fields_; }
-  // How many leading fields milters do not see (our own Received:, while it is first).
-  size_t hidden_fields() const { return hidden_; }
+  // Whether milters are shown field `index`: all but our own Received: (the first field as the
+  // message came), wherever edits have moved it – as Postfix's milter8 never shows it.
+  bool ShownToMilters(size_t index) const { return index != own_received_; }
 
   // Milter edits (SMFIR_ADDHEADER, INSHEADER, CHGHEADER; index as the milter sent it). `value`
   // is the field's text after the colon as it is to be stored (the caller adds the space
@@ -93,7 +94,11 @@ class MilterMessage {
   size_t header_memory_limit_;
   std::vector<Field> fields_;
   size_t header_bytes_ = 0;
-  size_t hidden_ = 0;
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+  size_t own_received_ = kNone;  // Index of our own Received: field, kNone when there is none.
+  // Whether header changes count our own Received: – only once a milter inserted a field before
+  // it (cleanup_milter.c: from then on it is a header like any other).
+  bool own_received_counted_ = false;
   bool in_headers_ = true;
   bool separator_ = false;   // An empty line ended the header section.
   std::string partial_line_;  // A header-section line not yet ended.

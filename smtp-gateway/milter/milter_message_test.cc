@@ -49,7 +49,8 @@ TEST(MilterMessageTest, SplitsFieldsHidesOurReceivedAndStoresUnchanged) {
   for (size_t split : {1u, 3u, 1000u}) {
     std::unique_ptr<MilterMessage> message = Spooled(kMessage, split);
     ASSERT_EQ(message->fields().size(), 6u);
-    EXPECT_EQ(message->hidden_fields(), 1u);
+    EXPECT_FALSE(message->ShownToMilters(0));
+    EXPECT_TRUE(message->ShownToMilters(1));
     EXPECT_EQ(message->fields()[2].name, "Subject");
     EXPECT_EQ(message->fields()[2].value, " first\n  folded");
     EXPECT_EQ(Stored(*message), kMessage);
@@ -70,9 +71,17 @@ TEST(MilterMessageTest, HeaderEditsCountAsPostfixDoes) {
             "X-After-Received: 1\n"
             "From: a@example.com\nTo: b@example.com\nX-Tag: one\nX-Tag: TWO\nReceived: fake\nX-Spam: no\n"
             "\nbody line 1\nbody line 2\n");
-  message->InsertHeader(0, "X-Top", " 0");  // Before ours: ours is no longer hidden.
-  EXPECT_EQ(message->hidden_fields(), 0u);
+  message->InsertHeader(0, "X-Top", " 0");  // Before ours (as OpenDKIM puts its signature).
   EXPECT_EQ(message->fields().front().name, "X-Top");
+  // Still never shown to a milter, but from now on counted by changes, as Postfix does.
+  EXPECT_TRUE(message->ShownToMilters(0));
+  EXPECT_FALSE(message->ShownToMilters(1));
+  message->ChangeHeader(1, "X-Top", "");  // A field before ours deleted: ours moves up.
+  EXPECT_FALSE(message->ShownToMilters(0));
+  message->InsertHeader(0, "X-Top", " 0");
+  message->ChangeHeader(1, "Received", "");  // The first Received: is now ours: deleted.
+  EXPECT_EQ(message->fields()[1].name, "X-After-Received");
+  EXPECT_TRUE(message->ShownToMilters(1));
 }
 
 TEST(MilterMessageTest, ReplacedBodyTakesCrLfAcrossChunks) {

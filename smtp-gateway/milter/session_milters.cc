@@ -1,3 +1,6 @@
+// g++ 12 at -O1 with AddressSanitizer: see queue-service/delivery/smtp_deliverer.cc.
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 #include "smtp-gateway/milter/session_milters.h"
 
 #include <utility>
@@ -239,7 +242,8 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
   // Sendmail's convention drops one space going out and puts one back coming in.
   const bool milter_keeps_space = !negotiated.Sends(kHeaderLeadingSpace);
   // Header fields (our own Received: hidden), each awaited unless the milter said not to.
-  for (size_t i = message.hidden_fields(); i < message.fields().size(); ++i) {
+  for (size_t i = 0; i < message.fields().size(); ++i) {
+    if (!message.ShownToMilters(i)) continue;
     const MilterMessage::Field& field = message.fields()[i];
     absl::string_view value = field.value;
     if (!milter_keeps_space && absl::StartsWith(value, " ")) value.remove_prefix(1);

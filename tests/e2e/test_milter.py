@@ -3,6 +3,7 @@ python3-milter): every stage's refusal, every end-of-message edit reflected in w
 delivered, quarantine → hold in the queue, and the failures (a milter that stalls, one that dies
 mid-body, one that is not there) following milter_default_action, logged in Postfix's shape and
 counted in the metrics."""
+import base64
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import urllib.request
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
 
 from postgate_harness import Postgate, QUEUE_ID, SmtpConnection, free_port, wait_for
+from test_dkim import verify_each
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -305,6 +307,92 @@ class RspamdTest(unittest.TestCase):
         self.assertRegex(headers, r"\nX-Spamd-Result: default: False \[")
         # Inserted right after our own Received:, as Postfix places it.
         self.assertRegex(headers, r"\tfor <bar@mail169\.com>; .*\nAuthentication-Results: mail169\.com;")
+
+
+OPENDKIM_RUN = r"""
+ip link set lo up
+mount --bind "$1/resolv.conf" /etc/resolv.conf
+dnsmasq --keep-in-foreground --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
+  --port=53 "--txt-record=$(cat "$1/record")" >/dev/null 2>&1 &
+opendkim -f -x "$1/sign.conf" &
+opendkim -f -x "$1/verify.conf" &
+trap 'kill $(jobs -p)' TERM
+wait
+"""
+
+
+class OpenDkim:
+    """Debian's OpenDKIM twice, as a signing milter and as a verifying one, on unix sockets, in a
+    network and mount namespace whose DNS is a dnsmasq on its loopback serving the signing key's
+    record (OpenDKIM's resolver is told to use it; nothing can leave the namespace)."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="postgate-opendkim-")
+        key = os.path.join(self.dir, "key.pem")
+        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
+        public = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
+                                capture_output=True).stdout
+        self.record = "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+        files = {
+            "resolv.conf": "nameserver 127.0.0.1\n",
+            "record": f"s1._domainkey.example.com,{self.record}",
+            # RequireSafeKeys: the key sits in a directory under /tmp, which others may write.
+            "sign.conf": (f"Mode s\nDomain example.com\nSelector s1\nKeyFile {key}\nRequireSafeKeys false\n"
+                          f"Socket local:{self.dir}/sign.sock\nCanonicalization relaxed/relaxed\nSyslog no\n"
+                          "Background no\nUMask 000\n"),
+            # InternalHosts elsewhere: mail from loopback is verified, not signed.
+            "verify.conf": (f"Mode v\nSocket local:{self.dir}/verify.sock\nAuthservID mail169.com\n"
+                            "InternalHosts 192.0.2.1\nNameservers 127.0.0.1\nSyslog no\nBackground no\nUMask 000\n"),
+        }
+        for name, text in files.items():
+            with open(os.path.join(self.dir, name), "w") as out:
+                out.write(text)
+        self.process = subprocess.Popen(["unshare", "--net", "--mount", "bash", "-c", OPENDKIM_RUN, "opendkim",
+                                         self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.sign_socket = os.path.join(self.dir, "sign.sock")
+        self.verify_socket = os.path.join(self.dir, "verify.sock")
+        wait_for(lambda: (os.path.exists(self.sign_socket) and os.path.exists(self.verify_socket))
+                 or self.process.poll() is not None, what="OpenDKIM's sockets")
+        assert self.process.poll() is None, "unshare (root is needed for the namespace) or opendkim failed"
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OpenDkimTest(unittest.TestCase):
+    """OpenDKIM as Postfix users run it: one milter signs, the next verifies what the first did."""
+
+    def test_signed_by_one_milter_and_verified_by_the_next(self):
+        opendkim = OpenDkim()
+        self.addCleanup(opendkim.stop)
+        postgate = Postgate({"smtpd_milters": f"unix:{opendkim.sign_socket}, unix:{opendkim.verify_socket}"})
+        postgate.start()
+        self.addCleanup(postgate.cleanup)
+        with smtplib.SMTP("127.0.0.1", postgate.smtp_port) as client:
+            client.ehlo("client.example")
+            client.mail("app@example.com")
+            client.rcpt("bar@mail169.com")
+            code, text = client.data("Subject: signed by OpenDKIM\r\nFrom: app@example.com\r\nTo: bar@mail169.com\r\n"
+                                     "Message-Id: <od@client.example>\r\nDate: Tue, 01 Dec 2026 00:00:00 +0000\r\n"
+                                     "\r\nSigned on the way through.\r\n")
+        self.assertEqual(code, 250, text)
+        stored = postgate.wait_delivered("bar", 1)[0]
+        headers = stored[:stored.index("\n\n")]
+        # OpenDKIM inserts its signature at the top (before our Received:), as with Postfix; the
+        # verifier, asked next, saw it and says so.
+        self.assertRegex(headers, r"\nAuthentication-Results: mail169\.com;\n\tdkim=pass \(2048-bit key; unprotected\) "
+                                  r"header\.d=example\.com header\.i=@example\.com header\.a=rsa-sha256 header\.s=s1")
+        self.assertLess(headers.index("DKIM-Signature:"), headers.index("Received: from client.example"))
+        # And dkimpy agrees, on the message as delivered (the delivery headers on top are not signed).
+        message = stored.split("\n", 3)[3].replace("\n", "\r\n").encode()
+        self.assertEqual(verify_each(message, {"s1._domainkey.example.com": opendkim.record}),
+                         [("example.com", "s1", "rsa-sha256", True)])
 
 
 class MilterFailureTest(unittest.TestCase):
