@@ -79,9 +79,9 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MilterConnection>>> MilterConnect
     }
   }
   if (error) {
-    co_return absl::UnavailableError(error == asio::error::timed_out
-                                         ? absl::StrCat("connect timeout after ", Millis(config.connect_timeout))
-                                         : absl::StrCat("connect: ", error.message()));
+    // Postfix's words: "connect to Milter service NAME: Connection refused".
+    if (error == asio::error::timed_out) co_return absl::DeadlineExceededError("Connection timed out");
+    co_return absl::UnavailableError(error.message());
   }
   const uint32_t offered_protocol = OfferedProtocolFlags(config.protocol);
   absl::StatusOr<std::vector<Reply>> answer = co_await connection->Exchange(

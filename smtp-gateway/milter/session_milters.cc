@@ -35,6 +35,13 @@ absl::string_view EventName(char command) {
 
 bool ConnectStage(char command) { return command == 'C' || command == 'H'; }
 
+// What went wrong reading a milter's reply, in Postfix's words where a log reader looks for them:
+// "can't read SMFIC_BODYEOB reply packet header: Connection timed out".
+std::string ReadFailure(char command, const absl::Status& status) {
+  return absl::StrCat("can't read ", EventName(command), " reply packet header: ",
+                      absl::IsDeadlineExceeded(status) ? "Connection timed out" : status.message());
+}
+
 // A milter's SMFIR_REPLYCODE text as an SMTP reply: "550 5.7.1 text", lines joined by CR LF.
 // Postfix refuses a code that is not 4xx or 5xx, or lines that do not all start with it.
 std::optional<std::string> CheckedReply(absl::string_view text) {
@@ -80,7 +87,7 @@ SessionMilters::~SessionMilters() = default;
 
 Verdict SessionMilters::Fail(Milter& milter, absl::string_view what) {
   if (milter.connection) milter.connection->Close();
-  log_.warn("milter {}: {}", milter.config->name, std::string(what));
+  if (!what.empty()) log_.warn("milter {}: {}", milter.config->name, std::string(what));
   milter.phase = Milter::Phase::kDecided;
   switch (milter.config->default_action) {
     case DefaultAction::kAccept:
@@ -167,7 +174,7 @@ asio::awaitable<Verdict> SessionMilters::Event(Milter& milter, char command, Mac
   absl::StatusOr<std::vector<Reply>> replies = co_await milter.connection->Exchange(bytes, await_reply, timeout);
   if (!replies.ok()) {
     count_failure_(milter.config->name, absl::IsDeadlineExceeded(replies.status()) ? "timeout" : "io");
-    co_return Fail(milter, absl::StrCat("can't read ", EventName(command), " reply packet: ", replies.status().message()));
+    co_return Fail(milter, ReadFailure(command, replies.status()));
   }
   if (replies->empty()) co_return Verdict{};
   if (replies->size() > 1) {
@@ -198,11 +205,10 @@ asio::awaitable<Verdict> SessionMilters::Connect(const std::string& client_name,
   for (const std::unique_ptr<Milter>& milter : milters_) {
     absl::StatusOr<std::unique_ptr<MilterConnection>> opened = co_await MilterConnection::Open(executor_, *milter->config);
     if (!opened.ok()) {
-      count_failure_(milter->config->name, absl::IsDeadlineExceeded(opened.status()) ||
-                                                   absl::StrContains(opened.status().message(), "timeout")
-                                               ? "timeout"
-                                               : "connect");
-      Fail(*milter, absl::StrCat("connect to Milter service: ", opened.status().message()));
+      const bool timeout = absl::IsDeadlineExceeded(opened.status());
+      count_failure_(milter->config->name, timeout ? "timeout" : "connect");
+      log_.warn("connect to Milter service {}: {}", milter->config->name, std::string(opened.status().message()));
+      Fail(*milter, "");
       continue;
     }
     milter->connection = *std::move(opened);
@@ -268,7 +274,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
           Body(*chunk), negotiated.AwaitsReply(kNoBodyReply), milter.config->content_timeout);
       if (!replies.ok()) {
         count_failure_(milter.config->name, absl::IsDeadlineExceeded(replies.status()) ? "timeout" : "io");
-        co_return Fail(milter, absl::StrCat("can't read SMFIC_BODY reply packet: ", replies.status().message()));
+        co_return Fail(milter, ReadFailure('B', replies.status()));
       }
       if (replies->empty()) continue;
       if (replies->front().kind == Reply::Kind::kSkip) break;  // SMFIR_SKIP: no more body.
@@ -283,7 +289,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
       co_await milter.connection->Exchange(bytes, true, milter.config->content_timeout);
   if (!replies.ok()) {
     count_failure_(milter.config->name, absl::IsDeadlineExceeded(replies.status()) ? "timeout" : "io");
-    co_return Fail(milter, absl::StrCat("can't read SMFIC_BODYEOB reply packet: ", replies.status().message()));
+    co_return Fail(milter, ReadFailure('E', replies.status()));
   }
   Verdict hold;
   for (const Reply& reply : *replies) {

@@ -7,6 +7,7 @@ import base64
 import os
 import re
 import shutil
+import signal
 import smtplib
 import subprocess
 import tempfile
@@ -49,6 +50,29 @@ class Milter:
         self.process.wait()
         self.reader.join(timeout=5)
         self.process.stdout.close()
+
+
+def stop_group(process):
+    """Ends a process started in a session of its own and everything it started (the daemons
+    under `unshare`), waiting until none is left."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def group_gone():
+        try:
+            os.killpg(process.pid, 0)
+            return False
+        except ProcessLookupError:
+            return True
+
+    wait_for(group_gone, what="the milter's processes to exit")
 
 
 def send(port, test, sender="foo@mail169.com", recipients=("bar@mail169.com",), body_text=None):
@@ -139,9 +163,10 @@ class MilterActionsTest(unittest.TestCase):
     def test_reject_discard_quarantine(self):
         code, text = send(self.postgate.smtp_port, "reply")
         self.assertEqual((code, text), (550, "5.7.1 Message refused by the test milter"))
-        self.postgate.gateway.wait_log(r": milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: 550 5\.7\.1 "
-                                       r"Message refused by the test milter; from=<foo@mail169\.com> proto=ESMTP "
-                                       r"helo=<client\.example>")
+        # Postfix 3.7.11 logged the same (from its cleanup) for the same milter, 2026-12-01.
+        self.postgate.gateway.wait_log(r"postgate/cleanup\[\d+\]: [0-9A-F]+: milter-reject: END-OF-MESSAGE from "
+                                       r"localhost\[127\.0\.0\.1\]: 5\.7\.1 Message refused by the test milter; "
+                                       r"from=<foo@mail169\.com> to=<bar@mail169\.com> proto=ESMTP helo=<client\.example>")
         code, text = send(self.postgate.smtp_port, "tempfail")
         self.assertEqual((code, text), (451, "4.7.1 Service unavailable - try again later"))
         code, text = send(self.postgate.smtp_port, "discard")
@@ -246,19 +271,14 @@ class Rspamd:
         command = (f"ip link set lo up && exec rspamd -f -i -c {self.dir}/rspamd.conf --var DBDIR={self.dir}/db "
                    f"--var RUNDIR={self.dir}/run --var LOGDIR={self.dir}/log --var LOCAL_CONFDIR={self.dir}")
         self.process = subprocess.Popen(["unshare", "--net", "sh", "-c", command], stdout=self.log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         # The first start compiles its regular expressions (tens of seconds on a busy machine).
         wait_for(lambda: os.path.exists(self.socket) or self.process.poll() is not None, 180,
                  what="rspamd's milter socket")
         assert self.process.poll() is None, open(os.path.join(self.dir, "rspamd.log")).read()[-3000:]
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_group(self.process)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -292,8 +312,8 @@ class RspamdTest(unittest.TestCase):
 
     def test_gtube_is_rejected_with_rspamds_reply(self):
         self.assertEqual(self.send("gtube", GTUBE), (554, b"5.7.1 Gtube pattern"))
-        self.postgate.gateway.wait_log(r": milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: 554 5\.7\.1 "
-                                       r"Gtube pattern; from=<foo@mail169\.com>")
+        self.postgate.gateway.wait_log(r": milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: 5\.7\.1 "
+                                       r"Gtube pattern; from=<foo@mail169\.com> to=<bar@mail169\.com>")
 
     def test_clean_mail_gets_rspamds_headers(self):
         code, text = self.send("clean", "Just a normal message.")
@@ -302,7 +322,8 @@ class RspamdTest(unittest.TestCase):
         stored = wait_for(lambda: next((m for m in self.postgate.read_maildir("bar") if queue_id in m), None),
                           what="the clean message delivered")
         headers = stored[:stored.index("\n\n")]
-        self.assertIn(f"\nX-Rspamd-Queue-Id: {queue_id}\n", headers)  # Macro i reached rspamd.
+        # rspamd adds its fields in no fixed order; each is checked alone.
+        self.assertRegex(headers, rf"\nX-Rspamd-Queue-Id: {queue_id}(\n|$)")  # Macro i reached rspamd.
         self.assertRegex(headers, r"\nX-Spam-Status: No, score=-?[0-9.]+(\n|$)")
         self.assertRegex(headers, r"\nX-Spamd-Result: default: False \[")
         # Inserted right after our own Received:, as Postfix places it.
@@ -348,7 +369,8 @@ class OpenDkim:
             with open(os.path.join(self.dir, name), "w") as out:
                 out.write(text)
         self.process = subprocess.Popen(["unshare", "--net", "--mount", "bash", "-c", OPENDKIM_RUN, "opendkim",
-                                         self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                                         self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         self.sign_socket = os.path.join(self.dir, "sign.sock")
         self.verify_socket = os.path.join(self.dir, "verify.sock")
         wait_for(lambda: (os.path.exists(self.sign_socket) and os.path.exists(self.verify_socket))
@@ -356,12 +378,7 @@ class OpenDkim:
         assert self.process.poll() is None, "unshare (root is needed for the namespace) or opendkim failed"
 
     def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_group(self.process)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -410,7 +427,7 @@ class MilterFailureTest(unittest.TestCase):
         postgate = self.run_postgate({"smtpd_milters": f"inet:127.0.0.1:{milter.port}", "milter_content_timeout": "2s"})
         self.assertEqual(send(postgate.smtp_port, "stall"), (451, "4.7.1 Service unavailable - try again later"))
         postgate.gateway.wait_log(rf"warning: milter inet:127\.0\.0\.1:{milter.port}: can't read SMFIC_BODYEOB reply "
-                                  r"packet: read timeout after 2s")
+                                  r"packet header: Connection timed out")
         text = scrape(postgate.gateway_metrics_port)
         self.assertRegex(text, rf'postgate_smtpd_milter_failures_total\{{milter="inet:127.0.0.1:{milter.port}",'
                                r'reason="timeout"\} 1')
@@ -442,8 +459,8 @@ class MilterFailureTest(unittest.TestCase):
                 except smtplib.SMTPConnectError as refused:
                     code, text = refused.smtp_code, refused.smtp_error
                 self.assertEqual((code, text.decode()), expected)
-                postgate.gateway.wait_log(rf"warning: milter inet:127\.0\.0\.1:{port}: connect to Milter service: "
-                                          r"connect: Connection refused")
+                postgate.gateway.wait_log(rf"warning: connect to Milter service inet:127\.0\.0\.1:{port}: "
+                                          r"Connection refused")
 
     def test_bad_milter_setting_names_the_parameter(self):
         postgate = Postgate({"smtpd_milters": "inet:127.0.0.1"})
