@@ -52,6 +52,47 @@ class Milter:
         self.process.stdout.close()
 
 
+# The same sessions, played to Debian's Postfix 3.7.11 (../shared/bench/postfix-peer.sh) with the same
+# milter as smtpd_milters on 2026-12-01: its replies (the text cut at 40 characters, queue IDs
+# aside). Postfix stored the "headers" message with the same header fields in the same order.
+POSTFIX_SESSIONS = [
+    (("reject-mail@mail169.com", ["bar@mail169.com"], None),
+     [("MAIL", 550, "5.7.1 Command rejected"), ("RCPT", 503, "5.5.1 Error: need MAIL command")]),
+    (("foo@mail169.com", ["bar+reply-rcpt@mail169.com", "bar+tempfail-rcpt@mail169.com", "bar@mail169.com"], None),
+     [("MAIL", 250, "2.1.0 Ok"), ("RCPT", 550, "5.7.1 Recipient refused by the test milter"),
+      ("RCPT", 451, "4.7.1 Service unavailable - try again later"), ("RCPT", 250, "2.1.5 Ok")]),
+    (("foo@mail169.com", ["bar@mail169.com"], "reply"),
+     [("MAIL", 250, "2.1.0 Ok"), ("RCPT", 250, "2.1.5 Ok"), ("DATA", 550, "5.7.1 Message refused by the test milter")]),
+    (("foo@mail169.com", ["bar@mail169.com"], "tempfail"),
+     [("MAIL", 250, "2.1.0 Ok"), ("RCPT", 250, "2.1.5 Ok"), ("DATA", 451, "4.7.1 Service unavailable - try again la")]),
+    (("foo@mail169.com", ["bar@mail169.com"], "discard"),
+     [("MAIL", 250, "2.1.0 Ok"), ("RCPT", 250, "2.1.5 Ok"), ("DATA", 250, "2.0.0 Ok: queued as")]),
+    (("foo@mail169.com", ["bar@mail169.com"], "headers"),
+     [("MAIL", 250, "2.1.0 Ok"), ("RCPT", 250, "2.1.5 Ok"), ("DATA", 250, "2.0.0 Ok: queued as")]),
+]
+
+
+def play(port, sender, recipients, test):
+    """A session's replies as (command, code, text): the differential form of POSTFIX_SESSIONS."""
+    replies = []
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        client.ehlo("client.example")
+        code, text = client.mail(sender)
+        replies.append(("MAIL", code, text.decode()))
+        accepted = False
+        for recipient in recipients:
+            code, text = client.rcpt(recipient)
+            replies.append(("RCPT", code, text.decode()))
+            accepted |= code == 250
+        if test and accepted:
+            body = (f"Subject: {test}\r\nX-Test: {test}\r\nX-Remove-Me: x\r\nFrom: {sender}\r\n"
+                    f"Message-Id: <{test}@client.example>\r\nDate: Tue, 01 Dec 2026 00:00:00 +0000\r\n\r\nbody of {test}\r\n")
+            code, text = client.data(body)
+            text = text.decode()
+            replies.append(("DATA", code, re.sub(r" [0-9A-F]+$", "", text) if code == 250 else text[:40]))
+    return replies
+
+
 def stop_group(process):
     """Ends a process started in a session of its own and everything it started (the daemons
     under `unshare`), waiting until none is left."""
@@ -206,6 +247,11 @@ class MilterActionsTest(unittest.TestCase):
         stored = self.delivered("bar", self.queued(replies["headers"]))
         self.assertIn("X-Inserted: at the top\nReceived: from client.example", stored)
         self.assertIn("\nSubject: changed subject\n", stored)
+
+    def test_same_replies_as_postfix_with_the_same_milter(self):
+        for (sender, recipients, test), postfix in POSTFIX_SESSIONS:
+            with self.subTest(test or recipients[0]):
+                self.assertEqual(play(self.postgate.smtp_port, sender, recipients, test), postfix)
 
     def test_envelope_stage_refusals(self):
         with smtplib.SMTP("127.0.0.1", self.postgate.smtp_port) as client:
