@@ -3,7 +3,6 @@ python3-milter): every stage's refusal, every end-of-message edit reflected in w
 delivered, quarantine → hold in the queue, and the failures (a milter that stalls, one that dies
 mid-body, one that is not there) following milter_default_action, logged in Postfix's shape and
 counted in the metrics."""
-import base64
 import os
 import re
 import shutil
@@ -273,55 +272,26 @@ class MilterActionsTest(unittest.TestCase):
                                        r"milter; from=<foo@mail169\.com> to=<bar\+reply-rcpt@mail169\.com> proto=ESMTP")
 
 
-RSPAMD_CONF = """
-.include "$CONFDIR/common.conf"
-options {
-    .include "$CONFDIR/options.inc"
-    # Inside a network namespace with only loopback: nothing leaves, lookups fail at once.
-    dns { nameserver = ["127.0.0.1:53"]; timeout = 1s; retransmits = 1; }
-}
-logging { type = "console"; level = "info"; }
-worker "rspamd_proxy" {
-    bind_socket = "%(dir)s/milter.sock mode=0666";
-    milter = yes;
-    timeout = 120s;
-    upstream "local" { default = yes; self_scan = yes; }
-    count = 1;
-    spam_header = "X-Spam";
-    reject_message = "Spam message rejected";
-}
-"""
-# rspamd's milter_headers, as a site that wants its verdict in every message sets it up.
-RSPAMD_HEADERS = """
-use = ["x-spamd-result", "x-rspamd-queue-id", "authentication-results", "x-spam-status"];
-skip_local = false;
-skip_authenticated = false;
-"""
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+RUN_MILTER = os.path.join(HERE, "..", "..", "scripts", "run-milter")
 
 
-class Rspamd:
-    """Debian's rspamd with its milter proxy on a unix socket, run in a network namespace of its
-    own (loopback only: its DNS and map fetches cannot leave the machine)."""
+class PackagedMilter:
+    """scripts/run-milter KIND DIR – the set-up the README shows – until stop()."""
 
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="postgate-rspamd-")
-        for sub in ("local.d", "db", "run", "log"):
-            os.makedirs(os.path.join(self.dir, sub))
-        with open(os.path.join(self.dir, "rspamd.conf"), "w") as out:
-            out.write(RSPAMD_CONF % {"dir": self.dir})
-        with open(os.path.join(self.dir, "local.d", "milter_headers.conf"), "w") as out:
-            out.write(RSPAMD_HEADERS)
-        self.socket = os.path.join(self.dir, "milter.sock")
-        self.log = open(os.path.join(self.dir, "rspamd.log"), "w")
-        command = (f"ip link set lo up && exec rspamd -f -i -c {self.dir}/rspamd.conf --var DBDIR={self.dir}/db "
-                   f"--var RUNDIR={self.dir}/run --var LOGDIR={self.dir}/log --var LOCAL_CONFDIR={self.dir}")
-        self.process = subprocess.Popen(["unshare", "--net", "sh", "-c", command], stdout=self.log,
+    def __init__(self, kind, sockets, *args):
+        self.dir = tempfile.mkdtemp(prefix=f"postgate-{kind}-")
+        self.log = open(os.path.join(self.dir, "run-milter.log"), "w")
+        self.process = subprocess.Popen([RUN_MILTER, kind, self.dir, *args], stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        # The first start compiles its regular expressions (tens of seconds on a busy machine).
-        wait_for(lambda: os.path.exists(self.socket) or self.process.poll() is not None, 180,
-                 what="rspamd's milter socket")
-        assert self.process.poll() is None, open(os.path.join(self.dir, "rspamd.log")).read()[-3000:]
+        self.sockets = [os.path.join(self.dir, name) for name in sockets]
+        # rspamd's first start compiles its regular expressions (tens of seconds on a busy machine).
+        wait_for(lambda: all(os.path.exists(path) for path in self.sockets) or self.process.poll() is not None,
+                 180, what=f"{kind}'s milter sockets")
+        if self.process.poll() is not None:
+            self.log.close()
+            raise AssertionError(f"run-milter {kind} (root is needed for its namespace) exited:\n" +
+                                 open(os.path.join(self.dir, "run-milter.log")).read()[-3000:])
 
     def stop(self):
         stop_group(self.process)
@@ -334,8 +304,8 @@ class RspamdTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.rspamd = Rspamd()
-        cls.postgate = Postgate({"smtpd_milters": f"unix:{cls.rspamd.socket}", "milter_default_action": "accept"})
+        cls.rspamd = PackagedMilter("rspamd", ["rspamd.sock"])
+        cls.postgate = Postgate({"smtpd_milters": f"unix:{cls.rspamd.sockets[0]}", "milter_default_action": "accept"})
         try:
             cls.postgate.start()
         except BaseException:
@@ -376,65 +346,15 @@ class RspamdTest(unittest.TestCase):
         self.assertRegex(headers, r"\tfor <bar@mail169\.com>; .*\nAuthentication-Results: mail169\.com;")
 
 
-OPENDKIM_RUN = r"""
-ip link set lo up
-mount --bind "$1/resolv.conf" /etc/resolv.conf
-dnsmasq --keep-in-foreground --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.1 \
-  --port=53 "--txt-record=$(cat "$1/record")" >/dev/null 2>&1 &
-opendkim -f -x "$1/sign.conf" &
-opendkim -f -x "$1/verify.conf" &
-trap 'kill $(jobs -p)' TERM
-wait
-"""
-
-
-class OpenDkim:
-    """Debian's OpenDKIM twice, as a signing milter and as a verifying one, on unix sockets, in a
-    network and mount namespace whose DNS is a dnsmasq on its loopback serving the signing key's
-    record (OpenDKIM's resolver is told to use it; nothing can leave the namespace)."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="postgate-opendkim-")
-        key = os.path.join(self.dir, "key.pem")
-        subprocess.run(["openssl", "genrsa", "-out", key, "2048"], check=True, capture_output=True)
-        public = subprocess.run(["openssl", "rsa", "-in", key, "-pubout", "-outform", "DER"], check=True,
-                                capture_output=True).stdout
-        self.record = "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
-        files = {
-            "resolv.conf": "nameserver 127.0.0.1\n",
-            "record": f"s1._domainkey.example.com,{self.record}",
-            # RequireSafeKeys: the key sits in a directory under /tmp, which others may write.
-            "sign.conf": (f"Mode s\nDomain example.com\nSelector s1\nKeyFile {key}\nRequireSafeKeys false\n"
-                          f"Socket local:{self.dir}/sign.sock\nCanonicalization relaxed/relaxed\nSyslog no\n"
-                          "Background no\nUMask 000\n"),
-            # InternalHosts elsewhere: mail from loopback is verified, not signed.
-            "verify.conf": (f"Mode v\nSocket local:{self.dir}/verify.sock\nAuthservID mail169.com\n"
-                            "InternalHosts 192.0.2.1\nNameservers 127.0.0.1\nSyslog no\nBackground no\nUMask 000\n"),
-        }
-        for name, text in files.items():
-            with open(os.path.join(self.dir, name), "w") as out:
-                out.write(text)
-        self.process = subprocess.Popen(["unshare", "--net", "--mount", "bash", "-c", OPENDKIM_RUN, "opendkim",
-                                         self.dir], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        self.sign_socket = os.path.join(self.dir, "sign.sock")
-        self.verify_socket = os.path.join(self.dir, "verify.sock")
-        wait_for(lambda: (os.path.exists(self.sign_socket) and os.path.exists(self.verify_socket))
-                 or self.process.poll() is not None, what="OpenDKIM's sockets")
-        assert self.process.poll() is None, "unshare (root is needed for the namespace) or opendkim failed"
-
-    def stop(self):
-        stop_group(self.process)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 class OpenDkimTest(unittest.TestCase):
     """OpenDKIM as Postfix users run it: one milter signs, the next verifies what the first did."""
 
     def test_signed_by_one_milter_and_verified_by_the_next(self):
-        opendkim = OpenDkim()
+        opendkim = PackagedMilter("opendkim", ["opendkim-sign.sock", "opendkim-verify.sock"], "example.com", "s1")
         self.addCleanup(opendkim.stop)
-        postgate = Postgate({"smtpd_milters": f"unix:{opendkim.sign_socket}, unix:{opendkim.verify_socket}"})
+        with open(os.path.join(opendkim.dir, "dns-record.txt")) as published:
+            record = re.search(r'"(.*)"', published.read()).group(1)
+        postgate = Postgate({"smtpd_milters": ", ".join(f"unix:{path}" for path in opendkim.sockets)})
         postgate.start()
         self.addCleanup(postgate.cleanup)
         with smtplib.SMTP("127.0.0.1", postgate.smtp_port) as client:
@@ -454,7 +374,7 @@ class OpenDkimTest(unittest.TestCase):
         self.assertLess(headers.index("DKIM-Signature:"), headers.index("Received: from client.example"))
         # And dkimpy agrees, on the message as delivered (the delivery headers on top are not signed).
         message = stored.split("\n", 3)[3].replace("\n", "\r\n").encode()
-        self.assertEqual(verify_each(message, {"s1._domainkey.example.com": opendkim.record}),
+        self.assertEqual(verify_each(message, {"s1._domainkey.example.com": record}),
                          [("example.com", "s1", "rsa-sha256", True)])
 
 
