@@ -24,6 +24,7 @@ CHART_MANAGED = {
     "postgate_queue_tls_require_client_cert", "postgate_queue_admin_client_names", "postgate_queue_tls_ca_file",
     "postgate_queue_tls_client_cert_file", "postgate_queue_tls_client_key_file",
     "smtp_sasl_auth_enable", "smtp_sasl_password_maps", "postgate_smtpd_sasl_users_file",
+    "postgate_milter_spool_directory",
 }
 
 KIND_SCHEMA = {
@@ -113,6 +114,9 @@ def schema():
             "smtps": obj({"enabled": BOOL, "containerPort": CONTAINER_PORT, "servicePort": SERVICE_PORT}),
             "saslUsers": obj({"existingSecret": STR, "users": STR}),
             "dkim": obj({"enabled": BOOL, "existingSecret": STR}),
+            "milters": obj({"sidecars": {"type": "array", "items": {"type": "object", "required": ["name", "image"]}},
+                            "volumes": {"type": "array", "items": {"type": "object", "required": ["name"]}},
+                            "spoolSizeLimit": STR}),
             "tables": {"type": "object", "additionalProperties": STR},
             "adminToken": obj({"existingSecret": STR, "value": STR}),
             "metrics": obj({

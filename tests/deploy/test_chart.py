@@ -40,6 +40,7 @@ VARIANTS = {
                    "--set-file", "tls.key={dir}/snakeoil.key", "--set", "submission.enabled=true",
                    "--set", "smtps.enabled=true", "--set", "saslUsers.users=app1:$y$j9T$x$y"],
     "dkim": ["--set", "dkim.enabled=true", "--set", "dkim.existingSecret=mail-dkim"],
+    "milter-sidecar": ["-f", os.path.join(CHART, "..", "examples", "milter-rspamd-sidecar.yaml")],
     "tables": ["--set-string", "tables.sender_access=example.com OK",
                "--set", "mainCf.smtpd_sender_restrictions=check_sender_access texthash:/etc/postgate/sender_access\\, reject"],
     "nodeport-local": ["--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30025",
@@ -265,6 +266,22 @@ class ChartTest(unittest.TestCase):
         self.assertIn("kubectl -n mail exec deployment/pg-postgate-gateway -- smtp-gateway --config "
                       "/etc/postgate/main.cf --dkim-records", notes.stdout)
         self.assertNotIn("dkim", self.render([]).lower())
+
+    def test_milter_sidecar_shares_a_socket_volume_and_the_spool_is_sized(self):
+        objects = by_key(documents(self.render([a for a in VARIANTS["milter-sidecar"]])))
+        pod = objects[("Deployment", "pg-postgate-gateway")]["spec"]["template"]["spec"]
+        self.assertEqual([c["name"] for c in pod["containers"]], ["smtp-gateway", "rspamd"])
+        self.assertIn({"name": "milter-sockets", "mountPath": "/run/milter"}, pod["containers"][0]["volumeMounts"])
+        self.assertIn({"name": "milter-spool", "mountPath": "/var/spool/postgate-milter"},
+                      pod["containers"][0]["volumeMounts"])
+        self.assertIn({"name": "milter-spool", "emptyDir": {"sizeLimit": "2Gi"}}, pod["volumes"])
+        main_cf = objects[("ConfigMap", "pg-postgate-config")]["data"]["main.cf"]
+        self.assertIn("smtpd_milters = unix:/run/milter/rspamd.sock", main_cf)
+        self.assertIn("postgate_milter_spool_directory = /var/spool/postgate-milter", main_cf)
+        self.assertIn({"name": "rspamd-local", "configMap": {"name": "rspamd-local"}}, pod["volumes"])
+        # A sidecar without an image is refused by the values schema.
+        result = self.template(["--set-json", 'milters.sidecars=[{"name": "x"}]'])
+        self.assertNotEqual(result.returncode, 0)
 
     def test_tables_become_files_beside_main_cf(self):
         objects = by_key(documents(self.render(["--set-string", "tables.sender_access=example.com OK",
