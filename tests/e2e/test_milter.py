@@ -200,6 +200,25 @@ class MilterActionsTest(unittest.TestCase):
         stored = self.delivered("bar", self.queued(text))
         self.assertTrue(stored.endswith("\n\nreplaced body line 1\nline 2\n"), stored[-200:])
 
+    def test_a_10_mb_message_is_not_held_in_memory_for_the_milter(self):
+        def peak_kib():
+            with open(f"/proc/{self.postgate.gateway.process.pid}/status") as status:
+                return int(re.search(r"^VmHWM:\s+(\d+) kB", status.read(), re.M).group(1))
+
+        send(self.postgate.smtp_port, "plain")  # Warm: the milter's connection, buffers, threads.
+        before = peak_kib()
+        big = ("z" * 998 + "\r\n") * 10000  # 10,000,000 bytes: under message_size_limit (10,240,000).
+        code, text = send(self.postgate.smtp_port, "plain", body_text=big)
+        self.assertEqual(code, 250, text)
+        grown = peak_kib() - before
+        print(f"\nmilter: gateway peak RSS grew {grown} KiB for a 10 MB message", flush=True)
+        # Spooled to a file and read back in 64 KiB pieces: the peak grows by far less than the
+        # message (0.7–1.1 MiB measured 2026-12-01). Under ASan freed memory stays in its
+        # quarantine (256 MiB by default; 110 MiB grown measured), so only a gross change shows.
+        self.assertLess(grown, (320 if os.environ.get("POSTGATE_SANITIZER") else 4) * 1024)
+        stored = self.delivered("bar", self.queued(text))
+        self.assertEqual(stored.count("z" * 998), 10000)
+
     def test_reject_discard_quarantine(self):
         code, text = send(self.postgate.smtp_port, "reply")
         self.assertEqual((code, text), (550, "5.7.1 Message refused by the test milter"))
