@@ -200,8 +200,9 @@ asio::awaitable<Verdict> SessionMilters::Broadcast(char command, MacroStage stag
 asio::awaitable<Verdict> SessionMilters::Connect(const std::string& client_name, const std::string& client_address,
                                                  uint16_t client_port) {
   const bool v6 = absl::StrContains(client_address, ':');
-  const std::string packet =
-      milter::Connect(client_name, v6 ? Family::kInet6 : Family::kInet, client_port, client_address);
+  // An unknown client name in Sendmail's form, as milter8 sends it: "[address]".
+  const std::string name = client_name == "unknown" ? absl::StrCat("[", client_address, "]") : client_name;
+  const std::string packet = milter::Connect(name, v6 ? Family::kInet6 : Family::kInet, client_port, client_address);
   for (const std::unique_ptr<Milter>& milter : milters_) {
     absl::StatusOr<std::unique_ptr<MilterConnection>> opened = co_await MilterConnection::Open(executor_, *milter->config);
     if (!opened.ok()) {

@@ -7,7 +7,8 @@ local part at MAIL/RCPT, an "X-Test:" header at the end of the message.
 MAIL from reject-mail@…: REJECT; RCPT to …+reply-rcpt@…: a custom 550 reply; …+tempfail-rcpt@…:
 TEMPFAIL. X-Test: chgfrom | addrcpt | delrcpt | replbody | headers | quarantine | reply |
 discard | tempfail | stall (sleeps STALL seconds) | die (the process exits in the body).
-Every message seen is logged on stdout as "seen: <queue id> <headers it was shown>".
+Each connection is logged on stdout as "connect: <name> <address> <{daemon_name}> <_>", each message
+seen as "seen: <queue id> <headers it was shown>".
 """
 import os
 import sys
@@ -25,6 +26,7 @@ class TestMilter(Milter.Base):
 
     @Milter.noreply
     def connect(self, hostname, family, hostaddr):
+        print("connect:", hostname, hostaddr[0], self.getsymval("{daemon_name}"), self.getsymval("_"), flush=True)
         return Milter.CONTINUE
 
     def envfrom(self, sender, *params):

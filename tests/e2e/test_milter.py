@@ -428,6 +428,15 @@ class MilterFailureTest(unittest.TestCase):
         postgate.wait_delivered("bar", 1)
         postgate.gateway.wait_log(rf"warning: milter inet:127\.0\.0\.1:{milter.port}: can't read SMFIC_BODY")
 
+    def test_connect_event_names_an_unknown_client_as_postfix_does(self):
+        milter = Milter()
+        self.addCleanup(milter.stop)
+        postgate = self.run_postgate({"smtpd_milters": f"inet:127.0.0.1:{milter.port}", "smtpd_peername_lookup": "no"})
+        self.assertEqual(send(postgate.smtp_port, "plain")[0], 250)
+        line = wait_for(lambda: next((l for l in milter.lines if l.startswith("connect:")), None), what="connect line")
+        # Sendmail's "[address]" for a client without a name; the macros with Postfix's values.
+        self.assertEqual(line, "connect: [127.0.0.1] 127.0.0.1 mail169.com unknown [127.0.0.1]")
+
     def test_unreachable_milter(self):
         port = free_port()
         # As Postfix: a 4xx default keeps the greeting and refuses MAIL; a 5xx one refuses the
