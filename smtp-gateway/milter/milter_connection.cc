@@ -43,7 +43,7 @@ void MilterConnection::Close() {
   socket_.close(ignored);
 }
 
-asio::awaitable<absl::StatusOr<std::unique_ptr<MilterConnection>>> MilterConnection::Open(
+asio::awaitable<absl::StatusOr<std::unique_ptr<MilterConnection>>> MilterConnection::Connect(
     asio::any_io_executor executor, const MilterConfig& config) {
   std::unique_ptr<MilterConnection> connection(new MilterConnection(executor, config.name));
   const auto deadline = std::chrono::steady_clock::now() + config.connect_timeout;
@@ -83,17 +83,19 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MilterConnection>>> MilterConnect
     if (error == asio::error::timed_out) co_return absl::DeadlineExceededError("Connection timed out");
     co_return absl::UnavailableError(error.message());
   }
-  const uint32_t offered_protocol = OfferedProtocolFlags(config.protocol);
-  absl::StatusOr<std::vector<Reply>> answer = co_await connection->Exchange(
-      OptionNegotiation(kAllActions, offered_protocol, config.protocol), true, config.command_timeout);
-  if (!answer.ok()) co_return answer.status();
-  if (answer->size() != 1) {
-    co_return absl::DataLossError("unexpected reply to option negotiation");
-  }
-  absl::StatusOr<Negotiated> negotiated = Negotiate(answer->front(), kAllActions, offered_protocol);
-  if (!negotiated.ok()) co_return negotiated.status();
-  connection->negotiated_ = *std::move(negotiated);
   co_return connection;
+}
+
+asio::awaitable<absl::Status> MilterConnection::Negotiate(const MilterConfig& config) {
+  const uint32_t offered_protocol = OfferedProtocolFlags(config.protocol);
+  absl::StatusOr<std::vector<Reply>> answer =
+      co_await Exchange(OptionNegotiation(kAllActions, offered_protocol, config.protocol), true, config.command_timeout);
+  if (!answer.ok()) co_return answer.status();
+  if (answer->size() != 1) co_return Broken(absl::DataLossError("unexpected reply to option negotiation"));
+  absl::StatusOr<Negotiated> negotiated = milter::Negotiate(answer->front(), kAllActions, offered_protocol);
+  if (!negotiated.ok()) co_return Broken(negotiated.status());
+  negotiated_ = *std::move(negotiated);
+  co_return absl::OkStatus();
 }
 
 asio::awaitable<absl::Status> MilterConnection::Write(const std::string& bytes,

@@ -23,10 +23,13 @@ namespace postgate::gateway::milter {
 
 class MilterConnection {
  public:
-  // Connects to `config`'s endpoint and negotiates: the MTA offers every action and every
-  // protocol flag of `config.protocol`; Negotiate() checks the answer.
-  static asio::awaitable<absl::StatusOr<std::unique_ptr<MilterConnection>>> Open(asio::any_io_executor executor,
-                                                                               const MilterConfig& config);
+  // Connects to `config`'s endpoint within its connect timeout; the error is the system's words
+  // ("Connection refused", "Connection timed out").
+  static asio::awaitable<absl::StatusOr<std::unique_ptr<MilterConnection>>> Connect(asio::any_io_executor executor,
+                                                                                  const MilterConfig& config);
+  // Option negotiation: the MTA offers every action and every protocol flag of `config.protocol`;
+  // milter::Negotiate() checks the answer. An error leaves the connection broken.
+  asio::awaitable<absl::Status> Negotiate(const MilterConfig& config);
 
   const Negotiated& negotiated() const { return negotiated_; }
   bool broken() const { return broken_; }

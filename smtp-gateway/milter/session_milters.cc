@@ -35,9 +35,21 @@ absl::string_view EventName(char command) {
 
 bool ConnectStage(char command) { return command == 'C' || command == 'H'; }
 
-// What went wrong reading a milter's reply, in Postfix's words where a log reader looks for them:
-// "can't read SMFIC_BODYEOB reply packet header: Connection timed out".
+// The metrics' reason for a failed exchange: a timeout, a malformed or unexpected reply
+// ("protocol"), or the connection itself ("io").
+absl::string_view FailureReason(const absl::Status& status) {
+  if (absl::IsDeadlineExceeded(status)) return "timeout";
+  if (absl::IsDataLoss(status) || absl::IsFailedPrecondition(status)) return "protocol";
+  return "io";
+}
+
+// What went wrong with a milter's reply to `command`, in Postfix's words where a log reader looks
+// for them: "can't read SMFIC_BODYEOB reply packet header: Connection timed out", "unexpected
+// filter response after event SMFIC_CONNECT: …".
 std::string ReadFailure(char command, const absl::Status& status) {
+  if (FailureReason(status) == "protocol") {
+    return absl::StrCat("unexpected filter response after event ", EventName(command), ": ", status.message());
+  }
   return absl::StrCat("can't read ", EventName(command), " reply packet header: ",
                       absl::IsDeadlineExceeded(status) ? "Connection timed out" : status.message());
 }
@@ -173,7 +185,7 @@ asio::awaitable<Verdict> SessionMilters::Event(Milter& milter, char command, Mac
   bytes += packet;
   absl::StatusOr<std::vector<Reply>> replies = co_await milter.connection->Exchange(bytes, await_reply, timeout);
   if (!replies.ok()) {
-    count_failure_(milter.config->name, absl::IsDeadlineExceeded(replies.status()) ? "timeout" : "io");
+    count_failure_(milter.config->name, FailureReason(replies.status()));
     co_return Fail(milter, ReadFailure(command, replies.status()));
   }
   if (replies->empty()) co_return Verdict{};
@@ -204,15 +216,19 @@ asio::awaitable<Verdict> SessionMilters::Connect(const std::string& client_name,
   const std::string name = client_name == "unknown" ? absl::StrCat("[", client_address, "]") : client_name;
   const std::string packet = milter::Connect(name, v6 ? Family::kInet6 : Family::kInet, client_port, client_address);
   for (const std::unique_ptr<Milter>& milter : milters_) {
-    absl::StatusOr<std::unique_ptr<MilterConnection>> opened = co_await MilterConnection::Open(executor_, *milter->config);
+    absl::StatusOr<std::unique_ptr<MilterConnection>> opened =
+        co_await MilterConnection::Connect(executor_, *milter->config);
     if (!opened.ok()) {
-      const bool timeout = absl::IsDeadlineExceeded(opened.status());
-      count_failure_(milter->config->name, timeout ? "timeout" : "connect");
+      count_failure_(milter->config->name, absl::IsDeadlineExceeded(opened.status()) ? "timeout" : "connect");
       log_.warn("connect to Milter service {}: {}", milter->config->name, std::string(opened.status().message()));
       Fail(*milter, "");
       continue;
     }
     milter->connection = *std::move(opened);
+    if (absl::Status negotiated = co_await milter->connection->Negotiate(*milter->config); !negotiated.ok()) {
+      count_failure_(milter->config->name, FailureReason(negotiated));
+      Fail(*milter, ReadFailure('O', negotiated));
+    }
   }
   co_return co_await Broadcast('C', MacroStage::kConnect, packet, kNoConnect, kNoConnectReply);
 }
@@ -274,7 +290,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
       absl::StatusOr<std::vector<Reply>> replies = co_await milter.connection->Exchange(
           Body(*chunk), negotiated.AwaitsReply(kNoBodyReply), milter.config->content_timeout);
       if (!replies.ok()) {
-        count_failure_(milter.config->name, absl::IsDeadlineExceeded(replies.status()) ? "timeout" : "io");
+        count_failure_(milter.config->name, FailureReason(replies.status()));
         co_return Fail(milter, ReadFailure('B', replies.status()));
       }
       if (replies->empty()) continue;
@@ -289,7 +305,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
   absl::StatusOr<std::vector<Reply>> replies =
       co_await milter.connection->Exchange(bytes, true, milter.config->content_timeout);
   if (!replies.ok()) {
-    count_failure_(milter.config->name, absl::IsDeadlineExceeded(replies.status()) ? "timeout" : "io");
+    count_failure_(milter.config->name, FailureReason(replies.status()));
     co_return Fail(milter, ReadFailure('E', replies.status()));
   }
   Verdict hold;

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import smtplib
 import subprocess
 import tempfile
@@ -397,6 +398,48 @@ class OpenDkimTest(unittest.TestCase):
                          [("example.com", "s1", "rsa-sha256", True)])
 
 
+class BrokenMilter:
+    """A milter that breaks the protocol – a fault no real milter provokes on purpose: `when` is
+    "negotiation" (an unknown reply to the option negotiation) or "connect" (a proper negotiation,
+    then an unknown reply to the connect event)."""
+
+    def __init__(self, when):
+        import socket
+        self.when = when
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def packet(command, data=b""):
+        return struct.pack(">I", len(data) + 1) + command + data
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            with connection:
+                stream = connection.makefile("rb")
+                while True:
+                    header = stream.read(4)
+                    if len(header) < 4:
+                        break
+                    command = stream.read(struct.unpack(">I", header)[0])[:1]
+                    if command == b"O":
+                        connection.sendall(self.packet(b"Z") if self.when == "negotiation"
+                                           else self.packet(b"O", struct.pack(">III", 6, 0, 0)))
+                    elif command == b"C":
+                        connection.sendall(self.packet(b"Z"))
+
+    def stop(self):
+        self.server.close()
+
+
 class MilterFailureTest(unittest.TestCase):
     """A milter that stalls, dies mid-body, or is not there: milter_default_action decides."""
 
@@ -436,6 +479,23 @@ class MilterFailureTest(unittest.TestCase):
         line = wait_for(lambda: next((l for l in milter.lines if l.startswith("connect:")), None), what="connect line")
         # Sendmail's "[address]" for a client without a name; the macros with Postfix's values.
         self.assertEqual(line, "connect: [127.0.0.1] 127.0.0.1 mail169.com unknown [127.0.0.1]")
+
+    def test_protocol_errors_follow_the_default_action(self):
+        for when in ("negotiation", "connect"):
+            with self.subTest(when):
+                milter = BrokenMilter(when)
+                self.addCleanup(milter.stop)
+                postgate = self.run_postgate({"smtpd_milters": f"inet:127.0.0.1:{milter.port}"})
+                with smtplib.SMTP("127.0.0.1", postgate.smtp_port) as client:
+                    client.ehlo("client.example")
+                    self.assertEqual(client.mail("foo@mail169.com"),
+                                     (451, b"4.7.1 Service unavailable - try again later"))
+                event = "SMFIC_OPTNEG" if when == "negotiation" else "SMFIC_CONNECT"
+                postgate.gateway.wait_log(rf"warning: milter inet:127\.0\.0\.1:{milter.port}: unexpected filter "
+                                          rf"response after event {event}: ")
+                text = scrape(postgate.gateway_metrics_port)
+                self.assertRegex(text, rf'postgate_smtpd_milter_failures_total\{{milter="inet:127.0.0.1:{milter.port}",'
+                                       r'reason="protocol"\} 1')
 
     def test_unreachable_milter(self):
         port = free_port()
