@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 
@@ -38,8 +39,9 @@ std::vector<std::string> EsmtpArguments(absl::string_view command_line) {
   return absl::StrSplit(command_line.substr(close + 1), absl::ByAnyChar(" \t"), absl::SkipEmpty());
 }
 
-bool ApplyEnvelopeEdits(const milter::MilterEnvelope& edits, protocol::Transaction& transaction) {
-  if (edits.sender_changed) transaction.sender = Unbracketed(edits.sender);
+bool ApplyEnvelopeEdits(const milter::MilterEnvelope& edits, const MilterAddressRewriting& rewriting,
+                        protocol::Transaction& transaction) {
+  if (edits.sender_changed) transaction.sender = rewriting.sender(Unbracketed(edits.sender));
   bool changed = false;
   if (transaction.recipient_dsn.size() < transaction.recipients.size()) {
     transaction.recipient_dsn.resize(transaction.recipients.size());
@@ -47,7 +49,10 @@ bool ApplyEnvelopeEdits(const milter::MilterEnvelope& edits, protocol::Transacti
   for (const std::string& deleted : edits.deleted) {
     const std::string address = Unbracketed(deleted);
     for (size_t i = 0; i < transaction.recipients.size();) {
-      if (absl::EqualsIgnoreCase(transaction.recipients[i], address)) {
+      absl::string_view given = transaction.recipient_dsn[i].original_recipient;
+      const bool matches = absl::EqualsIgnoreCase(transaction.recipients[i], address) ||
+                           (absl::ConsumePrefix(&given, "rfc822;") && absl::EqualsIgnoreCase(given, address));
+      if (matches) {
         transaction.recipients.erase(transaction.recipients.begin() + static_cast<std::ptrdiff_t>(i));
         transaction.recipient_dsn.erase(transaction.recipient_dsn.begin() + static_cast<std::ptrdiff_t>(i));
         changed = true;
@@ -58,15 +63,19 @@ bool ApplyEnvelopeEdits(const milter::MilterEnvelope& edits, protocol::Transacti
   }
   for (const std::string& added : edits.added) {
     // SMFIR_ADDRCPT_PAR's ESMTP arguments ("<a@b> NOTIFY=…") are not kept: the address only.
-    const std::string address = Unbracketed(std::vector<std::string>(absl::StrSplit(added, ' ')).front());
-    if (address.empty()) continue;
-    if (std::any_of(transaction.recipients.begin(), transaction.recipients.end(),
-                    [&](const std::string& known) { return absl::EqualsIgnoreCase(known, address); })) {
-      continue;
+    const std::string given = Unbracketed(std::vector<std::string>(absl::StrSplit(added, ' ')).front());
+    if (given.empty()) continue;
+    for (const std::string& address : rewriting.recipient(given)) {
+      if (std::any_of(transaction.recipients.begin(), transaction.recipients.end(),
+                      [&](const std::string& known) { return absl::EqualsIgnoreCase(known, address); })) {
+        continue;
+      }
+      protocol::RecipientDsn options;
+      if (address != given) options.original_recipient = absl::StrCat("rfc822;", given);
+      transaction.recipients.push_back(address);
+      transaction.recipient_dsn.push_back(std::move(options));
+      changed = true;
     }
-    transaction.recipients.push_back(address);
-    transaction.recipient_dsn.emplace_back();
-    changed = true;
   }
   return changed;
 }

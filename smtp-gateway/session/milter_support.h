@@ -3,6 +3,7 @@
 // recipients the queue gets. Pure.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,19 @@ smtp::Reply MilterReply(const std::string& text);
 // the path's closing '>' ("SIZE=100", "NOTIFY=NEVER").
 std::vector<std::string> EsmtpArguments(absl::string_view command_line);
 
-// The milters' sender change and recipient additions and deletions applied to `transaction`:
-// a deleted recipient goes (compared without case, angle brackets removed), an added one comes
-// with default DSN options unless present. Returns whether the recipients changed.
-bool ApplyEnvelopeEdits(const milter::MilterEnvelope& edits, protocol::Transaction& transaction);
+// How addresses a milter gives are rewritten before the queue gets them, as Postfix's cleanup
+// rewrites them (canonical maps, masquerading; virtual aliases for recipients).
+struct MilterAddressRewriting {
+  std::function<std::string(const std::string&)> sender;
+  std::function<std::vector<std::string>(const std::string&)> recipient;  // One or more addresses.
+};
+
+// The milters' sender change and recipient additions and deletions applied to `transaction` (the
+// envelope as queued, after rewriting): a deleted recipient goes when it matches a recipient or
+// the address the client gave for it (ORCPT), without case, angle brackets removed; an added one
+// is rewritten and comes with default DSN options (ORCPT: the address the milter gave, when
+// rewriting changed it) unless present. Returns whether the recipients changed.
+bool ApplyEnvelopeEdits(const milter::MilterEnvelope& edits, const MilterAddressRewriting& rewriting,
+                        protocol::Transaction& transaction);
 
 }  // namespace postgate::gateway

@@ -1,8 +1,5 @@
 #include "smtp-gateway/session/smtp_session.h"
 
-#include "smtp-gateway/milter/session_milters.h"
-#include "smtp-gateway/session/milter_support.h"
-
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -40,8 +37,10 @@
 #include "smtp-gateway/policy/network.h"
 #include "smtp-gateway/cleanup/message_cleanup.h"
 #include "smtp-gateway/dkim/dkim_signer.h"
+#include "smtp-gateway/milter/session_milters.h"
 #include "smtp-gateway/protocol/received_header.h"
 #include "smtp-gateway/session/client_name.h"
+#include "smtp-gateway/session/milter_support.h"
 #include "core/base/absl_fmt.h"
 #include "spdlog/spdlog.h"
 
@@ -538,8 +537,10 @@ class SmtpSession {
     std::unique_ptr<dkim::MessageSignature> signature;  // Observes cleanup's output; null: unsigned.
     bool too_many_hops = false;     // Refused at the end: hopcount_limit reached.
     std::optional<smtp::Reply> content_rejection;  // header_checks REJECT, a milter's refusal.
-    // With smtpd_milters: the content waits here (body spooled) until the milters have seen it.
+    // With smtpd_milters: the content waits here (body spooled) until the milters have seen it,
+    // and the envelope as the queue got it (rewritten), which their edits change.
     std::unique_ptr<milter::MilterMessage> milter_message;
+    protocol::Transaction queued_envelope;
     bool failed() const { return too_big || bare_newline || !queue_status.ok() || content_rejection.has_value(); }
   };
 
@@ -613,6 +614,7 @@ class SmtpSession {
       message.signature = env_.dkim_signer->Start(message.queue_id);
     }
     if (milters_) {
+      message.queued_envelope = envelope.transaction;
       absl::StatusOr<std::unique_ptr<milter::MilterMessage>> spooled =
           milter::MilterMessage::Create(env_.milter_spool_directory);
       if (spooled.ok()) {

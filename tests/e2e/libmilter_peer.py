@@ -5,7 +5,7 @@ local part at MAIL/RCPT, an "X-Test:" header at the end of the message.
     /usr/bin/python3 libmilter_peer.py PORT     (listens on inet:PORT@127.0.0.1)
 
 MAIL from reject-mail@…: REJECT; RCPT to …+reply-rcpt@…: a custom 550 reply; …+tempfail-rcpt@…:
-TEMPFAIL. X-Test: chgfrom | addrcpt | delrcpt | replbody | headers | quarantine | reply |
+TEMPFAIL. X-Test: chgfrom | addrcpt | delrcpt | addalias | delalias (team@mail169.com) | replbody | headers | quarantine | reply |
 discard | tempfail | stall (sleeps STALL seconds) | die (the process exits in the body).
 Each connection is logged on stdout as "connect: <name> <address> <{daemon_name}> <_>", each message
 seen as "seen: <queue id> <headers it was shown>".
@@ -68,6 +68,11 @@ class TestMilter(Milter.Base):
         elif test == "delrcpt":
             self.delrcpt("<bar@mail169.com>")
             self.addrcpt("<foo@mail169.com>")
+        elif test == "addalias":
+            self.addrcpt("<team@mail169.com>")
+        elif test == "delalias":
+            self.delrcpt("<team@mail169.com>")
+            self.addrcpt("<bar@mail169.com>")
         elif test == "replbody":
             self.replacebody(b"replaced body line 1\r\nline 2\r\n")
         elif test == "headers":

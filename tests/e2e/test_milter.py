@@ -138,7 +138,11 @@ class MilterActionsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.milter = Milter()
-        cls.postgate = Postgate({"smtpd_milters": f"inet:127.0.0.1:{cls.milter.port}"})
+        cls.aliases = tempfile.NamedTemporaryFile("w", prefix="postgate-milter-virtual-", delete=False)
+        cls.aliases.write("team@mail169.com foo@mail169.com\n")
+        cls.aliases.close()
+        cls.postgate = Postgate({"smtpd_milters": f"inet:127.0.0.1:{cls.milter.port}",
+                                 "virtual_alias_maps": f"texthash:{cls.aliases.name}"})
         try:
             cls.postgate.start()
         except BaseException:
@@ -149,6 +153,7 @@ class MilterActionsTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.postgate.cleanup()
         cls.milter.stop()
+        os.unlink(cls.aliases.name)
 
     def delivered(self, user, queue_id):
         return wait_for(lambda: next((m for m in self.postgate.read_maildir(user) if queue_id in m), None),
@@ -193,6 +198,22 @@ class MilterActionsTest(unittest.TestCase):
         queue_id = self.queued(text)
         self.delivered("foo", queue_id)
         self.delivered("bar", queue_id)
+
+    def test_recipients_a_milter_adds_or_deletes_go_through_virtual_aliases(self):
+        # team@mail169.com is a virtual alias of foo (setUpClass): an added one is expanded, as
+        # Postfix's cleanup expands it, and a deleted one matches the address the client gave.
+        code, text = send(self.postgate.smtp_port, "addalias")
+        self.assertEqual(code, 250, text)
+        queue_id = self.queued(text)
+        self.delivered("foo", queue_id)
+        self.delivered("bar", queue_id)
+        self.postgate.queue.wait_log(rf"{queue_id}: to=<foo@mail169\.com>, orig_to=<team@mail169\.com>, relay=local")
+        code, text = send(self.postgate.smtp_port, "delalias", recipients=("team@mail169.com",))
+        self.assertEqual(code, 250, text)
+        queue_id = self.queued(text)
+        self.delivered("bar", queue_id)
+        self.postgate.queue.wait_log(rf"{queue_id}: from=<foo@mail169\.com>, size=\d+, nrcpt=1 ")
+        self.assertFalse([m for m in self.postgate.read_maildir("foo") if queue_id in m])
 
     def test_replace_body_of_a_large_message(self):
         big = ("x" * 998 + "\r\n") * 3000  # 3 MB: spooled, sent to the milter in 64 KiB chunks.
