@@ -210,6 +210,11 @@ absl::Status MilterMessage::ReplaceBody(absl::string_view chunk) {
   return new_body_->Append(converted);
 }
 
+void MilterMessage::BeginEdits() {
+  new_body_.reset();
+  new_body_pending_cr_ = false;
+}
+
 void MilterMessage::EndOfEdits() {
   if (!new_body_) return;
   if (new_body_pending_cr_) (void)new_body_->Append("\r");

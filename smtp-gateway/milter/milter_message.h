@@ -67,6 +67,8 @@ class MilterMessage {
   void ChangeHeader(uint32_t index, const std::string& name, std::string value);
   // SMFIR_REPLBODY: the first chunk starts a new body; the rest follow. CR LF become LF.
   absl::Status ReplaceBody(absl::string_view chunk);
+  // Starts a milter's edits: a replacement body a failed milter left unfinished is dropped.
+  void BeginEdits();
   // Ends a milter's edits: a replaced body takes the old one's place.
   void EndOfEdits();
 

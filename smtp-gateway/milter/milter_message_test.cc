@@ -95,6 +95,16 @@ TEST(MilterMessageTest, ReplacedBodyTakesCrLfAcrossChunks) {
   EXPECT_NE(Stored(*message).find("\n\nnew\nbody\n"), std::string::npos);
 }
 
+TEST(MilterMessageTest, AnUnfinishedReplacementIsDroppedForTheNextMilter) {
+  std::unique_ptr<MilterMessage> message = Spooled(kMessage, 1000);
+  message->BeginEdits();
+  ASSERT_TRUE(message->ReplaceBody("half of a body from a milter that then failed\r\n").ok());
+  message->BeginEdits();  // The next milter.
+  ASSERT_TRUE(message->ReplaceBody("whole\r\n").ok());
+  message->EndOfEdits();
+  EXPECT_EQ(BodyForMilter(*message, 100), "whole\r\n");
+}
+
 TEST(MilterMessageTest, NonHeaderLineStartsTheBody) {
   std::unique_ptr<MilterMessage> message = Spooled("Received: x\nSubject: s\nnot a header\nmore\n", 2);
   EXPECT_EQ(message->fields().size(), 2u);

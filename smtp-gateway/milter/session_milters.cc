@@ -300,6 +300,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
     }
   }
   // End of message: the edits, then the decision.
+  message.BeginEdits();
   std::string bytes = MacroPacket(milter, 'E', MacroStage::kEndOfMessage);
   bytes += milter::EndOfMessage();
   absl::StatusOr<std::vector<Reply>> replies =
