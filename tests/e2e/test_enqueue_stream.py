@@ -83,6 +83,32 @@ class EnqueueStreamTest(unittest.TestCase):
         self.assertEqual(error.details(), "message too big")
         self.assertEqual(self.metric("postgate_queue_messages_stored_total"), stored)
 
+    def test_envelope_edits_at_commit_replace_the_envelope_and_are_checked(self):
+        # What smtp-gateway sends when milters changed the sender and the recipients.
+        body = b"Subject: edited envelope\n\nedited\n"
+        edited = queue_pb2.EnqueueRequest(commit=queue_pb2.Commit(
+            size=len(body), content=body, sender_changed=True, sender="changed@mail169.com",
+            recipients_changed=True, recipients=["foo@mail169.com"],
+            recipient_options=[queue_pb2.RecipientOptions(original_recipient="rfc822;team@mail169.com")]))
+        responses = self.enqueue([envelope(), edited])
+        queue_id = responses[-1].committed_queue_id
+        message = self.stub.GetMessage(queue_pb2.GetMessageRequest(queue_id=queue_id), timeout=10)
+        self.assertEqual(message.envelope.sender, "changed@mail169.com")
+        self.assertEqual(list(message.envelope.recipients), ["foo@mail169.com"])
+        self.assertEqual(message.envelope.recipient_options[0].original_recipient, "rfc822;team@mail169.com")
+        stored = self.metric("postgate_queue_messages_stored_total")
+        # One options entry per recipient, and addresses the envelope check accepts.
+        mismatched = queue_pb2.EnqueueRequest(commit=queue_pb2.Commit(
+            size=len(body), content=body, recipients_changed=True, recipients=["foo@mail169.com", "bar@mail169.com"],
+            recipient_options=[queue_pb2.RecipientOptions()]))
+        error = self.refused([envelope(), mismatched])
+        self.assertEqual((error.code(), error.details()),
+                         (grpc.StatusCode.INVALID_ARGUMENT, "commit.recipient_options: one entry per recipient needed"))
+        none_left = queue_pb2.EnqueueRequest(commit=queue_pb2.Commit(size=len(body), content=body,
+                                                                     recipients_changed=True))
+        self.assertEqual(self.refused([envelope(), none_left]).code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertEqual(self.metric("postgate_queue_messages_stored_total"), stored)
+
     def test_malformed_streams_store_nothing(self):
         stored = self.metric("postgate_queue_messages_stored_total")
         error = self.refused([content(b"no envelope first")])
