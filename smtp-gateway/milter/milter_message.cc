@@ -189,35 +189,21 @@ absl::Status MilterMessage::ReplaceBody(absl::string_view chunk) {
     absl::StatusOr<std::unique_ptr<SpoolFile>> file = SpoolFile::Create(spool_directory_);
     if (!file.ok()) return file.status();
     new_body_ = *std::move(file);
-    new_body_pending_cr_ = false;
+    new_body_line_ends_ = smtp::CrlfToLf();
   }
-  // CR LF → LF, a CR at the end of one chunk held until the next shows what follows it.
+  // CR LF → LF across chunks, as BDAT content is converted.
   std::string converted;
-  converted.reserve(chunk.size() + 1);
-  if (new_body_pending_cr_ && (chunk.empty() || chunk.front() != '\n')) converted += '\r';
-  new_body_pending_cr_ = false;
-  for (size_t i = 0; i < chunk.size(); ++i) {
-    if (chunk[i] == '\r') {
-      if (i + 1 == chunk.size()) {
-        new_body_pending_cr_ = true;
-      } else if (chunk[i + 1] != '\n') {
-        converted += '\r';
-      }
-      continue;
-    }
-    converted += chunk[i];
-  }
+  new_body_line_ends_.Convert(chunk, &converted);
   return new_body_->Append(converted);
 }
 
-void MilterMessage::BeginEdits() {
-  new_body_.reset();
-  new_body_pending_cr_ = false;
-}
+void MilterMessage::BeginEdits() { new_body_.reset(); }
 
 void MilterMessage::EndOfEdits() {
   if (!new_body_) return;
-  if (new_body_pending_cr_) (void)new_body_->Append("\r");
+  std::string rest;
+  new_body_line_ends_.Finish(&rest);  // A pending CR; a last line without its end gets one.
+  (void)new_body_->Append(rest);
   body_ = std::move(new_body_);
   separator_ = true;
   body_started_ = body_->size() > 0;

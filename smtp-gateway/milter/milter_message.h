@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/smtp/line_endings.h"
 
 namespace postgate::gateway::milter {
 
@@ -106,7 +107,7 @@ class MilterMessage {
   std::string partial_line_;  // A header-section line not yet ended.
   std::unique_ptr<SpoolFile> body_;
   std::unique_ptr<SpoolFile> new_body_;  // Being replaced.
-  bool new_body_pending_cr_ = false;
+  smtp::CrlfToLf new_body_line_ends_;
   bool body_started_ = false;
 };
 

@@ -80,7 +80,7 @@ struct SessionMilters::Milter {
   const MilterConfig* config = nullptr;
   std::unique_ptr<MilterConnection> connection;
   enum class Phase { kActive, kAcceptedSession, kAcceptedMessage, kDecided } phase = Phase::kActive;
-  // kDecided: what every later event of the session gets – a reply, "H" (hold), or nothing
+  // kDecided: what every later event of the session gets – a reply, a hold, or nothing
   // (kContinue: default_action = accept).
   Verdict standing;
 };
@@ -119,6 +119,11 @@ Verdict SessionMilters::Fail(Milter& milter, absl::string_view what) {
       break;
   }
   return milter.standing;
+}
+
+Verdict SessionMilters::ExchangeFailed(Milter& milter, char command, const absl::Status& status) {
+  count_failure_(milter.config->name, FailureReason(status));
+  return Fail(milter, ReadFailure(command, status));
 }
 
 std::string SessionMilters::MacroPacket(const Milter& milter, char command, MacroStage stage) const {
@@ -184,10 +189,7 @@ asio::awaitable<Verdict> SessionMilters::Event(Milter& milter, char command, Mac
   std::string bytes = MacroPacket(milter, command, stage);
   bytes += packet;
   absl::StatusOr<std::vector<Reply>> replies = co_await milter.connection->Exchange(bytes, await_reply, timeout);
-  if (!replies.ok()) {
-    count_failure_(milter.config->name, FailureReason(replies.status()));
-    co_return Fail(milter, ReadFailure(command, replies.status()));
-  }
+  if (!replies.ok()) co_return ExchangeFailed(milter, command, replies.status());
   if (replies->empty()) co_return Verdict{};
   if (replies->size() > 1) {
     count_failure_(milter.config->name, "protocol");
@@ -226,8 +228,7 @@ asio::awaitable<Verdict> SessionMilters::Connect(const std::string& client_name,
     }
     milter->connection = *std::move(opened);
     if (absl::Status negotiated = co_await milter->connection->Negotiate(*milter->config); !negotiated.ok()) {
-      count_failure_(milter->config->name, FailureReason(negotiated));
-      Fail(*milter, ReadFailure('O', negotiated));
+      ExchangeFailed(*milter, 'O', negotiated);
     }
   }
   co_return co_await Broadcast('C', MacroStage::kConnect, packet, kNoConnect, kNoConnectReply);
@@ -289,10 +290,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
       if (chunk->empty()) break;
       absl::StatusOr<std::vector<Reply>> replies = co_await milter.connection->Exchange(
           Body(*chunk), negotiated.AwaitsReply(kNoBodyReply), milter.config->content_timeout);
-      if (!replies.ok()) {
-        count_failure_(milter.config->name, FailureReason(replies.status()));
-        co_return Fail(milter, ReadFailure('B', replies.status()));
-      }
+      if (!replies.ok()) co_return ExchangeFailed(milter, 'B', replies.status());
       if (replies->empty()) continue;
       if (replies->front().kind == Reply::Kind::kSkip) break;  // SMFIR_SKIP: no more body.
       Verdict verdict = Decide(milter, replies->front(), 'B');
@@ -305,10 +303,7 @@ asio::awaitable<Verdict> SessionMilters::MessageToOne(Milter& milter, MilterMess
   bytes += milter::EndOfMessage();
   absl::StatusOr<std::vector<Reply>> replies =
       co_await milter.connection->Exchange(bytes, true, milter.config->content_timeout);
-  if (!replies.ok()) {
-    count_failure_(milter.config->name, FailureReason(replies.status()));
-    co_return Fail(milter, ReadFailure('E', replies.status()));
-  }
+  if (!replies.ok()) co_return ExchangeFailed(milter, 'E', replies.status());
   Verdict hold;
   for (const Reply& reply : *replies) {
     const auto allowed = [&](uint32_t action) { return (negotiated.actions & action) != 0; };

@@ -74,9 +74,6 @@ class SessionMilters {
   // End of the session: SMFIC_QUIT to each connected milter.
   asio::awaitable<void> Quit();
 
-  // Whether any milter is still asked about messages (for the DATA path's spooling).
-  bool empty() const { return milters_.empty(); }
-
  private:
   struct Milter;
   // Sends one event to one milter; the milter's verdict (kContinue when it continues or accepts).
@@ -87,7 +84,8 @@ class SessionMilters {
   asio::awaitable<Verdict> MessageToOne(Milter& milter, MilterMessage& message, MilterEnvelope& envelope);
   Verdict Fail(Milter& milter, absl::string_view what);
   Verdict Decide(Milter& milter, const Reply& reply, char command);
-  asio::awaitable<bool> EnsureConnected(Milter& milter);
+  // A failed exchange: counted by its reason, logged in Postfix's words, default action.
+  Verdict ExchangeFailed(Milter& milter, char command, const absl::Status& status);
   std::string MacroPacket(const Milter& milter, char command, MacroStage stage) const;
 
   asio::any_io_executor executor_;
@@ -95,7 +93,6 @@ class SessionMilters {
   MacroValues macros_;
   spdlog::logger& log_;
   FailureCounter count_failure_;
-  std::string connect_packet_;  // Kept for a milter that reconnects later in the session.
   bool in_message_ = false;     // Between MAIL and the end of the message (for ABORT).
 };
 

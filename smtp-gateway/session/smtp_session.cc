@@ -28,6 +28,7 @@
 #include "asio/use_awaitable.hpp"
 #include "asio/write.hpp"
 #include "core/io/awaitable_callback.h"
+#include "core/smtp/address.h"
 #include "core/smtp/command.h"
 #include "core/smtp/data_decoder.h"
 #include "core/smtp/header_body_separator.h"
