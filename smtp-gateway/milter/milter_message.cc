@@ -51,22 +51,6 @@ absl::Status SpoolFile::Append(absl::string_view bytes) {
   return absl::OkStatus();
 }
 
-absl::Status SpoolFile::Read(size_t piece, const std::function<absl::Status(absl::string_view)>& sink) const {
-  std::string buffer(piece, '\0');
-  uint64_t offset = 0;
-  while (offset < size_) {
-    const ssize_t got = ::pread(fd_, buffer.data(), std::min<uint64_t>(piece, size_ - offset), static_cast<off_t>(offset));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return FileError("read", directory_);
-    }
-    if (got == 0) return absl::DataLossError(absl::StrCat("milter spool in ", directory_, ": file shrank"));
-    offset += static_cast<uint64_t>(got);
-    if (absl::Status sunk = sink(absl::string_view(buffer.data(), static_cast<size_t>(got))); !sunk.ok()) return sunk;
-  }
-  return absl::OkStatus();
-}
-
 absl::StatusOr<std::string> SpoolFile::ReadAt(uint64_t offset, size_t max) const {
   std::string bytes(static_cast<size_t>(std::min<uint64_t>(max, size_ > offset ? size_ - offset : 0)), '\0');
   size_t filled = 0;
@@ -91,10 +75,7 @@ absl::StatusOr<std::unique_ptr<MilterMessage>> MilterMessage::Create(const std::
   return message;
 }
 
-absl::Status MilterMessage::AppendBody(absl::string_view bytes) {
-  body_started_ = true;
-  return body_->Append(bytes);
-}
+absl::Status MilterMessage::AppendBody(absl::string_view bytes) { return body_->Append(bytes); }
 
 absl::Status MilterMessage::AppendHeaderLine(absl::string_view line) {
   const absl::string_view text = absl::StripSuffix(line, "\n");
@@ -206,7 +187,6 @@ void MilterMessage::EndOfEdits() {
   (void)new_body_->Append(rest);
   body_ = std::move(new_body_);
   separator_ = true;
-  body_started_ = body_->size() > 0;
 }
 
 absl::StatusOr<std::string> MilterMessage::BodyPieceForMilter(uint64_t* offset, size_t max) const {
@@ -225,13 +205,6 @@ absl::StatusOr<std::string> MilterMessage::BodyPieceForMilter(uint64_t* offset, 
 
 std::string MilterMessage::FormatField(const Field& field) { return absl::StrCat(field.name, ":", field.value, "\n"); }
 
-uint64_t MilterMessage::stored_size() const {
-  uint64_t size = 0;
-  for (const Field& field : fields_) size += field.name.size() + field.value.size() + 2;
-  if (separator_) ++size;
-  return size + body_->size();
-}
-
 std::string MilterMessage::HeaderSection() const {
   std::string headers;
   for (const Field& field : fields_) absl::StrAppend(&headers, FormatField(field));
@@ -243,11 +216,6 @@ absl::StatusOr<std::string> MilterMessage::BodyPiece(uint64_t* offset, size_t ma
   absl::StatusOr<std::string> bytes = body_->ReadAt(*offset, max);
   if (bytes.ok()) *offset += bytes->size();
   return bytes;
-}
-
-absl::Status MilterMessage::ReadStored(size_t piece, const std::function<absl::Status(absl::string_view)>& sink) const {
-  if (absl::Status sunk = sink(HeaderSection()); !sunk.ok()) return sunk;
-  return body_->Read(piece, sink);
 }
 
 }  // namespace postgate::gateway::milter

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,8 +25,6 @@ class SpoolFile {
   static absl::StatusOr<std::unique_ptr<SpoolFile>> Create(const std::string& directory);
   ~SpoolFile();
   absl::Status Append(absl::string_view bytes);
-  // Calls `sink` with the content in pieces of at most `piece` bytes; stops at its first error.
-  absl::Status Read(size_t piece, const std::function<absl::Status(absl::string_view)>& sink) const;
   // Up to `max` bytes from `offset` ("" at the end).
   absl::StatusOr<std::string> ReadAt(uint64_t offset, size_t max) const;
   uint64_t size() const { return size_; }
@@ -76,16 +73,12 @@ class MilterMessage {
   // The body for a milter, one piece at a time: CR LF line ends, at most `max` bytes, read from
   // `*offset` in the spool (advanced); "" once all was read.
   absl::StatusOr<std::string> BodyPieceForMilter(uint64_t* offset, size_t max) const;
-  // The whole message as the queue stores it (LF line ends): header fields, the empty line, the
-  // body, in pieces.
-  absl::Status ReadStored(size_t piece, const std::function<absl::Status(absl::string_view)>& sink) const;
   // The header section as stored: each field, then the empty line when there is one.
   std::string HeaderSection() const;
   // The stored body, one piece at a time (at most `max` bytes from `*offset`, advanced); "" at the end.
   absl::StatusOr<std::string> BodyPiece(uint64_t* offset, size_t max) const;
   // A header field as stored: "Name:value\n" (the value keeps its leading space).
   static std::string FormatField(const Field& field);
-  uint64_t stored_size() const;
 
  private:
   MilterMessage(std::string spool_directory, size_t header_memory_limit)
@@ -108,7 +101,6 @@ class MilterMessage {
   std::unique_ptr<SpoolFile> body_;
   std::unique_ptr<SpoolFile> new_body_;  // Being replaced.
   smtp::CrlfToLf new_body_line_ends_;
-  bool body_started_ = false;
 };
 
 }  // namespace postgate::gateway::milter
