@@ -129,12 +129,7 @@ absl::StatusOr<std::vector<MilterConfig>> ParseMilterList(absl::string_view para
   std::vector<MilterConfig> milters;
   for (const std::string& item : *items) {
     MilterConfig milter;
-    milter.connect_timeout = defaults.connect_timeout;
-    milter.command_timeout = defaults.command_timeout;
-    milter.content_timeout = defaults.content_timeout;
-    milter.default_action = defaults.default_action;
-    milter.protocol = defaults.protocol;
-    milter.macros = defaults.macros;
+    static_cast<MilterDefaults&>(milter) = defaults;
     std::vector<std::string> settings;
     if (absl::StartsWith(item, "{")) {
       // "{ endpoint, name = value, … }": the first word is the endpoint, then name=value pairs
@@ -163,12 +158,14 @@ absl::StatusOr<std::vector<MilterConfig>> ParseMilterList(absl::string_view para
       const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(setting.substr(0, equals)));
       const absl::string_view setting_value = absl::StripAsciiWhitespace(absl::string_view(setting).substr(equals + 1));
       const std::string qualified = absl::StrCat(parameter, " { ", milter.name, " }: ", name);
-      if (name == "connect_timeout" || name == "command_timeout" || name == "content_timeout") {
+      std::chrono::milliseconds* timeout = name == "connect_timeout"   ? &milter.connect_timeout
+                                           : name == "command_timeout" ? &milter.command_timeout
+                                           : name == "content_timeout" ? &milter.content_timeout
+                                                                       : nullptr;
+      if (timeout != nullptr) {
         absl::StatusOr<std::chrono::milliseconds> time = ParseMilterTime(qualified, setting_value);
         if (!time.ok()) return time.status();
-        (name == "connect_timeout"   ? milter.connect_timeout
-         : name == "command_timeout" ? milter.command_timeout
-                                     : milter.content_timeout) = *time;
+        *timeout = *time;
       } else if (name == "default_action") {
         absl::StatusOr<DefaultAction> action = ParseDefaultAction(qualified, setting_value);
         if (!action.ok()) return action.status();

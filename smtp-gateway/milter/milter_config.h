@@ -37,9 +37,8 @@ struct MilterEndpoint {
 // The error names the text it refused.
 absl::StatusOr<MilterEndpoint> ParseMilterEndpoint(absl::string_view text);
 
-struct MilterConfig {
-  std::string name;  // As configured ("inet:127.0.0.1:11332"): Postfix logs milters by it.
-  MilterEndpoint endpoint;
+// The milter_* parameters every milter starts from (the braces may override them per milter).
+struct MilterDefaults {
   std::chrono::milliseconds connect_timeout{30000};   // milter_connect_timeout
   std::chrono::milliseconds command_timeout{30000};   // milter_command_timeout
   std::chrono::milliseconds content_timeout{300000};  // milter_content_timeout
@@ -48,12 +47,10 @@ struct MilterConfig {
   MacroLists macros = MacroLists::PostfixDefaults();
 };
 
-// The milter_* parameters every milter starts from (the braces may override them per milter).
-struct MilterDefaults {
-  std::chrono::milliseconds connect_timeout{30000}, command_timeout{30000}, content_timeout{300000};
-  DefaultAction default_action = DefaultAction::kTempfail;
-  uint32_t protocol = 6;
-  MacroLists macros = MacroLists::PostfixDefaults();
+// One milter of smtpd_milters: where it is, and its settings after the braces' overrides.
+struct MilterConfig : MilterDefaults {
+  std::string name;  // As configured ("inet:127.0.0.1:11332"): Postfix logs milters by it.
+  MilterEndpoint endpoint;
 };
 
 // Parses one of the milter_* settings that may also appear in braces. `name` is the parameter's

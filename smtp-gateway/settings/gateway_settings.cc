@@ -100,13 +100,14 @@ bool IsProcessWideParameter(absl::string_view name) {
 
 absl::Status GatewaySettings::LoadMilters(const config::MainCf& cf, GatewaySettings& settings) {
   milter::MilterDefaults defaults;
-  for (const char* name : {"milter_connect_timeout", "milter_command_timeout", "milter_content_timeout"}) {
+  const std::pair<const char*, std::chrono::milliseconds*> timeouts[] = {
+      {"milter_connect_timeout", &defaults.connect_timeout},
+      {"milter_command_timeout", &defaults.command_timeout},
+      {"milter_content_timeout", &defaults.content_timeout}};
+  for (const auto& [name, timeout] : timeouts) {
     const absl::Duration time = cf.GetTime(name);
     if (time <= absl::ZeroDuration()) return cf.Error(name, "must be more than 0");
-    const std::string parameter = name;
-    (parameter == "milter_connect_timeout"   ? defaults.connect_timeout
-     : parameter == "milter_command_timeout" ? defaults.command_timeout
-                                             : defaults.content_timeout) = Millis(time);
+    *timeout = Millis(time);
   }
   absl::StatusOr<milter::DefaultAction> action =
       milter::ParseDefaultAction("milter_default_action", cf.Get("milter_default_action"));
