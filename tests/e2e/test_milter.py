@@ -72,6 +72,13 @@ POSTFIX_SESSIONS = [
 ]
 
 
+def message(test, sender, body_text=None):
+    """A message saying "X-Test: <test>" (what libmilter_peer.py does with it) from `sender`."""
+    return (f"Subject: {test}\r\nX-Test: {test}\r\nX-Remove-Me: x\r\nFrom: {sender}\r\n"
+            f"Message-Id: <{test.split()[0]}@client.example>\r\nDate: Tue, 01 Dec 2026 00:00:00 +0000\r\n\r\n"
+            f"{body_text or 'body of ' + test}\r\n")
+
+
 def play(port, sender, recipients, test):
     """A session's replies as (command, code, text): the differential form of POSTFIX_SESSIONS."""
     replies = []
@@ -85,9 +92,7 @@ def play(port, sender, recipients, test):
             replies.append(("RCPT", code, text.decode()))
             accepted |= code == 250
         if test and accepted:
-            body = (f"Subject: {test}\r\nX-Test: {test}\r\nX-Remove-Me: x\r\nFrom: {sender}\r\n"
-                    f"Message-Id: <{test}@client.example>\r\nDate: Tue, 01 Dec 2026 00:00:00 +0000\r\n\r\nbody of {test}\r\n")
-            code, text = client.data(body)
+            code, text = client.data(message(test, sender))
             text = text.decode()
             replies.append(("DATA", code, re.sub(r" [0-9A-F]+$", "", text) if code == 250 else text[:40]))
     return replies
@@ -117,15 +122,13 @@ def stop_group(process):
 
 
 def send(port, test, sender="foo@mail169.com", recipients=("bar@mail169.com",), body_text=None):
-    """(reply code, reply text) to the end of DATA for a message with "X-Test: <test>"."""
+    """(reply code, reply text) to the end of DATA for message(test, sender, body_text)."""
     with smtplib.SMTP("127.0.0.1", port) as client:
         client.ehlo("client.example")
         client.mail(sender)
         for recipient in recipients:
             client.rcpt(recipient)
-        body = (f"Subject: {test}\r\nX-Test: {test}\r\nX-Remove-Me: x\r\nFrom: {sender}\r\n"
-                f"Message-Id: <{test}@client.example>\r\n\r\n{body_text or 'body of ' + test}\r\n")
-        code, text = client.data(body)
+        code, text = client.data(message(test, sender, body_text))
         return code, text.decode()
 
 
@@ -358,24 +361,15 @@ class RspamdTest(unittest.TestCase):
         cls.postgate.cleanup()
         cls.rspamd.stop()
 
-    def send(self, subject, text):
-        with smtplib.SMTP("127.0.0.1", self.postgate.smtp_port) as client:
-            client.ehlo("client.example")
-            client.mail("foo@mail169.com")
-            client.rcpt("bar@mail169.com")
-            return client.data(f"Subject: {subject}\r\nFrom: foo@mail169.com\r\nTo: bar@mail169.com\r\n"
-                               f"Message-Id: <{subject}@client.example>\r\nDate: Tue, 01 Dec 2026 00:00:00 +0000\r\n"
-                               f"\r\n{text}\r\n")
-
     def test_gtube_is_rejected_with_rspamds_reply(self):
-        self.assertEqual(self.send("gtube", GTUBE), (554, b"5.7.1 Gtube pattern"))
+        self.assertEqual(send(self.postgate.smtp_port, "gtube", body_text=GTUBE), (554, "5.7.1 Gtube pattern"))
         self.postgate.gateway.wait_log(r": milter-reject: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: 5\.7\.1 "
                                        r"Gtube pattern; from=<foo@mail169\.com> to=<bar@mail169\.com>")
 
     def test_clean_mail_gets_rspamds_headers(self):
-        code, text = self.send("clean", "Just a normal message.")
+        code, text = send(self.postgate.smtp_port, "clean", body_text="Just a normal message.")
         self.assertEqual(code, 250, text)
-        queue_id = re.search(QUEUE_ID, text.decode()).group(0)
+        queue_id = re.search(QUEUE_ID, text).group(0)
         stored = wait_for(lambda: next((m for m in self.postgate.read_maildir("bar") if queue_id in m), None),
                           what="the clean message delivered")
         headers = stored[:stored.index("\n\n")]
@@ -398,13 +392,8 @@ class OpenDkimTest(unittest.TestCase):
         postgate = Postgate({"smtpd_milters": ", ".join(f"unix:{path}" for path in opendkim.sockets)})
         postgate.start()
         self.addCleanup(postgate.cleanup)
-        with smtplib.SMTP("127.0.0.1", postgate.smtp_port) as client:
-            client.ehlo("client.example")
-            client.mail("app@example.com")
-            client.rcpt("bar@mail169.com")
-            code, text = client.data("Subject: signed by OpenDKIM\r\nFrom: app@example.com\r\nTo: bar@mail169.com\r\n"
-                                     "Message-Id: <od@client.example>\r\nDate: Tue, 01 Dec 2026 00:00:00 +0000\r\n"
-                                     "\r\nSigned on the way through.\r\n")
+        code, text = send(postgate.smtp_port, "signed by OpenDKIM", sender="app@example.com",
+                          body_text="Signed on the way through.")
         self.assertEqual(code, 250, text)
         stored = postgate.wait_delivered("bar", 1)[0]
         headers = stored[:stored.index("\n\n")]
