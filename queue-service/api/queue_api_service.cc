@@ -128,16 +128,15 @@ class QueueApiService::EnqueueReactor : public grpc::ServerBidiReactor<v1::Enque
       }
     }
     // A retry of a message this replica already stored: answer its ID, store nothing.
+    // The key is claimed before the store is asked, so one lookup serves: an attempt that stored
+    // the message released its claim only after the commit.
     const std::string& key = request_.envelope().idempotency_key();
     if (!key.empty()) {
-      if (std::optional<std::string> stored = service_.StoredWithKey(key)) return AnswerDuplicate(*stored);
       claim_.emplace(service_, key);
+      if (std::optional<std::string> stored = service_.StoredWithKey(key)) return AnswerDuplicate(*stored);
       if (!claim_->claimed()) {
         return End(std::nullopt, grpc::Status(grpc::StatusCode::ABORTED,
                                               "a message with this idempotency_key is being stored"));
-      }
-      if (std::optional<std::string> stored = service_.StoredWithKey(key)) {  // Stored meanwhile.
-        return AnswerDuplicate(*stored);
       }
     }
     arrival_ = absl::Now();

@@ -87,6 +87,11 @@ absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> RocksDbMessageStore::Open(
   // filter answers such misses without reading the tables' blocks.
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // The same for the memtable, where such a miss otherwise walks the skip list of everything
+  // written in the last ~40 s (measured: 5 % of queue-service's CPU at 1 KiB). 2 % of the
+  // memtable's size holds the whole-key filter.
+  options.memtable_prefix_bloom_size_ratio = 0.02;
+  options.memtable_whole_key_filtering = true;
   // Memory bounded by the block cache, not by the history the store retains
   // (postgate_done_retention keeps finished records for days). By default every open table file
   // keeps its whole index and filter in memory: measured 6 bytes per finished message, for ever
