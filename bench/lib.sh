@@ -2,7 +2,8 @@
 # Postgate, the reference Postfix and smtp-sink on loopback. Sets: repo, HARNESS, work, pids.
 # BIN_DIR (default build/bin) runs other Postgate binaries, e.g. an earlier release's.
 #   bench_start_postgate   Postgate on 127.0.0.1:2625 (gRPC 50651), reference config/main.cf
-#                          plus $EXTRA_CF, a throw-away data directory under $work
+#                          plus $EXTRA_CF, a throw-away data directory under $work; sets
+#                          gateway_metrics_url and queue_metrics_url
 #   bench_start_postfix    ../shared/bench/postfix-peer.sh on 127.0.0.1:25
 #   bench_start_sink       Postfix's smtp-sink on 127.0.0.1:2526 (stores nothing)
 set -euo pipefail
@@ -48,6 +49,17 @@ bench_wait_port() {  # PORT WHAT: up to 10 s.
   return 1
 }
 
+bench_metrics_port() {  # LOG SERVICE: the metrics port its "SERVICE listening" line names.
+  local port
+  for _ in $(seq 1 100); do
+    port=$(sed -n "s/.*$2 listening .* metrics=127\.0\.0\.1:\([0-9]*\).*/\1/p" "$1" | head -1)
+    [ -n "$port" ] && { echo "$port"; return 0; }
+    sleep 0.1
+  done
+  echo "bench: no metrics port in $1" >&2
+  return 1
+}
+
 bench_start_postgate() {
   cp config/main.cf config/aliases "$work/"
   printf '\npostgate_data_directory = %s\npostgate_smtpd_health_listen = 127.0.0.1:0\n' "$work/var" >>"$work/main.cf"
@@ -70,6 +82,9 @@ bench_start_postgate() {
   bench_wait_port 2625 Postgate || { cat "$work/queue.log" "$work/gateway.log" >&2; exit 1; }
   mkdir -p "$work/var/mail/bar/new" "$work/var/mail/bar/cur"
   postgate_maildir=$work/var/mail/bar
+  # Their /metrics (bench/stages.py), from the start-up lines (up to 10 s).
+  queue_metrics_url=http://127.0.0.1:$(bench_metrics_port "$work/queue.log" queue-service)/metrics
+  gateway_metrics_url=http://127.0.0.1:$(bench_metrics_port "$work/gateway.log" smtp-gateway)/metrics
   postgate_empty="$bin_dir/queuectl --server 127.0.0.1:50651 status | grep -q '^pending: 0 messages'"
 }
 

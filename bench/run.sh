@@ -12,7 +12,8 @@
 #        accepted only. Delivered = every message in Maildir new/ and the queue empty.
 #   4.   10,000 idle sessions: how many are greeted within 5 s, gateway RSS with all open, and
 #        the end-of-DATA latency of new mail (100 msg/s for 5 s) beside them.
-#   5.   end-of-DATA → 250 latency, p50/p99, at half of Postgate's peak accepted rate (1 KiB).
+#   5.   end-of-DATA → 250 latency, p50/p99, at half of Postgate's peak accepted rate (1 KiB),
+#        and its stages from the services' histograms (bench/stages.py).
 #   6.   100 concurrent 10 MB messages: peak RSS of smtp-gateway and queue-service until all
 #        are delivered.
 # Prints a Markdown table (also written to build/bench-results.md) with each target and whether
@@ -65,8 +66,11 @@ echo "[idle] $idle" >&2
 peak=${accepted[postgate,1024]:-0}
 half=$(echo "$peak / 2" | bc)
 echo "[latency] at half of the peak: $half msg/s for 10 s" >&2
+$PY bench/stages.py snapshot "$gateway_metrics_url" "$queue_metrics_url" >"$work/stages-before.txt"
 latency=$(timeout 120 $PY bench/probe.py latency 127.0.0.1 2625 --rate "$half" --seconds 10 --connections 50 || true)
+stages=$($PY bench/stages.py report "$work/stages-before.txt" "$gateway_metrics_url" "$queue_metrics_url" || true)
 echo "[latency] $latency" >&2
+echo "[latency] stages: $stages" >&2
 
 echo "[big] 100 concurrent 10 MB messages" >&2
 timeout 300 bash -c "until $postgate_empty; do sleep 0.2; done"  # Earlier phases' mail delivered first.
@@ -103,7 +107,7 @@ postfix_version=$(postconf -h mail_version 2>/dev/null || echo "?")
     idle_ok=met
   echo "| 4 | 10,000 idle sessions | $greeted greeted in 5 s (last at $(echo "$idle" | field last_greeting_s) s), gateway RSS $rss MiB; beside them 100 msg/s: p50 $(echo "$idle" | field p50_ms) ms, p99 $idle_p99 ms | | | | all greeted within 5 s, RSS ≤ 256 MiB, new mail at normal latency (p99 ≤ 10 ms) | $idle_ok |"
   p99=$(echo "$latency" | field p99_ms)
-  echo "| 5 | end of DATA → 250 at $half msg/s (half the peak) | p50 $(echo "$latency" | field p50_ms) ms, p99 $p99 ms, max $(echo "$latency" | field max_ms) ms ($(echo "$latency" | field accepted) messages) | | | | p99 ≤ 10 ms | $(under "${p99:-999}" 10) |"
+  echo "| 5 | end of DATA → 250 at $half msg/s (half the peak) | p50 $(echo "$latency" | field p50_ms) ms, p99 $p99 ms, max $(echo "$latency" | field max_ms) ms ($(echo "$latency" | field accepted) messages); of which gateway end of DATA → queue's answer p50 $(echo "$stages" | field enqueue_p50_ms) ms, p99 $(echo "$stages" | field enqueue_p99_ms) ms, and in it the queue's commit (arrival → on disk) p50 $(echo "$stages" | field commit_p50_ms) ms, p99 $(echo "$stages" | field commit_p99_ms) ms | | | | p99 ≤ 10 ms | $(under "${p99:-999}" 10) |"
   grss=$(echo "$big" | field gateway_peak_rss_mib)
   qrss=$(echo "$big" | field queue_peak_rss_mib)
   big_ok="**not met**"

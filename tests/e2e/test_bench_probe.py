@@ -1,13 +1,18 @@
 """bench/probe.py, which bench/run.sh relies on for targets 4–6, run small against a real Postgate:
-its figures must describe what happened (every message it counts is in the Maildir)."""
+its figures must describe what happened (every message it counts is in the Maildir). And
+bench/stages.py, which splits the latency by stage from the services' histograms."""
+import importlib.util
+import math
 import os
 import re
 import subprocess
+import tempfile
 import unittest
 
 from postgate_harness import SOURCE_DIR, PostgateTestCase
 
 PROBE = os.path.join(SOURCE_DIR, "bench", "probe.py")
+STAGES = os.path.join(SOURCE_DIR, "bench", "stages.py")
 
 
 def fields(line):
@@ -49,6 +54,42 @@ class BenchProbeTest(PostgateTestCase):
         self.assertEqual((figures["greeted_within_5s"], figures["refused"], figures["silent"]), ("200", "0", "0"))
         self.assertGreater(float(figures["server_rss_mib"]), 1)
         self.assertEqual((figures["accepted"], figures["errors"]), ("20", "0"))
+
+    def test_stages_count_the_messages_sent_between_the_snapshots(self):
+        urls = [f"http://127.0.0.1:{port}/metrics"
+                for port in (self.postgate.gateway_metrics_port, self.postgate.queue_metrics_port)]
+        with tempfile.NamedTemporaryFile("w+", suffix=".txt") as before:
+            subprocess.run(["/usr/bin/python3", STAGES, "snapshot", *urls], stdout=before, check=True, timeout=30)
+            self.probe("latency", "--rate", "30", "--seconds", "1", "--connections", "3")
+            report = subprocess.run(["/usr/bin/python3", STAGES, "report", before.name, *urls],
+                                    capture_output=True, text=True, timeout=30)
+        self.assertEqual(report.returncode, 0, report.stderr)
+        figures = fields(report.stdout)
+        self.assertEqual((figures["enqueue_count"], figures["commit_count"]), ("30", "30"), report.stdout)
+        for stage in ("enqueue", "commit"):
+            self.assertLessEqual(float(figures[f"{stage}_p50_ms"]), float(figures[f"{stage}_p99_ms"]))
+        # The gateway's stage contains the queue's.
+        self.assertLessEqual(float(figures["commit_p50_ms"]), float(figures["enqueue_p99_ms"]))
+
+
+class StagesQuantileTest(unittest.TestCase):
+    """The interpolation matches Prometheus' histogram_quantile on known buckets."""
+
+    def setUp(self):
+        spec = importlib.util.spec_from_file_location("stages", STAGES)
+        self.stages = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.stages)
+
+    def test_interpolates_within_the_bucket(self):
+        # 100 observations: 50 up to 1 ms, 40 in (1, 2.5] ms, 10 in (2.5, 5] ms.
+        cumulative = {0.001: 50, 0.0025: 90, 0.005: 100, math.inf: 100}
+        self.assertAlmostEqual(self.stages.quantile(0.5, cumulative), 0.001)
+        self.assertAlmostEqual(self.stages.quantile(0.7, cumulative), 0.001 + 0.0015 * 0.5)
+        self.assertAlmostEqual(self.stages.quantile(0.99, cumulative), 0.0025 + 0.0025 * 0.9)
+
+    def test_beyond_the_last_bucket_and_empty(self):
+        self.assertEqual(self.stages.quantile(0.99, {0.01: 1, math.inf: 10}), 0.01)
+        self.assertIsNone(self.stages.quantile(0.5, {0.01: 0, math.inf: 0}))
 
 
 if __name__ == "__main__":
