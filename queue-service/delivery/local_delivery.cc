@@ -177,20 +177,17 @@ DeliveryOutcome LocalDelivery::Deliver(const rec::Message& message, int index,
     const LocalTarget& target = expansion.targets[t];
     const MailboxWrite write = MakeWrite(message, index, target, content);
     absl::Status status;
+    const bool maildir = options_.format == MailboxFormat::kMaildir;
+    // A file Prewrite staged (or an attempt before a crash wrote) is in place: not written again.
+    const bool in_place = maildir && MaildirHasMessage(MaildirOf(target), MaildirName(message, index, t), recovered);
     // Checked before the first write only: files Prewrite staged passed it, and are not read again.
-    if (!loop_checked) {
-      const bool in_place = options_.format == MailboxFormat::kMaildir &&
-                            MaildirHasMessage(MaildirOf(target), MaildirName(message, index, t), recovered);
-      if (!in_place) {
-        loop_checked = true;
-        if (std::optional<DeliveryOutcome> loop = ForwardingLoop(message, index, expansion, content)) return *loop;
-      }
+    if (!loop_checked && !in_place) {
+      loop_checked = true;
+      if (std::optional<DeliveryOutcome> loop = ForwardingLoop(message, index, expansion, content)) return *loop;
     }
-    if (options_.format == MailboxFormat::kMaildir) {
-      const std::string maildir = MaildirOf(target);
-      const std::string name = MaildirName(message, index, t);
-      if (MaildirHasMessage(maildir, name, recovered)) continue;
-      status = WriteMaildir(maildir, name, write);
+    if (maildir) {
+      if (in_place) continue;
+      status = WriteMaildir(MaildirOf(target), MaildirName(message, index, t), write);
     } else {
       std::string from_line =
           absl::StrCat("From ", sender.empty() ? "MAILER-DAEMON" : sender, "  ",
