@@ -5,17 +5,34 @@
 # until all are in Maildir and the queue is empty, and prints user + system milliseconds per
 # message for smtp-gateway and queue-service, read from /proc/PID/stat before and after.
 #
+# Each run then sends the same load to the reference Postfix and prints the CPU all of its
+# processes spent per message (master with every child it reaped, and the children still running).
+#
 #   bench/cpu.sh                    # MSGS=3000 SIZE=1024 RUNS=3
 #   SIZE=102400 MSGS=1000 bench/cpu.sh
+#   POSTFIX=0 bench/cpu.sh          # Postgate only
 #   PERF=1 bench/cpu.sh             # also perf record -g both services (build/bench-perf.*.data)
 MSGS=${MSGS:-3000}
 SIZE=${SIZE:-1024}
 RUNS=${RUNS:-3}
 SESSIONS=${SESSIONS:-100}
+POSTFIX=${POSTFIX:-1}
 source "$(dirname "$0")/lib.sh"
 bench_start_postgate
+[ "$POSTFIX" = 1 ] && bench_start_postfix
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # utime + stime, in clock ticks
+# Postfix as a whole: master's own and its reaped children's time (cutime + cstime), and the
+# children still running. (A child that exits between the listing and the read is missed by one
+# snapshot; its time shows up in master's cutime from then on.)
+postfix_ticks() {
+  local master
+  master=$(tr -d ' ' </var/spool/postfix/pid/master.pid)
+  {
+    awk '{ print $14 + $15 + $16 + $17 }' "/proc/$master/stat"
+    for child in $(pgrep -P "$master"); do awk '{ print $14 + $15 + $16 + $17 }' "/proc/$child/stat" 2>/dev/null; done
+  } | awk '{ total += $1 } END { print total }'
+}
 hz=$(getconf CLK_TCK)
 for run in $(seq 1 "$RUNS"); do
   g0=$(cpu_ticks "$gateway_pid"); q0=$(cpu_ticks "$queue_pid")
@@ -37,4 +54,15 @@ for run in $(seq 1 "$RUNS"); do
     -v run="$run" -v size="$SIZE" 'BEGIN {
       printf "run=%d size=%d msgs=%d accepted=%s/s delivered=%s/s cpu_ms_per_msg gateway=%.3f queue=%.3f total=%.3f\n",
         run, size, n, a, d, g * 1000 / hz / n, q * 1000 / hz / n, (g + q) * 1000 / hz / n }'
+  [ "$POSTFIX" = 1 ] || continue
+  p0=$(postfix_ticks)
+  out=$("$HARNESS/smtp-load.sh" -L postfix -s "$SESSIONS" -m "$MSGS" -l "$SIZE" -n 1 "${bench_clean[@]}" \
+    -D "$postfix_maildir" -q "$postfix_empty" 127.0.0.1 25)
+  p1=$(postfix_ticks)
+  line=$(echo "$out" | grep '^run=')
+  accepted=$(echo "$line" | sed -n 's/.*accept_mps=\([0-9.]*\).*/\1/p')
+  delivered=$(echo "$line" | sed -n 's/.*deliver_mps=\([0-9.]*\).*/\1/p')
+  awk -v p=$((p1 - p0)) -v hz="$hz" -v n="$MSGS" -v a="$accepted" -v d="$delivered" -v run="$run" -v size="$SIZE" 'BEGIN {
+      printf "run=%d size=%d msgs=%d postfix accepted=%s/s delivered=%s/s cpu_ms_per_msg all_processes=%.3f\n",
+        run, size, n, a, d, p * 1000 / hz / n }'
 done
