@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh — the performance targets of issue 8 in one run on one machine, as one table.
+# bench/run.sh — the performance targets of issues 8 and 19 in one run on one machine, as one table.
 #
 #   bench/run.sh                  # RUNS=3 MSGS=2000 BIG_MSGS=1000; about 5 minutes
 #   RUNS=1 MSGS=500 bench/run.sh  # quick look (figures too noisy to quote)
@@ -91,10 +91,16 @@ postfix_version=$(postconf -h mail_version 2>/dev/null || echo "?")
   echo "|---|---|---:|---:|---:|---:|---|---|"
   for size in 1024 102400; do
     kib=$((size / 1024))
-    n=1 target=3
-    [ "$size" = 102400 ] && n=3 target=2
+    # Issue 19's targets at 1 KiB (≥ 4× Postfix and half of smtp-sink); issue 8's at 100 KiB.
+    n=1 target=4 sink_target=0.5
+    [ "$size" = 102400 ] && n=3 target=2 sink_target=0
     r=$(ratio "${accepted[postgate,$size]}" "${accepted[postfix,$size]}")
-    echo "| $n | accepted msg/s, $kib KiB | ${accepted[postgate,$size]} | ${accepted[postfix,$size]} | ${accepted[sink,$size]} | ${r}× | ≥ ${target}× Postfix; Postgate / smtp-sink = $(ratio "${accepted[postgate,$size]}" "${accepted[sink,$size]}") (aim 0.5) | $(meets "$r" $target) |"
+    sink_r=$(ratio "${accepted[postgate,$size]}" "${accepted[sink,$size]}")
+    both="$(meets "$r" $target)"
+    [ "$both" = met ] && both=$(meets "$sink_r" $sink_target)
+    sink_goal="(aim 0.5)"
+    [ "$sink_target" != 0 ] && sink_goal="(≥ 0.5)"
+    echo "| $n | accepted msg/s, $kib KiB | ${accepted[postgate,$size]} | ${accepted[postfix,$size]} | ${accepted[sink,$size]} | ${r}× | ≥ ${target}× Postfix; Postgate / smtp-sink = $sink_r $sink_goal | $both |"
     [ "$size" = 1024 ] && n=2
     r=$(ratio "${delivered[postgate,$size]}" "${delivered[postfix,$size]}")
     echo "| $n | delivered msg/s, $kib KiB | ${delivered[postgate,$size]} | ${delivered[postfix,$size]} | | ${r}× | ≥ ${target}× Postfix | $(meets "$r" $target) |"
