@@ -956,7 +956,7 @@ class SmtpSession {
       result = co_await ReadPlain(read_size);
     }
     reading_ = false;
-    auto [error, bytes] = result;
+    const auto [error, bytes] = result;
     if (error == asio::error::operation_aborted && read_timed_out_) {
       log_.info("timeout after {} from {}", smtp::VerbName(machine_->last_verb()), client_);
       output_.clear();
@@ -985,8 +985,8 @@ class SmtpSession {
     bool wait = read_size <= kReadSize;
     for (;; wait = true) {
       if (wait) {
-        auto [waited] = co_await socket_.async_wait(tcp::socket::wait_read, kAsTuple);
-        if (waited) co_return std::make_tuple(waited, size_t{0});
+        const std::tuple<std::error_code> waited = co_await socket_.async_wait(tcp::socket::wait_read, kAsTuple);
+        if (std::get<0>(waited)) co_return std::make_tuple(std::get<0>(waited), size_t{0});
       }
       std::error_code error;
       const size_t bytes = socket_.read_some(asio::buffer(scratch.get(), read_size), error);
