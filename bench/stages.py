@@ -10,7 +10,11 @@ between, p50 and p99 of each stage as one line of key=value pairs:
   enqueue_*  postgate_smtpd_enqueue_duration_seconds: the gateway, from the end of DATA until the
              queue's answer to the commit (cleanup's last step, the gRPC commit, the queue's write);
   commit_*   postgate_queue_commit_duration_seconds: queue-service, from the commit's arrival until
-             the message is on disk (waiting for the store writer's group and its fsync).
+             the message is on disk (waiting for the store writer's group and its fsync);
+  group_*    postgate_queue_store_group_duration_seconds: one group of the store writer, its write
+             and fsync – per group, not per message; group_requests is how many commits and chunks
+             a group carried on average (postgate_queue_store_group_requests). What `commit` takes
+             beyond `group` is the wait for the writer.
 
 Quantiles are interpolated inside the histogram's buckets as Prometheus' histogram_quantile does,
 so they are as coarse as the buckets (0.5, 1, 2.5, 5, 10 ms …). What the client measured end to end
@@ -22,12 +26,19 @@ import sys
 import urllib.request
 
 HISTOGRAMS = {"enqueue": ("gateway", "postgate_smtpd_enqueue_duration_seconds"),
-              "commit": ("queue", "postgate_queue_commit_duration_seconds")}
+              "commit": ("queue", "postgate_queue_commit_duration_seconds"),
+              "group": ("queue", "postgate_queue_store_group_duration_seconds")}
 
 
 def scrape(url):
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.read().decode()
+
+
+def sample(text, series):
+    """The value of one series without labels (e.g. a histogram's _sum), 0 if absent."""
+    match = re.search(rf"^{series} ([0-9.e+]+)$", text, re.M)
+    return float(match.group(1)) if match else 0.0
 
 
 def buckets(text, name):
@@ -78,6 +89,10 @@ def main(argv):
         for q in (0.5, 0.99):
             value = quantile(q, delta)
             fields.append(f"{stage}_p{round(q * 100)}_ms=" + ("n/a" if value is None else f"{value * 1000:.2f}"))
+    requests = [sample(page, "postgate_queue_store_group_requests_" + part)
+                for page in (before["queue"], after["queue"]) for part in ("sum", "count")]
+    groups = requests[3] - requests[1]
+    fields.append("group_requests=" + (f"{(requests[2] - requests[0]) / groups:.1f}" if groups else "n/a"))
     print(" ".join(fields))
     return 0
 

@@ -32,7 +32,11 @@ class QueueApiService final
                   DeliveryAgent& agent, EventBus& events, QueueMetrics& metrics, AdminAuth& admin,
                   uint64_t max_message_bytes)
       : store_(store), index_(index), ids_(ids), agent_(agent), events_(events), metrics_(metrics),
-        admin_(admin), max_message_bytes_(max_message_bytes), writer_(store) {}
+        admin_(admin), max_message_bytes_(max_message_bytes),
+        writer_(store, [this](const StoreWriter::GroupWritten& group) {
+          metrics_.store_group_seconds.Observe(absl::ToDoubleSeconds(group.duration));
+          metrics_.store_group_requests.Observe(static_cast<double>(group.requests));
+        }) {}
 
   grpc::ServerBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>* Enqueue(
       grpc::CallbackServerContext* context) override;

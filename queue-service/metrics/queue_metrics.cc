@@ -138,6 +138,17 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
                          .Register(registry)
                          .Add({}, Histogram::BucketBoundaries{0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                               0.025, 0.05, 0.1, 0.25, 0.5, 1})),
+      store_group_seconds(BuildHistogram()
+                              .Name("postgate_queue_store_group_duration_seconds")
+                              .Help("Enqueue store writer: time to write one group of commits and chunks, the fsync included.")
+                              .Register(registry)
+                              .Add({}, Histogram::BucketBoundaries{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                                   0.01, 0.025, 0.05, 0.1, 0.25, 1})),
+      store_group_requests(BuildHistogram()
+                               .Name("postgate_queue_store_group_requests")
+                               .Help("Enqueue store writer: commits and chunks written per group (one fsync each).")
+                               .Register(registry)
+                               .Add({}, Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256})),
       deliveries(BuildCounter()
                      .Name("postgate_queue_deliveries_total")
                      .Help("Delivery attempts per recipient, by transport and result.")

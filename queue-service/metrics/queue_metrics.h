@@ -27,6 +27,8 @@ class QueueMetrics {
   prometheus::Counter& enqueue_duplicates;  // Retries answered from the idempotency key.
   prometheus::Family<prometheus::Counter>& enqueue_failures;  // {reason}
   prometheus::Histogram& commit_seconds;                      // fsync'd commit latency
+  prometheus::Histogram& store_group_seconds;   // One Enqueue store group's writes, fsync included.
+  prometheus::Histogram& store_group_requests;  // Requests (commits, chunks) per such group.
   prometheus::Family<prometheus::Counter>& deliveries;        // {transport, result}
   prometheus::Histogram& delivery_seconds;                    // arrival → final delivery
   prometheus::Family<prometheus::Counter>& notifications;     // {kind, to}

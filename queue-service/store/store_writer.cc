@@ -5,7 +5,8 @@
 
 namespace postgate::queue {
 
-StoreWriter::StoreWriter(MessageStore& store) : store_(store), thread_([this] { Run(); }) {}
+StoreWriter::StoreWriter(MessageStore& store, Observer observer)
+    : store_(store), observer_(std::move(observer)), thread_([this] { Run(); }) {}
 
 StoreWriter::~StoreWriter() {
   {
@@ -63,8 +64,10 @@ void StoreWriter::Run() {
       if (request.record && !request.update) records.push_back(&*request.record);
     }
     absl::Status committed = absl::OkStatus(), updated = absl::OkStatus();
+    const absl::Time start = absl::Now();
     if (!chunks.empty() || !records.empty()) committed = store_.WriteGroup(chunks, records);
     if (!updates.empty()) updated = store_.UpdateAll(updates);
+    if (observer_) observer_(GroupWritten{group.size(), absl::Now() - start});
     for (Request& request : group) request.done(request.update ? updated : committed);
   }
 }

@@ -89,8 +89,14 @@ TEST(StoreWriterTest, ConcurrentCommitsShareFsyncs) {
   std::atomic<int> ok{0}, answered{0};
   absl::Notification all_answered;
   uint64_t groups = 0;
+  // What the observer is told (metrics): every group, with its requests and a duration.
+  std::atomic<uint64_t> observed_groups{0}, observed_requests{0}, negative_durations{0};
   {
-    StoreWriter writer(*store);
+    StoreWriter writer(*store, [&](const StoreWriter::GroupWritten& group) {
+      ++observed_groups;
+      observed_requests += group.requests;
+      if (group.duration < absl::ZeroDuration()) ++negative_durations;
+    });
     for (int i = 0; i < kMessages; ++i) {
       writer.Commit(Record(Id(i + 1), 1), "message " + std::to_string(i) + "\n", [&](absl::Status status) {
         if (status.ok()) ++ok;
@@ -107,6 +113,9 @@ TEST(StoreWriterTest, ConcurrentCommitsShareFsyncs) {
   EXPECT_LT(groups, static_cast<uint64_t>(kMessages) / 2) << groups;
   EXPECT_LE(store->WalSyncs(), groups);
   EXPECT_GE(store->WalSyncs(), 1u);
+  EXPECT_EQ(observed_groups.load(), groups);
+  EXPECT_EQ(observed_requests.load(), static_cast<uint64_t>(kMessages));
+  EXPECT_EQ(negative_durations.load(), 0u);
   store.reset();
   std::filesystem::remove_all(dir);
 }

@@ -66,7 +66,10 @@ class BenchProbeTest(PostgateTestCase):
         self.assertEqual(report.returncode, 0, report.stderr)
         figures = fields(report.stdout)
         self.assertEqual((figures["enqueue_count"], figures["commit_count"]), ("30", "30"), report.stdout)
-        for stage in ("enqueue", "commit"):
+        # 30 commits in 1 to 30 groups.
+        self.assertTrue(1 <= int(figures["group_count"]) <= 30, report.stdout)
+        self.assertAlmostEqual(float(figures["group_requests"]) * int(figures["group_count"]), 30, delta=0.1 * 30)
+        for stage in ("enqueue", "commit", "group"):
             self.assertLessEqual(float(figures[f"{stage}_p50_ms"]), float(figures[f"{stage}_p99_ms"]))
         # The gateway's stage contains the queue's.
         self.assertLessEqual(float(figures["commit_p50_ms"]), float(figures["enqueue_p99_ms"]))

@@ -66,6 +66,11 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(value(text, 'postgate_queue_deliveries_total{result="deferred",transport="smtp"}'), 1)
         self.assertEqual(value(text, "postgate_queue_delivery_duration_seconds_count"), 2)
         self.assertEqual(value(text, "postgate_queue_commit_duration_seconds_count"), 3)
+        # The three small messages were three commit requests, in one to three groups.
+        self.assertEqual(value(text, "postgate_queue_store_group_requests_sum"), 3)
+        self.assertIn(value(text, "postgate_queue_store_group_duration_seconds_count"), (1, 2, 3))
+        self.assertEqual(value(text, "postgate_queue_store_group_requests_count"),
+                         value(text, "postgate_queue_store_group_duration_seconds_count"))
         self.assertGreater(value(text, "postgate_queue_oldest_message_age_seconds"), 0)
         self.assertGreater(value(text, "postgate_queue_oldest_deferred_age_seconds"), 0)
         self.assertEqual(value(text, 'postgate_queue_smtp_connection_cache_total{result="hit"}'), 0)
