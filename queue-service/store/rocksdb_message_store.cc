@@ -88,8 +88,9 @@ absl::StatusOr<std::unique_ptr<RocksDbMessageStore>> RocksDbMessageStore::Open(
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   // The same for the memtable, where such a miss otherwise walks the skip list of everything
-  // written in the last ~40 s (measured: 5 % of queue-service's CPU at 1 KiB). 2 % of the
-  // memtable's size holds the whole-key filter.
+  // written in the last ~40 s. 2 % of the memtable's size holds the whole-key filter. (Measured at
+  // 1 KiB: the idempotency lookups were 4.1 % of queue-service's CPU, 1.1 % with this filter and
+  // one lookup per Enqueue instead of two.)
   options.memtable_prefix_bloom_size_ratio = 0.02;
   options.memtable_whole_key_filtering = true;
   // Memory bounded by the block cache, not by the history the store retains
