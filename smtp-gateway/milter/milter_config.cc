@@ -122,6 +122,13 @@ absl::StatusOr<uint32_t> ParseMilterProtocol(absl::string_view value) {
   return protocol;
 }
 
+std::chrono::milliseconds* MilterDefaults::Timeout(absl::string_view name) {
+  if (name == "connect_timeout") return &connect_timeout;
+  if (name == "command_timeout") return &command_timeout;
+  if (name == "content_timeout") return &content_timeout;
+  return nullptr;
+}
+
 absl::StatusOr<std::vector<MilterConfig>> ParseMilterList(absl::string_view parameter, absl::string_view value,
                                                           const MilterDefaults& defaults) {
   absl::StatusOr<std::vector<std::string>> items = SplitGroups(parameter, value);
@@ -158,11 +165,7 @@ absl::StatusOr<std::vector<MilterConfig>> ParseMilterList(absl::string_view para
       const std::string name = absl::AsciiStrToLower(absl::StripAsciiWhitespace(setting.substr(0, equals)));
       const absl::string_view setting_value = absl::StripAsciiWhitespace(absl::string_view(setting).substr(equals + 1));
       const std::string qualified = absl::StrCat(parameter, " { ", milter.name, " }: ", name);
-      std::chrono::milliseconds* timeout = name == "connect_timeout"   ? &milter.connect_timeout
-                                           : name == "command_timeout" ? &milter.command_timeout
-                                           : name == "content_timeout" ? &milter.content_timeout
-                                                                       : nullptr;
-      if (timeout != nullptr) {
+      if (std::chrono::milliseconds* timeout = milter.Timeout(name); timeout != nullptr) {
         absl::StatusOr<std::chrono::milliseconds> time = ParseMilterTime(qualified, setting_value);
         if (!time.ok()) return time.status();
         *timeout = *time;

@@ -45,6 +45,10 @@ struct MilterDefaults {
   DefaultAction default_action = DefaultAction::kTempfail;
   uint32_t protocol = 6;  // milter_protocol (2, 3, 4 or 6)
   MacroLists macros = MacroLists::PostfixDefaults();
+
+  // The timeout a setting names – "connect_timeout", "command_timeout", "content_timeout" (in
+  // braces; main.cf prefixes them with "milter_") – or null for another name.
+  std::chrono::milliseconds* Timeout(absl::string_view name);
 };
 
 // One milter of smtpd_milters: where it is, and its settings after the braces' overrides.

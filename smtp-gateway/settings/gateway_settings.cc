@@ -9,6 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "core/base/logging.h"
 #include "core/config/aliases.h"
 #include "smtp-gateway/cleanup/message_cleanup.h"
@@ -100,14 +101,10 @@ bool IsProcessWideParameter(absl::string_view name) {
 
 absl::Status GatewaySettings::LoadMilters(const config::MainCf& cf, GatewaySettings& settings) {
   milter::MilterDefaults defaults;
-  const std::pair<const char*, std::chrono::milliseconds*> timeouts[] = {
-      {"milter_connect_timeout", &defaults.connect_timeout},
-      {"milter_command_timeout", &defaults.command_timeout},
-      {"milter_content_timeout", &defaults.content_timeout}};
-  for (const auto& [name, timeout] : timeouts) {
+  for (const char* name : {"milter_connect_timeout", "milter_command_timeout", "milter_content_timeout"}) {
     const absl::Duration time = cf.GetTime(name);
     if (time <= absl::ZeroDuration()) return cf.Error(name, "must be more than 0");
-    *timeout = Millis(time);
+    *defaults.Timeout(absl::StripPrefix(name, "milter_")) = Millis(time);
   }
   absl::StatusOr<milter::DefaultAction> action =
       milter::ParseDefaultAction("milter_default_action", cf.Get("milter_default_action"));
