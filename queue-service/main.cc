@@ -246,7 +246,8 @@ int Run(const Flags& flags) {
     Fatal(cf.Error("postgate_queue_replica_id", absl::StrCat(replica, ": use 0 to ", queue::kMaxReplicas - 1)));
   }
   queue::QueueIdGenerator ids("", static_cast<int>(replica));
-  queue::EventBus events;
+  queue::ActivityHistory activity;
+  queue::EventBus events([&activity](const queue::v1::QueueEvent& event) { activity.Record(event); });
   queue::DeliveryAgent agent(**store, index, ids, events, domain, local, metrics, options);
   if (absl::Status recovered = agent.Recover(); !recovered.ok()) Fatal(recovered);
   absl::StatusOr<std::string> newest = (*store)->LastId();
@@ -257,7 +258,7 @@ int Run(const Flags& flags) {
   // Room for the trace header the gateway adds on top of the client's bytes.
   queue::AdminAuth admin(cf.Get("postgate_queue_admin_token_file"),
                          cf.GetList("postgate_queue_admin_client_names"), metrics.admin_denied);
-  queue::QueueApiService service(**store, index, ids, agent, events, metrics, admin,
+  queue::QueueApiService service(**store, index, ids, agent, events, activity, metrics, admin,
                                  size_limit == 0 ? 0 : size_limit + 64 * 1024);
   const int64_t minfree_setting = cf.GetInteger("queue_minfree");
   const uint64_t minfree = minfree_setting > 0 ? static_cast<uint64_t>(minfree_setting) : size_limit / 2 * 3;

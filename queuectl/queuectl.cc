@@ -12,10 +12,6 @@
 #include <utility>
 #include <vector>
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-
 #include <algorithm>
 #include <set>
 
@@ -29,6 +25,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "queuectl/queue_connection.h"
 #include "queuectl/replica_choice.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
 
@@ -52,13 +49,6 @@ struct Options {
   std::string tls_key;
   std::string tls_server_name;  // Name to expect in the server certificate, if not the host.
 };
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 const char* CodeName(grpc::StatusCode code) {
   switch (code) {
@@ -100,42 +90,6 @@ struct Replica {
   std::string address;
   std::unique_ptr<v1::QueueService::Stub> stub;
 };
-
-// "a:p,b:p" → each; "dns:///name:port" → every address the name resolves to (a Kubernetes
-// headless Service: one per ready replica); anything else → itself.
-absl::StatusOr<std::vector<std::string>> ReplicaAddresses(const std::string& server) {
-  std::vector<std::string> addresses;
-  for (absl::string_view part : absl::StrSplit(server, ',', absl::SkipWhitespace())) {
-    if (!absl::StartsWith(part, "dns:///")) {
-      addresses.emplace_back(part);
-      continue;
-    }
-    std::string target(part.substr(7));
-    size_t colon = target.rfind(':');
-    if (colon == std::string::npos) return absl::InvalidArgumentError(absl::StrCat(part, ": expected dns:///name:port"));
-    const std::string host = target.substr(0, colon), port = target.substr(colon + 1);
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    if (int error = getaddrinfo(host.c_str(), port.c_str(), &hints, &found); error != 0) {
-      return absl::UnavailableError(absl::StrCat(host, ": ", gai_strerror(error)));
-    }
-    std::set<std::string> unique;
-    for (addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
-      char text[INET6_ADDRSTRLEN] = {};
-      const void* raw = entry->ai_family == AF_INET
-                            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(entry->ai_addr)->sin_addr)
-                            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(entry->ai_addr)->sin6_addr);
-      inet_ntop(entry->ai_family, raw, text, sizeof(text));
-      unique.insert(entry->ai_family == AF_INET6 ? absl::StrCat("[", text, "]:", port) : absl::StrCat(text, ":", port));
-    }
-    freeaddrinfo(found);
-    addresses.insert(addresses.end(), unique.begin(), unique.end());
-  }
-  if (addresses.empty()) return absl::InvalidArgumentError(absl::StrCat("\"", server, "\" names no replica"));
-  return addresses;
-}
 
 void PrintJson(const google::protobuf::Message& message) {
   std::string json;
@@ -743,36 +697,23 @@ int main(int argc, char** argv) {
   }
 
   if (!options.token_file.empty()) {
-    std::ifstream in(options.token_file);
-    if (!in) {
-      std::cerr << "queuectl: --token-file " << options.token_file << ": cannot open\n";
+    absl::StatusOr<std::string> token = postgate::queuectl::ReadTokenFile(options.token_file);
+    if (!token.ok()) {
+      std::cerr << "queuectl: " << token.status().message() << "\n";
       return kExitUsage;
     }
-    std::getline(in, options.token);
-    while (!options.token.empty() && std::isspace(static_cast<unsigned char>(options.token.back()))) {
-      options.token.pop_back();
-    }
+    options.token = *token;
   }
-  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments arguments;
-  if (!options.tls_ca.empty()) {
-    grpc::SslCredentialsOptions tls;
-    tls.pem_root_certs = ReadFile(options.tls_ca);
-    if (!options.tls_cert.empty()) {
-      tls.pem_cert_chain = ReadFile(options.tls_cert);
-      tls.pem_private_key = ReadFile(options.tls_key.empty() ? options.tls_cert : options.tls_key);
-    }
-    if (tls.pem_root_certs.empty()) {
-      std::cerr << "queuectl: --tls-ca " << options.tls_ca << ": cannot read\n";
-      return kExitUsage;
-    }
-    credentials = grpc::SslCredentials(tls);
-    if (!options.tls_server_name.empty()) {
-      arguments.SetSslTargetNameOverride(options.tls_server_name);
-    }
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> tls_credentials = postgate::queuectl::QueueCredentials(
+      {options.tls_ca, options.tls_cert, options.tls_key, options.tls_server_name}, &arguments);
+  if (!tls_credentials.ok()) {
+    std::cerr << "queuectl: " << tls_credentials.status().message() << "\n";
+    return kExitUsage;
   }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = *tls_credentials;
   auto connect = [&](const std::string& server, std::vector<Replica>* replicas) -> bool {
-    absl::StatusOr<std::vector<std::string>> addresses = ReplicaAddresses(server);
+    absl::StatusOr<std::vector<std::string>> addresses = postgate::queuectl::ReplicaAddresses(server);
     if (!addresses.ok()) {
       std::cerr << "queuectl: " << addresses.status().message() << "\n";
       return false;

@@ -345,6 +345,12 @@ grpc::Status QueueApiService::SetAccepting(grpc::ServerContext* context, const v
   return GetQueueStatus(context, nullptr, response);
 }
 
+grpc::Status QueueApiService::GetActivity(grpc::ServerContext*, const v1::GetActivityRequest*,
+                                          v1::Activity* response) {
+  *response = activity_.Snapshot(absl::Now());
+  return grpc::Status::OK;
+}
+
 grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListMessagesRequest* request,
                                            v1::ListMessagesResponse* response) {
   uint32_t page_size = request->page_size() == 0 ? kDefaultPageSize : request->page_size();

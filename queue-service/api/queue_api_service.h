@@ -15,6 +15,7 @@
 #include "queue-service/delivery/delivery_agent.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
+#include "queue-service/scheduler/activity_history.h"
 #include "queue-service/scheduler/event_bus.h"
 #include "queue-service/scheduler/queue_index.h"
 #include "queue-service/store/message_store.h"
@@ -29,9 +30,9 @@ class QueueApiService final
           v1::QueueService::WithCallbackMethod_Enqueue<v1::QueueService::Service>> {
  public:
   QueueApiService(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
-                  DeliveryAgent& agent, EventBus& events, QueueMetrics& metrics, AdminAuth& admin,
-                  uint64_t max_message_bytes)
-      : store_(store), index_(index), ids_(ids), agent_(agent), events_(events), metrics_(metrics),
+                  DeliveryAgent& agent, EventBus& events, const ActivityHistory& activity,
+                  QueueMetrics& metrics, AdminAuth& admin, uint64_t max_message_bytes)
+      : store_(store), index_(index), ids_(ids), agent_(agent), events_(events), activity_(activity), metrics_(metrics),
         admin_(admin), max_message_bytes_(max_message_bytes),
         writer_(store, [this](const StoreWriter::GroupWritten& group) {
           metrics_.store_group_seconds.Observe(absl::ToDoubleSeconds(group.duration));
@@ -63,6 +64,8 @@ class QueueApiService final
                                                        const v1::WatchEventsRequest* request) override;
   grpc::Status SetAccepting(grpc::ServerContext* context, const v1::SetAcceptingRequest* request,
                             v1::QueueStatus* response) override;
+  grpc::Status GetActivity(grpc::ServerContext* context, const v1::GetActivityRequest* request,
+                           v1::Activity* response) override;
 
   // Told whether this replica takes new messages (the "readiness" health service follows it).
   void OnAcceptingChange(std::function<void(bool)> hook) { accepting_hook_ = std::move(hook); }
@@ -89,6 +92,7 @@ class QueueApiService final
   QueueIdGenerator& ids_;
   DeliveryAgent& agent_;
   EventBus& events_;
+  const ActivityHistory& activity_;
   QueueMetrics& metrics_;
   AdminAuth& admin_;
   uint64_t max_message_bytes_;  // 0: no limit.

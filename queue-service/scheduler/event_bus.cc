@@ -71,6 +71,7 @@ bool EventBus::Matches(const v1::WatchEventsRequest& filter, const v1::QueueEven
 }
 
 void EventBus::Publish(const v1::QueueEvent& event, const std::vector<std::string>& recipients) {
+  if (observer_) observer_(event);
   absl::ReaderMutexLock notifying(&notify_mu_);
   std::vector<const std::function<void()>*> ready;
   {

@@ -23,6 +23,10 @@ class EventBus {
  public:
   static constexpr size_t kBacklog = 10000;
 
+  // `observer` sees every event published, before any watcher (the activity counts).
+  explicit EventBus(std::function<void(const v1::QueueEvent&)> observer = nullptr)
+      : observer_(std::move(observer)) {}
+
   class Subscription {
    public:
     ~Subscription();
@@ -55,6 +59,7 @@ class EventBus {
   static bool Matches(const v1::WatchEventsRequest& filter, const v1::QueueEvent& event,
                       const std::vector<std::string>& recipients);
 
+  const std::function<void(const v1::QueueEvent&)> observer_;
   absl::Mutex mu_;
   std::vector<Subscription*> subscriptions_ ABSL_GUARDED_BY(mu_);
   // Held while `ready` callbacks run, so a subscription can wait out its own before it goes.
