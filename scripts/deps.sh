@@ -9,6 +9,7 @@ build_pkgs=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev libasio-dev libssl-dev
   librocksdb-dev libspdlog-dev libfmt-dev libcli11-dev libbenchmark-dev libcrypt-dev libopendkim-dev libpcre2-dev
+  libcivetweb-dev
   openssl netcat-openbsd
 )
 test_pkgs=(
