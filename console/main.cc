@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> trusted_proxies;
   bool insecure_cookie = false;
   int threads = 16;
+  size_t page_size = 50;
   std::string log_format = "text";
   queuectl::QueueTls tls;
   app.add_option("--listen", listen, "address:port to serve HTTP on (port 0: any free one)")->capture_default_str();
@@ -43,6 +44,7 @@ int main(int argc, char** argv) {
   app.add_option("--trusted-proxy", trusted_proxies, "address or network of such a proxy (repeatable)")->delimiter(',');
   app.add_flag("--insecure-cookie", insecure_cookie,
                "session cookie without Secure (plain HTTP on a name other than localhost; never on a network)");
+  app.add_option("--page-size", page_size, "messages per list page (1–1000)")->check(CLI::Range(1, 1000))->capture_default_str();
   app.add_option("--threads", threads, "HTTP worker threads (a quarter may hold live feeds)")->capture_default_str();
   app.add_option("--log-format", log_format, "text (Postfix-shaped lines) or json")->check(CLI::IsMember({"text", "json"}));
   app.add_option("--tls-ca", tls.ca, "TLS to the queue: CA file (turns TLS on)");
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
   settings.trusted_proxies = *proxies;
   if (!user_header.empty() && proxies->empty()) return fatal("--trusted-user-header needs --trusted-proxy");
   settings.secure_cookie = !insecure_cookie;
+  settings.page_size = page_size;
   if (settings.read_requires_sign_in && token_file.empty() && user_header.empty()) {
     return fatal("--read-access sign-in needs --token-file or --trusted-user-header: no one could sign in");
   }

@@ -427,7 +427,12 @@ void ConsoleApp::StreamEvents(const HttpRequest& request, ResponseStream& stream
         }
         return running.load() && !client_gone;
       },
-      absl::Seconds(1));
+      absl::Seconds(1),
+      [&] {
+        // Every replica has the watch in place: from now on no event is missed.
+        client_gone = !stream.Write("event: ready\ndata: {}\n\n");
+        return !client_gone;
+      });
   if (!ended.ok() && !client_gone) spdlog::warn("console: event feed for {} ended: {}", request.peer, std::string(ended.message()));
 }
 

@@ -247,12 +247,14 @@ absl::StatusOr<uint32_t> QueueView::FlushDomain(const std::string& domain) {
 }
 
 absl::Status QueueView::Watch(const std::string& domain, const std::function<bool(const v1::QueueEvent&)>& deliver,
-                              const std::function<bool()>& keep_going, absl::Duration tick) {
+                              const std::function<bool()>& keep_going, absl::Duration tick,
+                              const std::function<bool()>& subscribed) {
   absl::StatusOr<std::vector<Replica>> replicas = Replicas();
   if (!replicas.ok()) return replicas.status();
   absl::Mutex mu;
   std::deque<v1::QueueEvent> pending;
   size_t streams_open = replicas->size();
+  size_t streams_registered = 0;  // The replica sent its initial metadata: the watch is in place.
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::thread> readers;
   v1::WatchEventsRequest request;
@@ -262,6 +264,11 @@ absl::Status QueueView::Watch(const std::string& domain, const std::function<boo
     grpc::ClientContext* context = contexts.back().get();
     readers.emplace_back([&, context, stub = replica.stub] {
       std::unique_ptr<grpc::ClientReader<v1::QueueEvent>> reader = stub->WatchEvents(context, request);
+      reader->WaitForInitialMetadata();
+      {
+        absl::MutexLock lock(&mu);
+        ++streams_registered;
+      }
       v1::QueueEvent event;
       while (reader->Read(&event)) {
         absl::MutexLock lock(&mu);
@@ -275,18 +282,27 @@ absl::Status QueueView::Watch(const std::string& domain, const std::function<boo
     });
   }
   absl::Status why = absl::OkStatus();
+  bool announced = false;
   for (;;) {
     std::deque<v1::QueueEvent> batch;
-    bool all_closed = false;
+    bool all_closed = false, all_registered = false;
     {
       absl::MutexLock lock(&mu);
-      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return !pending.empty() || streams_open == 0; };
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+        return !pending.empty() || streams_open == 0 || (!announced && streams_registered == replicas->size());
+      };
       mu.AwaitWithTimeout(absl::Condition(&ready), tick);
       batch.swap(pending);
       all_closed = streams_open == 0;
+      all_registered = streams_registered == replicas->size();
     }
     bool stop = false;
+    if (!announced && all_registered) {
+      announced = true;
+      stop = !subscribed();
+    }
     for (const v1::QueueEvent& event : batch) {
+      if (stop) break;
       if (!deliver(event)) {
         stop = true;
         break;

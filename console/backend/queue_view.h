@@ -53,11 +53,13 @@ class QueueView {
   // Flush deferred mail for `domain` ("" all) on every replica; how many messages were scheduled.
   absl::StatusOr<uint32_t> FlushDomain(const std::string& domain);
 
-  // Follows WatchEvents on every replica and calls `deliver` (from one thread at a time) for
-  // each event until `deliver` returns false or `keep_going` does (asked every `tick`; return false
-  // to stop). Returns why it stopped.
+  // Follows WatchEvents on every replica and calls `deliver` for each event until `deliver`
+  // returns false or `keep_going` does (asked at least every `tick`). `subscribed` runs once every
+  // replica has registered the watch (so no later event can be missed). All callbacks run on the
+  // calling thread. Returns why it stopped.
   absl::Status Watch(const std::string& domain, const std::function<bool(const v1::QueueEvent&)>& deliver,
-                     const std::function<bool()>& keep_going, absl::Duration tick);
+                     const std::function<bool()>& keep_going, absl::Duration tick,
+                     const std::function<bool()>& subscribed);
 
  private:
   struct Replica {

@@ -122,6 +122,7 @@ class Postgate:
         self.queue = None
         self.gateway = None
         self.grpc_port = None
+        self.consoles = []
 
     def start_queue(self, extra_args=(), host="127.0.0.1", prefix=()):
         self.queue = Service([*prefix, os.path.join(BIN_DIR, "queue-service"), "--config", self.config,
@@ -156,7 +157,7 @@ class Postgate:
 
     def stop(self):
         problems = []
-        for service in (self.gateway, self.queue):
+        for service in (*self.consoles, self.gateway, self.queue):
             if service:
                 try:
                     service.stop()
@@ -170,6 +171,15 @@ class Postgate:
             self.stop()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start_console(self, *args, servers=None):
+        """queue-console on a free port, over this queue (or `servers`); returns (Service, base URL).
+        Stopped with the others by stop()/cleanup()."""
+        console = Service([os.path.join(BIN_DIR, "queue-console"), "--listen", "127.0.0.1:0",
+                           "--server", servers or f"127.0.0.1:{self.grpc_port}", *args], "queue-console")
+        port = int(console.wait_log(r"listening on http://127\.0\.0\.1:(\d+)/").group(1))
+        self.consoles.append(console)
+        return console, f"http://127.0.0.1:{port}"
 
     def maildir_files(self, user, sub="new"):
         path = os.path.join(self.data_dir, "mail", user, sub)

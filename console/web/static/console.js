@@ -38,7 +38,7 @@
   }
 
   const source = new EventSource(table.dataset.stream);
-  source.addEventListener('open', function () {
+  source.addEventListener('ready', function () {
     if (received === 0) status.textContent = 'Connected; waiting for events.';
   });
   source.addEventListener('queue', function (message) { show(JSON.parse(message.data)); });
