@@ -16,7 +16,7 @@ test_pkgs=(
   python3 python3-grpcio python3-protobuf python3-aiosmtpd python3-dkim python3-nacl opendkim-tools whois
   swaks libnet-ssleay-perl libio-socket-ssl-perl curl prometheus tshark pflogsumm
   postfix python3-yaml dnsmasq-base yamllint unzip buildah podman runc debootstrap uidmap
-  python3-milter rspamd opendkim
+  python3-milter rspamd opendkim chromium
 )
 
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)
