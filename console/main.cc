@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto fatal = [](const std::string& text) {
-    spdlog::critical("fatal: {}", text);
+    spdlog::critical("{}", text);
     return 1;
   };
   console::ConsoleSettings settings;

@@ -119,6 +119,17 @@ def schema():
                             "spoolSizeLimit": STR}),
             "tables": {"type": "object", "additionalProperties": STR},
             "adminToken": obj({"existingSecret": STR, "value": STR}),
+            "console": workload({
+                "enabled": BOOL, "replicaCount": {"type": "integer", "minimum": 0},
+                "containerPort": CONTAINER_PORT, "readAccess": {"enum": ["sign-in", "open"]},
+                "trustedUserHeader": {"type": "string", "pattern": "^([A-Za-z0-9-]+)?$"},
+                "trustedProxies": CIDRS, "insecureCookie": BOOL,
+                "service": obj({"type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]}, "port": SERVICE_PORT,
+                                "annotations": MAP}),
+                "ingress": obj({"enabled": BOOL, "className": STR, "host": STR, "annotations": MAP,
+                                "tls": {"type": "array", "items": {"type": "object"}}}),
+                "networkPolicy": obj({"from": {"type": "array", "items": {"type": "object"}}}),
+            }),
             "metrics": obj({
                 "serviceMonitor": obj({"enabled": BOOL, "interval": STR, "labels": MAP}),
                 "prometheusRule": obj({"enabled": BOOL, "labels": MAP}),

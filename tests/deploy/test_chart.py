@@ -43,6 +43,13 @@ VARIANTS = {
     "milter-sidecar": ["-f", os.path.join(CHART, "..", "examples", "milter-rspamd-sidecar.yaml")],
     "tables": ["--set-string", "tables.sender_access=example.com OK",
                "--set", "mainCf.smtpd_sender_restrictions=check_sender_access texthash:/etc/postgate/sender_access\\, reject"],
+    "console": ["--set", "console.enabled=true", "--set", "console.ingress.enabled=true",
+                "--set", "console.ingress.host=queue.example.org", "--set", "console.ingress.className=nginx",
+                "--set", "console.ingress.tls[0].secretName=console-tls",
+                "--set", "console.ingress.tls[0].hosts[0]=queue.example.org",
+                "--set", "console.networkPolicy.from[0].namespaceSelector.matchLabels.name=ingress-nginx"],
+    "console-proxy": ["--set", "console.enabled=true", "--set", "console.trustedUserHeader=X-Forwarded-User",
+                      "--set", "console.trustedProxies={10.244.0.0/16}", "--set", "console.readAccess=open"],
     "nodeport-local": ["--set", "gateway.service.type=NodePort", "--set", "gateway.service.nodePort=30025",
                        "--set", "gateway.service.externalTrafficPolicy=Local",
                        "--set", "mainCf.mynetworks=127.0.0.0/8 10.244.7.0/24"],
@@ -183,10 +190,66 @@ class ChartTest(unittest.TestCase):
                           pod["volumes"])
             gateway_mounts = gateway["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
             self.assertNotIn("relay-auth", [m["name"] for m in gateway_mounts])  # Only queue-service logs in.
+        elif name in ("console", "console-proxy"):
+            self.check_console(name, objects)
         elif name == "nodeport-local":
             smtp = objects[("Service", "pg-postgate-smtp")]
             self.assertEqual(smtp["spec"]["ports"][0]["nodePort"], 30025)
             self.assertIn("postgate_client_address_preserved = yes", main_cf)
+
+    def check_console(self, name, objects):
+        deployment = objects[("Deployment", "pg-postgate-console")]
+        pod = deployment["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        self.assertEqual(container["image"], objects[("StatefulSet", "pg-postgate-queue")]["spec"]["template"]["spec"]
+                         ["containers"][0]["image"])  # queue-console ships in the queue image.
+        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        self.assertTrue(container["securityContext"]["readOnlyRootFilesystem"])
+        self.assertIn("--server=dns:///pg-postgate-queue-headless.mail.svc.cluster.local:50051", container["args"])
+        self.assertIn("--token-file=/run/secrets/postgate/admin/token", container["args"])
+        self.assertIn({"name": "admin-token", "secret": {"secretName": "pg-postgate-admin"}}, pod["volumes"])
+        service = objects[("Service", "pg-postgate-console")]
+        self.assertEqual(service["spec"]["type"], "ClusterIP")
+        self.assertEqual(service["spec"]["ports"][0]["targetPort"], "http")
+        # The queue's NetworkPolicy admits the console to its gRPC port; the console's own admits HTTP.
+        queue_policy = objects[("NetworkPolicy", "pg-postgate-queue")]["spec"]["ingress"][0]
+        console_peers = [p for p in queue_policy["from"]
+                         if p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "console"]
+        self.assertEqual(len(console_peers), 1)
+        self.assertEqual(queue_policy["ports"], [{"port": "grpc", "protocol": "TCP"}])
+        console_policy = objects[("NetworkPolicy", "pg-postgate-console")]["spec"]
+        self.assertEqual(console_policy["ingress"][0]["ports"], [{"port": "http", "protocol": "TCP"}])
+        if name == "console":
+            self.assertIn("--read-access=sign-in", container["args"])
+            ingress = objects[("Ingress", "pg-postgate-console")]["spec"]
+            self.assertEqual(ingress["ingressClassName"], "nginx")
+            self.assertEqual(ingress["rules"][0]["host"], "queue.example.org")
+            self.assertEqual(ingress["rules"][0]["http"]["paths"][0]["backend"]["service"],
+                             {"name": "pg-postgate-console", "port": {"name": "http"}})
+            self.assertEqual(ingress["tls"], [{"secretName": "console-tls", "hosts": ["queue.example.org"]}])
+            self.assertEqual(console_policy["ingress"][0]["from"],
+                             [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}])
+        else:
+            self.assertIn("--read-access=open", container["args"])
+            self.assertIn("--trusted-user-header=X-Forwarded-User", container["args"])
+            self.assertIn("--trusted-proxy=10.244.0.0/16", container["args"])
+            self.assertNotIn(("Ingress", "pg-postgate-console"), objects)
+            self.assertNotIn("from", console_policy["ingress"][0])
+
+    def test_console_is_off_by_default_and_refuses_an_unsafe_setup(self):
+        objects = by_key(documents(self.render([])))
+        self.assertFalse([key for key in objects if key[1].endswith("-console")])
+        queue_policy = objects[("NetworkPolicy", "pg-postgate-queue")]["spec"]["ingress"][0]
+        self.assertEqual(len(queue_policy["from"]), 2)  # Gateways and queue replicas only.
+        for args, expected in (
+                (["--set", "console.enabled=true", "--set", "console.trustedUserHeader=X-User"], "needs console.trustedProxies"),
+                (["--set", "console.enabled=true", "--set", "console.ingress.enabled=true"], "needs console.ingress.host"),
+                (["--set", "console.readAccess=everyone"], "readAccess"),
+                (["--set", "console.trustedUserHeader=X User"], "trustedUserHeader")):
+            with self.subTest(args=args):
+                result = self.template(args)
+                self.assertNotEqual(result.returncode, 0)
+                self.assertIn(expected, result.stderr)
 
     def test_values_schema_rejects_unknown_and_mistyped_values(self):
         for args, expected in (
@@ -298,6 +361,10 @@ class ChartTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("swaks --server", result.stdout)
         self.assertIn("queuectl list", result.stdout)
+        self.assertNotIn("web console", result.stdout)
+        console = run([HELM, "install", "pg", CHART, "--namespace", "mail", "--dry-run=client", "--set", "console.enabled=true"])
+        self.assertIn("kubectl -n mail port-forward service/pg-postgate-console 8025:80", console.stdout)
+        self.assertIn("kubectl -n mail get secret pg-postgate-admin -o jsonpath='{.data.token}' | base64 -d", console.stdout)
 
     def test_kustomize_base_equals_the_chart_defaults(self):
         chart = {key: without_helm_labels(d) for key, d in by_key(documents(

@@ -83,11 +83,12 @@ class ImagesTest(unittest.TestCase):
             self.assertEqual(config["Labels"]["org.opencontainers.image.title"], title)
             self.assertIn("org.opencontainers.image.revision", config["Labels"])
             self.assertEqual(config["Entrypoint"][0].split("/")[-1], title.replace("postgate-", ""))
-        # queuectl ships in the queue image.
-        result = subprocess.run(PODMAN + ["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
-                                          "--ulimit", "nproc=1000:1000", "--entrypoint", "/usr/local/bin/queuectl",
-                                          QUEUE, "--help"], capture_output=True, text=True, timeout=120)
-        self.assertIn("queuectl", result.stdout)
+        # queuectl and the web console ship in the queue image (the chart's console runs it there).
+        for tool in ("queuectl", "queue-console"):
+            result = subprocess.run(PODMAN + ["run", "--rm", "--network", "none", "--ulimit", "nofile=1024:1024",
+                                              "--ulimit", "nproc=1000:1000", "--entrypoint", f"/usr/local/bin/{tool}",
+                                              QUEUE, "--help"], capture_output=True, text=True, timeout=120)
+            self.assertIn(tool, result.stdout)
 
     def test_containers_take_mail_and_serve_metrics(self):
         grpc_port, queue_metrics, smtp_port, gateway_metrics, health = (free_port() for _ in range(5))

@@ -6,6 +6,7 @@ What differs from a pod, and why: the mount paths (/etc/postgate, /var/lib/postg
 /run/secrets/postgate) map to a temporary directory; 0.0.0.0 listeners bind 127.0.0.1; the queue's
 DNS name (the headless Service) becomes gRPC's ipv4: address list, since no cluster DNS exists."""
 import base64
+import http.client
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import smtplib
 import subprocess
 import tempfile
 import unittest
+import urllib.parse
 
 import grpc
 import yaml
@@ -178,6 +180,54 @@ class RenderAndRunTest(unittest.TestCase):
             self.assertEqual(client.sendmail("foo@example.com", ["bar@mail169.com"], "Subject: 465\r\n\r\nx\r\n"), {})
         new = os.path.join(self.path("/var/lib/postgate"), "mail/bar/new")
         wait_for(lambda: os.path.isdir(new) and len(os.listdir(new)) == 2, what="both messages in bar's Maildir")
+
+    def test_console_as_rendered_signs_in_with_the_secret_and_shows_the_queue(self):
+        """console.enabled: queue-console with the rendered args (its --server the headless Service,
+        here the one replica's loopback address), the kubelet's httpGet probes, a sign-in with the
+        admin token from the rendered Secret, and the overview naming the replica."""
+        self.render("--set", "console.enabled=true")
+        queue_pod = self.objects[("StatefulSet", "pg-postgate-queue")]["spec"]["template"]["spec"]
+        console = self.objects[("Deployment", "pg-postgate-console")]["spec"]["template"]["spec"]["containers"][0]
+        grpc_port = next(p["containerPort"] for p in queue_pod["containers"][0]["ports"] if p["name"] == "grpc")
+        self.materialize(grpc_port)
+        self.services.append(Service([os.path.join(BIN_DIR, "queue-service"),
+                                      *self.command(queue_pod["containers"][0], {"POD_INDEX": "0"})], "queue-service"))
+        self.services[-1].wait_log(r"listening grpc=")
+        self.assertEqual(console["command"], ["/usr/local/bin/queue-console"])
+        # "--flag=/pod/path" → the local path, as command() does for whole arguments.
+        argv = [a.split("=", 1)[0] + "=" + self.path(a.split("=", 1)[1]) if "=" in a else a for a in console["args"]]
+        argv = [a.replace("0.0.0.0:", "127.0.0.1:") for a in argv]
+        self.assertIn("--server=dns:///pg-postgate-queue-headless.mail.svc.cluster.local:50051", argv)
+        argv = [f"--server=127.0.0.1:{grpc_port}" if a.startswith("--server=") else a for a in argv]
+        self.services.append(Service([os.path.join(BIN_DIR, "queue-console"), *argv], "queue-console"))
+        http_port = next(p["containerPort"] for p in console["ports"] if p["name"] == "http")
+        self.services[-1].wait_log(rf"listening on http://127\.0\.0\.1:{http_port}/")
+
+        def get(path, headers=None):
+            connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+            try:
+                connection.request("GET", path, headers=headers or {})
+                response = connection.getresponse()
+                return response.status, response.getheader("Set-Cookie"), response.read().decode()
+            finally:
+                connection.close()
+
+        for kind in ("readinessProbe", "livenessProbe"):
+            self.assertEqual(console[kind]["httpGet"]["port"], "http")
+            self.assertEqual(get(console[kind]["httpGet"]["path"])[0], 200, kind)
+        token = base64.b64decode(self.objects[("Secret", "pg-postgate-admin")]["data"]["token"]).decode()
+        connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        connection.request("POST", "/login", body=urllib.parse.urlencode({"operator": "k8s-admin", "token": token}),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = connection.getresponse()
+        response.read()
+        connection.close()
+        self.assertEqual(response.status, 303)
+        cookie = response.getheader("Set-Cookie").split(";", 1)[0]
+        status, _, page = get("/", {"Cookie": cookie})
+        self.assertEqual(status, 200)
+        self.assertIn(f"127.0.0.1:{grpc_port}", page)
+        self.assertIn("<td>0</td>", page)  # Replica 0 answered.
 
 
 if __name__ == "__main__":
