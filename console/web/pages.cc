@@ -199,7 +199,7 @@ std::string RenderList(const Viewer& viewer, const ListData& data) {
                   q.min_age_seconds == 0 ? "" : absl::StrCat(q.min_age_seconds),
                   "\"></label> <label>Younger than (s) <input name=\"max_age\" inputmode=\"numeric\" value=\"",
                   q.max_age_seconds == 0 ? "" : absl::StrCat(q.max_age_seconds),
-                  "\"></label> <label><input type=\"checkbox\" name=\"order\" value=\"newest\"",
+                  "\"></label> <label class=\"check\"><input type=\"checkbox\" name=\"order\" value=\"newest\"",
                   q.newest_first ? " checked" : "", "> newest first</label> <button type=\"submit\">Filter</button></form>");
   for (const std::string& error : data.errors) absl::StrAppend(&body, "<p class=\"error\">", Html(error), "</p>");
   absl::StrAppend(&body, "<table class=\"messages\"><thead><tr><th>Queue ID</th><th>State</th><th>Age</th><th>Size</th>"

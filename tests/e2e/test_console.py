@@ -300,6 +300,18 @@ class ConsoleTest(PostgateTestCase):
         self.assertEqual([e["kind"] for e in events[:2]], ["received", "deferred"])
         self.assertEqual(events[1]["recipient"], "x@feed.example")
 
+    def test_a_long_body_shows_its_first_256_kib(self):
+        line = "0123456789" * 10 + "\r\n"
+        reply = send_message(self.postgate.smtp_port, recipients=("long@example.org",),
+                             body="Subject: long\r\n\r\n" + line * 3000 + "THE-END\r\n")  # 306 KB
+        queue_id = re.search(QUEUE_ID, reply).group(0)
+        self.http.sign_in(self.postgate.admin_token)
+        _, _, page = self.http.get(f"/message/{queue_id}")
+        body = re.search(r'<pre class="body">(.*?)</pre>', page, re.S).group(1)
+        self.assertEqual(len(body.encode()), 256 * 1024)  # Digits and line ends: nothing to escape.
+        self.assertNotIn("THE-END", page)
+        self.assertIn("The body is longer; only its beginning is shown.", page)
+
     def test_the_admin_token_never_reaches_a_page_or_the_log(self):
         self.http.sign_in(self.postgate.admin_token)
         self.http.post("/login", {"operator": "eve", "token": self.postgate.admin_token + "x"})
@@ -331,6 +343,32 @@ class ConsoleOpenReadAndProxyTest(PostgateTestCase):
         self.assertNotIn("/hold\"", page)
         self.assertEqual(http.get(f"/message/{queue_id}/hold")[0], 303)  # To the login form.
         self.assertEqual(http.post(f"/message/{queue_id}/hold", {"csrf": "x"})[0], 403)
+
+    def test_repeated_wrong_tokens_make_the_address_wait(self):
+        http = Http(self.base)
+        for _ in range(10):
+            self.assertEqual(http.post("/login", {"operator": "guess", "token": "wrong"})[0], 401)
+        status, response, text = http.post("/login", {"operator": "guess", "token": self.postgate.admin_token})
+        self.assertEqual(status, 429)  # Even the right token, until the 5 minutes are over.
+        self.assertIsNone(response.getheader("Set-Cookie"))
+        self.assertIn("Too many failed attempts", text)
+        self.console.wait_log(r"warning: console: sign-in refused for 127\.0\.0\.1: too many failures")
+
+    def test_live_feeds_are_limited_to_a_quarter_of_the_threads(self):
+        console, base = self.postgate.start_console("--read-access", "open", "--threads", "4")
+        port = int(base.rsplit(":", 1)[1])
+        first = socket.create_connection(("127.0.0.1", port), timeout=30)
+        try:
+            first.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while b"event: ready" not in received:
+                received += first.recv(4096)
+            self.assertIn(b"text/event-stream", received)
+            status, response, _ = Http(base).get("/events/stream")
+            self.assertEqual((status, response.getheader("Retry-After")), (503, "10"))
+            self.assertEqual(Http(base).get("/healthz")[0], 200)  # Pages still answer.
+        finally:
+            first.close()
 
     def test_a_trusted_proxy_names_the_operator(self):
         reply = send_message(self.postgate.smtp_port, recipients=("b@example.org",))
