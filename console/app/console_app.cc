@@ -42,12 +42,32 @@ std::string DoneNotice(absl::string_view action) {
 }
 
 // Where the login form may send the operator back to: a path on this site, never another host.
+// Browsers drop tabs and line breaks from URLs and read "\\" as "/", so "/\t/evil.example" would
+// become "//evil.example": any control character or backslash sends the operator home instead.
 std::string SafeNext(const std::string& next) {
-  if (next.empty() || next[0] != '/' || absl::StartsWith(next, "//") || absl::StrContains(next, "\\") ||
-      absl::StrContains(next, "\r") || absl::StrContains(next, "\n")) {
-    return "/";
+  if (next.empty() || next[0] != '/' || absl::StartsWith(next, "//")) return "/";
+  for (char c : next) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F || c == '\\') return "/";
   }
   return next;
+}
+
+// A request path for a log line: control characters (a decoded %0A) would forge lines.
+std::string Loggable(absl::string_view text) {
+  std::string out(text.substr(0, 200));
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+  }
+  return out;
+}
+
+// A domain for Flush: letters, digits, dots and hyphens ("" for every domain).
+bool ValidDomain(absl::string_view domain) {
+  if (domain.size() > 253) return false;
+  for (char c : domain) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return false;
+  }
+  return true;
 }
 
 std::string EventKindName(v1::EventKind kind) {
@@ -134,7 +154,7 @@ Viewer ConsoleApp::ViewerFor(const std::optional<Identity>& identity) const {
   return viewer;
 }
 
-HttpResponse ConsoleApp::Html(int status, std::string body) const {
+HttpResponse ConsoleApp::HtmlPage(int status, std::string body) const {
   HttpResponse response{status, {{"Content-Type", "text/html; charset=utf-8"}}, std::move(body)};
   AddSecurityHeaders(response);
   return response;
@@ -147,7 +167,7 @@ HttpResponse ConsoleApp::Redirect(const std::string& location) const {
 }
 
 HttpResponse ConsoleApp::Error(const Viewer& viewer, int status, const std::string& text) const {
-  return Html(status, RenderError(viewer, status, text));
+  return HtmlPage(status, RenderError(viewer, status, text));
 }
 
 HttpResponse ConsoleApp::ErrorFor(const Viewer& viewer, const absl::Status& status) const {
@@ -172,7 +192,7 @@ HttpResponse ConsoleApp::Handle(const HttpRequest& request) {
   if (request.method == "POST") {
     if (request.path == "/login") return Login(request);
     if (const std::string refused = RefusePost(request, identity); !refused.empty()) {
-      spdlog::warn("console: refused POST {} from {}: {}", request.path, request.peer, refused);
+      spdlog::warn("console: refused POST {} from {}: {}", Loggable(request.path), request.peer, refused);
       return Error(viewer, 403, refused);
     }
     if (request.path == "/logout") return Logout(request, identity);
@@ -193,7 +213,7 @@ HttpResponse ConsoleApp::Handle(const HttpRequest& request) {
   }
   if (request.path == "/") return Overview(request, viewer);
   if (request.path == "/messages") return Messages(request, viewer);
-  if (request.path == "/events") return Html(200, RenderEvents(viewer, Field(ParseForm(request.query), "domain")));
+  if (request.path == "/events") return HtmlPage(200, RenderEvents(viewer, Field(ParseForm(request.query), "domain")));
   if (request.path == "/flush") {
     if (!identity) return Redirect("/login?next=" + UrlEncode("/flush?" + request.query));
     return ConfirmFlush(request, viewer);
@@ -227,7 +247,7 @@ HttpResponse ConsoleApp::Overview(const HttpRequest& request, const Viewer& view
     notice = absl::StrCat("Flush: ", flushed, " deferred message(s) scheduled for delivery now.");
   }
   if (query.count("deleted")) notice = "The message is deleted.";
-  return Html(200, RenderOverview(viewer, *data, notice));
+  return HtmlPage(200, RenderOverview(viewer, *data, notice));
 }
 
 HttpResponse ConsoleApp::Messages(const HttpRequest& request, const Viewer& viewer) {
@@ -246,7 +266,7 @@ HttpResponse ConsoleApp::Messages(const HttpRequest& request, const Viewer& view
   if (query.max_age_seconds != 0 && query.max_age_seconds <= query.min_age_seconds) {
     return Error(viewer, 400, "\"Younger than\" must be more than \"older than\".");
   }
-  return Html(200, RenderList(viewer, queue_.List(query, settings_.page_size, absl::Now())));
+  return HtmlPage(200, RenderList(viewer, queue_.List(query, settings_.page_size, absl::Now())));
 }
 
 HttpResponse ConsoleApp::MessagePage(const std::string& id, const HttpRequest& request, const Viewer& viewer) {
@@ -272,7 +292,7 @@ HttpResponse ConsoleApp::MessagePage(const std::string& id, const HttpRequest& r
       data.content_note = absl::StrCat("The content could not be read: ", content.status().message());
     }
   }
-  return Html(200, RenderMessage(viewer, data, DoneNotice(Field(ParseForm(request.query), "done"))));
+  return HtmlPage(200, RenderMessage(viewer, data, DoneNotice(Field(ParseForm(request.query), "done"))));
 }
 
 HttpResponse ConsoleApp::ConfirmAction(const std::string& id, const std::string& action, const Viewer& viewer) {
@@ -305,7 +325,7 @@ HttpResponse ConsoleApp::ConfirmAction(const std::string& id, const std::string&
     c.button = "Delete";
     c.dangerous = true;
   }
-  return Html(200, RenderConfirmation(viewer, c));
+  return HtmlPage(200, RenderConfirmation(viewer, c));
 }
 
 HttpResponse ConsoleApp::DoAction(const std::string& id, const std::string& action, const HttpRequest& request,
@@ -323,6 +343,7 @@ HttpResponse ConsoleApp::DoAction(const std::string& id, const std::string& acti
 
 HttpResponse ConsoleApp::ConfirmFlush(const HttpRequest& request, const Viewer& viewer) {
   const std::string domain = absl::AsciiStrToLower(absl::StripAsciiWhitespace(Field(ParseForm(request.query), "domain")));
+  if (!ValidDomain(domain)) return Error(viewer, 400, "Not a domain name.");
   Confirmation c;
   c.title = domain.empty() ? "Flush all deferred mail" : "Flush deferred mail for " + domain;
   c.explanation = "Deferred messages are attempted now instead of at their retry time (as postqueue -f / -s do).";
@@ -330,11 +351,12 @@ HttpResponse ConsoleApp::ConfirmFlush(const HttpRequest& request, const Viewer& 
   c.fields["domain"] = domain;
   c.button = "Flush";
   c.cancel_to = "/";
-  return Html(200, RenderConfirmation(viewer, c));
+  return HtmlPage(200, RenderConfirmation(viewer, c));
 }
 
 HttpResponse ConsoleApp::DoFlush(const HttpRequest& request, const Identity& identity) {
   const std::string domain = absl::AsciiStrToLower(absl::StripAsciiWhitespace(Field(ParseForm(request.body), "domain")));
+  if (!ValidDomain(domain)) return Error(ViewerFor(identity), 400, "Not a domain name.");
   absl::StatusOr<uint32_t> scheduled = queue_.FlushDomain(domain);
   spdlog::info("audit: operator={} client={} action=flush domain={} result={}", identity.operator_name, request.peer,
                domain.empty() ? "(all)" : domain,
@@ -345,7 +367,7 @@ HttpResponse ConsoleApp::DoFlush(const HttpRequest& request, const Identity& ide
 
 HttpResponse ConsoleApp::LoginForm(const HttpRequest& request, const Viewer& viewer) {
   if (!viewer.can_sign_in) return Error(viewer, 404, "Signing in is not configured (no admin token file).");
-  return Html(200, RenderLogin(viewer, "", "", SafeNext(Field(ParseForm(request.query), "next"))));
+  return HtmlPage(200, RenderLogin(viewer, "", "", SafeNext(Field(ParseForm(request.query), "next"))));
 }
 
 HttpResponse ConsoleApp::Login(const HttpRequest& request) {
@@ -362,16 +384,16 @@ HttpResponse ConsoleApp::Login(const HttpRequest& request) {
   const absl::Time now = absl::Now();
   if (!throttle_.Allowed(request.peer, now)) {
     spdlog::warn("console: sign-in refused for {}: too many failures", request.peer);
-    return Html(429, RenderLogin(anonymous, "Too many failed attempts; wait a few minutes.", "", next));
+    return HtmlPage(429, RenderLogin(anonymous, "Too many failed attempts; wait a few minutes.", "", next));
   }
   if (!ValidOperatorName(name)) {
-    return Html(400, RenderLogin(anonymous, "Give a name of letters, digits and . _ @ + - (at most 64).", "", next));
+    return HtmlPage(400, RenderLogin(anonymous, "Give a name of letters, digits and . _ @ + - (at most 64).", "", next));
   }
   if (!ConstantTimeEquals(Field(form, "token"), token)) {
     throttle_.Failed(request.peer, now);
     // Postfix's "authentication failed" shape, so a fail2ban filter can use it.
     spdlog::warn("console: login failed: operator={} client={}", name, request.peer);
-    return Html(401, RenderLogin(anonymous, "Wrong token.", name, next));
+    return HtmlPage(401, RenderLogin(anonymous, "Wrong token.", name, next));
   }
   throttle_.Succeeded(request.peer);
   const Session session = sessions_.Create(name, now);

@@ -66,7 +66,7 @@ class ConsoleApp {
   // Why a POST from `identity` may not change anything, or "" when it may.
   std::string RefusePost(const HttpRequest& request, const std::optional<Identity>& identity) const;
 
-  HttpResponse Html(int status, std::string body) const;
+  HttpResponse HtmlPage(int status, std::string body) const;
   HttpResponse Redirect(const std::string& location) const;
   HttpResponse Error(const Viewer& viewer, int status, const std::string& text) const;
   HttpResponse ErrorFor(const Viewer& viewer, const absl::Status& status) const;

@@ -300,6 +300,20 @@ class ConsoleTest(PostgateTestCase):
         self.assertEqual([e["kind"] for e in events[:2]], ["received", "deferred"])
         self.assertEqual(events[1]["recipient"], "x@feed.example")
 
+    def test_no_open_redirect_and_no_forged_log_lines(self):
+        for target in ("//evil.example/", "/\t/evil.example", "/\\evil.example", "https://evil.example/"):
+            http = Http(self.base)
+            status, response, _ = http.post("/login", {"operator": "alice", "token": self.postgate.admin_token, "next": target})
+            self.assertEqual((status, response.getheader("Location")), (303, "/"), target)
+        http = Http(self.base)
+        http.sign_in(self.postgate.admin_token)
+        csrf = http.csrf("/")
+        self.assertEqual(http.get("/flush?domain=x%0Aaudit:+operator%3Droot")[0], 400)
+        self.assertEqual(http.post("/flush", {"csrf": csrf, "domain": "x\naudit: operator=root"})[0], 400)
+        self.assertEqual(http.post("/message/%0Afake-line/hold", {"csrf": "0"})[0], 403)
+        self.console.wait_log(r"refused POST /message/\?fake-line/hold")
+        self.assertFalse([line for line in self.console.log() if line.startswith(("fake-line", "audit: operator=root"))])
+
     def test_a_long_body_shows_its_first_256_kib(self):
         line = "0123456789" * 10 + "\r\n"
         reply = send_message(self.postgate.smtp_port, recipients=("long@example.org",),
