@@ -8,6 +8,7 @@
 #include <sstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "queuectl/api_names.h"
 #include "queuectl/queue_connection.h"
 #include "queuectl/replica_choice.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
@@ -32,6 +34,9 @@
 namespace {
 
 namespace v1 = ::postgate::queue::v1;
+using postgate::queuectl::EventKindName;
+using postgate::queuectl::MessageStateName;
+using postgate::queuectl::RecipientStateName;
 
 constexpr int kExitOk = 0;
 constexpr int kExitServer = 1;
@@ -103,21 +108,11 @@ absl::Time ToTime(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-std::string StateName(v1::MessageState state) {
-  switch (state) {
-    case v1::MESSAGE_STATE_ACTIVE: return "active";
-    case v1::MESSAGE_STATE_DEFERRED: return "deferred";
-    case v1::MESSAGE_STATE_DONE: return "done";
-    case v1::MESSAGE_STATE_HOLD: return "hold";
-    default: return "unknown";
-  }
-}
-
 // One message as `postqueue -j` prints it, so scripts written for Postfix keep working.
 void PrintPostqueueJson(const v1::Message& message) {
   google::protobuf::Struct entry;
   auto& fields = *entry.mutable_fields();
-  fields["queue_name"].set_string_value(StateName(message.state()));
+  fields["queue_name"].set_string_value(MessageStateName(message.state()));
   fields["queue_id"].set_string_value(message.queue_id());
   fields["arrival_time"].set_number_value(static_cast<double>(message.arrival_time().seconds()));
   fields["message_size"].set_number_value(static_cast<double>(message.size()));
@@ -131,16 +126,6 @@ void PrintPostqueueJson(const v1::Message& message) {
     if (!r.reason().empty()) recipient["delay_reason"].set_string_value(r.reason());
   }
   PrintJson(entry);
-}
-
-std::string RecipientStateName(v1::RecipientState state) {
-  switch (state) {
-    case v1::RECIPIENT_STATE_QUEUED: return "queued";
-    case v1::RECIPIENT_STATE_DELIVERED: return "delivered";
-    case v1::RECIPIENT_STATE_DEFERRED: return "deferred";
-    case v1::RECIPIENT_STATE_BOUNCED: return "bounced";
-    default: return "unknown";
-  }
 }
 
 int Status(std::vector<Replica>& replicas, const Options& options) {
@@ -168,7 +153,7 @@ int Status(std::vector<Replica>& replicas, const Options& options) {
   if (options.json) return kExitOk;
   std::cout << absl::StrFormat("%-10s %10s %12s\n", "STATE", "MESSAGES", "BYTES");
   for (const v1::StateCount& count : total.by_state()) {
-    std::cout << absl::StrFormat("%-10s %10d %12d\n", StateName(count.state()), count.messages(),
+    std::cout << absl::StrFormat("%-10s %10d %12d\n", MessageStateName(count.state()), count.messages(),
                                  count.bytes());
   }
   std::cout << absl::StrFormat("pending: %d messages, %d bytes; oldest %ds\n", total.total_messages(),
@@ -220,24 +205,14 @@ struct ListOptions {
   bool newest_first = false;
 };
 
-bool ParseState(const std::string& name, v1::MessageState* state) {
-  if (name.empty()) *state = v1::MESSAGE_STATE_UNSPECIFIED;
-  else if (name == "active") *state = v1::MESSAGE_STATE_ACTIVE;
-  else if (name == "deferred") *state = v1::MESSAGE_STATE_DEFERRED;
-  else if (name == "hold") *state = v1::MESSAGE_STATE_HOLD;
-  else if (name == "done") *state = v1::MESSAGE_STATE_DONE;
-  else return false;
-  return true;
-}
-
 int List(std::vector<Replica>& replicas, const Options& options, const ListOptions& list) {
   v1::ListMessagesRequest request;
-  v1::MessageState state;
-  if (!ParseState(list.state, &state)) {
+  std::optional<v1::MessageState> state = postgate::queuectl::ParseMessageState(list.state);
+  if (!state) {
     std::cerr << "queuectl: --state: use active, deferred, hold or done\n";
     return kExitUsage;
   }
-  request.set_state(state);
+  request.set_state(*state);
   request.set_sender_contains(list.sender);
   request.set_recipient_contains(list.recipient);
   request.set_min_age_seconds(list.min_age);
@@ -311,7 +286,7 @@ int Show(v1::QueueService::Stub& stub, const Options& options, const std::string
                             : absl::FormatTime("%Y-%m-%d %H:%M:%S %Z", ToTime(t), absl::LocalTimeZone());
   };
   std::cout << "Queue ID:   " << message.queue_id() << "\n"
-            << "State:      " << StateName(message.state())
+            << "State:      " << MessageStateName(message.state())
             << (message.hold_reason().empty() ? "" : " (" + message.hold_reason() + ")") << "\n"
             << "Arrival:    " << when(message.arrival_time()) << "\n"
             << "Completed:  " << when(message.completion_time()) << "\n"
@@ -433,20 +408,6 @@ int Act(v1::QueueService::Stub& stub, const Options& options, const std::string&
   return exit_code;
 }
 
-std::string EventName(v1::EventKind kind) {
-  switch (kind) {
-    case v1::EVENT_KIND_RECEIVED: return "received";
-    case v1::EVENT_KIND_DELIVERED: return "delivered";
-    case v1::EVENT_KIND_DEFERRED: return "deferred";
-    case v1::EVENT_KIND_BOUNCED: return "bounced";
-    case v1::EVENT_KIND_HELD: return "held";
-    case v1::EVENT_KIND_RELEASED: return "released";
-    case v1::EVENT_KIND_DELETED: return "deleted";
-    case v1::EVENT_KIND_DONE: return "done";
-    default: return "unknown";
-  }
-}
-
 // Follows the queue live until interrupted (or `count` events). One line per event.
 int Watch(v1::QueueService::Stub& stub, const Options& options, const std::string& domain,
           const std::string& id, int count) {
@@ -467,7 +428,7 @@ int Watch(v1::QueueService::Stub& stub, const Options& options, const std::strin
       PrintJson(event);
     } else {
       std::cout << absl::FormatTime("%H:%M:%E3S", ToTime(event.time()), absl::LocalTimeZone()) << " "
-                << event.queue_id() << " " << EventName(event.kind());
+                << event.queue_id() << " " << EventKindName(event.kind());
       if (!event.recipient().empty()) {
         std::cout << " to=<" << event.recipient() << "> relay=" << event.relay() << " dsn="
                   << event.dsn_status() << " (" << event.reason() << ")";

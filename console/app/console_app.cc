@@ -7,6 +7,7 @@
 #include "absl/strings/str_split.h"
 #include "console/web/static_assets.h"
 #include "console/web/text.h"
+#include "queuectl/api_names.h"
 #include "spdlog/spdlog.h"
 
 namespace postgate::console {
@@ -70,24 +71,10 @@ bool ValidDomain(absl::string_view domain) {
   return true;
 }
 
-std::string EventKindName(v1::EventKind kind) {
-  switch (kind) {
-    case v1::EVENT_KIND_RECEIVED: return "received";
-    case v1::EVENT_KIND_DELIVERED: return "delivered";
-    case v1::EVENT_KIND_DEFERRED: return "deferred";
-    case v1::EVENT_KIND_BOUNCED: return "bounced";
-    case v1::EVENT_KIND_HELD: return "held";
-    case v1::EVENT_KIND_RELEASED: return "released";
-    case v1::EVENT_KIND_DELETED: return "deleted";
-    case v1::EVENT_KIND_DONE: return "done";
-    default: return "unknown";
-  }
-}
-
 std::string EventJson(const v1::QueueEvent& e) {
   const absl::Time time = absl::FromUnixSeconds(e.time().seconds()) + absl::Nanoseconds(e.time().nanos());
   return absl::StrCat("{\"time\":", JsonString(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", time, absl::UTCTimeZone())),
-                      ",\"kind\":", JsonString(EventKindName(e.kind())), ",\"queue_id\":", JsonString(e.queue_id()),
+                      ",\"kind\":", JsonString(queuectl::EventKindName(e.kind())), ",\"queue_id\":", JsonString(e.queue_id()),
                       ",\"sender\":", JsonString(e.sender()), ",\"recipient\":", JsonString(e.recipient()),
                       ",\"smtp_code\":", e.smtp_code(), ",\"dsn_status\":", JsonString(e.dsn_status()),
                       ",\"reason\":", JsonString(e.reason()), ",\"relay\":", JsonString(e.relay()), ",\"size\":", e.size(),
@@ -253,7 +240,7 @@ HttpResponse ConsoleApp::Overview(const HttpRequest& request, const Viewer& view
 HttpResponse ConsoleApp::Messages(const HttpRequest& request, const Viewer& viewer) {
   const std::map<std::string, std::string> form = ParseForm(request.query);
   ListQuery query;
-  std::optional<v1::MessageState> state = ParseStateName(Field(form, "state"));
+  std::optional<v1::MessageState> state = queuectl::ParseMessageState(Field(form, "state"));
   if (!state) return Error(viewer, 400, "Unknown state: use active, deferred, hold or done.");
   query.state = *state;
   query.sender = Field(form, "sender");

@@ -7,9 +7,13 @@
 #include "absl/strings/str_join.h"
 #include "console/web/sparkline.h"
 #include "console/web/text.h"
+#include "queuectl/api_names.h"
 
 namespace postgate::console {
 namespace {
+
+using queuectl::MessageStateName;
+using queuectl::RecipientStateName;
 
 constexpr v1::MessageState kStates[] = {v1::MESSAGE_STATE_ACTIVE, v1::MESSAGE_STATE_DEFERRED,
                                         v1::MESSAGE_STATE_HOLD, v1::MESSAGE_STATE_DONE};
@@ -27,16 +31,6 @@ std::string Bytes(uint64_t bytes) {
   if (bytes < 10 * 1024) return absl::StrCat(bytes, " B");
   if (bytes < 10 * 1024 * 1024) return absl::StrCat(bytes / 1024, " KiB");
   return absl::StrCat(bytes / (1024 * 1024), " MiB");
-}
-
-std::string RecipientStateName(v1::RecipientState state) {
-  switch (state) {
-    case v1::RECIPIENT_STATE_QUEUED: return "queued";
-    case v1::RECIPIENT_STATE_DELIVERED: return "delivered";
-    case v1::RECIPIENT_STATE_DEFERRED: return "deferred";
-    case v1::RECIPIENT_STATE_BOUNCED: return "bounced";
-    default: return "unknown";
-  }
 }
 
 std::string Sender(const std::string& sender) { return sender.empty() ? "<>" : sender; }
@@ -93,24 +87,6 @@ std::string ActionLink(const std::string& id, const char* action, const char* la
 
 }  // namespace
 
-std::string StateName(v1::MessageState state) {
-  switch (state) {
-    case v1::MESSAGE_STATE_ACTIVE: return "active";
-    case v1::MESSAGE_STATE_DEFERRED: return "deferred";
-    case v1::MESSAGE_STATE_DONE: return "done";
-    case v1::MESSAGE_STATE_HOLD: return "hold";
-    default: return "";
-  }
-}
-
-std::optional<v1::MessageState> ParseStateName(const std::string& name) {
-  if (name.empty()) return v1::MESSAGE_STATE_UNSPECIFIED;
-  for (v1::MessageState state : kStates) {
-    if (StateName(state) == name) return state;
-  }
-  return std::nullopt;
-}
-
 std::string FormatAge(absl::Duration age) {
   const int64_t seconds = std::max<int64_t>(0, absl::ToInt64Seconds(age));
   if (seconds < 60) return absl::StrCat(seconds, "s");
@@ -121,7 +97,7 @@ std::string FormatAge(absl::Duration age) {
 
 std::string ListUrl(const ListQuery& query) {
   std::vector<std::string> parts;
-  if (query.state != v1::MESSAGE_STATE_UNSPECIFIED) parts.push_back("state=" + StateName(query.state));
+  if (query.state != v1::MESSAGE_STATE_UNSPECIFIED) parts.push_back("state=" + MessageStateName(query.state));
   if (!query.sender.empty()) parts.push_back("sender=" + UrlEncode(query.sender));
   if (!query.recipient.empty()) parts.push_back("recipient=" + UrlEncode(query.recipient));
   if (query.min_age_seconds != 0) parts.push_back(absl::StrCat("min_age=", query.min_age_seconds));
@@ -141,8 +117,8 @@ std::string RenderOverview(const Viewer& viewer, const OverviewData& data, const
     const StateOverview& s = found == data.states.end() ? none : found->second;
     ListQuery query;
     query.state = state;
-    absl::StrAppend(&body, "<tr><td><a href=\"", Html(ListUrl(query)), "\">", StateName(state), "</a></td><td class=\"num\" data-state=\"",
-                    StateName(state), "\">", s.messages, "</td><td class=\"num\">", Bytes(s.bytes), "</td><td>",
+    absl::StrAppend(&body, "<tr><td><a href=\"", Html(ListUrl(query)), "\">", MessageStateName(state), "</a></td><td class=\"num\" data-state=\"",
+                    MessageStateName(state), "\">", s.messages, "</td><td class=\"num\">", Bytes(s.bytes), "</td><td>",
                     s.oldest_arrival ? FormatAge(data.now - *s.oldest_arrival) : "–", "</td></tr>");
   }
   absl::StrAppend(&body, "</tbody></table>");
@@ -191,7 +167,7 @@ std::string RenderList(const Viewer& viewer, const ListData& data) {
   std::string body = "<h1>Messages</h1><form class=\"filters\" method=\"get\" action=\"/messages\"><label>State <select name=\"state\">";
   absl::StrAppend(&body, "<option value=\"\">not done</option>");
   for (v1::MessageState state : kStates) {
-    absl::StrAppend(&body, "<option", q.state == state ? " selected" : "", ">", StateName(state), "</option>");
+    absl::StrAppend(&body, "<option", q.state == state ? " selected" : "", ">", MessageStateName(state), "</option>");
   }
   absl::StrAppend(&body, "</select></label> <label>Sender <input name=\"sender\" value=\"", Html(q.sender),
                   "\"></label> <label>Recipient or @domain <input name=\"recipient\" value=\"", Html(q.recipient),
@@ -218,7 +194,7 @@ std::string RenderList(const Viewer& viewer, const ListData& data) {
     for (size_t i = 0; i < pending.size() && i < 3; ++i) absl::StrAppend(&shown, i == 0 ? "" : "<br>", Html(pending[i]));
     if (pending.size() > 3) absl::StrAppend(&shown, "<br>+", pending.size() - 3, " more");
     absl::StrAppend(&body, "<tr data-queue-id=\"", Html(m.queue_id()), "\"><td>", MessageLink(m.queue_id()), "</td><td class=\"state ",
-                    StateName(m.state()), "\">", StateName(m.state()), "</td><td>", FormatAge(data.now - ToTime(m.arrival_time())),
+                    MessageStateName(m.state()), "\">", MessageStateName(m.state()), "</td><td>", FormatAge(data.now - ToTime(m.arrival_time())),
                     "</td><td class=\"num\">", Bytes(m.size()), "</td><td>", Html(Sender(m.envelope().sender())), "</td><td>", shown,
                     "</td><td class=\"reason\">", Html(reason), "</td></tr>");
   }
@@ -242,7 +218,7 @@ std::string RenderMessage(const Viewer& viewer, const MessageData& data, const s
   const v1::Message& m = data.message;
   const v1::Envelope& e = m.envelope();
   std::string body = absl::StrCat("<h1>Message <span class=\"qid\">", Html(m.queue_id()), "</span> <span class=\"state ",
-                                  StateName(m.state()), "\">", StateName(m.state()), "</span></h1>", Notice(notice));
+                                  MessageStateName(m.state()), "\">", MessageStateName(m.state()), "</span></h1>", Notice(notice));
   if (!viewer.operator_name.empty()) {
     absl::StrAppend(&body, "<p class=\"actions\">");
     if (m.state() == v1::MESSAGE_STATE_HOLD) {

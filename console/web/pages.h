@@ -93,10 +93,6 @@ std::string RenderLogin(const Viewer& viewer, const std::string& error, const st
 std::string RenderConfirmation(const Viewer& viewer, const Confirmation& confirmation);
 std::string RenderError(const Viewer& viewer, int status, const std::string& text);
 
-// "active", "deferred", "hold", "done"; "" for UNSPECIFIED. And back (nullopt for anything else).
-std::string StateName(v1::MessageState state);
-std::optional<v1::MessageState> ParseStateName(const std::string& name);
-
 // The list page's URL for `query` (its cursor included), for links and redirects.
 std::string ListUrl(const ListQuery& query);
 

@@ -112,13 +112,10 @@ TEST(PagesTest, SparklineScalesToThePeak) {
   EXPECT_TRUE(absl::StrContains(Sparkline({0, 0}, "x", "y"), "points=\"0.0,38.0 240.0,38.0\""));
 }
 
-TEST(PagesTest, AgesAndStateNames) {
+TEST(PagesTest, Ages) {
   EXPECT_EQ(FormatAge(absl::Seconds(42)), "42s");
   EXPECT_EQ(FormatAge(absl::Seconds(185)), "3m 05s");
   EXPECT_EQ(FormatAge(absl::Hours(50)), "2d 02h");
-  EXPECT_EQ(ParseStateName("hold"), v1::MESSAGE_STATE_HOLD);
-  EXPECT_EQ(ParseStateName(""), v1::MESSAGE_STATE_UNSPECIFIED);
-  EXPECT_EQ(ParseStateName("bogus"), std::nullopt);
 }
 
 }  // namespace
