@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/net/network.h"
 
 namespace postgate::console {
 
@@ -16,7 +17,8 @@ namespace postgate::console {
 // decides. Empty strings mean the header was absent.
 bool SameOrigin(absl::string_view origin, absl::string_view sec_fetch_site, absl::string_view host);
 
-// Addresses and networks ("10.0.0.0/8", "::1", "127.0.0.1") of trusted reverse proxies.
+// Addresses and networks ("10.0.0.0/8", "::1", "127.0.0.1") of trusted reverse proxies, written
+// as mynetworks is (core/net).
 class TrustedPeers {
  public:
   static absl::StatusOr<TrustedPeers> Parse(const std::vector<std::string>& entries);
@@ -24,12 +26,7 @@ class TrustedPeers {
   bool empty() const { return networks_.empty(); }
 
  private:
-  struct Network {
-    int family;
-    unsigned char bytes[16];
-    int prefix;
-  };
-  std::vector<Network> networks_;
+  net::NetworkList networks_;
 };
 
 }  // namespace postgate::console

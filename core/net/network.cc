@@ -1,11 +1,11 @@
-#include "smtp-gateway/policy/network.h"
+#include "core/net/network.h"
 
 #include <arpa/inet.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
-namespace postgate::gateway::policy {
+namespace postgate::net {
 
 absl::StatusOr<IpAddress> IpAddress::Parse(absl::string_view text) {
   if (text.size() >= 2 && text.front() == '[' && text.back() == ']') {
@@ -96,4 +96,4 @@ bool NetworkList::Contains(const IpAddress& address) const {
   return false;
 }
 
-}  // namespace postgate::gateway::policy
+}  // namespace postgate::net

@@ -1,8 +1,8 @@
-#include "smtp-gateway/policy/network.h"
+#include "core/net/network.h"
 
 #include "gtest/gtest.h"
 
-namespace postgate::gateway::policy {
+namespace postgate::net {
 namespace {
 
 bool InList(const std::vector<std::string>& words, absl::string_view address) {
@@ -45,4 +45,4 @@ TEST(NetworkTest, OverlapFindsTheAccidentalOpenRelay) {
 }
 
 }  // namespace
-}  // namespace postgate::gateway::policy
+}  // namespace postgate::net
