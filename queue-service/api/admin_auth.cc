@@ -36,7 +36,7 @@ std::string AdminAuth::CurrentToken() {
   return token_;
 }
 
-bool AdminAuth::TrustedClientCertificate(const grpc::ServerContext& context) const {
+bool AdminAuth::TrustedClientCertificate(const grpc::ServerContextBase& context) const {
   if (client_names_.empty()) return false;
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   // Peer identities exist only for a certificate the TLS handshake verified.
@@ -50,7 +50,7 @@ bool AdminAuth::TrustedClientCertificate(const grpc::ServerContext& context) con
   return false;
 }
 
-grpc::Status AdminAuth::Check(const grpc::ServerContext& context, const char* method) {
+grpc::Status AdminAuth::Check(const grpc::ServerContextBase& context, const char* method) {
   if (TrustedClientCertificate(context)) return grpc::Status::OK;
   std::string problem;
   if (token_file_.empty()) {

@@ -26,12 +26,12 @@ class AdminAuth {
       : token_file_(std::move(token_file)), client_names_(std::move(client_names)), denied_(denied) {}
 
   // OK, or UNAUTHENTICATED naming what is missing. `method` is for the log and the metric.
-  grpc::Status Check(const grpc::ServerContext& context, const char* method);
+  grpc::Status Check(const grpc::ServerContextBase& context, const char* method);
 
  private:
   std::string CurrentToken();
 
-  bool TrustedClientCertificate(const grpc::ServerContext& context) const;
+  bool TrustedClientCertificate(const grpc::ServerContextBase& context) const;
 
   const std::string token_file_;
   const std::vector<std::string> client_names_;

@@ -311,8 +311,80 @@ grpc::ServerBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>* QueueApiServic
   return new EnqueueReactor(*this, context);
 }
 
-grpc::Status QueueApiService::GetQueueStatus(grpc::ServerContext*, const v1::GetQueueStatusRequest*,
-                                             v1::QueueStatus* response) {
+template <typename Request, typename Response>
+grpc::ServerUnaryReactor* QueueApiService::RunOnWorker(grpc::CallbackServerContext* context, const Request* request,
+                                                       Response* response, Body<Request, Response> body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  // gRPC keeps the context, request and response until Finish; a reactor may finish from any thread.
+  const bool posted = api_workers_.Post([this, context, request, response, body, reactor] {
+    if (context->IsCancelled()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    reactor->Finish((this->*body)(*context, *request, response));
+  });
+  if (!posted) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                 "queue-service: too many status API calls waiting; try again"));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* QueueApiService::GetQueueStatus(grpc::CallbackServerContext* context,
+                                                          const v1::GetQueueStatusRequest* request,
+                                                          v1::QueueStatus* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoGetQueueStatus);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::SetAccepting(grpc::CallbackServerContext* context,
+                                                        const v1::SetAcceptingRequest* request,
+                                                        v1::QueueStatus* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoSetAccepting);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::GetActivity(grpc::CallbackServerContext* context,
+                                                       const v1::GetActivityRequest* request, v1::Activity* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoGetActivity);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::ListMessages(grpc::CallbackServerContext* context,
+                                                        const v1::ListMessagesRequest* request,
+                                                        v1::ListMessagesResponse* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoListMessages);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::GetMessage(grpc::CallbackServerContext* context,
+                                                      const v1::GetMessageRequest* request, v1::Message* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoGetMessage);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::Flush(grpc::CallbackServerContext* context, const v1::FlushRequest* request,
+                                                 v1::FlushResponse* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoFlush);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::Hold(grpc::CallbackServerContext* context,
+                                                const v1::MessageRequest* request, v1::Message* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoHold);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::Release(grpc::CallbackServerContext* context,
+                                                   const v1::MessageRequest* request, v1::Message* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoRelease);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::Delete(grpc::CallbackServerContext* context,
+                                                  const v1::MessageRequest* request, v1::DeleteResponse* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoDelete);
+}
+
+grpc::ServerUnaryReactor* QueueApiService::Requeue(grpc::CallbackServerContext* context,
+                                                   const v1::MessageRequest* request, v1::Message* response) {
+  return RunOnWorker(context, request, response, &QueueApiService::DoRequeue);
+}
+
+grpc::Status QueueApiService::DoGetQueueStatus(const grpc::ServerContextBase&, const v1::GetQueueStatusRequest&,
+                                               v1::QueueStatus* response) {
   QueueIndex::Summary summary = index_.Summarize();
   for (v1::MessageState state : {v1::MESSAGE_STATE_ACTIVE, v1::MESSAGE_STATE_DEFERRED,
                                  v1::MESSAGE_STATE_DONE, v1::MESSAGE_STATE_HOLD}) {
@@ -334,43 +406,43 @@ grpc::Status QueueApiService::GetQueueStatus(grpc::ServerContext*, const v1::Get
   return grpc::Status::OK;
 }
 
-grpc::Status QueueApiService::SetAccepting(grpc::ServerContext* context, const v1::SetAcceptingRequest* request,
-                                           v1::QueueStatus* response) {
-  if (grpc::Status allowed = admin_.Check(*context, "SetAccepting"); !allowed.ok()) return allowed;
-  if (accepting_.exchange(request->accepting()) != request->accepting()) {
+grpc::Status QueueApiService::DoSetAccepting(const grpc::ServerContextBase& context,
+                                             const v1::SetAcceptingRequest& request, v1::QueueStatus* response) {
+  if (grpc::Status allowed = admin_.Check(context, "SetAccepting"); !allowed.ok()) return allowed;
+  if (accepting_.exchange(request.accepting()) != request.accepting()) {
     spdlog::warn("replica {}: {}", ids_.replica(),
-                 request->accepting() ? "accepting new messages again" : "no longer accepting new messages (draining)");
-    if (accepting_hook_) accepting_hook_(request->accepting());
+                 request.accepting() ? "accepting new messages again" : "no longer accepting new messages (draining)");
+    if (accepting_hook_) accepting_hook_(request.accepting());
   }
-  return GetQueueStatus(context, nullptr, response);
+  return DoGetQueueStatus(context, v1::GetQueueStatusRequest(), response);
 }
 
-grpc::Status QueueApiService::GetActivity(grpc::ServerContext*, const v1::GetActivityRequest*,
-                                          v1::Activity* response) {
+grpc::Status QueueApiService::DoGetActivity(const grpc::ServerContextBase&, const v1::GetActivityRequest&,
+                                            v1::Activity* response) {
   *response = activity_.Snapshot(absl::Now());
   return grpc::Status::OK;
 }
 
-grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListMessagesRequest* request,
-                                           v1::ListMessagesResponse* response) {
-  uint32_t page_size = request->page_size() == 0 ? kDefaultPageSize : request->page_size();
+grpc::Status QueueApiService::DoListMessages(const grpc::ServerContextBase&, const v1::ListMessagesRequest& request,
+                                             v1::ListMessagesResponse* response) {
+  uint32_t page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   if (page_size > kMaxPageSize) {
     return InvalidArgument("page_size", absl::StrCat("at most ", kMaxPageSize));
   }
-  if (!request->page_token().empty() && !IsValidQueueId(request->page_token())) {
+  if (!request.page_token().empty() && !IsValidQueueId(request.page_token())) {
     return InvalidArgument("page_token", "not a token from a previous ListMessages response");
   }
-  if (!v1::MessageState_IsValid(request->state())) return InvalidArgument("state", "unknown state");
-  if (request->max_age_seconds() != 0 && request->max_age_seconds() <= request->min_age_seconds()) {
+  if (!v1::MessageState_IsValid(request.state())) return InvalidArgument("state", "unknown state");
+  if (request.max_age_seconds() != 0 && request.max_age_seconds() <= request.min_age_seconds()) {
     return InvalidArgument("max_age_seconds", "must be larger than min_age_seconds");
   }
-  const std::string sender = absl::AsciiStrToLower(request->sender_contains());
-  const std::string recipient = absl::AsciiStrToLower(request->recipient_contains());
+  const std::string sender = absl::AsciiStrToLower(request.sender_contains());
+  const std::string recipient = absl::AsciiStrToLower(request.recipient_contains());
   const absl::Time now = absl::Now();
   auto wanted = [&](const rec::Message& message) {
     const absl::Duration age = now - FromTimestamp(message.arrival_time());
-    if (age < absl::Seconds(request->min_age_seconds())) return false;
-    if (request->max_age_seconds() != 0 && age >= absl::Seconds(request->max_age_seconds())) return false;
+    if (age < absl::Seconds(request.min_age_seconds())) return false;
+    if (request.max_age_seconds() != 0 && age >= absl::Seconds(request.max_age_seconds())) return false;
     if (!absl::StrContains(absl::AsciiStrToLower(message.envelope().sender()), sender)) return false;
     if (recipient.empty()) return true;
     for (const rec::RecipientStatus& r : message.recipients()) {
@@ -378,12 +450,12 @@ grpc::Status QueueApiService::ListMessages(grpc::ServerContext*, const v1::ListM
     }
     return false;
   };
-  if (request->state() == v1::MESSAGE_STATE_DONE) return ListFinished(*request, page_size, wanted, response);
+  if (request.state() == v1::MESSAGE_STATE_DONE) return ListFinished(request, page_size, wanted, response);
   // Walk the index in order; filters may skip many, so read it in batches.
-  std::string cursor = request->page_token();
+  std::string cursor = request.page_token();
   constexpr size_t kBatch = 1000;
   for (;;) {
-    std::vector<std::string> ids = index_.List(FromApi(request->state()), cursor, kBatch, request->newest_first());
+    std::vector<std::string> ids = index_.List(FromApi(request.state()), cursor, kBatch, request.newest_first());
     for (const std::string& id : ids) {
       cursor = id;
       absl::StatusOr<StoredMessage> record = store_.Get(id);
@@ -455,9 +527,9 @@ absl::StatusOr<StoredMessage> QueueApiService::Load(const std::string& id) {
   return record;
 }
 
-grpc::Status QueueApiService::GetMessage(grpc::ServerContext*, const v1::GetMessageRequest* request,
-                                         v1::Message* response) {
-  absl::StatusOr<StoredMessage> record = Load(request->queue_id());
+grpc::Status QueueApiService::DoGetMessage(const grpc::ServerContextBase&, const v1::GetMessageRequest& request,
+                                           v1::Message* response) {
+  absl::StatusOr<StoredMessage> record = Load(request.queue_id());
   if (!record.ok()) return ToGrpcStatus(record.status());
   *response = ToApi(record->message());
   return grpc::Status::OK;
@@ -467,11 +539,11 @@ grpc::Status QueueApiService::GetMessage(grpc::ServerContext*, const v1::GetMess
 
 namespace postgate::queue {
 
-grpc::Status QueueApiService::Flush(grpc::ServerContext*, const v1::FlushRequest* request,
-                                    v1::FlushResponse* response) {
-  absl::StatusOr<uint32_t> scheduled = request->queue_id().empty()
-                                            ? agent_.Flush(request->domain(), request->include_subdomains())
-                                            : agent_.FlushMessage(request->queue_id());
+grpc::Status QueueApiService::DoFlush(const grpc::ServerContextBase&, const v1::FlushRequest& request,
+                                      v1::FlushResponse* response) {
+  absl::StatusOr<uint32_t> scheduled = request.queue_id().empty()
+                                            ? agent_.Flush(request.domain(), request.include_subdomains())
+                                            : agent_.FlushMessage(request.queue_id());
   if (!scheduled.ok()) return ToGrpcStatus(scheduled.status());
   response->set_messages(*scheduled);
   return grpc::Status::OK;
@@ -481,24 +553,93 @@ grpc::Status QueueApiService::Flush(grpc::ServerContext*, const v1::FlushRequest
 
 namespace postgate::queue {
 
-grpc::Status QueueApiService::GetMessageContent(grpc::ServerContext* context,
-                                                const v1::GetMessageContentRequest* request,
-                                                grpc::ServerWriter<v1::MessageContentChunk>* writer) {
-  // Message content is personal data: reading it is an admin action.
-  if (grpc::Status allowed = admin_.Check(*context, "GetMessageContent"); !allowed.ok()) return allowed;
-  absl::StatusOr<StoredMessage> record = Load(request->queue_id());
-  if (!record.ok()) return ToGrpcStatus(record.status());
-  if (record->message().state() == rec::MESSAGE_STATE_DONE) {
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("queue ID ", request->queue_id(), " is done; its content is gone"));
+// GetMessageContent as a stream that holds no thread while the client reads: each piece (the
+// stored header prefix, then chunk by chunk) is read on a status API worker, and the next read
+// starts when the client has taken the previous piece.
+class QueueApiService::ContentReactor : public grpc::ServerWriteReactor<v1::MessageContentChunk> {
+ public:
+  ContentReactor(QueueApiService& service, grpc::CallbackServerContext* context, std::string queue_id)
+      : service_(service), context_(context), queue_id_(std::move(queue_id)) {
+    OnWorker([this] { Open(); });
   }
-  absl::Status read = store_.ReadContent(*record, [&](absl::string_view chunk) {
-    if (context->IsCancelled()) return absl::CancelledError("client went away");
-    v1::MessageContentChunk out;
-    out.set_data(std::string(chunk));
-    return writer->Write(out) ? absl::OkStatus() : absl::CancelledError("client went away");
-  });
-  return ToGrpcStatus(read);
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    OnWorker([this] { SendNext(); });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void OnWorker(std::function<void()> step) {
+    if (!service_.api_workers_.Post(std::move(step))) {
+      Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "queue-service: too many status API calls waiting; try again"));
+    }
+  }
+
+  void Open() {
+    // Message content is personal data: reading it is an admin action.
+    if (grpc::Status allowed = service_.admin_.Check(*context_, "GetMessageContent"); !allowed.ok()) {
+      Finish(allowed);
+      return;
+    }
+    absl::StatusOr<StoredMessage> record = service_.Load(queue_id_);
+    if (!record.ok()) {
+      Finish(ToGrpcStatus(record.status()));
+      return;
+    }
+    if (record->message().state() == rec::MESSAGE_STATE_DONE) {
+      Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("queue ID ", queue_id_, " is done; its content is gone")));
+      return;
+    }
+    record_ = *std::move(record);
+    SendNext();
+  }
+
+  // Reads and starts writing the next piece, or ends the stream after the last one.
+  void SendNext() {
+    if (context_->IsCancelled()) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    if (!prefix_sent_) {
+      prefix_sent_ = true;
+      if (!record_.header_prefix().empty()) {
+        piece_.set_data(record_.header_prefix());
+        StartWrite(&piece_);
+        return;
+      }
+    }
+    if (next_chunk_ == record_.chunk_count()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    absl::StatusOr<std::string> chunk = service_.store_.ReadChunk(record_, next_chunk_++);
+    if (!chunk.ok()) {
+      Finish(ToGrpcStatus(chunk.status()));
+      return;
+    }
+    piece_.set_data(*std::move(chunk));
+    StartWrite(&piece_);
+  }
+
+  QueueApiService& service_;
+  grpc::CallbackServerContext* context_;
+  const std::string queue_id_;
+  StoredMessage record_;
+  bool prefix_sent_ = false;
+  uint32_t next_chunk_ = 0;
+  v1::MessageContentChunk piece_;  // Kept until its write is done.
+};
+
+grpc::ServerWriteReactor<v1::MessageContentChunk>* QueueApiService::GetMessageContent(
+    grpc::CallbackServerContext* context, const v1::GetMessageContentRequest* request) {
+  return new ContentReactor(*this, context, request->queue_id());
 }
 
 namespace {
@@ -511,32 +652,32 @@ grpc::Status Reply(const absl::StatusOr<rec::Message>& result, v1::Message* resp
 
 }  // namespace
 
-grpc::Status QueueApiService::Hold(grpc::ServerContext* context, const v1::MessageRequest* request,
-                                   v1::Message* response) {
-  if (grpc::Status allowed = admin_.Check(*context, "Hold"); !allowed.ok()) return allowed;
-  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
-  return Reply(agent_.Hold(request->queue_id(), request->reason()), response);
+grpc::Status QueueApiService::DoHold(const grpc::ServerContextBase& context, const v1::MessageRequest& request,
+                                     v1::Message* response) {
+  if (grpc::Status allowed = admin_.Check(context, "Hold"); !allowed.ok()) return allowed;
+  if (absl::Status valid = CheckQueueId(request.queue_id()); !valid.ok()) return ToGrpcStatus(valid);
+  return Reply(agent_.Hold(request.queue_id(), request.reason()), response);
 }
 
-grpc::Status QueueApiService::Release(grpc::ServerContext* context, const v1::MessageRequest* request,
-                                      v1::Message* response) {
-  if (grpc::Status allowed = admin_.Check(*context, "Release"); !allowed.ok()) return allowed;
-  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
-  return Reply(agent_.Release(request->queue_id()), response);
+grpc::Status QueueApiService::DoRelease(const grpc::ServerContextBase& context, const v1::MessageRequest& request,
+                                        v1::Message* response) {
+  if (grpc::Status allowed = admin_.Check(context, "Release"); !allowed.ok()) return allowed;
+  if (absl::Status valid = CheckQueueId(request.queue_id()); !valid.ok()) return ToGrpcStatus(valid);
+  return Reply(agent_.Release(request.queue_id()), response);
 }
 
-grpc::Status QueueApiService::Delete(grpc::ServerContext* context, const v1::MessageRequest* request,
-                                     v1::DeleteResponse*) {
-  if (grpc::Status allowed = admin_.Check(*context, "Delete"); !allowed.ok()) return allowed;
-  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
-  return ToGrpcStatus(agent_.Delete(request->queue_id()));
+grpc::Status QueueApiService::DoDelete(const grpc::ServerContextBase& context, const v1::MessageRequest& request,
+                                       v1::DeleteResponse*) {
+  if (grpc::Status allowed = admin_.Check(context, "Delete"); !allowed.ok()) return allowed;
+  if (absl::Status valid = CheckQueueId(request.queue_id()); !valid.ok()) return ToGrpcStatus(valid);
+  return ToGrpcStatus(agent_.Delete(request.queue_id()));
 }
 
-grpc::Status QueueApiService::Requeue(grpc::ServerContext* context, const v1::MessageRequest* request,
-                                      v1::Message* response) {
-  if (grpc::Status allowed = admin_.Check(*context, "Requeue"); !allowed.ok()) return allowed;
-  if (absl::Status valid = CheckQueueId(request->queue_id()); !valid.ok()) return ToGrpcStatus(valid);
-  return Reply(agent_.Requeue(request->queue_id()), response);
+grpc::Status QueueApiService::DoRequeue(const grpc::ServerContextBase& context, const v1::MessageRequest& request,
+                                        v1::Message* response) {
+  if (grpc::Status allowed = admin_.Check(context, "Requeue"); !allowed.ok()) return allowed;
+  if (absl::Status valid = CheckQueueId(request.queue_id()); !valid.ok()) return ToGrpcStatus(valid);
+  return Reply(agent_.Requeue(request.queue_id()), response);
 }
 
 grpc::ServerWriteReactor<v1::QueueEvent>* QueueApiService::WatchEvents(grpc::CallbackServerContext* context,

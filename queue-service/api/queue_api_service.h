@@ -1,7 +1,7 @@
 // The gRPC face of queue-service: the gateway's Enqueue stream and the status API. Proto ↔ store
 // mapping lives here; delivery and storage are behind their interfaces. Enqueue, the hot path,
 // runs on gRPC's callback API and hands its writes to one store writer, which groups them (one
-// fsync for every commit waiting); the status API runs on gRPC's synchronous server threads.
+// fsync for every commit waiting); the status API's bodies run on a few worker threads.
 #pragma once
 
 #include <atomic>
@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
 #include "queue-service/api/admin_auth.h"
+#include "queue-service/api/call_worker_pool.h"
 #include "queue-service/delivery/delivery_agent.h"
 #include "queue-service/metrics/queue_metrics.h"
 #include "queue-service/model/queue_id.h"
@@ -23,11 +24,9 @@
 
 namespace postgate::queue {
 
-// Enqueue and WatchEvents run on gRPC's callback API (they hold no thread while they wait); the
-// short unary calls stay synchronous.
-class QueueApiService final
-    : public v1::QueueService::WithCallbackMethod_WatchEvents<
-          v1::QueueService::WithCallbackMethod_Enqueue<v1::QueueService::Service>> {
+// Every method runs on gRPC's callback API. Enqueue and WatchEvents never block; the status API's
+// bodies may (store reads, scans, a message's lock), so they run on `api_workers_`.
+class QueueApiService final : public v1::QueueService::CallbackService {
  public:
   QueueApiService(MessageStore& store, QueueIndex& index, QueueIdGenerator& ids,
                   DeliveryAgent& agent, EventBus& events, const ActivityHistory& activity,
@@ -41,31 +40,32 @@ class QueueApiService final
 
   grpc::ServerBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>* Enqueue(
       grpc::CallbackServerContext* context) override;
-  grpc::Status GetQueueStatus(grpc::ServerContext* context, const v1::GetQueueStatusRequest* request,
-                              v1::QueueStatus* response) override;
-  grpc::Status ListMessages(grpc::ServerContext* context, const v1::ListMessagesRequest* request,
-                            v1::ListMessagesResponse* response) override;
-  grpc::Status GetMessage(grpc::ServerContext* context, const v1::GetMessageRequest* request,
-                          v1::Message* response) override;
-  grpc::Status Flush(grpc::ServerContext* context, const v1::FlushRequest* request,
-                     v1::FlushResponse* response) override;
-  grpc::Status GetMessageContent(grpc::ServerContext* context,
-                                 const v1::GetMessageContentRequest* request,
-                                 grpc::ServerWriter<v1::MessageContentChunk>* writer) override;
-  grpc::Status Hold(grpc::ServerContext* context, const v1::MessageRequest* request,
-                    v1::Message* response) override;
-  grpc::Status Release(grpc::ServerContext* context, const v1::MessageRequest* request,
-                       v1::Message* response) override;
-  grpc::Status Delete(grpc::ServerContext* context, const v1::MessageRequest* request,
-                      v1::DeleteResponse* response) override;
-  grpc::Status Requeue(grpc::ServerContext* context, const v1::MessageRequest* request,
-                       v1::Message* response) override;
+  grpc::ServerUnaryReactor* GetQueueStatus(grpc::CallbackServerContext* context,
+                                           const v1::GetQueueStatusRequest* request,
+                                           v1::QueueStatus* response) override;
+  grpc::ServerUnaryReactor* ListMessages(grpc::CallbackServerContext* context,
+                                         const v1::ListMessagesRequest* request,
+                                         v1::ListMessagesResponse* response) override;
+  grpc::ServerUnaryReactor* GetMessage(grpc::CallbackServerContext* context, const v1::GetMessageRequest* request,
+                                       v1::Message* response) override;
+  grpc::ServerUnaryReactor* Flush(grpc::CallbackServerContext* context, const v1::FlushRequest* request,
+                                  v1::FlushResponse* response) override;
+  grpc::ServerWriteReactor<v1::MessageContentChunk>* GetMessageContent(
+      grpc::CallbackServerContext* context, const v1::GetMessageContentRequest* request) override;
+  grpc::ServerUnaryReactor* Hold(grpc::CallbackServerContext* context, const v1::MessageRequest* request,
+                                 v1::Message* response) override;
+  grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* context, const v1::MessageRequest* request,
+                                    v1::Message* response) override;
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context, const v1::MessageRequest* request,
+                                   v1::DeleteResponse* response) override;
+  grpc::ServerUnaryReactor* Requeue(grpc::CallbackServerContext* context, const v1::MessageRequest* request,
+                                    v1::Message* response) override;
   grpc::ServerWriteReactor<v1::QueueEvent>* WatchEvents(grpc::CallbackServerContext* context,
                                                        const v1::WatchEventsRequest* request) override;
-  grpc::Status SetAccepting(grpc::ServerContext* context, const v1::SetAcceptingRequest* request,
-                            v1::QueueStatus* response) override;
-  grpc::Status GetActivity(grpc::ServerContext* context, const v1::GetActivityRequest* request,
-                           v1::Activity* response) override;
+  grpc::ServerUnaryReactor* SetAccepting(grpc::CallbackServerContext* context, const v1::SetAcceptingRequest* request,
+                                         v1::QueueStatus* response) override;
+  grpc::ServerUnaryReactor* GetActivity(grpc::CallbackServerContext* context, const v1::GetActivityRequest* request,
+                                        v1::Activity* response) override;
 
   // Told whether this replica takes new messages (the "readiness" health service follows it).
   void OnAcceptingChange(std::function<void(bool)> hook) { accepting_hook_ = std::move(hook); }
@@ -75,6 +75,24 @@ class QueueApiService final
 
  private:
   grpc::Status Fail(const std::string& id, uint32_t chunks, const char* reason, grpc::Status status);
+  // Runs `body` on `api_workers_` and finishes the call with its status (RESOURCE_EXHAUSTED at
+  // once when too many calls already wait for a worker).
+  template <typename Request, typename Response>
+  using Body = grpc::Status (QueueApiService::*)(const grpc::ServerContextBase&, const Request&, Response*);
+  template <typename Request, typename Response>
+  grpc::ServerUnaryReactor* RunOnWorker(grpc::CallbackServerContext* context, const Request* request,
+                                        Response* response, Body<Request, Response> body);
+  // The method bodies, run by RunOnWorker.
+  grpc::Status DoGetQueueStatus(const grpc::ServerContextBase&, const v1::GetQueueStatusRequest&, v1::QueueStatus*);
+  grpc::Status DoListMessages(const grpc::ServerContextBase&, const v1::ListMessagesRequest&, v1::ListMessagesResponse*);
+  grpc::Status DoGetMessage(const grpc::ServerContextBase&, const v1::GetMessageRequest&, v1::Message*);
+  grpc::Status DoFlush(const grpc::ServerContextBase&, const v1::FlushRequest&, v1::FlushResponse*);
+  grpc::Status DoHold(const grpc::ServerContextBase&, const v1::MessageRequest&, v1::Message*);
+  grpc::Status DoRelease(const grpc::ServerContextBase&, const v1::MessageRequest&, v1::Message*);
+  grpc::Status DoDelete(const grpc::ServerContextBase&, const v1::MessageRequest&, v1::DeleteResponse*);
+  grpc::Status DoRequeue(const grpc::ServerContextBase&, const v1::MessageRequest&, v1::Message*);
+  grpc::Status DoSetAccepting(const grpc::ServerContextBase&, const v1::SetAcceptingRequest&, v1::QueueStatus*);
+  grpc::Status DoGetActivity(const grpc::ServerContextBase&, const v1::GetActivityRequest&, v1::Activity*);
   // InvalidArgument naming the field for a malformed ID. (Admin actions need no more here: the
   // delivery agent loads the record under its per-message lock and reports NotFound itself.)
   static absl::Status CheckQueueId(const std::string& id);
@@ -124,9 +142,13 @@ class QueueApiService final
     std::string id_;
   };
   class EnqueueReactor;
+  class ContentReactor;
   absl::Mutex keys_mu_;
   absl::flat_hash_set<std::string> keys_in_flight_ ABSL_GUARDED_BY(keys_mu_);
   absl::flat_hash_set<std::string> ids_in_flight_ ABSL_GUARDED_BY(keys_mu_);
+  // Four status calls run at once (a scan of 100,000 messages takes ~0.5 s); a flood waits in a
+  // bounded line. Destroyed after the server has shut down, so no call is left waiting.
+  CallWorkerPool api_workers_{4, 1024, "status-api"};
   // Last: destroyed first, it finishes the writes it holds while everything its callbacks touch
   // still exists.
   StoreWriter writer_;
