@@ -12,6 +12,9 @@
 #   SIZE=102400 MSGS=1000 bench/cpu.sh
 #   POSTFIX=0 bench/cpu.sh          # Postgate only
 #   PERF=1 bench/cpu.sh             # also perf record -g both services (build/bench-perf.*.data)
+#   COUNTS=1 bench/cpu.sh           # also system calls, futex calls and context switches per
+#                                   # message of each service (perf stat on kernel tracepoints):
+#                                   # counts, unlike CPU time, barely move with the machine's noise
 MSGS=${MSGS:-3000}
 SIZE=${SIZE:-1024}
 RUNS=${RUNS:-3}
@@ -43,9 +46,17 @@ for run in $(seq 1 "$RUNS"); do
       perf_pids+=($!)
     done
   fi
+  count_pids=()
+  if [ -n "${COUNTS:-}" ]; then
+    for p in gateway:$gateway_pid queue:$queue_pid; do
+      perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_futex,sched:sched_switch -p "${p#*:}" \
+        -o "$work/counts.${p%%:*}" &
+      count_pids+=($!)
+    done
+  fi
   out=$("$HARNESS/smtp-load.sh" -L postgate -s "$SESSIONS" -m "$MSGS" -l "$SIZE" -n 1 "${bench_clean[@]}" \
     -D "$postgate_maildir" -q "$postgate_empty" 127.0.0.1 2625)
-  for p in "${perf_pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
+  for p in "${perf_pids[@]}" "${count_pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
   g1=$(cpu_ticks "$gateway_pid"); q1=$(cpu_ticks "$queue_pid")
   line=$(echo "$out" | grep '^run=')
   accepted=$(echo "$line" | sed -n 's/.*accept_mps=\([0-9.]*\).*/\1/p')
@@ -54,6 +65,17 @@ for run in $(seq 1 "$RUNS"); do
     -v run="$run" -v size="$SIZE" 'BEGIN {
       printf "run=%d size=%d msgs=%d accepted=%s/s delivered=%s/s cpu_ms_per_msg gateway=%.3f queue=%.3f total=%.3f\n",
         run, size, n, a, d, g * 1000 / hz / n, q * 1000 / hz / n, (g + q) * 1000 / hz / n }'
+  if [ -n "${COUNTS:-}" ]; then
+    for service in gateway queue; do
+      # perf stat -x, lines: count,unit,event,...
+      awk -F, -v n="$MSGS" -v run="$run" -v service="$service" '
+        $3 == "raw_syscalls:sys_enter" { syscalls = $1 }
+        $3 == "syscalls:sys_enter_futex" { futex = $1 }
+        $3 == "sched:sched_switch" { switches = $1 }
+        END { printf "run=%d counts_per_msg %s syscalls=%.1f futex=%.1f context_switches=%.1f\n",
+                run, service, syscalls / n, futex / n, switches / n }' "$work/counts.$service"
+    done
+  fi
   [ "$POSTFIX" = 1 ] || continue
   p0=$(postfix_ticks)
   out=$("$HARNESS/smtp-load.sh" -L postfix -s "$SESSIONS" -m "$MSGS" -l "$SIZE" -n 1 "${bench_clean[@]}" \
