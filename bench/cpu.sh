@@ -14,7 +14,7 @@
 #   PERF=1 bench/cpu.sh             # also perf record -g both services (build/bench-perf.*.data)
 #   COUNTS=1 bench/cpu.sh           # also system calls, futex calls and context switches per
 #                                   # message of each service (perf stat on kernel tracepoints):
-#                                   # counts, unlike CPU time, barely move with the machine's noise
+#                                   # counts move far less than CPU time with the machine's noise
 MSGS=${MSGS:-3000}
 SIZE=${SIZE:-1024}
 RUNS=${RUNS:-3}
@@ -37,6 +37,16 @@ postfix_ticks() {
   } | awk '{ total += $1 } END { print total }'
 }
 hz=$(getconf CLK_TCK)
+# A perf started in the background counts only once it has opened its events: wait for its
+# perf_event descriptors (up to 10 s) so the load's first messages are not missed.
+perf_attached() {
+  for _ in $(seq 1 100); do
+    ls -l "/proc/$1/fd" 2>/dev/null | grep -q perf_event && return 0
+    sleep 0.1
+  done
+  echo "bench: perf (pid $1) did not attach" >&2
+  return 1
+}
 for run in $(seq 1 "$RUNS"); do
   g0=$(cpu_ticks "$gateway_pid"); q0=$(cpu_ticks "$queue_pid")
   perf_pids=()
@@ -54,6 +64,7 @@ for run in $(seq 1 "$RUNS"); do
       count_pids+=($!)
     done
   fi
+  for p in "${perf_pids[@]}" "${count_pids[@]}"; do perf_attached "$p"; done
   out=$("$HARNESS/smtp-load.sh" -L postgate -s "$SESSIONS" -m "$MSGS" -l "$SIZE" -n 1 "${bench_clean[@]}" \
     -D "$postgate_maildir" -q "$postgate_empty" 127.0.0.1 2625)
   for p in "${perf_pids[@]}" "${count_pids[@]}"; do kill -INT "$p"; wait "$p" || true; done
