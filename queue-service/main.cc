@@ -331,6 +331,7 @@ int Run(const Flags& flags) {
   spdlog::info("queue-service stopping on signal {}", signal_number);
   health->SetServingStatus("readiness", false);
   health->SetServingStatus("", false);
+  service.StopStreams();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   agent.Stop();
   return 0;

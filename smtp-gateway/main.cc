@@ -171,10 +171,13 @@ int Run(const Flags& flags) {
       channel_tls.key_pem = ReadFileOrDie(cf, "postgate_queue_tls_client_key_file");
     }
   }
+  const int64_t queue_streams = cf.GetInteger("postgate_queue_streams");
+  if (queue_streams > 64) Fatal(cf.Error("postgate_queue_streams", "at most 64"));
   gateway::GrpcQueueClient queue(
       cf.Get("postgate_queue_address"),
       std::chrono::milliseconds(absl::ToInt64Milliseconds(cf.GetTime("postgate_queue_timeout"))),
-      channel_tls, static_cast<size_t>(cf.GetInteger("postgate_queue_replay_limit")));
+      channel_tls, static_cast<size_t>(cf.GetInteger("postgate_queue_replay_limit")),
+      static_cast<size_t>(queue_streams));
 
   gateway::DrainControl drain;
   gateway::policy::ClientLimiter client_limiter;

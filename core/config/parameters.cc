@@ -192,6 +192,8 @@ constexpr std::array kParameters = {
     // Messages up to this size are kept in the gateway while they upload, so a broken stream to
     // the queue is replayed (same replica, same idempotency key) instead of costing the client a 451.
     ParameterSpec{"postgate_queue_replay_limit", "262144", K::kInteger},
+    // Long-lived EnqueueMany streams the gateway sends messages over (0: an Enqueue call each).
+    ParameterSpec{"postgate_queue_streams", "2", K::kInteger},
     // gRPC TLS: the queue's port (server side) …
     ParameterSpec{"postgate_queue_tls_cert_file", "", K::kString},
     ParameterSpec{"postgate_queue_tls_key_file", "$postgate_queue_tls_cert_file", K::kString},

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
@@ -40,6 +41,8 @@ class QueueApiService final : public v1::QueueService::CallbackService {
 
   grpc::ServerBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>* Enqueue(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<v1::EnqueueFrame, v1::EnqueueReplyFrame>* EnqueueMany(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetQueueStatus(grpc::CallbackServerContext* context,
                                            const v1::GetQueueStatusRequest* request,
                                            v1::QueueStatus* response) override;
@@ -69,6 +72,10 @@ class QueueApiService final : public v1::QueueService::CallbackService {
 
   // Told whether this replica takes new messages (the "readiness" health service follows it).
   void OnAcceptingChange(std::function<void(bool)> hook) { accepting_hook_ = std::move(hook); }
+  // At shutdown, before the server's: every EnqueueMany stream finishes once the messages under
+  // way on it are through, and takes no new one (a gateway keeps a stream open while idle, and the
+  // server's shutdown would wait for it).
+  void StopStreams();
   // Asked before each new message: RESOURCE_EXHAUSTED when the queue's file system is too full
   // (queue_minfree), so the client hears "452 4.3.1 Insufficient system storage".
   void SetStorageCheck(std::function<absl::Status()> check) { storage_check_ = std::move(check); }
@@ -141,8 +148,16 @@ class QueueApiService final : public v1::QueueService::CallbackService {
     QueueApiService& service_;
     std::string id_;
   };
-  class EnqueueReactor;
+  class EnqueueUpload;  // One message's steps (enqueue_upload.h).
+  class EnqueueReactor;  // Enqueue: one upload per call.
+  class EnqueueManyReactor;  // EnqueueMany: many uploads per stream.
   class ContentReactor;
+  // EnqueueMany streams under way, and how to stop each. AddStream says whether they are stopped.
+  bool AddStream(const void* stream, std::function<void()> stop);
+  void RemoveStream(const void* stream);
+  absl::Mutex streams_mu_;
+  absl::flat_hash_map<const void*, std::function<void()>> stream_stoppers_ ABSL_GUARDED_BY(streams_mu_);
+  bool streams_stopped_ ABSL_GUARDED_BY(streams_mu_) = false;
   absl::Mutex keys_mu_;
   absl::flat_hash_set<std::string> keys_in_flight_ ABSL_GUARDED_BY(keys_mu_);
   absl::flat_hash_set<std::string> ids_in_flight_ ABSL_GUARDED_BY(keys_mu_);

@@ -132,6 +132,11 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
                            .Name("postgate_queue_enqueue_failures_total")
                            .Help("Enqueue streams that ended without a stored message, by reason.")
                            .Register(registry)),
+      enqueue_calls(BuildCounter()
+                        .Name("postgate_queue_enqueue_calls_total")
+                        .Help("gRPC calls that brought messages, by RPC: Enqueue (one message each) or EnqueueMany "
+                              "(a gateway's shared stream).")
+                        .Register(registry)),
       commit_seconds(BuildHistogram()
                          .Name("postgate_queue_commit_duration_seconds")
                          .Help("Time to commit a message durably (the fsync'd write).")
@@ -196,6 +201,7 @@ QueueMetrics::QueueMetrics(prometheus::Registry& registry)
   for (const char* reason : {"cancelled", "store", "storage", "too_big", "size_mismatch", "protocol", "expired"}) {
     enqueue_failures.Add({{"reason", reason}});
   }
+  for (const char* rpc : {"Enqueue", "EnqueueMany"}) enqueue_calls.Add({{"rpc", rpc}});
 }
 
 std::shared_ptr<prometheus::Collectable> QueueMetrics::QueueDepthCollector(const QueueIndex& index) {

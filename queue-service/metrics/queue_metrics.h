@@ -26,6 +26,7 @@ class QueueMetrics {
   prometheus::Counter& stored_bytes;
   prometheus::Counter& enqueue_duplicates;  // Retries answered from the idempotency key.
   prometheus::Family<prometheus::Counter>& enqueue_failures;  // {reason}
+  prometheus::Family<prometheus::Counter>& enqueue_calls;     // {rpc}: Enqueue, EnqueueMany
   prometheus::Histogram& commit_seconds;                      // fsync'd commit latency
   prometheus::Histogram& store_group_seconds;   // One Enqueue store group's writes, fsync included.
   prometheus::Histogram& store_group_requests;  // Requests (commits, chunks) per such group.

@@ -21,6 +21,7 @@
 #include "asio/use_awaitable.hpp"
 #include "grpcpp/grpcpp.h"
 #include "postgate/queue/v1/queue.grpc.pb.h"
+#include "smtp-gateway/queue_client/enqueue_many_stream.h"
 
 namespace postgate::gateway {
 namespace {
@@ -45,7 +46,8 @@ absl::Status FromGrpc(const grpc::Status& status) {
 // gRPC's threads and touch only what `mu_` guards. A reaction nobody waits for wakes nobody:
 // writes are sent without waiting for them (one at a time), and a committed call ends on its
 // own — per message the session waits only for the queue ID and for the commit's answer.
-class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>,
+class EnqueueCall : public EnqueueLane,
+                    public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::EnqueueResponse>,
                     public std::enable_shared_from_this<EnqueueCall> {
  public:
   EnqueueCall(asio::any_io_executor executor, std::chrono::milliseconds timeout)
@@ -70,10 +72,10 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
 
   // Waits until the previous write is through (at once if it is); false if the call failed.
   // Then Send may start the next one. (Two steps: g++ 12 miscompiled them as one coroutine.)
-  asio::awaitable<bool> ReadyToSend() { return Await(write_); }
+  asio::awaitable<bool> ReadyToSend() override { return Await(write_); }
 
   // Starts sending `request`, without waiting for it; `last` also half-closes.
-  void Send(v1::EnqueueRequest&& request, bool last) {
+  void Send(v1::EnqueueRequest&& request, bool last) override {
     write_buffer_ = std::move(request);
     Begin(write_);
     if (last) {
@@ -85,19 +87,19 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
   }
 
   // Asks for the next answer; Received waits for it.
-  void StartReceive() {
+  void StartReceive() override {
     Begin(read_);
     StartRead(&read_buffer_);
   }
 
-  asio::awaitable<bool> Received(v1::EnqueueResponse* response) {
+  asio::awaitable<bool> Received(v1::EnqueueResponse* response) override {
     const bool ok = co_await Await(read_);
     if (ok) *response = std::move(read_buffer_);
     co_return ok;
   }
 
   // Ends the call: half-closes after success, cancels after a failure; returns gRPC's verdict.
-  asio::awaitable<grpc::Status> Finish() {
+  asio::awaitable<grpc::Status> Finish() override {
     if (!released_) {
       if (Failed()) {
         context_.TryCancel();
@@ -117,24 +119,24 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
   }
 
   // Lets a call whose answer is in end by itself; nothing waits for its last reaction.
-  void Release() {
+  void Release() override {
     if (std::exchange(released_, true)) return;
     RemoveHold();
   }
 
-  void Cancel() {
+  void Cancel() override {
     context_.TryCancel();
     Release();
   }
 
   // Caps every later wait at `limit` (besides each wait's own step timeout): a step made of
   // several waits (opening with retries, a commit with its replay) then stays within one budget.
-  void Bound(std::chrono::steady_clock::time_point limit) { limit_ = limit; }
+  void Bound(std::chrono::steady_clock::time_point limit) override { limit_ = limit; }
   // A wait ran out of time (the call was cancelled for it, so gRPC says CANCELLED).
-  bool timed_out() const { return timed_out_.load(); }
+  bool timed_out() const override { return timed_out_.load(); }
 
   // The replica serving this call ("ipv4:10.1.2.3:50051"), once it has answered.
-  std::string peer() { return context_.peer(); }
+  std::string peer() override { return context_.peer(); }
 
   void OnWriteDone(bool ok) override { Complete(write_, ok); }
   void OnReadDone(bool ok) override { Complete(read_, ok); }
@@ -229,6 +231,11 @@ class EnqueueCall : public grpc::ClientBidiReactor<v1::EnqueueRequest, v1::Enque
 };
 
 constexpr int kOpenAttempts = 3;
+// Messages a shared stream carries, and how long it is used, before a new one takes over (on
+// the replica round_robin picks next): often enough that the replicas share the load within
+// seconds, rarely enough that opening a stream costs next to nothing per message.
+constexpr uint64_t kMessagesPerStream = 256;
+constexpr std::chrono::milliseconds kStreamLifetime{500};
 
 // "dns:///queue.ns.svc:50051" → "queue.ns.svc": the name the replicas' certificate carries.
 std::string ServiceHostName(const std::string& address) {
@@ -242,7 +249,7 @@ std::string ServiceHostName(const std::string& address) {
 
 // Turns a failed step into the most telling status: gRPC's final one if it has one, and
 // DEADLINE_EXCEEDED when our own timeout cancelled the call (gRPC then says CANCELLED).
-asio::awaitable<absl::Status> FailedStep(EnqueueCall& call, absl::string_view step) {
+asio::awaitable<absl::Status> FailedStep(EnqueueLane& call, absl::string_view step) {
   grpc::Status status = co_await call.Finish();
   if (call.timed_out()) {
     co_return absl::DeadlineExceededError(
@@ -277,6 +284,9 @@ struct GrpcQueueClient::Impl {
   size_t replay_limit = 0;
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   grpc::ChannelArguments peer_arguments;
+  // Shared EnqueueMany streams for first attempts (none: a call per message). After `stub`:
+  // destroyed first.
+  std::unique_ptr<EnqueueManyStreams> streams;
 
   // A stub bound to one replica (a peer address from an earlier call), for retries that must
   // reach the replica that may already hold the message.
@@ -300,20 +310,37 @@ std::string NewIdempotencyKey() {
   return absl::StrCat(absl::Hex(generator(), absl::kZeroPad16), absl::Hex(generator(), absl::kZeroPad16));
 }
 
-// Opens an Enqueue call on `stub` and sends the envelope; the call and the queue ID it was given.
-// Waits no later than `limit` (the step's budget); the call's later steps get `timeout` each.
-asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueCall>, std::string>>> StartEnqueue(
+// Waits for the queue ID the envelope, sent on `lane`, is given: the lane and the ID. Waits no
+// later than `limit` (the step's budget); the lane's later steps get their own timeout each.
+asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueLane>, std::string>>> AwaitQueueId(
+    std::shared_ptr<EnqueueLane> lane) {
+  v1::EnqueueResponse response;
+  if (!co_await lane->Received(&response) || response.queue_id().empty()) {
+    co_return co_await FailedStep(*lane, "queue ID");
+  }
+  lane->Bound(std::chrono::steady_clock::time_point::max());
+  co_return std::make_pair(std::move(lane), response.queue_id());
+}
+
+// Opens an Enqueue call of its own on `stub` and sends the envelope.
+asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueLane>, std::string>>> StartEnqueue(
     v1::QueueService::Stub& stub, const v1::EnqueueRequest& envelope, std::chrono::milliseconds timeout,
     std::chrono::steady_clock::time_point limit) {
   auto call = std::make_shared<EnqueueCall>(co_await asio::this_coro::executor, timeout);
   call->Bound(limit);
   call->Start(stub, v1::EnqueueRequest(envelope));
-  v1::EnqueueResponse response;
-  if (!co_await call->Received(&response) || response.queue_id().empty()) {
-    co_return co_await FailedStep(*call, "queue ID");
-  }
-  call->Bound(std::chrono::steady_clock::time_point::max());
-  co_return std::make_pair(call, response.queue_id());
+  co_return co_await AwaitQueueId(std::move(call));
+}
+
+// Sends the envelope on a lane of a shared EnqueueMany stream, if one can take it.
+asio::awaitable<std::optional<absl::StatusOr<std::pair<std::shared_ptr<EnqueueLane>, std::string>>>> StartOnStream(
+    EnqueueManyStreams& streams, const v1::EnqueueRequest& envelope, std::chrono::milliseconds timeout,
+    std::chrono::steady_clock::time_point limit) {
+  std::shared_ptr<EnqueueLane> lane = streams.NewLane(co_await asio::this_coro::executor, timeout);
+  if (!lane) co_return std::nullopt;
+  lane->Bound(limit);
+  lane->Send(v1::EnqueueRequest(envelope), /*last=*/false);
+  co_return co_await AwaitQueueId(std::move(lane));
 }
 
 // Keeps what it sent (up to the replay limit) so that when the stream breaks it can send the
@@ -322,7 +349,7 @@ asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueCall>, std::stri
 class GrpcMessageUpload : public MessageUpload {
  public:
   GrpcMessageUpload(GrpcQueueClient::Impl& client, v1::EnqueueRequest envelope,
-                    std::shared_ptr<EnqueueCall> call, std::string queue_id)
+                    std::shared_ptr<EnqueueLane> call, std::string queue_id)
       : client_(client), envelope_(std::move(envelope)), call_(std::move(call)),
         queue_id_(std::move(queue_id)), peer_(call_->peer()) {}
   ~GrpcMessageUpload() override {
@@ -370,7 +397,7 @@ class GrpcMessageUpload : public MessageUpload {
     kept_.push_back(chunk);
   }
 
-  asio::awaitable<absl::Status> CommitOn(EnqueueCall& call, uint64_t size, std::string last_chunk) {
+  asio::awaitable<absl::Status> CommitOn(EnqueueLane& call, uint64_t size, std::string last_chunk) {
     v1::EnqueueRequest request;
     request.mutable_commit()->set_size(size);
     request.mutable_commit()->set_content(std::move(last_chunk));
@@ -432,7 +459,7 @@ class GrpcMessageUpload : public MessageUpload {
 
   GrpcQueueClient::Impl& client_;
   v1::EnqueueRequest envelope_;
-  std::shared_ptr<EnqueueCall> call_;
+  std::shared_ptr<EnqueueLane> call_;  // A call of its own, or a lane of a shared stream.
   std::string queue_id_;
   const std::string peer_;
   std::vector<std::string> kept_;
@@ -448,7 +475,7 @@ class GrpcMessageUpload : public MessageUpload {
 }  // namespace
 
 GrpcQueueClient::GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout,
-                                 const QueueChannelTls& tls, size_t replay_limit)
+                                 const QueueChannelTls& tls, size_t replay_limit, size_t streams)
     : impl_(std::make_unique<Impl>()) {
   grpc::ChannelArguments arguments;
   // Reconnect quickly after queue-service restarts, so clients see 451 for as short as possible.
@@ -472,6 +499,10 @@ GrpcQueueClient::GrpcQueueClient(const std::string& address, std::chrono::millis
   impl_->stub = v1::QueueService::NewStub(impl_->channel);
   impl_->timeout = step_timeout;
   impl_->replay_limit = replay_limit;
+  if (streams > 0) {
+    impl_->streams = std::make_unique<EnqueueManyStreams>(*impl_->stub, streams, kMessagesPerStream,
+                                                          kStreamLifetime);
+  }
 }
 
 GrpcQueueClient::~GrpcQueueClient() = default;
@@ -506,7 +537,13 @@ asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> GrpcQueueClient:
   absl::Status failure;
   const auto limit = std::chrono::steady_clock::now() + impl_->timeout;
   for (int attempt = 0; attempt < kOpenAttempts && std::chrono::steady_clock::now() < limit; ++attempt) {
-    auto started = co_await StartEnqueue(*impl_->stub, request, impl_->timeout, limit);
+    // The first attempt on a shared stream when there is one; retries with calls of their own.
+    std::optional<absl::StatusOr<std::pair<std::shared_ptr<EnqueueLane>, std::string>>> on_stream;
+    if (attempt == 0 && impl_->streams) {
+      on_stream = co_await StartOnStream(*impl_->streams, request, impl_->timeout, limit);
+    }
+    if (!on_stream) on_stream = co_await StartEnqueue(*impl_->stub, request, impl_->timeout, limit);
+    absl::StatusOr<std::pair<std::shared_ptr<EnqueueLane>, std::string>> started = *std::move(on_stream);
     if (started.ok()) {
       co_return std::make_unique<GrpcMessageUpload>(*impl_, std::move(request), std::move(started->first),
                                                     std::move(started->second));

@@ -30,8 +30,10 @@ class GrpcQueueClient : public QueueClient {
   // `address`: one replica, or several through gRPC's resolver ("dns:///name:port" → round_robin
   // over every address the name has, "ipv4:a:p,b:p"). Messages up to `replay_limit` bytes are
   // kept while they upload so a broken stream can be replayed (postgate_queue_replay_limit).
+  // Messages go over `streams` shared EnqueueMany streams (postgate_queue_streams; 0: an
+  // Enqueue call each).
   GrpcQueueClient(const std::string& address, std::chrono::milliseconds step_timeout,
-                  const QueueChannelTls& tls = {}, size_t replay_limit = 0);
+                  const QueueChannelTls& tls = {}, size_t replay_limit = 0, size_t streams = 0);
   ~GrpcQueueClient() override;
 
   asio::awaitable<absl::StatusOr<std::unique_ptr<MessageUpload>>> Open(

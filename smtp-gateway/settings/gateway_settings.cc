@@ -26,6 +26,7 @@ constexpr std::array kRestartOnly = {
     "inet_interfaces",           "inet_protocols",
     "postgate_smtpd_port",       "postgate_queue_address",
     "postgate_queue_timeout",    "postgate_queue_tls_ca_file", "postgate_queue_replay_limit",
+    "postgate_queue_streams",
     "postgate_queue_tls_client_cert_file", "postgate_queue_tls_client_key_file",
     "postgate_smtpd_metrics_listen", "postgate_smtpd_health_listen",
     "postgate_smtpd_threads",    "postgate_smtpd_session_limit", "postgate_log_format",

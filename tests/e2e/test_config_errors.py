@@ -58,6 +58,7 @@ class ConfigErrorsTest(unittest.TestCase):
         self.assertFailsWith("smtp-gateway", "local_header_rewrite_clients = permit_mynetworks, check_address_map\n",
                              'FILE:LINE: local_header_rewrite_clients: "check_address_map" '
                              "is not supported")
+        self.assertFailsWith("smtp-gateway", "postgate_queue_streams = 65\n", "FILE:LINE: postgate_queue_streams: at most 64")
         self.assertFailsWith("smtp-gateway", "alias_maps = dbm:/etc/aliases\n",
                              'FILE:LINE: alias_maps: "dbm:/etc/aliases": unsupported map type (use hash: or texthash:)')
 

@@ -1,5 +1,6 @@
 """Several queue-service replicas behind one gateway, addressed the way the Helm chart addresses
-them (one gRPC target naming every replica; round_robin): messages spread over the replicas, the
+them (one gRPC target naming every replica; round_robin over the gateway's streams, each moving on
+every half second): messages spread over the replicas, the
 replica is the last digit of the queue ID, a replica that dies is skipped without a 451, and an
 Enqueue retried with the same idempotency key is stored once."""
 import os
@@ -60,12 +61,21 @@ class ScaleOutTest(unittest.TestCase):
     def delivered(self):
         return sum(len(r.maildir_files("bar")) for r in self.replicas)
 
+    def send_until_spread(self, tag, minimum=5, limit=2000):
+        """Sends messages, ten at a time, until every replica took `minimum`: the gateway's
+        shared streams move to the next replica every half second or 256 messages."""
+        ids = []
+        while len(ids) < limit:
+            ids += self.send(10, f"{tag} {len(ids)}")
+            per_replica = [sum(1 for i in ids if replica_of(i) == n) for n in range(REPLICAS)]
+            if all(count >= minimum for count in per_replica):
+                return ids, per_replica
+        self.fail(f"{limit} messages did not reach every replica: {per_replica}")
+
     def test_spread_failover_and_exactly_once(self):
-        ids = self.send(30, "spread")
-        per_replica = [sum(1 for i in ids if replica_of(i) == n) for n in range(REPLICAS)]
-        self.assertTrue(all(count >= 5 for count in per_replica), per_replica)
-        self.assertEqual(len(set(ids)), 30)
-        wait_for(lambda: self.delivered() == 30, what="30 messages delivered across the replicas")
+        ids, per_replica = self.send_until_spread("spread")
+        self.assertEqual(len(set(ids)), len(ids))
+        wait_for(lambda: self.delivered() == len(ids), what="the messages delivered across the replicas")
         # Each replica delivered exactly the messages whose IDs name it.
         for number, replica in enumerate(self.replicas):
             self.assertEqual(len(replica.maildir_files("bar")), per_replica[number])
@@ -77,7 +87,7 @@ class ScaleOutTest(unittest.TestCase):
         later = self.send(20, "failover")
         self.assertFalse([i for i in later if replica_of(i) == 1])
         self.assertTrue({replica_of(i) for i in later} <= {0, 2})
-        wait_for(lambda: self.delivered() == 50, what="50 messages delivered")
+        wait_for(lambda: self.delivered() == len(ids) + 20, what="the messages delivered after the failover")
 
     def test_retry_with_the_same_idempotency_key_is_stored_once(self):
         replica = self.replicas[2]
@@ -247,12 +257,15 @@ class DnsScaleOutTest(unittest.TestCase):
 
     def test_messages_spread_over_every_address_the_name_has(self):
         ids = []
-        for i in range(24):
-            reply = send_message(self.replicas[0].smtp_port, body=f"Subject: dns {i}\r\n\r\ndns {i}\r\n")
+        # Until every replica took one (the gateway's streams move on every half second or 256
+        # messages, each to the replica round_robin picks next).
+        while len(ids) < 2000 and {replica_of(i) for i in ids} != {0, 1, 2}:
+            reply = send_message(self.replicas[0].smtp_port, body=f"Subject: dns {len(ids)}\r\n\r\ndns\r\n")
             self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID)
             ids.append(re.search(QUEUE_ID, reply).group(0))
         self.assertEqual({replica_of(i) for i in ids}, {0, 1, 2})
-        wait_for(lambda: sum(len(r.maildir_files("bar")) for r in self.replicas) == 24, what="24 deliveries")
+        wait_for(lambda: sum(len(r.maildir_files("bar")) for r in self.replicas) == len(ids),
+                 what=f"{len(ids)} deliveries")
 
 
 if __name__ == "__main__":
