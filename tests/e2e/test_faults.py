@@ -9,10 +9,13 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
+import urllib.request
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
 from postgate_harness import QUEUE_ID, AcknowledgedLoad, Postgate, SmtpConnection, delivery_counts, send_message, wait_for
@@ -56,6 +59,100 @@ class QueueKilledMidMessageTest(unittest.TestCase):
         wait_for(accepted, timeout=30, interval=0.2, what="the gateway to reconnect by itself")
         texts = self.postgate.wait_delivered("bar", 1)
         self.assertFalse(any("cut short" in t for t in texts))
+
+
+class CuttingProxy:
+    """A TCP relay between the gateway and queue-service that can cut every connection it carries
+    (both directions closed at once, as a node or network fault would), and goes on relaying new ones."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets, self.lock = [], threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for end in (source, target):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        source.close()  # Each socket is the source of one pump.
+
+    def cut(self):
+        with self.lock:
+            cut, self.sockets = self.sockets, []
+        for end in cut:
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return len(cut) // 2
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+class StreamCutMidMessageTest(unittest.TestCase):
+    """The connection to queue-service breaks while a message uploads and the queue lives on: the
+    gateway sends the message again to the same replica (its chunks kept, the same idempotency
+    key), and the client gets 250 – whether the message rode on a shared EnqueueMany stream or on
+    an Enqueue call of its own (postgate_queue_streams = 0)."""
+
+    def test_the_upload_is_replayed_and_stored_once(self):
+        for streams in ("2", "0"):
+            with self.subTest(postgate_queue_streams=streams):
+                postgate = Postgate({"postgate_queue_streams": streams}).start_queue()
+                self.addCleanup(postgate.cleanup)
+                proxy = CuttingProxy(postgate.grpc_port)
+                self.addCleanup(proxy.close)
+                postgate.start_gateway(queue_address=f"127.0.0.1:{proxy.port}")
+                self.assertRegex(send_message(postgate.smtp_port), r"^250 ")  # The connection is up.
+                postgate.wait_delivered("bar", 1)
+                connection = open_transaction(postgate.smtp_port)
+                try:
+                    self.assertTrue(connection.command("DATA").startswith("354"))
+                    body = "Subject: cut and replayed\r\n\r\n" + ("r" * 998 + "\r\n") * 150  # ~150 KB: kept.
+                    connection.send(body)
+                    self.assertGreaterEqual(proxy.cut(), 1)
+                    connection.send("replayed-end\r\n.\r\n")
+                    reply = connection.read_reply()
+                    self.assertRegex(reply, r"^250 2\.0\.0 Ok: queued as " + QUEUE_ID + r"\r\n$")
+                finally:
+                    connection.close()
+                texts = postgate.wait_delivered("bar", 2)
+                (text,) = [t for t in texts if "replayed-end" in t]
+                self.assertEqual(text.count("r" * 998), 150)
+                queue_id = re.search(QUEUE_ID, reply).group(0)
+                postgate.queue.wait_log(re.escape(queue_id) + r": to=<bar@mail169\.com>.*status=sent")
+                # The cut upload was discarded, and the replay came by an Enqueue call of its own.
+                with urllib.request.urlopen(f"http://127.0.0.1:{postgate.queue_metrics_port}/metrics", timeout=10) as r:
+                    metrics = r.read().decode()
+                self.assertRegex(metrics, r'(?m)^postgate_queue_enqueue_failures_total\{reason="cancelled"\} 1$')
+                self.assertRegex(metrics, r'(?m)^postgate_queue_messages_stored_total 2$')
+                calls = {m[0]: int(float(m[1])) for m in re.findall(
+                    r'(?m)^postgate_queue_enqueue_calls_total\{rpc="(\w+)"\} (\S+)$', metrics)}
+                self.assertEqual(calls["Enqueue"], 1 if streams != "0" else 3, calls)  # Else: both messages and the replay.
 
 
 class DiskFullTest(unittest.TestCase):
