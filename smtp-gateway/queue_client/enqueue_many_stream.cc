@@ -238,11 +238,10 @@ class ManyLane : public EnqueueLane, public std::enable_shared_from_this<ManyLan
     return Await([this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !chunk_pending_; });
   }
 
-  void Send(v1::EnqueueRequest&& request, bool last) override {
+  void Send(v1::EnqueueRequest&& request, bool /*last*/) override {  // The commit ends the upload by itself.
     {
       absl::MutexLock lock(&mu_);
       if (request.part_case() == v1::EnqueueRequest::kContent) chunk_pending_ = true;
-      if (last) sent_last_ = true;
     }
     if (!stream_->Send(number_, std::move(request))) {
       Fail(grpc::Status(grpc::StatusCode::UNAVAILABLE, "queue-service: the EnqueueMany stream ended"));
@@ -361,7 +360,6 @@ class ManyLane : public EnqueueLane, public std::enable_shared_from_this<ManyLan
   std::function<bool()> ready_ ABSL_GUARDED_BY(mu_);  // What `waiter_` waits for.
   std::deque<v1::EnqueueResponse> responses_ ABSL_GUARDED_BY(mu_);
   bool chunk_pending_ ABSL_GUARDED_BY(mu_) = false;  // Content sent, chunk_stored not yet back.
-  bool sent_last_ ABSL_GUARDED_BY(mu_) = false;
   bool over_ ABSL_GUARDED_BY(mu_) = false;  // Committed, failed by the queue, or abandoned.
   bool failed_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status status_ ABSL_GUARDED_BY(mu_);

@@ -310,8 +310,8 @@ std::string NewIdempotencyKey() {
   return absl::StrCat(absl::Hex(generator(), absl::kZeroPad16), absl::Hex(generator(), absl::kZeroPad16));
 }
 
-// Waits for the queue ID the envelope, sent on `lane`, is given: the lane and the ID. Waits no
-// later than `limit` (the step's budget); the lane's later steps get their own timeout each.
+// Waits for the queue ID the envelope sent on `lane` is given (within the bound the caller set
+// on it: the step's budget): the lane and the ID. The lane's later steps get their own timeout each.
 asio::awaitable<absl::StatusOr<std::pair<std::shared_ptr<EnqueueLane>, std::string>>> AwaitQueueId(
     std::shared_ptr<EnqueueLane> lane) {
   v1::EnqueueResponse response;

@@ -11,20 +11,8 @@ import urllib.request
 import grpc
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
+from enqueue_requests import commit, content, envelope
 from postgate_harness import QUEUE_ID, Postgate, wait_for
-
-
-def envelope(key=""):
-    return queue_pb2.EnqueueRequest(envelope=queue_pb2.Envelope(
-        sender="foo@mail169.com", recipients=["bar@mail169.com"], idempotency_key=key))
-
-
-def content(data):
-    return queue_pb2.EnqueueRequest(content=data)
-
-
-def commit(size, data=b""):
-    return queue_pb2.EnqueueRequest(commit=queue_pb2.Commit(size=size, content=data))
 
 
 class EnqueueStreamTest(unittest.TestCase):
