@@ -127,13 +127,18 @@ class ScaleOutTest(unittest.TestCase):
         for replica in self.replicas[1:]:
             with open(replica.token_file, "w") as f:
                 f.write(self.replicas[0].admin_token + "\n")
+        # Until replica 1 holds some (the gateway's streams move to the next replica every half
+        # second or 256 messages).
         ids = self.send_remote(12, "deferred")
-        wait_for(lambda: "12 Requests" in self.queuectl(",".join(addresses), "list").stdout,
-                 what="all 12 deferred messages in one listing")
+        while not any(replica_of(i) == 1 for i in ids) and len(ids) < 2000:
+            ids += self.send_remote(12, "deferred")
+        total = len(ids)
+        wait_for(lambda: f"{total} Requests" in self.queuectl(",".join(addresses), "list").stdout,
+                 what=f"all {total} deferred messages in one listing")
         listing = self.queuectl(",".join(addresses), "list").stdout
         self.assertEqual(sorted(re.findall(r"^(" + QUEUE_ID + r")\s", listing, re.M)), sorted(ids))
         status = self.queuectl(",".join(addresses), "status").stdout
-        self.assertRegex(status, r"deferred\s+12\s")
+        self.assertRegex(status, rf"deferred\s+{total}\s")
         for number in range(REPLICAS):
             self.assertIn(f"replica {number} ({addresses[number]}): ", status)
         # A command on one ID finds the replica that holds it.
@@ -151,7 +156,7 @@ class ScaleOutTest(unittest.TestCase):
         self.assertIn("Mail queue is empty", self.queuectl(addresses[1], "list").stdout)
         self.assertIn("not accepting (draining)", self.queuectl(",".join(addresses), "status").stdout)
         listing = self.queuectl(",".join(addresses), "list").stdout
-        self.assertIn("12 Requests", listing)
+        self.assertIn(f"{total} Requests", listing)
         held_copy = pairs[on_replica_1[0]]
         self.assertRegex(listing, re.escape(held_copy) + r"!")  # Still held after the move.
         shown = self.queuectl(",".join(addresses), "show", held_copy).stdout
@@ -166,10 +171,11 @@ class ScaleOutTest(unittest.TestCase):
         for replica in self.replicas[1:]:
             with open(replica.token_file, "w") as f:
                 f.write(self.replicas[0].admin_token + "\n")
-        # round_robin spreads over the replicas it finds ready; one slow to start (under a
+        # round_robin spreads the gateway's streams over the replicas it finds ready, a stream
+        # moving on every half second or 256 messages; one replica slow to start (under a
         # sanitizer) may get fewer of the first messages. More are sent until replica 1 has two.
         ids = self.send_remote(12, "interrupted")
-        while sum(1 for i in ids if replica_of(i) == 1) < 2 and len(ids) < 48:
+        while sum(1 for i in ids if replica_of(i) == 1) < 2 and len(ids) < 2000:
             ids += self.send_remote(12, "interrupted")
         on_replica_1 = [i for i in ids if replica_of(i) == 1]
         self.assertGreaterEqual(len(on_replica_1), 2, ids)
