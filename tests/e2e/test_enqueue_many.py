@@ -14,7 +14,7 @@ import urllib.request
 import grpc
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from enqueue_requests import commit, content, envelope
+from enqueue_requests import QueueOnlyTest, commit, content, envelope
 from postgate_harness import QUEUE_ID, Postgate, send_message, wait_for
 
 
@@ -71,17 +71,7 @@ class ManyStream:
             return self.ended
 
 
-class EnqueueManyTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.postgate = Postgate({"message_size_limit": "65536"}).start_queue()
-        cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.postgate.grpc_port}")
-        cls.stub = queue_pb2_grpc.QueueServiceStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.postgate.cleanup()
+class EnqueueManyTest(QueueOnlyTest):
 
     def metric(self, name, labels=""):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.postgate.queue_metrics_port}/metrics",

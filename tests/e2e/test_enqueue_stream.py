@@ -10,23 +10,12 @@ import urllib.request
 
 import grpc
 
-from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from enqueue_requests import commit, content, envelope
-from postgate_harness import QUEUE_ID, Postgate, wait_for
+from postgate.queue.v1 import queue_pb2
+from enqueue_requests import QueueOnlyTest, commit, content, envelope
+from postgate_harness import QUEUE_ID, wait_for
 
 
-class EnqueueStreamTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        # 64 KiB message_size_limit: the queue allows it plus 64 KiB for the trace header.
-        cls.postgate = Postgate({"message_size_limit": "65536"}).start_queue()
-        cls.channel = grpc.insecure_channel(f"127.0.0.1:{cls.postgate.grpc_port}")
-        cls.stub = queue_pb2_grpc.QueueServiceStub(cls.channel)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.channel.close()
-        cls.postgate.cleanup()
+class EnqueueStreamTest(QueueOnlyTest):
 
     def enqueue(self, requests):
         return list(self.stub.Enqueue(iter(requests), timeout=30))
