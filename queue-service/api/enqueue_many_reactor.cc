@@ -91,14 +91,11 @@ class QueueApiService::EnqueueManyReactor
 
     // At shutdown: no new uploads; the stream finishes once those under way are over.
     void Stop() {
-      EnqueueManyReactor* reactor;
       {
         absl::MutexLock lock(&mu_);
         stopping_ = true;
-        if (!FinishNowLocked()) return;
-        reactor = reactor_;
       }
-      reactor->Finish(grpc::Status::OK);
+      FinishIfDone();
     }
 
     // The read side ended: every upload without its commit is abandoned (their replies still go
@@ -111,13 +108,7 @@ class QueueApiService::EnqueueManyReactor
         for (auto& [number, lane] : lanes_) lanes.push_back(lane);
       }
       for (const std::shared_ptr<Lane>& lane : lanes) lane->Abandon();
-      EnqueueManyReactor* reactor;
-      {
-        absl::MutexLock lock(&mu_);
-        if (!FinishNowLocked()) return;  // Written finishes it.
-        reactor = reactor_;
-      }
-      reactor->Finish(grpc::Status::OK);
+      FinishIfDone();  // Or Written does, once the replies are out.
     }
 
     void Gone() {
@@ -153,19 +144,27 @@ class QueueApiService::EnqueueManyReactor
 
     std::shared_ptr<Lane> Remove(uint64_t number) {
       std::shared_ptr<Lane> lane;
-      EnqueueManyReactor* reactor;
       {
         absl::MutexLock lock(&mu_);
         auto node = lanes_.extract(number);
         if (!node.empty()) lane = std::move(node.mapped());
-        if (!FinishNowLocked()) return lane;
-        reactor = reactor_;
       }
-      reactor->Finish(grpc::Status::OK);
+      FinishIfDone();  // A stopping stream's last upload.
       return lane;
     }
 
    private:
+    // Finishes the call if FinishNowLocked says it is time.
+    void FinishIfDone() {
+      EnqueueManyReactor* reactor;
+      {
+        absl::MutexLock lock(&mu_);
+        if (!FinishNowLocked()) return;
+        reactor = reactor_;
+      }
+      reactor->Finish(grpc::Status::OK);
+    }
+
     // True once (the caller then finishes the call): nothing is being written, and the read side
     // ended or the stream is stopping with no upload left.
     bool FinishNowLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
