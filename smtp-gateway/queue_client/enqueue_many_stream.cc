@@ -96,6 +96,7 @@ class EnqueueManyStream : public grpc::ClientBidiReactor<v1::EnqueueFrame, v1::E
   void OnWriteDone(bool ok) override {
     bool next_frame = false;
     bool writes_done = false;
+    bool release = false;
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
@@ -104,14 +105,22 @@ class EnqueueManyStream : public grpc::ClientBidiReactor<v1::EnqueueFrame, v1::E
         Fill();
       } else if (ok) {
         writes_done = IdleAfterRetireLocked();
+        release = HoldNoLongerNeededLocked();  // It broke while this frame was out.
       }
     }
     if (!ok) return Broken(grpc::Status(grpc::StatusCode::UNAVAILABLE, "queue-service: the EnqueueMany stream broke"));
     if (next_frame) StartWrite(&out_);
     if (writes_done) StartWritesDone();
+    if (release) ReleaseHold();
   }
 
-  void OnWritesDoneDone(bool /*ok*/) override { ReleaseHold(); }
+  void OnWritesDoneDone(bool /*ok*/) override {
+    {
+      absl::MutexLock lock(&mu_);
+      half_closed_ = true;
+    }
+    ReleaseHold();
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) return Broken(grpc::Status(grpc::StatusCode::UNAVAILABLE, "queue-service: the EnqueueMany stream ended"));
@@ -191,6 +200,7 @@ class EnqueueManyStream : public grpc::ClientBidiReactor<v1::EnqueueFrame, v1::E
 
   void Broken(const grpc::Status& status) {
     std::vector<std::shared_ptr<ManyLane>> lanes;
+    bool release;
     {
       absl::MutexLock lock(&mu_);
       broken_ = true;
@@ -199,9 +209,18 @@ class EnqueueManyStream : public grpc::ClientBidiReactor<v1::EnqueueFrame, v1::E
         if (auto lane = weak.lock()) lanes.push_back(std::move(lane));
       }
       lanes_.clear();
+      release = HoldNoLongerNeededLocked();
     }
     for (const std::shared_ptr<ManyLane>& lane : lanes) FailLane(*lane, status);
-    ReleaseHold();
+    if (release) ReleaseHold();
+  }
+
+  // Without the hold gRPC may end the call, and free it, at once: a write or half-close that a
+  // session's thread decided on (under `mu_`) but has not started yet would then start on a
+  // call that is gone. So the hold stays while one is still to start or to complete; its
+  // completion releases it (OnWriteDone, OnWritesDoneDone).
+  bool HoldNoLongerNeededLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return broken_ && !writing_ && (!writes_done_ || half_closed_);
   }
 
   void ReleaseHold() {
@@ -220,7 +239,8 @@ class EnqueueManyStream : public grpc::ClientBidiReactor<v1::EnqueueFrame, v1::E
   uint64_t next_number_ ABSL_GUARDED_BY(mu_) = 1;
   std::string peer_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;  // StartWritesDone decided on.
+  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;  // ... and completed.
   bool retiring_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
 };

@@ -81,9 +81,10 @@ class Service:
         self._reader.join(timeout=5)
         self.process.stdout.close()
         # Under the sanitizer build (scripts/sanitize) a report fails the test that ran the service.
-        reports = [l for l in self.log() if SANITIZER_REPORT.search(l)]
-        if reports:
-            raise AssertionError(f"{self.name}: sanitizer report:\n" + "\n".join(self.log()[-80:]))
+        lines = self.log()
+        first = next((i for i, line in enumerate(lines) if SANITIZER_REPORT.search(line)), None)
+        if first is not None:  # The report itself, with the lines that led to it.
+            raise AssertionError(f"{self.name}: sanitizer report:\n" + "\n".join(lines[max(0, first - 10):first + 70]))
 
 
 class Postgate:
