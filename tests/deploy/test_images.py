@@ -1,7 +1,12 @@
 """The container images: built from deploy/docker/Dockerfile by deploy/docker/build-images.sh
 (debootstrap base, buildah; no registry), then run with podman on the host network – root file
 system read-only, as the chart runs them – for an SMTP session and a scrape of both metrics
-endpoints. Also checks what the images declare: non-root user, exposed ports, OCI labels."""
+endpoints. Also checks what the images declare: non-root user, exposed ports, OCI labels.
+
+The images take the binaries under test (`build-images.sh --prebuilt`, POSTGATE_BIN_DIR) rather
+than compiling them a second time in the Dockerfile's `source` stage, which would double the
+suite's compile time. That stage is run by `deploy/docker/build-images.sh` without options (a
+separate command, tests/README.md); here it is checked to copy every source folder the build adds."""
 import json
 import os
 import re
@@ -12,7 +17,7 @@ import tempfile
 import unittest
 import urllib.request
 
-from postgate_harness import QUEUE_ID, SmtpConnection, send_message, wait_for
+from postgate_harness import BIN_DIR, QUEUE_ID, SmtpConnection, send_message, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STORE = os.environ.get("POSTGATE_CONTAINERS", os.path.join(ROOT, ".tools/containers"))
@@ -39,8 +44,8 @@ def scrape(port):
 class ImagesTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        build = subprocess.run([os.path.join(ROOT, "deploy/docker/build-images.sh")], capture_output=True,
-                               text=True, timeout=1500)
+        build = subprocess.run([os.path.join(ROOT, "deploy/docker/build-images.sh"), "--prebuilt", BIN_DIR],
+                               capture_output=True, text=True, timeout=1500)
         if build.returncode != 0:
             raise AssertionError("build-images.sh failed:\n" + build.stderr[-4000:])
 
@@ -89,6 +94,16 @@ class ImagesTest(unittest.TestCase):
                                               "--ulimit", "nproc=1000:1000", "--entrypoint", f"/usr/local/bin/{tool}",
                                               QUEUE, "--help"], capture_output=True, text=True, timeout=120)
             self.assertIn(tool, result.stdout)
+
+    def test_source_stage_copies_every_source_folder_the_build_adds(self):
+        with open(os.path.join(ROOT, "CMakeLists.txt")) as cmake:
+            folders = set(re.findall(r"^\s*add_subdirectory\((\S+)\)", cmake.read(), re.MULTILINE)) - {"tests"}
+        with open(os.path.join(ROOT, "deploy/docker/Dockerfile")) as dockerfile:
+            source_stage = dockerfile.read().split(" AS source\n", 1)[1].split("\nFROM ", 1)[0]
+        copied = set(re.findall(r"^COPY (\S+) /src/\1$", source_stage, re.MULTILINE))
+        self.assertTrue(folders, "no add_subdirectory found in CMakeLists.txt")
+        self.assertEqual(folders - copied, set(), "folders the build adds that the source stage does not copy")
+        self.assertIn("COPY CMakeLists.txt /src/", source_stage)
 
     def test_containers_take_mail_and_serve_metrics(self):
         grpc_port, queue_metrics, smtp_port, gateway_metrics, health = (free_port() for _ in range(5))
