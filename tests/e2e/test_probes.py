@@ -1,7 +1,9 @@
 """Probes as Kubernetes calls them (grpc.health.v1 Check): queue-service is SERVING once recovered;
 the gateway's liveness ("") stays SERVING through a queue outage while "readiness" follows the
 queue's reachability and turns NOT_SERVING when draining."""
+import queue
 import signal
+import threading
 import unittest
 
 import grpc
@@ -19,6 +21,34 @@ def check(port, service=""):
             return health_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
         except grpc.RpcError as error:
             return error.code()
+
+
+def watch(port, service, statuses):
+    """grpc.health.v1 Watch (not in the test stub: called by its method name); each status the
+    stream sends goes to `statuses`, the stream's end as its gRPC code."""
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stream = channel.unary_stream("/grpc.health.v1.Health/Watch",
+                                  request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+                                  response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    call = stream(health_pb2.HealthCheckRequest(service=service), timeout=60)
+
+    def read():
+        try:
+            for response in call:
+                statuses.put(response.status)
+        except grpc.RpcError as error:
+            statuses.put(error.code())
+        channel.close()
+
+    threading.Thread(target=read, daemon=True).start()
+    return call
+
+
+def next_status(statuses):
+    try:
+        return statuses.get(timeout=15)
+    except queue.Empty:
+        return "no status within 15 s"
 
 
 class ProbesTest(unittest.TestCase):
@@ -40,6 +70,25 @@ class ProbesTest(unittest.TestCase):
         self.postgate.start_queue()
         wait_for(lambda: check(gateway, "readiness") == SERVING, timeout=30, what="ready again")
         self.assertEqual(check(gateway, "nosuch"), grpc.StatusCode.NOT_FOUND)
+
+    def test_watch_streams_readiness_and_other_methods_are_unimplemented(self):
+        gateway = self.postgate.gateway_health_port
+        wait_for(lambda: check(gateway, "readiness") == SERVING, what="gateway ready")
+        statuses = queue.Queue()
+        call = watch(gateway, "readiness", statuses)
+        self.assertEqual(next_status(statuses), SERVING)
+        self.postgate.queue.stop()
+        self.assertEqual(next_status(statuses), health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.postgate.start_queue()
+        self.assertEqual(next_status(statuses), SERVING)
+        call.cancel()
+        self.assertEqual(next_status(statuses), grpc.StatusCode.CANCELLED)
+        # The health port serves nothing else: any other method is UNIMPLEMENTED, as gRPC answers.
+        with grpc.insecure_channel(f"127.0.0.1:{gateway}") as channel:
+            other = channel.unary_unary("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+            with self.assertRaises(grpc.RpcError) as raised:
+                other(b"", timeout=5)
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
 
     def test_not_ready_while_draining(self):
         gateway = self.postgate.gateway_health_port
