@@ -15,6 +15,7 @@
 #   COUNTS=1 bench/cpu.sh           # also system calls, futex calls and context switches per
 #                                   # message of each service (perf stat on kernel tracepoints):
 #                                   # counts move far less than CPU time with the machine's noise
+#   COUNTS=1 SYSCALLS="write sendto fsync" bench/cpu.sh   # + those system calls per message, each
 MSGS=${MSGS:-3000}
 SIZE=${SIZE:-1024}
 RUNS=${RUNS:-3}
@@ -58,8 +59,10 @@ for run in $(seq 1 "$RUNS"); do
   fi
   count_pids=()
   if [ -n "${COUNTS:-}" ]; then
+    events=raw_syscalls:sys_enter,syscalls:sys_enter_futex,sched:sched_switch
+    for call in ${SYSCALLS:-}; do events+=",syscalls:sys_enter_$call"; done
     for p in gateway:$gateway_pid queue:$queue_pid; do
-      perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_futex,sched:sched_switch -p "${p#*:}" \
+      perf stat -x, -e "$events" -p "${p#*:}" \
         -o "$work/counts.${p%%:*}" &
       count_pids+=($!)
     done
@@ -83,8 +86,10 @@ for run in $(seq 1 "$RUNS"); do
         $3 == "raw_syscalls:sys_enter" { syscalls = $1 }
         $3 == "syscalls:sys_enter_futex" { futex = $1 }
         $3 == "sched:sched_switch" { switches = $1 }
-        END { printf "run=%d counts_per_msg %s syscalls=%.1f futex=%.1f context_switches=%.1f\n",
-                run, service, syscalls / n, futex / n, switches / n }' "$work/counts.$service"
+        $3 ~ /^syscalls:sys_enter_/ && $3 != "syscalls:sys_enter_futex" {
+          each = each sprintf(" %s=%.2f", substr($3, 20), $1 / n) }
+        END { printf "run=%d counts_per_msg %s syscalls=%.1f futex=%.1f context_switches=%.1f%s\n",
+                run, service, syscalls / n, futex / n, switches / n, each }' "$work/counts.$service"
     done
   fi
   [ "$POSTFIX" = 1 ] || continue
