@@ -348,10 +348,10 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
   // Fixing that threshold also fixes the trim threshold at its default, 128 KiB: a thread's arena
   // then hands back (madvise) any free top above it, and the next message's buffers fault the
-  // pages in again. At 100 KiB that was every fourth message: 0.26 madvise and 0.18 mmap/munmap
-  // calls per message, with the page faults a third of queue-service's CPU. 4 MiB per arena
-  // keeps a few messages' worth (measured, tmpfs, 1,000 × 100 KiB: 1.83-2.06 ms of CPU per
-  // message instead of 2.57-2.59, no madvise left).
+  // pages in again. At 100 KiB that was 0.26 madvise calls per message, and the page faults a
+  // third of queue-service's CPU. 4 MiB per arena keeps a few messages' worth (measured, tmpfs,
+  // 1,000 × 100 KiB, 2 A/B pairs: 1.77-1.89 ms of CPU per message instead of 2.45-2.52, no
+  // madvise left).
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
   // Debian builds Abseil without NDEBUG, which leaves its debug-only deadlock detector on: every
   // Mutex lock then updates one process-wide lock graph (gRPC locks included). Measured at
