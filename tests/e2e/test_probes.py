@@ -30,7 +30,7 @@ def watch(port, service, statuses):
     stream = channel.unary_stream("/grpc.health.v1.Health/Watch",
                                   request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
                                   response_deserializer=health_pb2.HealthCheckResponse.FromString)
-    call = stream(health_pb2.HealthCheckRequest(service=service), timeout=60)
+    call = stream(health_pb2.HealthCheckRequest(service=service), timeout=120)
 
     def read():
         try:
@@ -44,11 +44,11 @@ def watch(port, service, statuses):
     return call
 
 
-def next_status(statuses):
+def next_status(statuses, timeout=15):
     try:
-        return statuses.get(timeout=15)
+        return statuses.get(timeout=timeout)
     except queue.Empty:
-        return "no status within 15 s"
+        return f"no status within {timeout} s"
 
 
 class ProbesTest(unittest.TestCase):
@@ -80,7 +80,7 @@ class ProbesTest(unittest.TestCase):
         self.postgate.queue.stop()
         self.assertEqual(next_status(statuses), health_pb2.HealthCheckResponse.NOT_SERVING)
         self.postgate.start_queue()
-        self.assertEqual(next_status(statuses), SERVING)
+        self.assertEqual(next_status(statuses, timeout=30), SERVING)  # As long as "ready again" above.
         call.cancel()
         self.assertEqual(next_status(statuses), grpc.StatusCode.CANCELLED)
         # The health port serves nothing else: any other method is UNIMPLEMENTED, as gRPC answers.
