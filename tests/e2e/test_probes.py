@@ -1,6 +1,7 @@
 """Probes as Kubernetes calls them (grpc.health.v1 Check): queue-service is SERVING once recovered;
 the gateway's liveness ("") stays SERVING through a queue outage while "readiness" follows the
-queue's reachability and turns NOT_SERVING when draining."""
+queue's reachability and turns NOT_SERVING when draining. A Watch of the gateway's readiness
+streams each change; its health port answers nothing else."""
 import queue
 import signal
 import threading
