@@ -349,9 +349,9 @@ int main(int argc, char** argv) {
   // Fixing that threshold also fixes the trim threshold at its default, 128 KiB: a thread's arena
   // then hands back (madvise) any free top above it, and the next message's buffers fault the
   // pages in again. At 100 KiB that was 0.26 madvise calls per message, and the page faults a
-  // third of queue-service's CPU. 4 MiB per arena keeps a few messages' worth (measured, tmpfs,
-  // 1,000 × 100 KiB, 2 A/B pairs: 1.77-1.89 ms of CPU per message instead of 2.45-2.52, no
-  // madvise left).
+  // third of queue-service's CPU. 4 MiB per arena keeps a few messages' worth (measured
+  // 2026-12-02, tmpfs, 1,000 × 100 KiB, 2 A/B pairs: 1.77-1.89 ms of CPU per message instead of
+  // 2.45-2.52, no madvise left; bench/README.md).
   mallopt(M_TRIM_THRESHOLD, 4 << 20);
   // Debian builds Abseil without NDEBUG, which leaves its debug-only deadlock detector on: every
   // Mutex lock then updates one process-wide lock graph (gRPC locks included). Measured at
