@@ -11,13 +11,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import unittest
 import urllib.request
 
-from postgate_harness import BIN_DIR, QUEUE_ID, SmtpConnection, send_message, wait_for
+from postgate_harness import BIN_DIR, QUEUE_ID, SmtpConnection, free_port, send_message, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STORE = os.environ.get("POSTGATE_CONTAINERS", os.path.join(ROOT, ".tools/containers"))
@@ -28,12 +27,6 @@ QUEUE = "localhost/postgate-queue-service:0.1.0"
 # runc needs both limits below the hard limits here; host networking only (never a bridge).
 RUN = ["run", "--detach", "--log-driver", "k8s-file", "--network", "host", "--read-only", "--ulimit", "nofile=4096:4096",
        "--ulimit", "nproc=4096:4096"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port):

@@ -1,10 +1,11 @@
-"""Starts real queue-service and smtp-gateway binaries on ephemeral loopback ports for a test.
+"""Starts real queue-service and smtp-gateway binaries on free loopback ports for a test.
 
 Each Postgate instance gets its own data directory and main.cf (config/main.cf plus overrides),
 reads the ports the services report in their "listening" log lines, and offers helpers that wait
 on conditions with a deadline (never a bare sleep).
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -126,8 +127,11 @@ class Postgate:
         self.consoles = []
 
     def start_queue(self, extra_args=(), host="127.0.0.1", prefix=()):
+        """Starts queue-service; a restart listens on the port of the first start (the gateway's
+        --queue names it), which free_port() chose outside the ephemeral range for that reason."""
+        port = self.grpc_port or free_port(host)
         self.queue = Service([*prefix, os.path.join(BIN_DIR, "queue-service"), "--config", self.config,
-                              "--data-dir", self.data_dir, "--listen", f"{host}:{self.grpc_port or 0}",
+                              "--data-dir", self.data_dir, "--listen", f"{host}:{port}",
                               "--metrics", "127.0.0.1:0", *extra_args], "queue-service")
         match = self.queue.wait_log(r"listening grpc=127\.0\.0\.\d+:(\d+) metrics=127\.0\.0\.1:(\d+)")
         self.grpc_port = int(match.group(1))
@@ -407,10 +411,35 @@ def smtp_replies(port, lines, starttls=False, wrapped=False):
         sock.close()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def ephemeral_port_range():
+    """The kernel's range for port 0 and for outgoing connections' local ports."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(field) for field in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def free_port(host="127.0.0.1"):
+    """A port free on `host` now, outside the kernel's ephemeral range.
+
+    A port the kernel chose for port 0 is one it also gives to outgoing connections as their local
+    port: once a service on it stops, any test's connection may take it, and the service restarted
+    on the same port fails with EADDRINUSE (CI, 2026-12-02: queue-service restarted by
+    test_durability). Outside that range only another test's free_port() can pick the same port,
+    one chance in thousands, and it binds it first."""
+    low, high = ephemeral_port_range()
+    candidates = range(20000, low) if low - 20000 >= 4096 else range(high + 1, 65536)
+    for _ in range(1000):
+        port = random.choice(candidates)
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port on {host} in {candidates.start}-{candidates.stop - 1}")
 
 
 class Sink:

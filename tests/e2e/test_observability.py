@@ -4,14 +4,13 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import unittest
 import urllib.parse
 import urllib.request
 
-from postgate_harness import SOURCE_DIR, PostgateTestCase, SmtpConnection, send_message, wait_for
+from postgate_harness import SOURCE_DIR, PostgateTestCase, SmtpConnection, free_port, send_message, wait_for
 
 RULES = os.path.join(SOURCE_DIR, "deploy/prometheus/postgate-rules.yml")
 DASHBOARD = os.path.join(SOURCE_DIR, "deploy/grafana/postgate-dashboard.json")
@@ -25,12 +24,6 @@ def scrape(port):
 def metric_names(expression):
     """postgate_* metric names an expression reads, without histogram suffixes."""
     return {re.sub(r"_(bucket|sum|count)$", "", name) for name in re.findall(r"postgate_[a-z0-9_]+", expression)}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ObservabilityTest(PostgateTestCase):

@@ -13,7 +13,7 @@ import urllib.request
 import grpc
 
 from postgate.queue.v1 import queue_pb2, queue_pb2_grpc
-from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, send_message, wait_for
+from postgate_harness import BIN_DIR, QUEUE_ID, Postgate, free_port, send_message, wait_for
 
 REPLICAS = 3
 
@@ -219,13 +219,6 @@ class ScaleOutTest(unittest.TestCase):
                                  body=f"Subject: {tag} {i}\r\n\r\n{tag} {i}\r\n")
             ids.append(re.search(QUEUE_ID, reply).group(0))
         return ids
-
-
-def free_port(host):
-    import socket
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class DnsScaleOutTest(unittest.TestCase):
