@@ -85,7 +85,6 @@ class BenchProbeTest(PostgateTestCase):
         # The gateway's stage contains the queue's.
         self.assertLessEqual(float(figures["commit_p50_ms"]), float(figures["enqueue_p99_ms"]))
 
-
     def test_wire_latency_counts_every_reply_within_what_the_client_saw(self):
         capture_dir = tempfile.mkdtemp(prefix="postgate-wire-")
         self.addCleanup(shutil.rmtree, capture_dir, True)
@@ -95,7 +94,11 @@ class BenchProbeTest(PostgateTestCase):
             dumpcap = subprocess.Popen(["dumpcap", "-i", "lo", "-f", f"tcp port {port}", "-w", pcap],
                                        stdout=subprocess.DEVNULL, stderr=stderr)
         self.addCleanup(lambda: dumpcap.poll() is None and dumpcap.kill())
-        wait_for(lambda: "File:" in open(log).read(), timeout=30, what="dumpcap to start capturing")
+        def started():
+            with open(log) as text:
+                return "File:" in text.read()
+
+        wait_for(started, timeout=30, what="dumpcap to start capturing")
         client = self.probe("latency", "--rate", "40", "--seconds", "1", "--connections", "4")
 
         def read():
