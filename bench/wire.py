@@ -4,10 +4,11 @@
   wire.py CAPTURE SERVER_PORT
 
 Reads CAPTURE (pcap or pcapng, taken with e.g. `dumpcap -i lo -f "tcp port SERVER_PORT"`: whole
-segments, as the end of data may ride at the end of a segment of the body) through tshark and prints, as key=value pairs, how long the server took from each client segment
-that ends a message's data ("\\r\\n.\\r\\n", or a lone ".\\r\\n") to the first segment it sent back on
-that connection: count of 2xx replies, p50/p90/p99/max in ms (the same quantiles as probe.py), and
-how many replies were not 2xx.
+segments, as the end of data may ride at the end of a segment of the body) through tshark and
+prints, as key=value pairs, how long the server took from each client segment that ends a
+message's data ("\\r\\n.\\r\\n", or a lone ".\\r\\n") to the first segment it sent back on that
+connection: count of 2xx replies, p50/p90/p99/max in ms (the same quantiles as probe.py), and how
+many replies were not 2xx.
 
 Why: bench/probe.py measures from its own event loop, which on a busy 2-core machine adds its
 scheduling delays to the server's (bench/README.md, 2026-12-03). The capture's timestamps are taken
